@@ -1,0 +1,268 @@
+"""Configuration of wav2vec 2.0 (Baevski et al., 2020, arXiv:2006.11477).
+
+Attribute names follow transformers' ``Wav2Vec2Config`` wherever the concept is the same, so configs and
+checkpoints move between the two packages. The defaults are the paper's BASE pre-training recipe (fairseq
+``wav2vec2_base``); :meth:`HfWav2Vec2Config.large` gives the LARGE (LV-60k) architecture.
+"""
+
+import functools
+import operator
+
+from transformers import PretrainedConfig
+
+# Attributes of transformers' Wav2Vec2Config that mean the same thing here.
+SHARED_WITH_TRANSFORMERS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+    "hidden_dropout", "activation_dropout", "attention_dropout", "feat_proj_dropout", "feat_quantizer_dropout",
+    "final_dropout", "layerdrop", "initializer_range", "layer_norm_eps", "feat_extract_norm",
+    "feat_extract_activation", "conv_dim", "conv_stride", "conv_kernel", "conv_bias", "num_conv_pos_embeddings",
+    "num_conv_pos_embedding_groups", "do_stable_layer_norm", "apply_spec_augment", "mask_time_prob",
+    "mask_time_length", "mask_time_min_masks", "mask_feature_prob", "mask_feature_length", "mask_feature_min_masks",
+    "num_codevectors_per_group", "num_codevector_groups", "contrastive_logits_temperature", "num_negatives",
+    "codevector_dim", "proj_codevector_dim", "diversity_loss_weight", "ctc_loss_reduction", "ctc_zero_infinity",
+    "pad_token_id", "bos_token_id", "eos_token_id",
+)
+
+
+class HfWav2Vec2Config(PretrainedConfig):
+    r"""Configuration of the wav2vec 2.0 models in this package.
+
+    Args:
+        vocab_size (`int`, defaults to 32): size of the CTC output vocabulary (letters plus specials).
+        hidden_size (`int`, defaults to 768): transformer width (fairseq `encoder_embed_dim`).
+        num_hidden_layers (`int`, defaults to 12): transformer layers (`encoder_layers`).
+        num_attention_heads (`int`, defaults to 12): attention heads (`encoder_attention_heads`).
+        intermediate_size (`int`, defaults to 3072): feed-forward width (`encoder_ffn_embed_dim`).
+        hidden_act (`str`, defaults to "gelu"): feed-forward activation (`activation_fn`).
+        hidden_dropout (`float`, defaults to 0.1): dropout on residual branches (`dropout`).
+        activation_dropout (`float`, defaults to 0.0): dropout after the feed-forward activation (`activation_dropout`).
+        attention_dropout (`float`, defaults to 0.1): dropout on attention probabilities (`attention_dropout`).
+        feat_proj_dropout (`float`, defaults to 0.1): dropout after the feature projection (`dropout_input`).
+        feat_quantizer_dropout (`float`, defaults to 0.1): dropout on the quantizer's input (`dropout_features`).
+        final_dropout (`float`, defaults to 0.0): dropout before the CTC head (`final_dropout`).
+        layerdrop (`float`, defaults to 0.05): probability of skipping a whole layer in training (`encoder_layerdrop`).
+        initializer_range (`float`, defaults to 0.02): std of the normal init of linear layers.
+        layer_norm_eps (`float`, defaults to 1e-05): epsilon of every layer norm.
+        feat_extract_norm (`str`, defaults to "group"): "group" (BASE: group norm in the first conv layer only,
+            `extractor_mode=default`) or "layer" (LARGE: layer norm after every conv, `extractor_mode=layer_norm`).
+        feat_extract_activation (`str`, defaults to "gelu"): activation of the conv feature encoder.
+        conv_dim (`tuple[int]`, defaults to (512, 512, 512, 512, 512, 512, 512)): channels of each conv layer.
+        conv_stride (`tuple[int]`, defaults to (5, 2, 2, 2, 2, 2, 2)): strides (20 ms frames at 16 kHz).
+        conv_kernel (`tuple[int]`, defaults to (10, 3, 3, 3, 3, 2, 2)): kernel widths (25 ms receptive field).
+        conv_bias (`bool`, defaults to False): bias in the conv layers (`conv_bias`; True for LARGE).
+        num_conv_pos_embeddings (`int`, defaults to 128): kernel of the convolutional positional embedding (`conv_pos`).
+        num_conv_pos_embedding_groups (`int`, defaults to 16): groups of that convolution (`conv_pos_groups`).
+        do_stable_layer_norm (`bool`, defaults to False): pre-LN transformer (`layer_norm_first`, LARGE) instead
+            of post-LN (BASE).
+        apply_spec_augment (`bool`, defaults to True): mask time steps and channels in training.
+        mask_time_prob (`float`, defaults to 0.65): fraction of frames that start a masked span, times the span
+            length (`mask_prob`).
+        mask_time_length (`int`, defaults to 10): masked span length M (`mask_length`).
+        mask_time_min_masks (`int`, defaults to 2): minimum number of spans per utterance (fairseq `mask_min_masks`).
+        mask_feature_prob (`float`, defaults to 0.0): channel masking probability (`mask_channel_prob`).
+        mask_feature_length (`int`, defaults to 10): channel mask span (`mask_channel_length`).
+        mask_feature_min_masks (`int`, defaults to 0): minimum number of channel spans.
+        num_codevectors_per_group (`int`, defaults to 320): entries V per codebook (`latent_vars`).
+        num_codevector_groups (`int`, defaults to 2): codebooks G (`latent_groups`).
+        contrastive_logits_temperature (`float`, defaults to 0.1): temperature kappa of the cosine logits (`logit_temp`).
+        num_negatives (`int`, defaults to 100): distractors K per masked step (`num_negatives`).
+        codevector_dim (`int`, defaults to 256): size of a concatenated quantized vector (`latent_dim` / `final_dim`).
+        proj_codevector_dim (`int`, defaults to 256): size of the space the contrastive task is scored in (`final_dim`).
+        diversity_loss_weight (`float`, defaults to 0.1): weight alpha of the diversity loss (`loss_weights[0]`).
+        feature_penalty_weight (`float`, defaults to 10.0): weight of the L2 penalty on the feature-encoder output
+            (`loss_weights[1]`; 0 for LARGE). transformers has no such term.
+        feature_grad_mult (`float`, defaults to 0.1): multiplier of the gradient flowing into the feature encoder
+            (`feature_grad_mult`; 1.0 for LARGE). Forward values are unchanged; 0 stops the gradient.
+        max_gumbel_temperature (`float`, defaults to 2.0): Gumbel softmax temperature at update 0 (`latent_temp[0]`).
+        min_gumbel_temperature (`float`, defaults to 0.5): its floor (`latent_temp[1]`; 0.1 for LARGE).
+        gumbel_temperature_decay (`float`, defaults to 0.999995): its decay per update (`latent_temp[2]`).
+        quantize_targets (`bool`, defaults to True): contrast against quantized targets (`quantize_targets`);
+            False uses continuous features (an ablation of the paper's Table 4).
+        quantize_input (`bool`, defaults to False): feed quantized features to the transformer (`quantize_input`
+            with `same_quantizer=True`; an ablation).
+        ctc_loss_reduction (`str`, defaults to "sum"): "sum" or "mean" (per-utterance loss divided by target length,
+            then averaged), as in `torch.nn.functional.ctc_loss`.
+        ctc_zero_infinity (`bool`, defaults to True): zero infinite CTC losses (fairseq's `zero_infinity`).
+        pad_token_id (`int`, defaults to 0): id of the padding token, which is also the CTC blank.
+        bos_token_id (`int`, defaults to 1): id of `<s>`.
+        eos_token_id (`int`, defaults to 2): id of `</s>`.
+    """
+
+    model_type = "hf_wav2vec2"
+
+    vocab_size: int = 32
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout: float = 0.1
+    activation_dropout: float = 0.0
+    attention_dropout: float = 0.1
+    feat_proj_dropout: float = 0.1
+    feat_quantizer_dropout: float = 0.1
+    final_dropout: float = 0.0
+    layerdrop: float = 0.05
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-5
+    feat_extract_norm: str = "group"
+    feat_extract_activation: str = "gelu"
+    conv_dim: list[int] | tuple[int, ...] = (512, 512, 512, 512, 512, 512, 512)
+    conv_stride: list[int] | tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
+    conv_kernel: list[int] | tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
+    conv_bias: bool = False
+    num_conv_pos_embeddings: int = 128
+    num_conv_pos_embedding_groups: int = 16
+    do_stable_layer_norm: bool = False
+    apply_spec_augment: bool = True
+    mask_time_prob: float = 0.65
+    mask_time_length: int = 10
+    mask_time_min_masks: int = 2
+    mask_feature_prob: float = 0.0
+    mask_feature_length: int = 10
+    mask_feature_min_masks: int = 0
+    num_codevectors_per_group: int = 320
+    num_codevector_groups: int = 2
+    contrastive_logits_temperature: float = 0.1
+    num_negatives: int = 100
+    codevector_dim: int = 256
+    proj_codevector_dim: int = 256
+    diversity_loss_weight: float = 0.1
+    feature_penalty_weight: float = 10.0
+    feature_grad_mult: float = 0.1
+    max_gumbel_temperature: float = 2.0
+    min_gumbel_temperature: float = 0.5
+    gumbel_temperature_decay: float = 0.999995
+    quantize_targets: bool = True
+    quantize_input: bool = False
+    ctc_loss_reduction: str = "sum"
+    ctc_zero_infinity: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+
+    def __post_init__(self, **kwargs):
+        for name in ("conv_dim", "conv_stride", "conv_kernel"):
+            setattr(self, name, list(getattr(self, name)))
+        super().__post_init__(**kwargs)
+        self._validate()
+
+    @property
+    def num_feat_extract_layers(self) -> int:
+        return len(self.conv_dim)
+
+    @property
+    def inputs_to_logits_ratio(self) -> int:
+        """Input samples per output frame (320 for the published models); the ASR pipeline reads it."""
+        return functools.reduce(operator.mul, self.conv_stride, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples needed for one output frame (400 for the published models)."""
+        field = 1
+        for kernel, stride in reversed(list(zip(self.conv_kernel, self.conv_stride))):
+            field = (field - 1) * stride + kernel
+        return field
+
+    def _validate(self):
+        def fail(message):
+            raise ValueError(f"HfWav2Vec2Config: {message}")
+
+        if not (len(self.conv_dim) == len(self.conv_stride) == len(self.conv_kernel)) or not self.conv_dim:
+            fail(
+                "conv_dim, conv_stride and conv_kernel must be non-empty and of equal length, got "
+                f"{len(self.conv_dim)}, {len(self.conv_stride)} and {len(self.conv_kernel)}"
+            )
+        if any(int(v) <= 0 for v in (*self.conv_dim, *self.conv_stride, *self.conv_kernel)):
+            fail("conv_dim, conv_stride and conv_kernel must hold positive integers")
+        if self.feat_extract_norm not in ("group", "layer"):
+            fail(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
+        if self.hidden_size % self.num_attention_heads:
+            fail(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})")
+        if self.hidden_size % self.num_conv_pos_embedding_groups:
+            fail(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_conv_pos_embedding_groups "
+                f"({self.num_conv_pos_embedding_groups})"
+            )
+        if self.codevector_dim % self.num_codevector_groups:
+            fail(
+                f"codevector_dim ({self.codevector_dim}) must be divisible by num_codevector_groups "
+                f"({self.num_codevector_groups})"
+            )
+        for name in ("hidden_dropout", "activation_dropout", "attention_dropout", "feat_proj_dropout",
+                     "feat_quantizer_dropout", "final_dropout", "layerdrop", "mask_time_prob", "mask_feature_prob"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                fail(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        for name in ("mask_time_length", "mask_feature_length", "num_codevectors_per_group", "num_codevector_groups",
+                     "num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size"):
+            if int(getattr(self, name)) < 1:
+                fail(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("mask_time_min_masks", "mask_feature_min_masks", "num_negatives"):
+            if int(getattr(self, name)) < 0:
+                fail(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.contrastive_logits_temperature <= 0:
+            fail(f"contrastive_logits_temperature must be > 0, got {self.contrastive_logits_temperature}")
+        if not 0 < self.min_gumbel_temperature <= self.max_gumbel_temperature:
+            fail("need 0 < min_gumbel_temperature <= max_gumbel_temperature")
+        if not 0 < self.gumbel_temperature_decay <= 1:
+            fail(f"gumbel_temperature_decay must lie in (0, 1], got {self.gumbel_temperature_decay}")
+        if self.feature_grad_mult < 0:
+            fail(f"feature_grad_mult must be >= 0, got {self.feature_grad_mult}")
+        if self.ctc_loss_reduction not in ("sum", "mean"):
+            fail(f"ctc_loss_reduction must be 'sum' or 'mean', got {self.ctc_loss_reduction!r}")
+        if self.vocab_size is not None and self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            fail(f"pad_token_id ({self.pad_token_id}) is the CTC blank and must be < vocab_size ({self.vocab_size})")
+
+    def gumbel_temperature_at(self, num_updates: int) -> float:
+        """fairseq's schedule: max(max_temp * decay**num_updates, min_temp)."""
+        return max(self.max_gumbel_temperature * self.gumbel_temperature_decay**num_updates, self.min_gumbel_temperature)
+
+    @classmethod
+    def base(cls, **kwargs) -> "HfWav2Vec2Config":
+        """The paper's BASE model (12 x 768, post-LN, group-norm feature encoder): the defaults."""
+        return cls(**kwargs)
+
+    @classmethod
+    def large(cls, **kwargs) -> "HfWav2Vec2Config":
+        """The paper's LARGE model as pre-trained on LV-60k (24 x 1024, pre-LN, layer-norm conv encoder with bias)."""
+        preset = dict(
+            hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+            feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True, codevector_dim=768,
+            proj_codevector_dim=768, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+            feat_proj_dropout=0.0, feat_quantizer_dropout=0.0, layerdrop=0.0, feature_penalty_weight=0.0,
+            feature_grad_mult=1.0, min_gumbel_temperature=0.1,
+        )
+        preset.update(kwargs)
+        return cls(**preset)
+
+    @classmethod
+    def from_transformers_config(cls, config) -> "HfWav2Vec2Config":
+        """Build a config from transformers' ``Wav2Vec2Config`` (or its dict), keeping every shared attribute.
+
+        transformers omits attributes equal to its own defaults when saving, so the dict is first completed by
+        transformers' class. Attributes transformers does not have (feature penalty, gradient multiplier) get the
+        values under which our models compute exactly what transformers computes in inference.
+        """
+        if isinstance(config, dict):
+            from transformers import Wav2Vec2Config
+
+            config = Wav2Vec2Config.from_dict(config)
+        if getattr(config, "add_adapter", False) or getattr(config, "adapter_attn_dim", None):
+            raise ValueError("wav2vec 2.0 checkpoints with adapters (add_adapter / adapter_attn_dim) are not supported")
+        values = {name: getattr(config, name) for name in SHARED_WITH_TRANSFORMERS if hasattr(config, name)}
+        for name in ("architectures", "id2label", "label2id", "_name_or_path"):
+            if getattr(config, name, None):
+                values[name] = getattr(config, name)
+        return cls(**values)
+
+    def to_transformers_config(self):
+        """transformers' ``Wav2Vec2Config`` with the same architecture (for exporting)."""
+        from transformers import Wav2Vec2Config
+
+        values = {name: getattr(self, name) for name in SHARED_WITH_TRANSFORMERS}
+        for name in ("conv_dim", "conv_stride", "conv_kernel"):
+            values[name] = tuple(values[name])
+        return Wav2Vec2Config(**values)
+
+
+__all__ = ["HfWav2Vec2Config"]
