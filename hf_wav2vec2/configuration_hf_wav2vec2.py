@@ -236,12 +236,20 @@ class HfWav2Vec2Config(PretrainedConfig):
         return cls(**preset)
 
     @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # A transformers checkpoint (model_type "wav2vec2", e.g. facebook/wav2vec2-base) is translated first.
+        if config_dict.get("model_type") == "wav2vec2":
+            config_dict = cls.from_transformers_config(config_dict).to_dict()
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_transformers_config(cls, config) -> "HfWav2Vec2Config":
         """Build a config from transformers' ``Wav2Vec2Config`` (or its dict), keeping every shared attribute.
 
         transformers omits attributes equal to its own defaults when saving, so the dict is first completed by
-        transformers' class. Attributes transformers does not have (feature penalty, gradient multiplier) get the
-        values under which our models compute exactly what transformers computes in inference.
+        transformers' class. Attributes transformers does not have (feature penalty, gradient multiplier, Gumbel
+        floor) take the values of fairseq's recipe for that architecture: BASE's for group-norm encoders, LARGE's
+        for layer-norm ones. They change no forward value.
         """
         if isinstance(config, dict):
             from transformers import Wav2Vec2Config
@@ -250,6 +258,9 @@ class HfWav2Vec2Config(PretrainedConfig):
         if getattr(config, "add_adapter", False) or getattr(config, "adapter_attn_dim", None):
             raise ValueError("wav2vec 2.0 checkpoints with adapters (add_adapter / adapter_attn_dim) are not supported")
         values = {name: getattr(config, name) for name in SHARED_WITH_TRANSFORMERS if hasattr(config, name)}
+        if values.get("feat_extract_norm") == "layer":
+            # the layer-norm (LARGE / XLS-R) checkpoints were pre-trained with fairseq's LARGE recipe
+            values.update(feature_penalty_weight=0.0, feature_grad_mult=1.0, min_gumbel_temperature=0.1)
         for name in ("architectures", "id2label", "label2id", "_name_or_path"):
             if getattr(config, name, None):
                 values[name] = getattr(config, name)

@@ -1,0 +1,49 @@
+"""hf-wav2vec2: wav2vec 2.0 (Baevski et al., 2020) as transformers-compatible models.
+
+Importing the package registers its config, models, feature extractor, tokenizer and processor with the
+transformers Auto classes (model type ``hf_wav2vec2``).
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCTC,
+    AutoModelForPreTraining,
+)
+
+from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+from .modeling_hf_wav2vec2 import (
+    HfWav2Vec2ForCTC,
+    HfWav2Vec2ForPreTraining,
+    HfWav2Vec2Model,
+    HfWav2Vec2PreTrainedModel,
+    compute_mask_indices,
+    sample_negative_indices,
+)
+
+__version__ = "0.1.0"
+
+
+def _register():
+    AutoConfig.register(HfWav2Vec2Config.model_type, HfWav2Vec2Config, exist_ok=True)
+    AutoModel.register(HfWav2Vec2Config, HfWav2Vec2Model, exist_ok=True)
+    AutoModelForPreTraining.register(HfWav2Vec2Config, HfWav2Vec2ForPreTraining, exist_ok=True)
+    AutoModelForCTC.register(HfWav2Vec2Config, HfWav2Vec2ForCTC, exist_ok=True)
+    # save_pretrained writes an auto_map and copies the code, so trust_remote_code loads without this package
+    HfWav2Vec2Config.register_for_auto_class()
+    HfWav2Vec2Model.register_for_auto_class("AutoModel")
+    HfWav2Vec2ForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+    HfWav2Vec2ForCTC.register_for_auto_class("AutoModelForCTC")
+
+
+_register()
+
+__all__ = [
+    "HfWav2Vec2Config",
+    "HfWav2Vec2Model",
+    "HfWav2Vec2ForPreTraining",
+    "HfWav2Vec2ForCTC",
+    "HfWav2Vec2PreTrainedModel",
+    "compute_mask_indices",
+    "sample_negative_indices",
+]

@@ -1,0 +1,42 @@
+"""Tiny random models shared by the tests (no Hub access anywhere in the suite)."""
+
+import pytest
+import torch
+
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    conv_dim=(16, 16, 16),
+    conv_kernel=(10, 3, 3),
+    conv_stride=(5, 2, 2),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    codevector_dim=16,
+    proj_codevector_dim=12,
+    num_codevectors_per_group=8,
+    num_codevector_groups=2,
+    num_negatives=6,
+    mask_time_length=4,
+    vocab_size=12,
+)
+BASE_LIKE = dict(TINY, feat_extract_norm="group", conv_bias=False, do_stable_layer_norm=False)
+LARGE_LIKE = dict(TINY, feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True)
+NO_DROPOUT = dict(
+    hidden_dropout=0.0, activation_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
+)
+
+
+def tiny_config(variant="base", **overrides):
+    from hf_wav2vec2 import HfWav2Vec2Config
+
+    values = dict(BASE_LIKE if variant == "base" else LARGE_LIKE)
+    values.update(overrides)
+    return HfWav2Vec2Config(**values)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
