@@ -6,12 +6,16 @@ transformers Auto classes (model type ``hf_wav2vec2``).
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoModel,
     AutoModelForCTC,
     AutoModelForPreTraining,
+    AutoProcessor,
+    AutoTokenizer,
 )
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+from .feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from .modeling_hf_wav2vec2 import (
     HfWav2Vec2ForCTC,
     HfWav2Vec2ForPreTraining,
@@ -20,6 +24,8 @@ from .modeling_hf_wav2vec2 import (
     compute_mask_indices,
     sample_negative_indices,
 )
+from .processing_hf_wav2vec2 import HfWav2Vec2Processor
+from .tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
 
 __version__ = "0.1.0"
 
@@ -29,11 +35,17 @@ def _register():
     AutoModel.register(HfWav2Vec2Config, HfWav2Vec2Model, exist_ok=True)
     AutoModelForPreTraining.register(HfWav2Vec2Config, HfWav2Vec2ForPreTraining, exist_ok=True)
     AutoModelForCTC.register(HfWav2Vec2Config, HfWav2Vec2ForCTC, exist_ok=True)
+    AutoFeatureExtractor.register(HfWav2Vec2Config, HfWav2Vec2FeatureExtractor, exist_ok=True)
+    AutoTokenizer.register(HfWav2Vec2Config, slow_tokenizer_class=HfWav2Vec2CTCTokenizer, exist_ok=True)
+    AutoProcessor.register(HfWav2Vec2Config, HfWav2Vec2Processor, exist_ok=True)
     # save_pretrained writes an auto_map and copies the code, so trust_remote_code loads without this package
     HfWav2Vec2Config.register_for_auto_class()
     HfWav2Vec2Model.register_for_auto_class("AutoModel")
     HfWav2Vec2ForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     HfWav2Vec2ForCTC.register_for_auto_class("AutoModelForCTC")
+    HfWav2Vec2FeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    HfWav2Vec2CTCTokenizer.register_for_auto_class("AutoTokenizer")
+    HfWav2Vec2Processor.register_for_auto_class("AutoProcessor")
 
 
 _register()
@@ -44,6 +56,9 @@ __all__ = [
     "HfWav2Vec2ForPreTraining",
     "HfWav2Vec2ForCTC",
     "HfWav2Vec2PreTrainedModel",
+    "HfWav2Vec2FeatureExtractor",
+    "HfWav2Vec2CTCTokenizer",
+    "HfWav2Vec2Processor",
     "compute_mask_indices",
     "sample_negative_indices",
 ]

@@ -216,7 +216,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     plain = HfWav2Vec2ForCTC(config).train()
     ckpt = HfWav2Vec2ForCTC(config).train()
     ckpt.load_state_dict(plain.state_dict())
-    ckpt.gradient_checkpointing_enable()
+    ckpt.activation_checkpointing_enable()
     x, labels = torch.randn(2, 3000), torch.tensor([[1, 2, 3], [4, 5, -100]])
     for m in (plain, ckpt):
         m.config.apply_spec_augment = False
@@ -332,11 +332,7 @@ def test_auto_classes_and_remote_code_in_a_fresh_process(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, torch
-        try:
-            import hf_wav2vec2
-            sys.exit("hf_wav2vec2 must not be importable here")
-        except ImportError:
-            pass
+        sys.modules["hf_wav2vec2"] = None  # a process that cannot import the package (it may be pip-installed)
         from transformers import AutoModelForCTC
         model = AutoModelForCTC.from_pretrained({str(tmp_path / 'ckpt')!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian machine with Python 3.11 (run as root, or with sudo available).
+# Installs the CPU build of torch FIRST: an unpinned torch requirement on a machine without torch pulls a
+# multi-GB CUDA build. On a GPU machine, install your CUDA torch yourself before running this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+
+# System packages: real recorded English speech (asterisk prompts, CC-BY-SA 3.0) for the demo, tests and
+# benchmarks; ffmpeg to decode formats libsndfile cannot.
+need_apt=()
+for pkg in asterisk-core-sounds-en-wav ffmpeg; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+    else
+        echo "setup.sh: please install ${need_apt[*]} with your package manager" >&2
+    fi
+fi
+
+if ! $PYTHON -c "import torch" >/dev/null 2>&1; then
+    $PYTHON -m pip install -q "torch==2.13.0"
+fi
+$PYTHON -m pip install -q -e ".[train,lm,test]"
