@@ -24,8 +24,10 @@ from .modeling_hf_wav2vec2 import (
     compute_mask_indices,
     sample_negative_indices,
 )
+from .pipeline_hf_wav2vec2 import HfWav2Vec2AutomaticSpeechRecognitionPipeline, register_pipelines, save_pipeline_code
 from .processing_hf_wav2vec2 import HfWav2Vec2Processor
 from .tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
+from .transcribe import asr_pipeline, evaluate_model
 
 __version__ = "0.1.0"
 
@@ -46,6 +48,8 @@ def _register():
     HfWav2Vec2FeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     HfWav2Vec2CTCTokenizer.register_for_auto_class("AutoTokenizer")
     HfWav2Vec2Processor.register_for_auto_class("AutoProcessor")
+    # pipeline("automatic-speech-recognition", model=...) builds our pipeline for hf_wav2vec2 models
+    register_pipelines()
 
 
 _register()
@@ -59,6 +63,10 @@ __all__ = [
     "HfWav2Vec2FeatureExtractor",
     "HfWav2Vec2CTCTokenizer",
     "HfWav2Vec2Processor",
+    "HfWav2Vec2AutomaticSpeechRecognitionPipeline",
+    "asr_pipeline",
+    "evaluate_model",
+    "save_pipeline_code",
     "compute_mask_indices",
     "sample_negative_indices",
 ]

@@ -27,7 +27,7 @@ def max_diff(a, b):
 
 def close(a, b):
     """Scalars summed over many terms: 1e-5 absolute, or relative once they exceed 1."""
-    a, b = float(a), float(b)
+    a, b = float(torch.as_tensor(a).detach()), float(torch.as_tensor(b).detach())
     return abs(a - b) <= TOL * max(1.0, abs(b))
 
 

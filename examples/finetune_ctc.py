@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Fine-tune wav2vec 2.0 for speech recognition (CTC) with transformers' Trainer.
+
+Examples:
+
+    # a folder of audio with metadata.csv (columns file,text), from a pre-trained checkpoint of this package
+    python examples/finetune_ctc.py --model_name_or_path runs/pretrain --train_dir data/train \
+        --eval_dir data/test --output_dir runs/ctc --max_steps 13000 --freeze_finetune_updates 10000 \
+        --per_device_train_batch_size 8 --eval_strategy steps --eval_steps 1000
+
+    # a transformers checkpoint and a datasets dataset (audio and text columns configurable)
+    python examples/finetune_ctc.py --model_name_or_path facebook/wav2vec2-base --dataset_name my/corpus \
+        --eval_split_name test --text_column sentence --output_dir runs/ctc
+
+    # the Debian Asterisk prompts' fixed 10-minute split (apt-get install asterisk-core-sounds-en-wav)
+    python -c "from hf_wav2vec2.corpora import asterisk; print(asterisk.export_all('data/asterisk'))"
+    python examples/finetune_ctc.py --model_name_or_path runs/pretrain --train_dir data/asterisk/train \
+        --eval_dir data/asterisk/test --text_case upper --output_dir runs/asterisk-10min
+
+    # the randomly initialized baseline
+    python examples/finetune_ctc.py --from_scratch --config_preset base --train_dir ... --output_dir ...
+
+Run with --help for every option; the logic lives in hf_wav2vec2.training.finetune.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    from hf_wav2vec2.training.finetune import main
+except ImportError:  # running from a source checkout without installing the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from hf_wav2vec2.training.finetune import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Checkpoints in and out: fairseq -> this package, and transformers <-> this package.
+
+:func:`convert` is the one entry point (the ``hf-wav2vec2 convert`` subcommand calls it through
+:func:`run_convert`)::
+
+    convert("wav2vec_small_960h.pt", "out/base-960h", dict_path="dict.ltr.txt")      # fairseq -> hf_wav2vec2
+    convert("facebook-wav2vec2-base-960h/", "out/base-960h")                           # transformers -> hf_wav2vec2
+    convert("out/base-960h", "out/base-960h-transformers", target="transformers")      # hf_wav2vec2 -> transformers
+
+Formats: ``fairseq`` (a ``.pt`` file; see :mod:`hf_wav2vec2.convert.fairseq`), ``transformers`` (a directory
+saved by transformers' ``Wav2Vec2*`` classes, ``model_type`` "wav2vec2") and ``hf_wav2vec2`` (a directory saved by
+this package, ``model_type`` "hf_wav2vec2"). Processors travel along: a vocab.json becomes the target format's
+processor, a lone feature extractor config its feature extractor. The output directory must be new (or empty), so
+no stale file (an old ``pytorch_model.bin``) ends up next to the converted weights.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+
+class ConversionError(Exception):
+    """A checkpoint that cannot be converted faithfully. The message is one line, meant to be shown as is."""
+
+
+SOURCES = ("fairseq", "transformers", "hf_wav2vec2")
+TARGETS = ("hf_wav2vec2", "transformers")
+
+# config.json "architectures" entry (transformers' or ours) -> this package's class
+_MODEL_CLASSES = {
+    "Wav2Vec2Model": "HfWav2Vec2Model",
+    "Wav2Vec2ForPreTraining": "HfWav2Vec2ForPreTraining",
+    "Wav2Vec2ForCTC": "HfWav2Vec2ForCTC",
+    "HfWav2Vec2Model": "HfWav2Vec2Model",
+    "HfWav2Vec2ForPreTraining": "HfWav2Vec2ForPreTraining",
+    "HfWav2Vec2ForCTC": "HfWav2Vec2ForCTC",
+}
+
+
+def detect_format(src) -> str:
+    """"fairseq" for a file, else the format named by the directory's config.json ``model_type``."""
+    src = Path(src)
+    if src.is_file():
+        return "fairseq"
+    config_file = src / "config.json"
+    if not config_file.is_file():
+        raise ConversionError(f"{src}: neither a fairseq checkpoint file nor a directory with a config.json")
+    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    if model_type == "wav2vec2":
+        return "transformers"
+    if model_type == "hf_wav2vec2":
+        return "hf_wav2vec2"
+    raise ConversionError(f"{src}: model_type {model_type!r} is neither 'wav2vec2' (transformers) nor 'hf_wav2vec2'")
+
+
+def model_class_for(architectures):
+    """This package's model class for a config's ``architectures`` list (transformers' or ours)."""
+    import hf_wav2vec2
+
+    name = _MODEL_CLASSES.get((architectures or [None])[0])
+    if name is None:
+        raise ConversionError(
+            f"architectures {architectures!r} not supported; expected one of {sorted(set(_MODEL_CLASSES))}"
+        )
+    return getattr(hf_wav2vec2, name)
+
+
+def load_model_directory(src):
+    """Load a transformers or hf_wav2vec2 directory with this package's classes: ``(model, processor)``.
+
+    ``processor`` is an ``HfWav2Vec2Processor`` when the directory has a vocab.json, an
+    ``HfWav2Vec2FeatureExtractor`` when it only has a feature extractor config, else None. Missing, unexpected or
+    mis-shaped weights are errors.
+    """
+    src = Path(src)
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    cls = model_class_for(config.get("architectures"))
+    model, info = cls.from_pretrained(src, output_loading_info=True)
+    problems = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    problems = {kind: list(keys) for kind, keys in problems.items() if keys}
+    if problems:
+        detail = "; ".join(f"{kind}: {', '.join(map(str, keys[:5]))}" for kind, keys in problems.items())
+        raise ConversionError(f"{src}: weights do not match {cls.__name__} ({detail})")
+    return model.eval(), _load_processor(src)
+
+
+def _load_processor(src: Path):
+    from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+    from ..processing_hf_wav2vec2 import HfWav2Vec2Processor
+
+    if (src / "vocab.json").is_file():
+        return HfWav2Vec2Processor.from_pretrained(src)
+    if (src / "preprocessor_config.json").is_file() or (src / "processor_config.json").is_file():
+        return HfWav2Vec2FeatureExtractor.from_pretrained(src)
+    return None
+
+
+def to_transformers_processor(processor):
+    """transformers' ``Wav2Vec2Processor`` (or feature extractor) with the settings of ours (None stays None)."""
+    import transformers
+
+    if processor is None:
+        return None
+    feature_extractor = getattr(processor, "feature_extractor", processor)
+    theirs_fe = transformers.Wav2Vec2FeatureExtractor(
+        feature_size=feature_extractor.feature_size, sampling_rate=feature_extractor.sampling_rate,
+        padding_value=feature_extractor.padding_value, do_normalize=feature_extractor.do_normalize,
+        return_attention_mask=feature_extractor.return_attention_mask,
+    )
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None:
+        return theirs_fe
+    with tempfile.TemporaryDirectory() as scratch:
+        (vocab_file,) = tokenizer.save_vocabulary(scratch)
+        theirs_tok = transformers.Wav2Vec2CTCTokenizer(
+            vocab_file, bos_token=str(tokenizer.bos_token), eos_token=str(tokenizer.eos_token),
+            unk_token=str(tokenizer.unk_token), pad_token=str(tokenizer.pad_token),
+            word_delimiter_token=str(tokenizer.word_delimiter_token),
+            replace_word_delimiter_char=tokenizer.replace_word_delimiter_char,
+            do_lower_case=tokenizer.do_lower_case, target_lang=tokenizer.target_lang,
+        )
+    return transformers.Wav2Vec2Processor(feature_extractor=theirs_fe, tokenizer=theirs_tok)
+
+
+def _new_directory(out) -> Path:
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConversionError(f"{out} already exists and is not an empty directory; choose a new output directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allow_unsafe_pickle=False) -> Path:
+    """Convert the checkpoint at ``src`` into a new directory ``out``; returns ``out``.
+
+    Args:
+        src: a fairseq ``.pt`` file, or a transformers / hf_wav2vec2 directory.
+        out: output directory (created; must not hold files).
+        source: "fairseq", "transformers" or "hf_wav2vec2"; detected from ``src`` when None.
+        target: "hf_wav2vec2" (this package, loadable with ``trust_remote_code``) or "transformers" (transformers'
+            own ``Wav2Vec2*`` classes, no custom code).
+        dict_path: fairseq letter dictionary (``dict.ltr.txt``) for fine-tuned fairseq checkpoints.
+        allow_unsafe_pickle: let fairseq checkpoints unpickle arbitrary objects (trusted files only).
+    """
+    source = source or detect_format(src)
+    if source not in SOURCES:
+        raise ConversionError(f"unknown source format {source!r}; expected one of {', '.join(SOURCES)}")
+    if target not in TARGETS:
+        raise ConversionError(f"unknown target format {target!r}; expected one of {', '.join(TARGETS)}")
+    if source == target == "transformers":
+        raise ConversionError("source and target are both transformers: nothing to convert")
+    if source != "fairseq" and (dict_path is not None or allow_unsafe_pickle):
+        raise ConversionError("--dict and --unsafe-load only apply to fairseq checkpoints")
+    if source != "fairseq" and detect_format(src) != source:
+        raise ConversionError(f"{src} is a {detect_format(src)} directory, not {source}")
+
+    if source == "fairseq":
+        from .fairseq import load_fairseq_model
+
+        converted = load_fairseq_model(src, dict_path, allow_unsafe_pickle=allow_unsafe_pickle)
+        model, processor = converted.model, converted.processor or converted.feature_extractor
+    else:
+        model, processor = load_model_directory(src)
+
+    out = _new_directory(out)
+    if target == "hf_wav2vec2":
+        model.save_pretrained(out)
+        if processor is not None:
+            processor.save_pretrained(out)
+    else:
+        from ..interop import save_as_transformers
+
+        try:
+            save_as_transformers(model, out, processor=to_transformers_processor(processor))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ConversionError(f"cannot export to transformers: {error}") from error
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# CLI hooks (the lead's hf_wav2vec2/cli.py registers the subcommand)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def add_convert_arguments(parser):
+    """Arguments of ``hf-wav2vec2 convert SRC OUT [--from ...] [--to ...] [--dict ...] [--unsafe-load]``."""
+    parser.add_argument("src", metavar="SRC", help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
+    parser.add_argument("out", metavar="OUT", help="new output directory")
+    parser.add_argument(
+        "--from", dest="source", choices=SOURCES, default=None, help="format of SRC (default: detected)"
+    )
+    parser.add_argument(
+        "--to", dest="target", choices=TARGETS, default="hf_wav2vec2", help="format to write (default: hf_wav2vec2)"
+    )
+    parser.add_argument(
+        "--dict", dest="dict_path", default=None, metavar="DICT",
+        help="fairseq letter dictionary (dict.ltr.txt) of a fine-tuned checkpoint",
+    )
+    parser.add_argument(
+        "--unsafe-load", dest="unsafe_load", action="store_true",
+        help="unpickle arbitrary objects from a fairseq checkpoint (runs code from the file: trusted files only)",
+    )
+    return parser
+
+
+def run_convert(args) -> int:
+    """Run the subcommand; a conversion problem exits with a one-line message (``SystemExit``)."""
+    try:
+        out = convert(
+            args.src, args.out, source=args.source, target=args.target, dict_path=args.dict_path,
+            allow_unsafe_pickle=args.unsafe_load,
+        )
+    except ConversionError as error:
+        raise SystemExit(f"hf-wav2vec2 convert: error: {error}") from None
+    print(f"wrote {args.target} checkpoint to {out}")
+    return 0
+
+
+def __getattr__(name):
+    # fairseq entry points, importable from here without loading the fairseq module for other conversions
+    if name in ("convert_fairseq_checkpoint", "load_fairseq_model"):
+        from . import fairseq
+
+        return getattr(fairseq, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ConversionError",
+    "SOURCES",
+    "TARGETS",
+    "add_convert_arguments",
+    "convert",
+    "convert_fairseq_checkpoint",
+    "detect_format",
+    "load_fairseq_model",
+    "load_model_directory",
+    "model_class_for",
+    "run_convert",
+    "to_transformers_processor",
+]

@@ -1,0 +1,592 @@
+"""Speech recognition pipeline for wav2vec 2.0 CTC models, as a subclass of transformers' own.
+
+:class:`HfWav2Vec2AutomaticSpeechRecognitionPipeline` is ``AutomaticSpeechRecognitionPipeline`` with:
+
+* **input handling** by :mod:`.audio` instead of torchaudio/ffmpeg: file paths (WAV, FLAC, OGG, MP3 through
+  libsndfile; other formats through ffmpeg), encoded bytes, NumPy arrays and torch tensors (int PCM scaled, float64
+  converted, stereo mixed to mono), ``(samples, rate)`` tuples and ``{"raw"/"array": ..., "sampling_rate": ...}``
+  dicts at any rate, resampled with soxr. Bad input raises :class:`~.audio.AudioError`, one line naming the file;
+  audio shorter than the model's receptive field (``config.receptive_field``) is refused up front;
+* **long audio in bounded memory**: with ``chunk_length_s``, a file that libsndfile reads is streamed (decoded,
+  mixed and resampled block by block), so only about one chunk of samples is held at a time;
+* **LM decoding**: ``lm="path/to/lm.arpa"`` (or ``decoder=`` a ``CTCBeamSearchDecoder``) decodes with a CTC beam
+  search and a KenLM n-gram model (needs this package's ``decoding`` module and ``flashlight-text``), with word
+  timestamps;
+* chunking, stride and ``return_timestamps`` ("char"/"word") as in transformers: timestamps are in seconds of the
+  whole input, chunking or not.
+
+This file imports nothing from the package outside its own folder but ``.audio`` (itself numpy/soundfile/soxr
+only), so :func:`save_pipeline_code` can ship it beside a checkpoint as remote code: a process without this package
+then gets the same pipeline with ``pipeline(model=DIR, trust_remote_code=True)``.
+
+Registration (done by ``import hf_wav2vec2``, see :func:`register_pipelines`): the built-in
+``"automatic-speech-recognition"`` task builds this class for models whose ``model_type`` is ``hf_wav2vec2`` and
+transformers' class for every other model; the task :data:`PIPELINE_TASK` always builds this class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutomaticSpeechRecognitionPipeline
+
+from .audio import (
+    _MP3_FRAME_TOLERANCE,
+    AudioError,
+    _sf_reason,
+    _source_bytes_head,
+    _wav_truncation,
+    check_min_samples,
+    prepare_pipeline_input,
+)
+
+__all__ = [
+    "PIPELINE_TASK",
+    "HfWav2Vec2AutomaticSpeechRecognitionPipeline",
+    "register_pipelines",
+    "save_pipeline_code",
+]
+
+#: Task name under which this pipeline is registered and saved (``custom_pipelines`` in ``config.json``). It is not
+#: ``"automatic-speech-recognition"``: transformers refuses to build any pipeline for a task listed in
+#: ``custom_pipelines`` unless ``trust_remote_code=True``, which would break the plain
+#: ``pipeline("automatic-speech-recognition", model=DIR)`` of processes that import this package.
+PIPELINE_TASK = "hf-wav2vec2-asr"
+STOCK_TASK = "automatic-speech-recognition"
+MODEL_TYPE = "hf_wav2vec2"
+
+# Frames read from a file per step while streaming (4 s at 16 kHz): small next to a chunk, large enough that
+# the per-block overhead does not show.
+_STREAM_BLOCK_FRAMES = 1 << 16
+# Logit of every non-blank token in a frame made blank (padding): far below any real logit, finite for the decoders.
+_BLANK_LOGIT_FLOOR = -1.0e4
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _receptive_field(config: Any) -> int | None:
+    """Samples the model needs for one output frame (``config.receptive_field``, or computed from the convs)."""
+    field = getattr(config, "receptive_field", None)
+    if field is not None:
+        return int(field)
+    kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
+    if not kernels or not strides:
+        return None
+    field = 1
+    for kernel, stride in reversed(list(zip(kernels, strides, strict=False))):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike)) and not str(x).startswith(("http://", "https://"))
+
+
+def _load_decoding_module() -> Any:
+    """This package's ``decoding`` subpackage: the sibling one, or the installed package's from a remote-code copy.
+
+    Imported by name (not ``from .decoding import``) because transformers copies every ``from .x import`` target
+    of a remote-code file as ``x.py``, and ``decoding`` is a folder.
+    """
+    candidates = [("hf_wav2vec2.decoding", None)]
+    if __package__:
+        candidates.insert(0, (".decoding", __package__))
+    for name, package in candidates:
+        try:
+            return importlib.import_module(name, package)
+        except ImportError:
+            continue
+    raise ImportError(
+        "LM decoding needs the hf-wav2vec2 package (pip install 'hf-wav2vec2[lm]'); this copy of the pipeline "
+        "was loaded as remote code without it"
+    )
+
+
+class _ArrayReader:
+    """``read(n)``: the next (up to) ``n`` samples of an in-memory array."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self.position = 0
+
+    def read(self, n: int) -> np.ndarray:
+        out = self.array[self.position : self.position + n]
+        self.position += out.shape[0]
+        return out
+
+
+class _SoundFileStream:
+    """``read(n)``: the next (up to) ``n`` samples of a file, decoded, mixed to mono and resampled block by block.
+
+    Holds one block of the file plus what the caller has not read yet, so memory does not grow with the file.
+    Problems (undecodable block, NaN/Inf, a file shorter than its header says) raise :class:`AudioError` when they
+    are reached; truncated WAV files and too-short audio are refused before the first block.
+    """
+
+    def __init__(self, sound_file: Any, name: str, target_sr: int, min_samples: int | None):
+        self.file = sound_file
+        self.name = name
+        self.declared = sound_file.frames
+        self.rate = sound_file.samplerate
+        self.is_mp3 = sound_file.format == "MP3"
+        self.frames_read = 0
+        self.pending: list[np.ndarray] = []
+        self.buffered = 0
+        self.finished = False
+        if self.declared <= 0:
+            raise AudioError("audio is empty (0 samples)", name)
+        check_min_samples(round(self.declared * target_sr / self.rate), target_sr, min_samples, name)
+        self.resampler = None
+        if self.rate != target_sr:
+            import soxr
+
+            # Streaming gives the same samples as one-shot soxr.resample on the whole signal (same filter, HQ).
+            self.resampler = soxr.ResampleStream(self.rate, target_sr, 1, dtype="float32", quality="HQ")
+
+    def _pull(self) -> None:
+        import soundfile as sf
+
+        try:
+            block = self.file.read(_STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        except sf.LibsndfileError as err:
+            self._close()
+            raise AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", self.name) from None
+        last = block.shape[0] < _STREAM_BLOCK_FRAMES
+        mono = block.mean(axis=1, dtype=np.float64).astype(np.float32) if block.shape[1] > 1 else block[:, 0]
+        bad = ~np.isfinite(mono)
+        if bad.any():
+            self._close()
+            first = self.frames_read + int(np.argmax(bad))
+            raise AudioError(f"audio contains NaN/Inf samples (first at sample {first})", self.name)
+        self.frames_read += mono.shape[0]
+        if self.resampler is not None:
+            mono = self.resampler.resample_chunk(mono, last=last)
+        if mono.shape[0]:
+            self.pending.append(mono)
+            self.buffered += mono.shape[0]
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._close()
+        tolerance = int(self.declared * _MP3_FRAME_TOLERANCE) if self.is_mp3 else 0
+        if self.frames_read + tolerance < self.declared:
+            raise AudioError(
+                f"audio file is truncated: its header declares {self.declared} samples "
+                f"but only {self.frames_read} could be read",
+                self.name,
+            )
+
+    def _close(self) -> None:
+        self.finished = True
+        self.file.close()
+
+    def read(self, n: int) -> np.ndarray:
+        while self.buffered < n and not self.finished:
+            self._pull()
+        joined = np.concatenate(self.pending) if len(self.pending) > 1 else (
+            self.pending[0] if self.pending else np.zeros(0, np.float32)
+        )
+        out, rest = joined[:n], joined[n:]
+        self.pending = [rest] if rest.shape[0] else []
+        self.buffered = rest.shape[0]
+        return out
+
+
+def _open_stream(path: Any, target_sr: int, min_samples: int | None) -> _SoundFileStream | None:
+    """A stream over ``path`` when libsndfile reads it, else None (the caller then loads it whole, which also
+    produces the right error for missing, empty or undecodable files, and decodes other formats with ffmpeg)."""
+    import soundfile as sf
+
+    name = os.fsdecode(os.fspath(path))
+    if not os.path.isfile(name) or not os.access(name, os.R_OK) or os.path.getsize(name) == 0:
+        return None
+    try:
+        sound_file = sf.SoundFile(name)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    try:
+        if sound_file.format in ("WAV", "WAVEX"):
+            # libsndfile silently shortens a truncated WAV; its header still says how long it should be
+            cut = _wav_truncation(*_source_bytes_head(name))
+            if cut is not None:
+                raise AudioError(
+                    f"audio file is truncated: its header declares {cut[0]} bytes of samples but only {cut[1]} are "
+                    "present",
+                    name,
+                )
+        return _SoundFileStream(sound_file, name, target_sr, min_samples)
+    except BaseException:
+        sound_file.close()
+        raise
+
+
+def _iter_chunks(
+    read: Callable[[int], np.ndarray], chunk_len: int, left: int, right: int, min_len: int, align: int
+) -> Any:
+    """Cut a sample stream into overlapping chunks: yields ``(chunk, left_stride, right_stride, is_last)``.
+
+    The geometry is transformers' ``chunk_iter``: chunks of ``chunk_len`` samples start every
+    ``chunk_len - left - right`` samples; the first has no left stride and the last no right stride. It reads one
+    step ahead to know which chunk is the last, so it needs no total length and works on streams. A last chunk
+    shorter than ``min_len`` (possible only with tiny strides) is extended to the left by whole frames (``align``),
+    which become extra left stride, instead of being too short for the model.
+    """
+    step = chunk_len - left - right
+    buffer = read(chunk_len)
+    history = np.zeros(0, np.float32)
+    first = True
+    while True:
+        ahead = read(step) if buffer.shape[0] == chunk_len else np.zeros(0, np.float32)
+        is_last = ahead.shape[0] == 0
+        chunk, chunk_left = buffer, 0 if first else left
+        if is_last and chunk.shape[0] < min_len and history.shape[0]:
+            extra = min(math.ceil((min_len - chunk.shape[0]) / align) * align, history.shape[0] // align * align)
+            chunk = np.concatenate([history[history.shape[0] - extra :], chunk])
+            chunk_left += extra
+        if chunk.shape[0] > chunk_left:
+            yield chunk, chunk_left, 0 if is_last else right, is_last
+        if is_last:
+            return
+        history = np.concatenate([history, buffer[:step]])[-min_len:]
+        buffer = np.concatenate([buffer[step:], ahead])
+        first = False
+
+
+# ----------------------------------------------------------------------------------------------- the pipeline
+
+
+class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPipeline):
+    """transformers' ASR pipeline with soxr resampling, file streaming, clear input errors and n-gram LM decoding.
+
+    Args:
+        model, feature_extractor, tokenizer, device, **kwargs: as for ``AutomaticSpeechRecognitionPipeline``.
+        decoder: An object with ``decode_hypothesis(logits) -> Hypothesis`` (``hf_wav2vec2.decoding``'s
+            ``CTCBeamSearchDecoder`` or ``GreedyCTCDecoder``), used instead of greedy decoding. A pyctcdecode
+            decoder is handed to transformers' own (deprecated) path unchanged.
+        lm: Path to a KenLM model (ARPA or binary) to build a ``CTCBeamSearchDecoder`` from the tokenizer with.
+        alpha, beta, beam_size: LM weight, word bonus and beam size of that decoder (the decoder's defaults when
+            None).
+        decoder_options: Further ``CTCBeamSearchDecoder`` arguments (``lexicon``, ``hotwords``, ``unigrams``, ...).
+
+    With a decoder, ``return_timestamps`` can only be ``"word"``. Calls accept what transformers' pipeline accepts
+    (``chunk_length_s``, ``stride_length_s``, ``batch_size``, ``return_timestamps``) and every input kind listed in
+    the module docstring; an empty list is an error. ``progress_callback``, when set, is called with the seconds
+    of audio each model call covered (excluding stride overlap), which adds up to the input duration.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        feature_extractor: Any = None,
+        tokenizer: Any = None,
+        decoder: Any = None,
+        device: Any = None,
+        *,
+        lm: str | os.PathLike | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        beam_size: int | None = None,
+        decoder_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        if decoder is not None and lm is not None:
+            raise ValueError("pass either decoder= or lm=, not both")
+        ours = decoder if decoder is not None and hasattr(decoder, "decode_hypothesis") else None
+        stock = decoder if ours is None else None
+        super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, decoder=stock,
+                         device=device, **kwargs)
+        self.progress_callback: Callable[[float], None] | None = None
+        if lm is not None:
+            ours = self._build_decoder(lm, alpha, beta, beam_size, decoder_options)
+        elif any(v is not None for v in (alpha, beta, beam_size, decoder_options)):
+            raise ValueError("alpha, beta, beam_size and decoder_options configure an LM decoder: pass lm= as well")
+        if ours is not None:
+            if self.type != "ctc":
+                raise ValueError(f"a CTC decoder only works with CTC models, not {self.model.config.model_type!r}")
+            self.decoder = ours
+            self.type = "ctc_with_lm"
+            if self._postprocess_params.get("return_timestamps") not in (None, "word"):
+                raise ValueError("with an LM decoder only word timestamps exist: use return_timestamps='word'")
+
+    def _build_decoder(self, lm: Any, alpha: Any, beta: Any, beam_size: Any, options: Any) -> Any:
+        decoding = _load_decoding_module()
+        kwargs = dict(options or {})
+        for key, value in (("alpha", alpha), ("beta", beta), ("beam_size", beam_size)):
+            if value is not None:
+                kwargs[key] = value
+        if self.tokenizer is None:
+            raise ValueError("LM decoding needs the model's CTC tokenizer (vocab.json) next to it")
+        return decoding.CTCBeamSearchDecoder.from_tokenizer(self.tokenizer, lm, **kwargs)
+
+    # ------------------------------------------------------------------------------------------- calling
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Transcribe one input or a list of inputs (see the class and module docstrings)."""
+        if isinstance(inputs, list) and not inputs:
+            # transformers would fail with an IndexError deep inside
+            raise AudioError("no audio to transcribe: the list of inputs is empty")
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, inputs: Any, chunk_length_s: float = 0, stride_length_s: Any = None) -> Any:
+        rate = self.feature_extractor.sampling_rate
+        min_samples = _receptive_field(self.model.config)
+        chunking = bool(chunk_length_s) and self.type in ("ctc", "ctc_with_lm")
+        geometry = self._chunk_geometry(chunk_length_s, stride_length_s, min_samples) if chunking else None
+        if chunking and _is_path(inputs):
+            stream = _open_stream(inputs, rate, min_samples)
+            if stream is not None:
+                yield from self._chunked(stream.read, geometry, {}, min_samples)
+                return
+        converted = prepare_pipeline_input(inputs, rate, min_samples=min_samples)
+        if chunking:
+            extra = {}
+            if isinstance(converted, dict):
+                # a dict's own "stride" means nothing once the pipeline chunks; other keys pass through
+                extra = {k: v for k, v in converted.items() if k not in ("raw", "sampling_rate", "stride")}
+                converted = converted["raw"]
+            yield from self._chunked(_ArrayReader(converted).read, geometry, extra, min_samples)
+            return
+        yield from super().preprocess(converted, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s)
+
+    def _chunk_geometry(self, chunk_length_s: float, stride_length_s: Any,
+                        min_samples: int | None) -> tuple[int, int, int]:
+        """(chunk, left stride, right stride) in samples, whole output frames each, as transformers rounds them."""
+        rate, align = self.feature_extractor.sampling_rate, self._align_to
+        if stride_length_s is None:
+            stride_length_s = chunk_length_s / 6
+        if isinstance(stride_length_s, (int, float)):
+            stride_length_s = (stride_length_s, stride_length_s)
+        chunk_len = int(round(chunk_length_s * rate / align) * align)
+        left, right = (int(round(s * rate / align) * align) for s in stride_length_s)
+        if chunk_len <= 0 or left < 0 or right < 0:
+            raise ValueError(f"chunk_length_s must be positive and stride_length_s not negative, got "
+                             f"{chunk_length_s} and {stride_length_s}")
+        if chunk_len <= left + right:
+            raise ValueError(
+                f"chunk_length_s ({chunk_length_s}) must be longer than the two strides together ({stride_length_s})"
+            )
+        if min_samples and chunk_len < min_samples:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} is shorter than the model's receptive field "
+                f"({min_samples / rate:.3f} s)"
+            )
+        return chunk_len, left, right
+
+    def _chunked(self, read: Callable, geometry: tuple[int, int, int], extra: dict, min_samples: int | None) -> Any:
+        chunk_len, left, right = geometry
+        rate = self.feature_extractor.sampling_rate
+        for chunk, chunk_left, chunk_right, is_last in _iter_chunks(
+            read, chunk_len, left, right, min_samples or 1, self._align_to
+        ):
+            processed = self.feature_extractor(
+                chunk, sampling_rate=rate, return_tensors="pt", return_attention_mask=True
+            )
+            if self.dtype is not None:
+                processed = processed.to(dtype=self.dtype)
+            yield {"is_last": is_last, "stride": (chunk.shape[0], chunk_left, chunk_right), **processed, **extra}
+
+    def _forward(self, model_inputs: dict, **kwargs: Any) -> dict:
+        seconds = self._covered_seconds(model_inputs) if self.progress_callback is not None else 0.0
+        frames = self._real_frames(model_inputs)
+        out = super()._forward(model_inputs, **kwargs)
+        if frames is not None:
+            self._blank_padding(out, frames)
+        if self.progress_callback is not None:
+            self.progress_callback(seconds)
+        return out
+
+    def _real_frames(self, model_inputs: dict) -> list[int] | None:
+        """Output frames that come from real samples, per batch item (None when nothing is padded)."""
+        mask = model_inputs.get("attention_mask")
+        output_lengths = getattr(self.model, "_get_feat_extract_output_lengths", None)
+        if self.type not in ("ctc", "ctc_with_lm") or mask is None or output_lengths is None:
+            return None
+        samples = mask.long().sum(-1)
+        if bool((samples == mask.shape[-1]).all()):
+            return None
+        return [int(n) for n in output_lengths(samples)]
+
+    def _blank_padding(self, out: dict, frames: list[int]) -> None:
+        """Make the frames computed from batch padding blanks: transformers decodes them as if they were speech."""
+        blank = self._blank_id()
+        for i, n in enumerate(frames):
+            if "tokens" in out:
+                out["tokens"][i, n:] = blank
+            if "logits" in out:
+                out["logits"][i, n:] = _BLANK_LOGIT_FLOOR
+                out["logits"][i, n:, blank] = 0.0
+
+    def _blank_id(self) -> int:
+        blank = getattr(self.tokenizer, "pad_token_id", None)
+        return int(blank if blank is not None else self.model.config.pad_token_id or 0)
+
+    def _covered_seconds(self, model_inputs: dict) -> float:
+        """Seconds of input that a model call transcribes for good (chunk minus its strides)."""
+        stride = model_inputs.get("stride")
+        if stride is not None:
+            strides = [stride] if isinstance(stride, tuple) else list(stride)
+            samples = sum(n - left - right for n, left, right in strides)
+        elif model_inputs.get("attention_mask") is not None:
+            samples = int(model_inputs["attention_mask"].sum())
+        else:
+            values = model_inputs.get(self.model.main_input_name)
+            samples = int(values.shape[0] * values.shape[-1]) if values is not None else 0
+        return samples / self.feature_extractor.sampling_rate
+
+    # ------------------------------------------------------------------------------------------- decoding
+
+    def postprocess(self, model_outputs: list, decoder_kwargs: dict | None = None, return_timestamps: Any = None,
+                    return_language: Any = None) -> dict:
+        if self.type in ("ctc", "ctc_with_lm"):
+            self._complete_chunks(model_outputs)
+        if self.type != "ctc_with_lm" or not hasattr(self.decoder, "decode_hypothesis"):
+            return super().postprocess(model_outputs, decoder_kwargs=decoder_kwargs,
+                                       return_timestamps=return_timestamps, return_language=return_language)
+        hypothesis = self.decoder.decode_hypothesis(self._stitch_logits(model_outputs))
+        result: dict[str, Any] = {"text": hypothesis.text}
+        if return_timestamps:
+            seconds_per_frame = self._align_to / self.feature_extractor.sampling_rate
+            result["chunks"] = [
+                {"text": w.word, "timestamp": (w.start_frame * seconds_per_frame, w.end_frame * seconds_per_frame)}
+                for w in hypothesis.words
+            ]
+        extra: dict[str, list] = {}
+        for output in model_outputs:
+            for key, value in output.items():
+                if key not in ("logits", "tokens", "is_last", "stride"):
+                    extra.setdefault(key, []).append(value)
+        return {**result, **extra}
+
+    def _complete_chunks(self, model_outputs: list) -> None:
+        """Give each chunk the number of frames its stride arithmetic assumes.
+
+        transformers cuts a chunk's frames by ``round(samples / 320)``, but the convolutions give one frame less when
+        a chunk ends on a frame boundary. Chunks with a right stride lose nothing (the cut is inside the stride); a
+        chunk without one would lose its last frame and every later chunk would land a frame (20 ms) early. The
+        missing frame is filled with a copy of the last one: CTC merges the repeat, so a letter held across the cut
+        stays one letter.
+        """
+        for output in model_outputs[:-1]:  # the last chunk ends with the audio: nothing after it could shift
+            stride = output.get("stride")
+            key = "logits" if "logits" in output else "tokens"
+            if stride is None or key not in output:
+                continue
+            values = output[key]
+            missing = stride[0] - values.shape[1]
+            if missing > 0 and values.shape[1] > 0:
+                repeat = [1] * values.dim()
+                repeat[1] = missing
+                output[key] = torch.cat([values, values[:, -1:].repeat(*repeat)], dim=1)
+
+    @staticmethod
+    def _stitch_logits(model_outputs: list) -> np.ndarray:
+        """The chunks' logits, strides cut off, as one (frames, vocab) float32 array (transformers' arithmetic)."""
+        pieces = []
+        for output in model_outputs:
+            logits = output["logits"].float().numpy()  # (1, frames, vocab)
+            stride = output.get("stride")
+            if stride is not None:
+                total, left, right = stride
+                logits = logits[:, left : total - right]
+            pieces.append(logits)
+        return np.concatenate(pieces, axis=1)[0]
+
+
+# ----------------------------------------------------------------------------------------------- registration
+
+
+class _AutomaticSpeechRecognitionDispatcher(AutomaticSpeechRecognitionPipeline):
+    """Registered for ``"automatic-speech-recognition"``: builds our pipeline for hf_wav2vec2 models and the
+    previously registered class (transformers' own) for any other, so other models see no change at all."""
+
+    fallback: Any = AutomaticSpeechRecognitionPipeline
+
+    def __new__(cls, model: Any = None, *args: Any, **kwargs: Any) -> Any:
+        config = getattr(model, "config", None)
+        target = (
+            HfWav2Vec2AutomaticSpeechRecognitionPipeline
+            if getattr(config, "model_type", None) == MODEL_TYPE
+            else cls.fallback
+        )
+        # Not an instance of cls, so Python does not run __init__ a second time.
+        return target(model, *args, **kwargs)
+
+
+def register_pipelines() -> None:
+    """Register the pipelines with transformers (idempotent; ``import hf_wav2vec2`` calls it).
+
+    * ``pipeline("automatic-speech-recognition", model=...)`` builds
+      :class:`HfWav2Vec2AutomaticSpeechRecognitionPipeline` when the model's type is ``hf_wav2vec2`` (anything else
+      gets the class registered before, normally transformers' own);
+    * ``pipeline(PIPELINE_TASK, model=...)`` always builds it, for any CTC model; saving such a pipeline
+      (``pipe.save_pretrained``) writes the code and the ``custom_pipelines`` entry, like :func:`save_pipeline_code`.
+    """
+    from transformers import AutoModelForCTC
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    tasks = PIPELINE_REGISTRY.supported_tasks
+    entry = tasks[STOCK_TASK]
+    if entry["impl"] is not _AutomaticSpeechRecognitionDispatcher:
+        impl = entry["impl"]
+        if isinstance(impl, str):
+            module, name = impl.rsplit(".", 1)
+            impl = getattr(importlib.import_module(module), name)
+        _AutomaticSpeechRecognitionDispatcher.fallback = impl
+        tasks[STOCK_TASK] = {**entry, "impl": _AutomaticSpeechRecognitionDispatcher}
+    if PIPELINE_TASK not in tasks:
+        PIPELINE_REGISTRY.register_pipeline(
+            PIPELINE_TASK,
+            pipeline_class=HfWav2Vec2AutomaticSpeechRecognitionPipeline,
+            pt_model=AutoModelForCTC,
+            type="multimodal",
+        )
+
+
+def save_pipeline_code(directory: str | os.PathLike) -> list[Path]:
+    """Make a saved checkpoint load this pipeline in processes that do not have this package.
+
+    Copies this file and the files it imports (``audio.py``) into ``directory`` and adds a ``custom_pipelines``
+    entry for :data:`PIPELINE_TASK` to its ``config.json`` (as ``pipe.save_pretrained`` does for a registered
+    pipeline). Then, without ``hf_wav2vec2`` installed::
+
+        pipeline(model=directory, trust_remote_code=True)            # the task is read from config.json
+        pipeline("hf-wav2vec2-asr", model=directory, trust_remote_code=True)
+
+    build this pipeline from the copied code (the model, tokenizer and feature extractor come from their own remote
+    code, which ``save_pretrained`` of this package's classes already writes). ``pipeline("automatic-speech-
+    recognition", model=directory, trust_remote_code=True)`` still builds transformers' own class, which works on
+    16 kHz arrays but resamples through torchaudio and decodes files through ffmpeg.
+
+    Returns the paths of the copied files. Raises ``FileNotFoundError`` when ``directory`` has no ``config.json``.
+    """
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    directory = Path(directory)
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{directory}: no config.json (save the model there first)")
+    source = Path(__file__)
+    copied = []
+    for path in [source, *map(Path, get_relative_import_files(source))]:
+        target = directory / path.name
+        shutil.copyfile(path, target)
+        copied.append(target)
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config.setdefault("custom_pipelines", {})[PIPELINE_TASK] = {
+        "impl": f"{source.stem}.{HfWav2Vec2AutomaticSpeechRecognitionPipeline.__name__}",
+        "pt": ["AutoModelForCTC"],
+        "type": "multimodal",
+    }
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return copied

@@ -1,0 +1,334 @@
+"""Labeled speech for CTC fine-tuning: loading, featurizing, filtering and batching.
+
+Two kinds of sources give the same thing, a ``datasets.Dataset`` with an ``audio`` and a ``text`` column:
+
+* :func:`load_labeled_folder`: a folder of audio files with a metadata file (``metadata.csv``, ``.tsv`` or
+  ``.jsonl``) naming each file (column ``file``, relative to the folder) and its transcript (column ``text``);
+  the column names are configurable;
+* :func:`load_labeled_dataset`: a ``datasets`` dataset by Hub name (``load_dataset``) or a directory written by
+  ``save_to_disk``, with configurable audio and text columns. ``datasets`` 4+ decodes audio only through torchcodec,
+  which often does not import beside a given torch build, so the audio column is cast to ``Audio(decode=False)``
+  and the encoded bytes or file paths are decoded here with :func:`hf_wav2vec2.audio.load_audio` (soundfile, then
+  soxr resampling).
+
+:func:`prepare_ctc_dataset` turns either into model inputs: 16 kHz mono ``input_values`` (normalized by the feature
+extractor), ``labels`` (token ids of the normalized transcript) and ``input_length`` (samples, for
+``train_sampling_strategy="group_by_length"``). It drops utterances a CTC model cannot align: CTC emits at most one
+label per frame and needs a blank between two equal consecutive labels, so an utterance whose label sequence needs
+more frames than the feature encoder produces for its audio has zero probability, i.e. an infinite loss (or, with
+``ctc_zero_infinity``, a silent zero that wastes the batch). Those are counted and logged, never trained on.
+
+:class:`DataCollatorCTCWithPadding` pads batches dynamically: audio with the feature extractor's padding value (and
+an ``attention_mask`` when the extractor returns one, as for layer-norm models), labels with -100, which the CTC loss
+ignores.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..audio import AudioError, load_audio
+from ..modeling_hf_wav2vec2 import conv_output_lengths
+from .vocab import TextNormalization, normalize_text
+
+logger = logging.getLogger(__name__)
+
+SAMPLING_RATE = 16000
+LABEL_PAD_ID = -100
+METADATA_NAMES = ("metadata.csv", "metadata.tsv", "metadata.jsonl")
+AUDIO = "audio"
+TEXT = "text"
+
+
+# ------------------------------------------------------------------------------------------------- sources
+
+
+def find_metadata(directory: str | Path) -> Path:
+    """The metadata file of a labeled folder: the first of ``metadata.csv``, ``.tsv``, ``.jsonl`` present."""
+    directory = Path(directory)
+    for name in METADATA_NAMES:
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(f"{directory}: no metadata file ({', '.join(METADATA_NAMES)})")
+
+
+def read_metadata(path: str | Path, audio_column: str = "file", text_column: str = "text") -> list[dict[str, str]]:
+    """Read a CSV (comma), TSV (tab) or JSONL metadata file into ``[{"audio": absolute path, "text": ...}]``.
+
+    Relative audio paths are resolved against the metadata file's folder, so a folder can be moved as a whole.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+    elif suffix in (".csv", ".tsv"):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+    else:
+        raise ValueError(f"{path}: metadata must be .csv, .tsv or .jsonl")
+    entries = []
+    for line_number, row in enumerate(rows, start=1):
+        missing = [column for column in (audio_column, text_column) if column not in row]
+        if missing:
+            raise ValueError(f"{path}: row {line_number} has no column(s) {missing}; it has {sorted(row)}")
+        audio_path = Path(row[audio_column])
+        if not audio_path.is_absolute():
+            audio_path = path.parent / audio_path
+        entries.append({AUDIO: str(audio_path), TEXT: row[text_column] or ""})
+    return entries
+
+
+def load_labeled_folder(
+    directory: str | Path,
+    metadata: str | Path | None = None,
+    audio_column: str = "file",
+    text_column: str = "text",
+):
+    """A ``datasets.Dataset`` (columns ``audio``: file path, ``text``) from a folder and its metadata file.
+
+    Args:
+        directory: the folder; `metadata` defaults to its ``metadata.csv``/``.tsv``/``.jsonl``.
+        metadata: a metadata file name inside `directory`, or a path.
+        audio_column / text_column: the metadata's column naming the audio file / holding the transcript.
+    """
+    import datasets
+
+    directory = Path(directory)
+    if metadata is None:
+        metadata_path = find_metadata(directory)
+    else:
+        metadata_path = Path(metadata)
+        if not metadata_path.is_absolute() and not metadata_path.exists():
+            metadata_path = directory / metadata_path
+    entries = read_metadata(metadata_path, audio_column, text_column)
+    missing = [entry[AUDIO] for entry in entries if not Path(entry[AUDIO]).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{metadata_path}: {len(missing)} audio file(s) missing, e.g. {missing[0]}")
+    return datasets.Dataset.from_dict({AUDIO: [e[AUDIO] for e in entries], TEXT: [e[TEXT] for e in entries]})
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in ("state.json", "dataset_dict.json"))
+
+
+def load_labeled_dataset(
+    name_or_path: str,
+    split: str = "train",
+    config_name: str | None = None,
+    audio_column: str = "audio",
+    text_column: str = "text",
+    **load_kwargs,
+):
+    """A ``datasets.Dataset`` with columns ``audio`` (undecoded) and ``text`` from a Hub name or a local path.
+
+    Args:
+        name_or_path: a dataset name or folder for ``datasets.load_dataset``, or a directory written by
+            ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``, from which `split` is taken).
+        split: the split (``load_dataset`` also accepts slices such as ``"train[:100]"``).
+        config_name: the dataset configuration (e.g. a language code).
+        audio_column / text_column: the columns holding the audio and the transcript.
+        load_kwargs: passed to ``load_dataset`` (``data_dir``, ``revision``, ...).
+    """
+    import datasets
+
+    path = Path(name_or_path)
+    if _is_saved_dataset(path):
+        dataset = datasets.load_from_disk(str(path))
+        if isinstance(dataset, datasets.DatasetDict):
+            if split not in dataset:
+                raise KeyError(f"{path} has splits {sorted(dataset)}, not {split!r}")
+            dataset = dataset[split]
+    else:
+        dataset = datasets.load_dataset(name_or_path, config_name, split=split, **load_kwargs)
+
+    for column in (audio_column, text_column):
+        if column not in dataset.column_names:
+            raise KeyError(f"{name_or_path} has no column {column!r}; its columns are {dataset.column_names}")
+    if isinstance(dataset.features.get(audio_column), datasets.Audio):
+        # decode=False: raw bytes / paths, decoded by load_audio instead of datasets' torchcodec.
+        dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
+    dataset = dataset.select_columns([audio_column, text_column])
+    renames = {old: new for old, new in ((audio_column, AUDIO), (text_column, TEXT)) if old != new}
+    return dataset.rename_columns(renames) if renames else dataset
+
+
+def decode_audio(value: Any, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Mono float32 audio at `sampling_rate` from a path, an undecoded ``{"bytes", "path"}`` record of
+    ``datasets.Audio(decode=False)``, or a decoded ``{"array", "sampling_rate"}`` record."""
+    if isinstance(value, dict):
+        if value.get("array") is not None:
+            return load_audio({"array": value["array"], "sampling_rate": value["sampling_rate"]}, sampling_rate)
+        if value.get("bytes"):
+            try:
+                return load_audio(value["bytes"], sampling_rate)
+            except AudioError as error:
+                raise AudioError(f"{value.get('path') or '<audio bytes>'}: {error}") from error
+        if value.get("path"):
+            return load_audio(value["path"], sampling_rate)
+        raise AudioError(f"audio record without bytes, path or array: keys {sorted(value)}")
+    return load_audio(value, sampling_rate)
+
+
+# ------------------------------------------------------------------------------------------ featurizing
+
+
+def ctc_required_frames(labels: Sequence[int]) -> int:
+    """Frames a CTC alignment of `labels` needs: one per label, plus a blank between equal neighbours."""
+    repeats = sum(1 for previous, current in itertools.pairwise(labels) if previous == current)
+    return len(labels) + repeats
+
+
+def output_frames(num_samples: int, config) -> int:
+    """Frames the model's feature encoder produces for `num_samples` samples (0 below its receptive field)."""
+    return max(int(conv_output_lengths(int(num_samples), config.conv_kernel, config.conv_stride)), 0)
+
+
+def prepare_ctc_dataset(
+    dataset,
+    processor,
+    normalization: TextNormalization | None = None,
+    num_proc: int | None = None,
+    sampling_rate: int = SAMPLING_RATE,
+    description: str = "data",
+):
+    """Featurize a dataset with ``audio`` and ``text`` columns for CTC training.
+
+    Each utterance gets ``input_values`` (the feature extractor's output for its 16 kHz audio), ``labels`` (token
+    ids of ``normalize_text(text, normalization)``), ``input_length`` (samples) and ``text`` (the normalized
+    transcript, handy for printing references). The other columns are removed.
+    """
+    feature_extractor = processor.feature_extractor
+    tokenizer = processor.tokenizer
+
+    def featurize(example):
+        audio = decode_audio(example[AUDIO], sampling_rate)
+        text = normalize_text(example[TEXT], normalization)
+        values = feature_extractor(audio, sampling_rate=sampling_rate).input_values[0]
+        return {
+            "input_values": np.asarray(values, dtype=np.float32),
+            "labels": tokenizer(text).input_ids,
+            "input_length": len(values),
+            TEXT: text,
+        }
+
+    return dataset.map(
+        featurize, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"Featurizing {description}"
+    )
+
+
+def filter_duration(dataset, min_seconds: float = 0.0, max_seconds: float | None = None,
+                    sampling_rate: int = SAMPLING_RATE):
+    """Keep utterances with ``min_seconds <= duration <= max_seconds`` (memory: attention is quadratic in length)."""
+    low = int(min_seconds * sampling_rate)
+    high = None if max_seconds is None else int(max_seconds * sampling_rate)
+    before = len(dataset)
+    dataset = dataset.filter(
+        lambda length: length >= low and (high is None or length <= high), input_columns=["input_length"]
+    )
+    if len(dataset) < before:
+        logger.warning(
+            "dropped %d utterances outside [%s, %s] seconds", before - len(dataset), min_seconds, max_seconds
+        )
+    return dataset
+
+
+def drop_unalignable(dataset, config, description: str = "data"):
+    """Remove utterances whose labels need more CTC frames than their audio yields; returns ``(dataset, n)``.
+
+    Audio shorter than the model's receptive field (no frame at all) is removed as well, and logged separately.
+    """
+    keep, too_long, no_frames = [], 0, 0
+    for index, (length, labels) in enumerate(zip(dataset["input_length"], dataset["labels"])):
+        available = output_frames(length, config)
+        if available < 1:
+            no_frames += 1
+        elif ctc_required_frames(labels) > available:
+            too_long += 1
+        else:
+            keep.append(index)
+    if no_frames:
+        logger.warning("%s: dropped %d utterances shorter than the model's receptive field", description, no_frames)
+    if too_long:
+        logger.warning(
+            "%s: dropped %d utterances whose transcripts are longer than their audio allows", description, too_long
+        )
+    if len(keep) < len(dataset):
+        dataset = dataset.select(keep)
+    return dataset, too_long
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+
+@dataclass
+class DataCollatorCTCWithPadding:
+    """Pad a list of featurized examples into a batch for ``HfWav2Vec2ForCTC``.
+
+    Args:
+        processor: an ``HfWav2Vec2Processor`` (or anything with ``.feature_extractor``), or the feature extractor.
+        padding: passed to the feature extractor's ``pad`` (True: to the longest clip of the batch).
+        pad_to_multiple_of: round the padded audio length up to a multiple of this (tensor cores like multiples
+            of 8 frames, i.e. 2560 samples).
+        return_attention_mask: defaults to the feature extractor's own setting, so group-norm (BASE) models get no
+            mask, as in pre-training, and layer-norm (LARGE) models get one.
+
+    Returns ``input_values`` (B, L) float32, ``attention_mask`` (B, L) when enabled and ``labels`` (B, S) int64
+    padded with -100. Other keys of the examples (``input_length``, ``text``) are ignored.
+    """
+
+    processor: Any
+    padding: bool | str = True
+    pad_to_multiple_of: int | None = None
+    return_attention_mask: bool | None = None
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        feature_extractor = getattr(self.processor, "feature_extractor", self.processor)
+        batch = feature_extractor.pad(
+            [{"input_values": example["input_values"]} for example in features],
+            padding=self.padding,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            return_attention_mask=self.return_attention_mask,
+            return_tensors="pt",
+        )
+        batch["input_values"] = batch["input_values"].float()
+        if "labels" in features[0]:
+            batch["labels"] = pad_labels([example["labels"] for example in features])
+        return batch
+
+
+def pad_labels(labels: Sequence[Sequence[int]], pad_id: int = LABEL_PAD_ID) -> torch.Tensor:
+    """Stack label id sequences into a (B, S) int64 tensor, padding with `pad_id` (-100: ignored by the loss)."""
+    longest = max((len(sequence) for sequence in labels), default=0)
+    out = torch.full((len(labels), longest), pad_id, dtype=torch.long)
+    for row, sequence in enumerate(labels):
+        out[row, : len(sequence)] = torch.as_tensor(list(sequence), dtype=torch.long)
+    return out
+
+
+__all__ = [
+    "LABEL_PAD_ID",
+    "SAMPLING_RATE",
+    "DataCollatorCTCWithPadding",
+    "ctc_required_frames",
+    "decode_audio",
+    "drop_unalignable",
+    "filter_duration",
+    "find_metadata",
+    "load_labeled_dataset",
+    "load_labeled_folder",
+    "output_frames",
+    "pad_labels",
+    "prepare_ctc_dataset",
+    "read_metadata",
+]

@@ -1,0 +1,583 @@
+"""CTC fine-tuning of wav2vec 2.0 with transformers' ``Trainer``: the logic behind ``examples/finetune_ctc.py``.
+
+The recipe follows the paper's fine-tuning (Section 4.3, fairseq ``finetuning/base_10m.yaml``): a randomly initialized
+linear CTC head on top of the pre-trained model, the feature encoder frozen, SpecAugment-like masking of time steps
+and channels, LayerDrop, Adam with betas (0.9, 0.98), the tri-stage learning-rate schedule (10% warm-up, 40% hold,
+50% exponential decay to 5% of the peak) and optionally the whole pre-trained network frozen for the first
+``freeze_finetune_updates`` updates, so the fresh head does not send large gradients into it. Defaults are the
+10-minute recipe's values; other amounts of labeled data want less masking (fairseq uses ``mask_prob`` 0.5-0.65 and
+``mask_channel_prob`` 0.1-0.5 depending on the subset).
+
+Three starting points:
+
+* a checkpoint of this package (``HfWav2Vec2ForPreTraining`` or ``HfWav2Vec2ForCTC`` directory);
+* a transformers checkpoint (``model_type: wav2vec2``, e.g. ``facebook/wav2vec2-base``): the config is translated and
+  the weights load as they are;
+* ``--from_scratch`` with ``--config_preset base|large`` (or ``--config_name``), for the paper's comparison of
+  pre-trained against randomly initialized models. The feature encoder then trains too, since a frozen random
+  encoder would be a meaningless baseline (pass ``--freeze_feature_encoder true`` to freeze it anyway).
+
+:func:`main` parses command-line arguments (``HfArgumentParser`` over :class:`ModelArguments`,
+:class:`DataArguments` and :class:`CTCTrainingArguments`, or one JSON file holding them) and returns the final
+metrics, so a CLI can call ``main(argv)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import (
+    HfArgumentParser,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
+from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+from ..modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
+from ..processing_hf_wav2vec2 import HfWav2Vec2Processor
+from ..tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
+from .ctc_data import (
+    DataCollatorCTCWithPadding,
+    drop_unalignable,
+    filter_duration,
+    load_labeled_dataset,
+    load_labeled_folder,
+    prepare_ctc_dataset,
+)
+from .metrics import argmax_logits, decode_predictions, make_compute_metrics
+from .vocab import TextNormalization, build_vocab, tokenizer_kwargs, write_vocab
+
+logger = logging.getLogger(__name__)
+
+CONFIG_PRESETS = ("base", "large")
+
+
+# ------------------------------------------------------------------------------------------------- arguments
+
+
+@dataclass
+class ModelArguments:
+    """Which model to start from and how to configure it for fine-tuning."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Pre-trained checkpoint: a directory of this package or a transformers wav2vec2 "
+                          "checkpoint (local or Hub id). Not used with --from_scratch."},
+    )
+    from_scratch: bool = field(default=False, metadata={"help": "Train a randomly initialized model (baseline)."})
+    config_preset: str = field(
+        default="base", metadata={"help": "Architecture for --from_scratch.", "choices": list(CONFIG_PRESETS)}
+    )
+    config_name: str | None = field(
+        default=None, metadata={"help": "Config (directory or config.json) for --from_scratch; overrides the preset."}
+    )
+    vocab_file: str | None = field(
+        default=None, metadata={"help": "Use this vocab.json instead of building one from the training transcripts."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    freeze_feature_encoder: bool | None = field(
+        default=None, metadata={"help": "Freeze the conv feature encoder (default: yes, unless --from_scratch)."}
+    )
+    mask_time_prob: float = field(default=0.65, metadata={"help": "SpecAugment time masking (fairseq mask_prob)."})
+    mask_time_length: int = field(default=10, metadata={"help": "Length of a time mask span, in frames."})
+    mask_feature_prob: float = field(
+        default=0.25, metadata={"help": "Channel masking probability (fairseq mask_channel_prob)."}
+    )
+    mask_feature_length: int = field(default=64, metadata={"help": "Length of a channel mask span."})
+    layerdrop: float = field(default=0.1, metadata={"help": "Probability of skipping a transformer layer."})
+    activation_dropout: float = field(default=0.1, metadata={"help": "Dropout after the feed-forward activation."})
+    # fairseq's fine-tuning overrides the pre-training dropouts with these (Wav2Vec2AsrConfig defaults)
+    hidden_dropout: float = field(default=0.0, metadata={"help": "Dropout on residual branches."})
+    attention_dropout: float = field(default=0.0, metadata={"help": "Dropout on attention probabilities."})
+    feat_proj_dropout: float = field(default=0.0, metadata={"help": "Dropout after the feature projection."})
+    final_dropout: float = field(default=0.0, metadata={"help": "Dropout before the CTC head."})
+    ctc_loss_reduction: str = field(
+        default="mean", metadata={"help": "CTC loss reduction.", "choices": ["mean", "sum"]}
+    )
+    ctc_zero_infinity: bool = field(default=True, metadata={"help": "Zero infinite CTC losses."})
+
+
+@dataclass
+class DataArguments:
+    """Where the labeled data comes from and how transcripts are normalized."""
+
+    train_dir: str | None = field(default=None, metadata={"help": "Folder with audio and a metadata file."})
+    eval_dir: str | None = field(default=None, metadata={"help": "Evaluation folder (same layout)."})
+    metadata_name: str | None = field(
+        default=None, metadata={"help": "Metadata file in the folders (default: metadata.csv/.tsv/.jsonl)."}
+    )
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A datasets name or path (load_dataset or save_to_disk) instead of folders."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
+    train_split_name: str = field(default="train", metadata={"help": "Training split of --dataset_name."})
+    eval_split_name: str | None = field(default=None, metadata={"help": "Evaluation split of --dataset_name."})
+    audio_column: str | None = field(
+        default=None, metadata={"help": "Audio column (default: 'file' in folder metadata, 'audio' in datasets)."}
+    )
+    text_column: str = field(default="text", metadata={"help": "Transcript column."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training items."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation items."})
+    min_duration_in_seconds: float = field(default=0.0, metadata={"help": "Drop shorter utterances."})
+    max_duration_in_seconds: float | None = field(default=None, metadata={"help": "Drop longer utterances."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for featurizing."})
+    text_case: str = field(default="lower", metadata={"help": "Transcript case.", "choices": ["lower", "upper", "keep"]})
+    unicode_form: str | None = field(
+        default="NFC", metadata={"help": "Unicode normalization of transcripts (NFC, NFKC, ... or '' for none)."}
+    )
+    strip_punctuation: bool = field(default=True, metadata={"help": "Remove Unicode punctuation (P* categories)."})
+    keep_punctuation: str = field(default="'", metadata={"help": "Punctuation kept when stripping."})
+    digits: str = field(default="keep", metadata={"help": "Keep or drop digits.", "choices": ["keep", "drop"]})
+    drop_chars: str = field(default="", metadata={"help": "Characters deleted from transcripts."})
+    vocab_min_count: int = field(default=1, metadata={"help": "Characters seen fewer times become <unk>."})
+    num_examples_to_print: int = field(default=5, metadata={"help": "Transcripts printed beside references."})
+    language: str | None = field(default=None, metadata={"help": "ISO 639-1 code of the speech (model card)."})
+
+    def normalization(self) -> TextNormalization:
+        return TextNormalization(
+            case=self.text_case, unicode_form=self.unicode_form or None, strip_punctuation=self.strip_punctuation,
+            keep_punctuation=self.keep_punctuation, digits=self.digits, drop_chars=self.drop_chars,
+        )
+
+
+@dataclass
+class CTCTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with fine-tuning defaults (Adam beta2 0.98) and the paper's schedule and freezing."""
+
+    lr_scheduler: str = field(
+        default="tri_stage",
+        metadata={"help": "'tri_stage' (the paper's) or 'trainer' (use --lr_scheduler_type).",
+                  "choices": ["tri_stage", "trainer"]},
+    )
+    tri_stage_ratios: str = field(
+        default="0.1,0.4,0.5", metadata={"help": "Warm-up, hold and decay fractions of the updates (sum to 1)."}
+    )
+    init_lr_scale: float = field(default=0.01, metadata={"help": "Tri-stage: LR at update 0, times the peak."})
+    final_lr_scale: float = field(default=0.05, metadata={"help": "Tri-stage: LR at the end, times the peak."})
+    freeze_finetune_updates: int = field(
+        default=0, metadata={"help": "Train only the CTC head for the first N updates."}
+    )
+    group_by_length: bool = field(
+        default=False, metadata={"help": "Batch utterances of similar length (train_sampling_strategy)."}
+    )
+    adam_beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (fairseq fine-tuning: 0.98)."})
+    length_column_name: str = field(default="input_length", metadata={"help": "Column of utterance lengths."})
+    # The collator picks the columns it needs; removing the others would also remove input_length, which the
+    # length-grouped sampler reads after the removal.
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Drop columns forward() does not take."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.group_by_length:
+            self.train_sampling_strategy = "group_by_length"
+        parse_phase_ratios(self.tri_stage_ratios)  # fail at parse time, not after featurizing
+
+
+# -------------------------------------------------------------------------------------------- schedule
+
+
+def parse_phase_ratios(ratios: str | tuple[float, ...]) -> tuple[float, float, float]:
+    """``"0.1,0.4,0.5"`` -> (0.1, 0.4, 0.5); three non-negative fractions summing to 1."""
+    values = tuple(float(v) for v in (ratios.split(",") if isinstance(ratios, str) else ratios))
+    if len(values) != 3 or min(values) < 0 or not math.isclose(sum(values), 1.0, abs_tol=1e-6):
+        raise ValueError(f"tri-stage phase ratios must be three non-negative numbers summing to 1, got {ratios!r}")
+    return values
+
+
+def tri_stage_lambda(
+    total_steps: int,
+    phase_ratios: tuple[float, float, float] = (0.1, 0.4, 0.5),
+    init_lr_scale: float = 0.01,
+    final_lr_scale: float = 0.05,
+):
+    """LR multiplier of fairseq's ``tri_stage`` schedule at each update, for ``torch.optim.lr_scheduler.LambdaLR``.
+
+    Linear warm-up from ``init_lr_scale`` to 1 over the first phase, 1 during the hold phase, exponential decay to
+    ``final_lr_scale`` over the last phase, then ``final_lr_scale``. Phase lengths are ``int(total * ratio)``
+    updates, as in fairseq.
+    """
+    warmup_ratio, hold_ratio, decay_ratio = parse_phase_ratios(phase_ratios)
+    warmup = int(total_steps * warmup_ratio)
+    hold = int(total_steps * hold_ratio)
+    decay = int(total_steps * decay_ratio)
+    log_final = math.log(final_lr_scale)
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return init_lr_scale + (1.0 - init_lr_scale) * step / warmup
+        step -= warmup
+        if step < hold:
+            return 1.0
+        step -= hold
+        if step < decay:
+            return math.exp(log_final * step / decay)
+        return final_lr_scale
+
+    return multiplier
+
+
+def tri_stage_scheduler(optimizer, total_steps: int, **kwargs) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` following :func:`tri_stage_lambda` (keyword arguments are passed on to it)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, tri_stage_lambda(total_steps, **kwargs))
+
+
+class CTCTrainer(Trainer):
+    """``Trainer`` whose scheduler is the tri-stage one when ``args.lr_scheduler == "tri_stage"``."""
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if getattr(self.args, "lr_scheduler", "trainer") != "tri_stage":
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            self.lr_scheduler = tri_stage_scheduler(
+                optimizer if optimizer is not None else self.optimizer,
+                num_training_steps,
+                phase_ratios=parse_phase_ratios(self.args.tri_stage_ratios),
+                init_lr_scale=self.args.init_lr_scale,
+                final_lr_scale=self.args.final_lr_scale,
+            )
+            self._created_lr_scheduler = True  # lets Trainer rebuild it on a later train() call, as its own
+        return self.lr_scheduler
+
+
+# --------------------------------------------------------------------------------------------- freezing
+
+
+class FreezeFinetuneCallback(TrainerCallback):
+    """Train only the CTC head for the first `updates` updates, then the whole model but the feature encoder.
+
+    fairseq's ``freeze_finetune_updates``: the head starts random, and its early gradients would otherwise disturb
+    the pre-trained representations. The freeze happens at ``on_train_begin``, after the optimizer was built over
+    all trainable parameters, so the unfrozen parameters are optimized later (their gradients are None meanwhile,
+    which Adam skips, weight decay included).
+    """
+
+    def __init__(self, updates: int, keep_feature_encoder_frozen: bool = True):
+        self.updates = int(updates)
+        self.keep_feature_encoder_frozen = keep_feature_encoder_frozen
+        self.frozen = False
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step < self.updates:
+            model.freeze_base_model()
+            self.frozen = True
+            logger.info("pre-trained network frozen for the first %d updates", self.updates)
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if self.frozen and state.global_step >= self.updates:
+            for param in model.wav2vec2.parameters():
+                param.requires_grad = True
+            if self.keep_feature_encoder_frozen:
+                model.freeze_feature_encoder()
+            self.frozen = False
+            logger.info("update %d: pre-trained network unfrozen", state.global_step)
+
+
+# ---------------------------------------------------------------------------------------- model building
+
+
+def _raw_datasets(data_args: DataArguments) -> tuple:
+    """(train, eval or None) as datasets with ``audio`` and ``text`` columns."""
+    if data_args.dataset_name:
+        audio_column = data_args.audio_column or "audio"
+        load = {
+            "config_name": data_args.dataset_config_name, "audio_column": audio_column,
+            "text_column": data_args.text_column,
+        }
+        train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
+        evaluation = None
+        if data_args.eval_split_name:
+            evaluation = load_labeled_dataset(data_args.dataset_name, split=data_args.eval_split_name, **load)
+    elif data_args.train_dir:
+        audio_column = data_args.audio_column or "file"
+        load = {
+            "metadata": data_args.metadata_name, "audio_column": audio_column, "text_column": data_args.text_column,
+        }
+        train = load_labeled_folder(data_args.train_dir, **load)
+        evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
+    else:
+        raise ValueError("give the training data: --train_dir (a folder with metadata) or --dataset_name")
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if evaluation is not None and data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    return train, evaluation
+
+
+def build_tokenizer(transcripts, output_dir: str | Path, normalization: TextNormalization, vocab_file=None,
+                    min_count: int = 1) -> HfWav2Vec2CTCTokenizer:
+    """The CTC tokenizer over `vocab_file`, or over a vocabulary built from `transcripts` (written to output_dir)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / "vocab.json"
+    if vocab_file:
+        if Path(vocab_file).resolve() != target.resolve():
+            shutil.copyfile(vocab_file, target)
+    else:
+        vocab = build_vocab(transcripts, normalization, min_count=min_count)
+        write_vocab(vocab, output_dir)
+        logger.info("vocabulary of %d tokens: %s", len(vocab), "".join(list(vocab)[5:]))
+    return HfWav2Vec2CTCTokenizer(str(target), **tokenizer_kwargs())
+
+
+def _fine_tuning_overrides(model_args: ModelArguments, tokenizer) -> dict:
+    return {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "mask_time_prob": model_args.mask_time_prob,
+        "mask_time_length": model_args.mask_time_length,
+        "mask_feature_prob": model_args.mask_feature_prob,
+        "mask_feature_length": model_args.mask_feature_length,
+        "layerdrop": model_args.layerdrop,
+        "hidden_dropout": model_args.hidden_dropout,
+        "activation_dropout": model_args.activation_dropout,
+        "attention_dropout": model_args.attention_dropout,
+        "feat_proj_dropout": model_args.feat_proj_dropout,
+        "final_dropout": model_args.final_dropout,
+        "ctc_loss_reduction": model_args.ctc_loss_reduction,
+        "ctc_zero_infinity": model_args.ctc_zero_infinity,
+        "apply_spec_augment": model_args.mask_time_prob > 0 or model_args.mask_feature_prob > 0,
+    }
+
+
+def build_config(model_args: ModelArguments, tokenizer) -> HfWav2Vec2Config:
+    """The checkpoint's (or preset's) config with the fine-tuning settings and the tokenizer's vocabulary."""
+    overrides = _fine_tuning_overrides(model_args, tokenizer)
+    if model_args.from_scratch:
+        if model_args.config_name:
+            base = HfWav2Vec2Config.from_pretrained(model_args.config_name, cache_dir=model_args.cache_dir)
+        else:
+            base = getattr(HfWav2Vec2Config, model_args.config_preset)()
+    else:
+        if not model_args.model_name_or_path:
+            raise ValueError("give --model_name_or_path (a pre-trained checkpoint) or --from_scratch")
+        base = HfWav2Vec2Config.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
+    values = base.to_dict()
+    values.update(overrides)
+    # from_dict re-runs the config's validation on the combined values
+    return HfWav2Vec2Config.from_dict(values)
+
+
+def build_feature_extractor(model_args: ModelArguments, config) -> HfWav2Vec2FeatureExtractor:
+    """The checkpoint's feature extractor when it has one, else the one matching the architecture."""
+    if not model_args.from_scratch and model_args.model_name_or_path:
+        try:
+            return HfWav2Vec2FeatureExtractor.from_pretrained(
+                model_args.model_name_or_path, cache_dir=model_args.cache_dir
+            )
+        except OSError:
+            logger.info("%s has no preprocessor_config.json; using the default for its architecture",
+                        model_args.model_name_or_path)
+    return HfWav2Vec2FeatureExtractor.for_config(config)
+
+
+def build_model(model_args: ModelArguments, config: HfWav2Vec2Config) -> HfWav2Vec2ForCTC:
+    """``HfWav2Vec2ForCTC`` from the checkpoint (new CTC head) or from scratch, feature encoder frozen as asked."""
+    if model_args.from_scratch:
+        model = HfWav2Vec2ForCTC(config)
+    else:
+        model = HfWav2Vec2ForCTC.from_pretrained(
+            model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
+            ignore_mismatched_sizes=True,  # a CTC checkpoint's head has its own vocabulary size
+        )
+        if not model_args.vocab_file:
+            # The vocabulary was built from this data, so a CTC checkpoint's head (even one of the same size) maps
+            # other characters: start the head afresh, as from a pre-training checkpoint.
+            torch.nn.init.normal_(model.lm_head.weight, mean=0.0, std=config.initializer_range)
+            torch.nn.init.zeros_(model.lm_head.bias)
+    if feature_encoder_frozen(model_args):
+        model.freeze_feature_encoder()
+    return model
+
+
+def feature_encoder_frozen(model_args: ModelArguments) -> bool:
+    """``--freeze_feature_encoder``, defaulting to frozen for pre-trained models and trained from scratch."""
+    if model_args.freeze_feature_encoder is None:
+        return not model_args.from_scratch
+    return model_args.freeze_feature_encoder
+
+
+def _hub_pusher():
+    """``hf_wav2vec2.hub.push_to_hub``, or a clear error before any training if this installation lacks it."""
+    try:
+        from ..hub import push_to_hub
+    except ImportError as error:
+        raise RuntimeError(
+            "--push_to_hub needs the hf_wav2vec2.hub module, which this installation does not have; train without "
+            "it and upload the output directory yourself"
+        ) from error
+    return push_to_hub
+
+
+def _push(push_to_hub, output_dir: str, training_args, model_args, data_args, metrics: dict) -> None:
+    """Upload the fine-tuned model with a model card giving its base model and, for a Hub dataset, its results."""
+    from ..hub import CardInfo, Result
+
+    results = []
+    if data_args.dataset_name and data_args.eval_split_name and "eval_wer" in metrics:
+        results.append(Result(
+            dataset_type=data_args.dataset_name, config=data_args.dataset_config_name,
+            split=data_args.eval_split_name, wer=100 * metrics["eval_wer"], cer=100 * metrics["eval_cer"],
+            decoding="greedy CTC, no LM",
+        ))
+    card = CardInfo(
+        language=data_args.language, results=results,
+        datasets=[data_args.dataset_name] if data_args.dataset_name else [],
+        base_model=None if model_args.from_scratch else model_args.model_name_or_path,
+    )
+    push_to_hub(
+        output_dir, training_args.hub_model_id or Path(output_dir).name, card=card,
+        token=training_args.hub_token, private=bool(training_args.hub_private_repo),
+        commit_message="Fine-tuned with hf_wav2vec2 (CTC)",
+    )
+
+
+# ------------------------------------------------------------------------------------------------- running
+
+
+def _resume_target(value):
+    """``--resume_from_checkpoint``: a checkpoint path, or "true"/"last" for the output directory's latest one."""
+    if isinstance(value, str) and value.lower() in ("true", "last"):
+        return True
+    return value
+
+
+def print_examples(hypotheses, references, count: int, file=None) -> None:
+    """Print `count` hypotheses under their references."""
+    file = file or sys.stdout  # looked up at call time, so redirected output is honoured
+    for hyp, ref in list(zip(hypotheses, references))[:count]:
+        print(f"  REF: {ref}\n  HYP: {hyp}", file=file)
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTCTrainingArguments) -> dict:
+    """Fine-tune and evaluate; returns the final metrics (``train_loss``, ``eval_wer``, ``eval_cer``, ...)."""
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
+    )
+    push_to_hub = _hub_pusher() if training_args.push_to_hub else None
+    training_args.push_to_hub = False  # the Trainer's own uploading is replaced by hf_wav2vec2.hub
+    set_seed(training_args.seed)
+    output_dir = training_args.output_dir
+
+    normalization = data_args.normalization()
+    raw_train, raw_eval = _raw_datasets(data_args)
+    tokenizer = build_tokenizer(
+        raw_train["text"], output_dir, normalization, model_args.vocab_file, data_args.vocab_min_count
+    )
+    config = build_config(model_args, tokenizer)
+    processor = HfWav2Vec2Processor(build_feature_extractor(model_args, config), tokenizer)
+    processor.save_pretrained(output_dir)
+
+    def prepare(dataset, name):
+        dataset = prepare_ctc_dataset(
+            dataset, processor, normalization, num_proc=data_args.preprocessing_num_workers, description=name
+        )
+        dataset = filter_duration(dataset, data_args.min_duration_in_seconds, data_args.max_duration_in_seconds)
+        dataset, _ = drop_unalignable(dataset, config, description=name)
+        return dataset
+
+    train_dataset = prepare(raw_train, "train")
+    eval_dataset = prepare(raw_eval, "eval") if raw_eval is not None else None
+    for name, dataset in (("training", train_dataset), ("evaluation", eval_dataset)):
+        if dataset is not None and len(dataset) == 0:
+            raise ValueError(f"no {name} utterance is left after filtering (see the warnings above)")
+
+    model = build_model(model_args, config)
+    callbacks = []
+    if training_args.freeze_finetune_updates > 0:
+        if model_args.from_scratch:
+            logger.warning("--freeze_finetune_updates ignored with --from_scratch: there is no pre-trained network")
+        else:
+            callbacks.append(FreezeFinetuneCallback(
+                training_args.freeze_finetune_updates, keep_feature_encoder_frozen=feature_encoder_frozen(model_args)
+            ))
+
+    trainer = CTCTrainer(
+        model=model,
+        args=training_args,
+        data_collator=DataCollatorCTCWithPadding(processor),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=processor,
+        compute_metrics=make_compute_metrics(processor),
+        preprocess_logits_for_metrics=argmax_logits,
+        callbacks=callbacks,
+    )
+
+    # Always trains: TrainingArguments' do_train/do_eval flags are not used (do_eval is switched on by any
+    # eval_strategy, so it cannot mean "evaluate only").
+    train_result = trainer.train(resume_from_checkpoint=_resume_target(training_args.resume_from_checkpoint))
+    trainer.save_model()
+    processor.save_pretrained(output_dir)
+    metrics = dict(train_result.metrics, train_samples=len(train_dataset))
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+
+    if eval_dataset is not None:
+        final = final_evaluation(trainer, processor, eval_dataset, "eval", data_args.num_examples_to_print)
+    else:
+        final = final_evaluation(trainer, processor, train_dataset, "train_eval", data_args.num_examples_to_print)
+    metrics.update(final)
+    trainer.save_metrics("all", metrics)
+    if push_to_hub is not None:
+        _push(push_to_hub, output_dir, training_args, model_args, data_args, metrics)
+    return metrics
+
+
+def final_evaluation(trainer, processor, dataset, prefix: str, num_examples: int) -> dict:
+    """WER/CER on `dataset`, printed with a few transcripts beside their references; returns the metrics."""
+    output = trainer.predict(dataset, metric_key_prefix=prefix)  # WER/CER come from compute_metrics
+    hypotheses, references = decode_predictions(processor, output.predictions, output.label_ids)
+    metrics = dict(output.metrics)
+    metrics[f"{prefix}_samples"] = len(dataset)
+    where = "evaluation set" if prefix == "eval" else "training set (no evaluation data given)"
+    print(f"\nFinal results on the {where}, {len(dataset)} utterances: "
+          f"WER {100 * metrics[f'{prefix}_wer']:.2f}%  CER {100 * metrics[f'{prefix}_cer']:.2f}%")
+    print_examples(hypotheses, references, num_examples)
+    trainer.save_metrics(prefix, metrics)
+    return metrics
+
+
+def parse_args(argv=None) -> tuple[ModelArguments, DataArguments, CTCTrainingArguments]:
+    """Parse command-line arguments, or a single ``.json`` file holding them."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, CTCTrainingArguments))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=str(Path(argv[0]).resolve()))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv=None) -> dict:
+    """Entry point of ``examples/finetune_ctc.py`` (and of a CLI): parse `argv`, fine-tune, return the metrics."""
+    return run(*parse_args(argv))
+
+
+__all__ = [
+    "CTCTrainer",
+    "CTCTrainingArguments",
+    "DataArguments",
+    "FreezeFinetuneCallback",
+    "ModelArguments",
+    "build_config",
+    "build_feature_extractor",
+    "build_model",
+    "build_tokenizer",
+    "feature_encoder_frozen",
+    "final_evaluation",
+    "main",
+    "parse_args",
+    "parse_phase_ratios",
+    "run",
+    "tri_stage_lambda",
+    "tri_stage_scheduler",
+]

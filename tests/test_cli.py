@@ -1,0 +1,199 @@
+"""Tests for the hf-wav2vec2 command line: transcribe end to end (a subprocess on a saved model), output formats,
+one-line errors and exit statuses, build-lm, and the wiring of convert/push/finetune/pretrain."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_pipeline_hf_wav2vec2 import (
+    SR,
+    TINY_ARPA,
+    near_tie_forward,
+    noise,
+    requires_flashlight,
+    save_model_dir,
+    tone_forward,
+    tone_track,
+)
+
+from hf_wav2vec2 import HfWav2Vec2ForCTC, cli
+from hf_wav2vec2.decoding import ArpaModel
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_model_dir(tmp_path_factory.mktemp("cli") / "model")
+
+
+@pytest.fixture
+def tone_model(monkeypatch, tmp_path_factory):
+    """A model directory whose HfWav2Vec2ForCTC spells the tone bursts it hears (see test_pipeline_...): the class's
+    forward is replaced for the test, and the saved feature extractor does not normalise (the model reads energy)."""
+    monkeypatch.setattr(HfWav2Vec2ForCTC, "forward", lambda self, input_values, **kw: tone_forward(input_values))
+    return save_model_dir(tmp_path_factory.mktemp("tone") / "model", do_normalize=False)
+
+
+@pytest.fixture
+def tone_files(tmp_path):
+    paths = []
+    for name, text in (("first", "THE CAT"), ("second", "A HAT")):
+        audio, _ = tone_track(text, seconds=3.0)
+        paths.append(str(tmp_path / f"{name}.wav"))
+        sf.write(paths[-1], audio, SR, subtype="FLOAT")
+    return paths
+
+
+def cli_command():
+    script = shutil.which("hf-wav2vec2")
+    return [script] if script else [sys.executable, "-m", "hf_wav2vec2.cli"]
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+
+
+def test_transcribe_subprocess_reports_bad_files_and_transcribes_the_others(model_dir, tmp_path):
+    sf.write(tmp_path / "good.wav", noise(1.0), SR)
+    sf.write(tmp_path / "stereo 44k.flac", np.stack([noise(1.0, 1, 44100), noise(1.0, 2, 44100)], axis=1), 44100)
+    (tmp_path / "bad.wav").write_text("not audio")
+    sf.write(tmp_path / "short.wav", noise(1.0)[:100], SR)
+    files = [str(tmp_path / n) for n in ("good.wav", "bad.wav", "stereo 44k.flac", "missing.wav", "short.wav")]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    completed = subprocess.run(
+        [*cli_command(), "transcribe", *files, "--model", str(model_dir), "--format", "json", "--batch-size", "2"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "Traceback" not in completed.stderr
+    errors = completed.stderr.strip().splitlines()
+    assert errors == [
+        f"hf-wav2vec2: error: {files[1]}: not a readable audio file" + errors[0].split("not a readable audio file")[1],
+        f"hf-wav2vec2: error: {files[3]}: no such file",
+        errors[2],
+        "hf-wav2vec2: error: 3 of 5 files failed",
+    ]
+    assert errors[2].startswith(f"hf-wav2vec2: error: {files[4]}: audio is 0.006 s") and "400 samples" in errors[2]
+    results = json.loads(completed.stdout)
+    assert [r["file"] for r in results] == files
+    assert [r["error"] is None for r in results] == [True, False, True, False, False]
+    from hf_wav2vec2 import asr_pipeline
+
+    asr = asr_pipeline(model_dir)
+    assert results[0]["text"] == asr(files[0])["text"] and results[2]["text"] == asr(files[2])["text"]
+
+
+def test_transcribe_text_and_timestamps(tone_model, tone_files, capsys):
+    assert cli.main(["transcribe", tone_files[0], "--model", str(tone_model), "-q"]) == 0
+    assert capsys.readouterr().out == "THE CAT\n"
+    assert cli.main(["transcribe", *tone_files, "--model", str(tone_model), "--timestamps", "word"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{tone_files[0]}\tTHE CAT"
+    assert lines[1] == f"{tone_files[0]}\t0.14\t0.90\tTHE"  # bursts of 10 frames every 14 from frame 7
+    assert lines[3] == f"{tone_files[1]}\tA HAT"
+
+
+def test_transcribe_subtitles_and_outputs(tone_model, tone_files, tmp_path, capsys):
+    out = tmp_path / "one.srt"
+    args = ["--model", str(tone_model), "--chunk-length", "1", "--stride-length", "0.2", "--max-words-per-cue", "1"]
+    assert cli.main(["transcribe", tone_files[0], *args, "--format", "srt", "-o", str(out)]) == 0
+    assert out.read_text() == "1\n00:00:00,140 --> 00:00:00,900\nTHE\n\n2\n00:00:01,260 --> 00:00:02,020\nCAT\n"
+    assert cli.main(["transcribe", *tone_files, *args, "--format", "vtt", "-o", str(tmp_path / "subs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "subs").iterdir()) == ["first.vtt", "second.vtt"]
+    assert (tmp_path / "subs" / "second.vtt").read_text().startswith("WEBVTT\n\n00:00:00.140 --> 00:00:00.340\nA\n")
+    assert cli.main(["transcribe", *tone_files, *args, "--format", "json", "-o", str(tmp_path / "r.json")]) == 0
+    assert [r["text"] for r in json.loads((tmp_path / "r.json").read_text())] == ["THE CAT", "A HAT"]
+    # several srt files cannot go to one file
+    assert cli.main(["transcribe", *tone_files, *args, "--format", "srt", "-o", str(tmp_path / "r.json")]) == 2
+    assert "must be a directory" in capsys.readouterr().err
+
+
+@requires_flashlight
+def test_transcribe_with_an_lm(model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(HfWav2Vec2ForCTC, "forward", lambda self, input_values, **kw: near_tie_forward(input_values))
+    sf.write(tmp_path / "a.wav", noise(0.3), SR)
+    (tmp_path / "lm.arpa").write_text(TINY_ARPA)
+    base = ["transcribe", str(tmp_path / "a.wav"), "--model", str(model_dir)]
+    assert cli.main(base) == 0 and capsys.readouterr().out == "THE KAT\n"
+    assert cli.main([*base, "--lm", str(tmp_path / "lm.arpa"), "--alpha", "1", "--beta", "0", "--beam-size", "10"]) == 0
+    assert capsys.readouterr().out == "THE CAT\n"
+    assert cli.main([*base, "--lm", str(tmp_path / "lm.arpa"), "--timestamps", "char"]) == 2
+    assert "not available with --lm" in capsys.readouterr().err
+
+
+def test_one_line_errors_and_exit_statuses(model_dir, tmp_path, capsys):
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    wav = str(tmp_path / "a.wav")
+    cases = [
+        (["transcribe", wav, "--model", str(tmp_path / "no-model")], 1, "no such model directory"),
+        (["transcribe", wav, "--model", str(model_dir), "--lm", str(tmp_path / "x.arpa")], 1, "no such language model"),
+        (["transcribe", str(tmp_path / "gone.wav"), "--model", str(model_dir)], 1, "gone.wav: no such file"),
+        (["build-lm", str(tmp_path / "none.txt"), str(tmp_path / "o.arpa")], 1, "no such text file"),
+    ]
+    for argv, status, expected in cases:
+        assert cli.main(argv) == status, argv
+        err = capsys.readouterr().err
+        assert expected in err and err.startswith("hf-wav2vec2: error: ") and "Traceback" not in err
+    for argv in (["transcribe", wav], ["transcribe", wav, "--model", "m", "--batch-size", "0"], ["nope"], []):
+        with pytest.raises(SystemExit) as exit_info:  # argparse usage errors
+            cli.main(argv)
+        assert exit_info.value.code == 2
+
+
+# ----------------------------------------------------------------------------------------------- build-lm
+
+
+def test_build_lm(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("THE CAT SAT\nTHE CAT ATE\nA HAT\n")
+    out = tmp_path / "lm" / "cats.arpa"
+    assert cli.main(["build-lm", str(tmp_path / "text.txt"), str(out), "--order", "2"]) == 0
+    assert "2-grams" in capsys.readouterr().out
+    model = ArpaModel(out)
+    assert model.log10_prob("CAT", ["THE"]) > model.log10_prob("HAT", ["THE"])
+    assert cli.main(["build-lm", str(tmp_path / "text.txt"), str(out), "--order", "1"]) == 2
+    (tmp_path / "empty.txt").write_text("\n\n")
+    assert cli.main(["build-lm", str(tmp_path / "empty.txt"), str(out)]) == 1
+    assert "no words" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------- other commands
+
+
+def test_convert_and_push_are_wired(capsys):
+    for name, expected in (("convert", "SRC"), ("push", "REPO_ID")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([name, "--help"])
+        assert exit_info.value.code == 0 and expected in capsys.readouterr().out
+
+
+def test_missing_modules_make_commands_unavailable_not_broken(monkeypatch, capsys):
+    monkeypatch.setitem(cli.DELEGATED, "convert", ("hf_wav2vec2.no_such_module", "add", "run", "convert"))
+    assert cli.main(["convert", "a", "b"]) == 1
+    assert "the convert command is not available" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "hf_wav2vec2.training.pretrain", None)  # import fails
+    assert cli.main(["pretrain", "--x"]) == 1
+    assert "the pretrain command is not available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["finetune", "pretrain"])
+def test_training_commands_get_the_rest_of_the_command_line(monkeypatch, command):
+    seen = []
+    fake = types.ModuleType(f"hf_wav2vec2.training.{command}")
+    fake.main = lambda argv: seen.append(argv) or {"eval_wer": 0.5}
+    monkeypatch.setitem(sys.modules, f"hf_wav2vec2.training.{command}", fake)
+    assert cli.main([command, "--output_dir", "runs/x", "--help"]) == 0
+    assert seen == [["--output_dir", "runs/x", "--help"]]
+
+
+def test_progress_bar_only_on_a_terminal(tone_model, tone_files, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert cli.main(["transcribe", *tone_files, "--model", str(tone_model)]) == 0
+    assert "transcribing" in capsys.readouterr().err
+    assert cli.main(["transcribe", *tone_files, "--model", str(tone_model), "--quiet"]) == 0
+    assert "transcribing" not in capsys.readouterr().err

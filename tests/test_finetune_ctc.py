@@ -1,0 +1,287 @@
+"""CTC fine-tuning with Trainer (hf_wav2vec2.training.finetune, examples/finetune_ctc.py).
+
+The end-to-end test fine-tunes a tiny random "pre-trained" model for a few dozen updates on generated audio in which
+every letter is a tone of its own pitch, so the loss has something learnable to go down on. No network, < 60 s.
+"""
+
+import importlib.util
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tiny_config
+
+from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
+from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
+from hf_wav2vec2.training.finetune import (
+    FreezeFinetuneCallback,
+    ModelArguments,
+    build_model,
+    main,
+    parse_args,
+    parse_phase_ratios,
+    tri_stage_lambda,
+    tri_stage_scheduler,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 16000
+PITCH = {"a": 300.0, "b": 550.0, "c": 800.0, "d": 1100.0, "e": 1500.0}
+WORDS = ["ab", "bad", "cab", "dace", "bead", "deed", "ace", "cede"]
+
+
+def tone_speech(text: str, rng: np.random.Generator) -> np.ndarray:
+    """100 ms of a letter's tone per letter, 60 ms of silence per space, a little noise."""
+    pieces = []
+    for char in text:
+        if char == " ":
+            pieces.append(np.zeros(int(0.06 * RATE)))
+        else:
+            t = np.arange(int(0.1 * RATE)) / RATE
+            pieces.append(0.5 * np.sin(2 * np.pi * PITCH[char] * t) * np.hanning(t.size))
+    audio = np.concatenate([np.zeros(800), *pieces, np.zeros(800)])
+    return (audio + 0.01 * rng.standard_normal(audio.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tone_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tones")
+    rng = np.random.default_rng(0)
+    rows = ["file,text"]
+    for index in range(16):
+        text = " ".join(rng.choice(WORDS, size=2))
+        sf.write(str(root / f"u{index:02d}.wav"), tone_speech(text, rng), RATE)
+        rows.append(f"u{index:02d}.wav,{text.upper()}")  # upper case in the metadata: normalized to lower
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def pretrained_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("pretrained")
+    HfWav2Vec2ForPreTraining(tiny_config()).save_pretrained(directory)
+    return directory
+
+
+def common_args(output_dir, steps):
+    return [
+        "--output_dir", str(output_dir), "--max_steps", str(steps), "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "16", "--learning_rate", "3e-3", "--logging_steps", "1",
+        "--mask_time_prob", "0", "--mask_feature_prob", "0", "--layerdrop", "0", "--activation_dropout", "0",
+        "--hidden_dropout", "0", "--attention_dropout", "0", "--feat_proj_dropout", "0",
+        "--save_strategy", "no", "--report_to", "none", "--dataloader_pin_memory", "false", "--use_cpu", "true",
+        "--disable_tqdm", "true", "--seed", "0", "--num_examples_to_print", "2",
+    ]
+
+
+def log_history(output_dir):
+    return json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
+
+
+class TestTriStage:
+    def test_shape(self):
+        f = tri_stage_lambda(100, (0.1, 0.4, 0.5), init_lr_scale=0.01, final_lr_scale=0.05)
+        assert f(0) == pytest.approx(0.01)
+        assert f(5) == pytest.approx(0.01 + 0.99 * 0.5)  # linear warm-up over 10 updates
+        assert all(f(step) == 1.0 for step in range(10, 50))  # hold over 40
+        assert f(75) == pytest.approx(math.sqrt(0.05))  # exponential decay: halfway is the geometric mean
+        assert f(99) == pytest.approx(0.05 ** (49 / 50))
+        assert f(100) == f(500) == pytest.approx(0.05)
+        decay = [f(step) for step in range(50, 101)]
+        assert all(a > b for a, b in itertools.pairwise(decay))
+
+    def test_scheduler_drives_the_optimizer(self):
+        param = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([param], lr=0.1)
+        scheduler = tri_stage_scheduler(optimizer, 20)
+        lrs = []
+        for _ in range(21):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert lrs[0] == pytest.approx(0.001) and max(lrs) == pytest.approx(0.1)
+        assert lrs[2:10] == [pytest.approx(0.1)] * 8 and lrs[20] == pytest.approx(0.005)
+
+    @pytest.mark.parametrize("bad", ["0.1,0.4", "0.5,0.5,0.5", "-0.1,0.6,0.5"])
+    def test_bad_ratios(self, bad):
+        with pytest.raises(ValueError):
+            parse_phase_ratios(bad)
+
+
+class TestFreezeCallback:
+    def test_freezes_then_unfreezes_all_but_feature_encoder(self):
+        model = HfWav2Vec2ForCTC(tiny_config())
+        model.freeze_feature_encoder()
+        callback = FreezeFinetuneCallback(3)
+        callback.on_train_begin(None, SimpleNamespace(global_step=0), None, model=model)
+        assert not any(p.requires_grad for p in model.wav2vec2.parameters())
+        assert all(p.requires_grad for p in model.lm_head.parameters())
+        callback.on_step_begin(None, SimpleNamespace(global_step=2), None, model=model)
+        assert not any(p.requires_grad for p in model.wav2vec2.parameters())
+        callback.on_step_begin(None, SimpleNamespace(global_step=3), None, model=model)
+        assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
+        assert all(p.requires_grad for p in model.wav2vec2.encoder.parameters())
+
+    def test_resuming_past_the_freeze_does_nothing(self):
+        model = HfWav2Vec2ForCTC(tiny_config())
+        FreezeFinetuneCallback(3).on_train_begin(None, SimpleNamespace(global_step=10), None, model=model)
+        assert all(p.requires_grad for p in model.wav2vec2.encoder.parameters())
+
+
+class TestArguments:
+    def test_defaults_are_the_papers_recipe(self, tmp_path):
+        model_args, _, training_args = parse_args(["--model_name_or_path", "x", "--output_dir", str(tmp_path)])
+        assert model_args.ctc_loss_reduction == "mean" and model_args.layerdrop == 0.1
+        assert training_args.lr_scheduler == "tri_stage" and training_args.adam_beta2 == 0.98
+        assert training_args.length_column_name == "input_length"
+        assert training_args.remove_unused_columns is False
+
+    def test_group_by_length(self, tmp_path):
+        *_, training_args = parse_args(["--output_dir", str(tmp_path), "--group_by_length"])
+        assert training_args.train_sampling_strategy == "group_by_length"
+
+    def test_bad_schedule_rejected_at_parse_time(self, tmp_path):
+        with pytest.raises(ValueError):
+            parse_args(["--output_dir", str(tmp_path), "--tri_stage_ratios", "0.5,0.5,0.5"])
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("finetune_ctc", ROOT / "examples" / "finetune_ctc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_finetuning_lowers_the_loss(tone_corpus, pretrained_dir, tmp_path, capsys):
+    output_dir = tmp_path / "out"
+    steps = 40
+    argv = [
+        "--model_name_or_path", str(pretrained_dir), "--train_dir", str(tone_corpus), "--eval_dir", str(tone_corpus),
+        "--eval_strategy", "steps", "--eval_steps", str(steps), "--eval_on_start", "true",
+        "--freeze_finetune_updates", "4", "--group_by_length",
+        *common_args(output_dir, steps),
+    ]
+    metrics = load_script().main(argv)
+
+    history = log_history(output_dir)
+    eval_losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]
+    assert len(eval_losses) >= 2
+    assert eval_losses[-1] < 0.7 * eval_losses[0], eval_losses
+    train_losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert np.mean(train_losses[-5:]) < 0.7 * np.mean(train_losses[:5])
+
+    # WER and CER at every evaluation, and at the end
+    assert all("eval_wer" in entry and "eval_cer" in entry for entry in history if "eval_loss" in entry)
+    assert 0 <= metrics["eval_cer"] and "eval_wer" in metrics and metrics["train_samples"] == 16
+
+    # tri-stage: 4 warm-up updates, 16 at the peak, then decay
+    lrs = [entry["learning_rate"] for entry in history if "learning_rate" in entry]
+    assert len(lrs) == steps
+    assert lrs[0] < 3e-3 and max(lrs) == pytest.approx(3e-3)
+    assert lrs[-1] < 0.1 * 3e-3 and lrs == sorted(lrs[:4]) + lrs[4:]
+
+    # the processor and the model are saved beside each other and reload
+    vocab = json.loads((output_dir / "vocab.json").read_text())
+    assert set(vocab) == {"<pad>", "<s>", "</s>", "<unk>", "|", "a", "b", "c", "d", "e"}
+    processor = HfWav2Vec2Processor.from_pretrained(output_dir)
+    assert processor.tokenizer.get_vocab() == vocab and processor.feature_extractor.sampling_rate == RATE
+    model = HfWav2Vec2ForCTC.from_pretrained(output_dir)
+    assert model.config.vocab_size == len(vocab) and model.config.ctc_loss_reduction == "mean"
+
+    printed = capsys.readouterr().out
+    assert "Final results on the evaluation set, 16 utterances: WER" in printed
+    assert printed.count("REF: ") == 2 and printed.count("HYP: ") == 2
+
+
+def test_from_scratch_runs_and_reports_on_training_data(tone_corpus, tmp_path, capsys):
+    config_dir = tmp_path / "config"
+    tiny_config().save_pretrained(config_dir)
+    output_dir = tmp_path / "scratch"
+    metrics = main([
+        "--from_scratch", "--config_name", str(config_dir), "--train_dir", str(tone_corpus),
+        "--max_train_samples", "8", *common_args(output_dir, 2),
+    ])
+    assert "train_eval_wer" in metrics and "train_eval_cer" in metrics  # no evaluation data given
+    assert "training set (no evaluation data given)" in capsys.readouterr().out
+    assert HfWav2Vec2ForCTC.from_pretrained(output_dir).config.hidden_size == 32
+
+
+def test_feature_encoder_frozen_only_for_pretrained_models(pretrained_dir):
+    config = tiny_config(vocab_size=10)
+    scratch = build_model(ModelArguments(from_scratch=True), config)
+    assert all(p.requires_grad for p in scratch.wav2vec2.feature_extractor.parameters())
+    pretrained = build_model(ModelArguments(model_name_or_path=str(pretrained_dir)), config)
+    assert not any(p.requires_grad for p in pretrained.wav2vec2.feature_extractor.parameters())
+    assert all(p.requires_grad for p in pretrained.wav2vec2.encoder.parameters())
+    # the pre-trained weights are loaded, the head is new
+    source = HfWav2Vec2ForPreTraining.from_pretrained(pretrained_dir)
+    assert torch.equal(pretrained.wav2vec2.encoder.layers[0].attention.q_proj.weight,
+                       source.wav2vec2.encoder.layers[0].attention.q_proj.weight)
+    assert pretrained.lm_head.weight.shape == (10, 32)
+
+
+def test_push_to_hub_without_hub_module_fails_before_training(tone_corpus, pretrained_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hf_wav2vec2.hub", None)  # as if the module did not exist
+    with pytest.raises(RuntimeError, match="hf_wav2vec2.hub"):
+        main(["--model_name_or_path", str(pretrained_dir), "--train_dir", str(tone_corpus), "--push_to_hub", "true",
+              *common_args(tmp_path / "out", 1)])
+    assert not (tmp_path / "out" / "vocab.json").exists()
+
+
+def test_push_to_hub_hook_uploads_the_output_dir(tone_corpus, pretrained_dir, tmp_path, monkeypatch):
+    from hf_wav2vec2 import hub
+
+    calls = []
+    real = hub.push_to_hub
+
+    def dry_run(model_dir, repo_id, **kwargs):  # the real function, writing the upload folder instead of uploading
+        calls.append((model_dir, repo_id, kwargs))
+        return real(model_dir, repo_id, dry_run_dir=tmp_path / "upload", **kwargs)
+
+    monkeypatch.setattr(hub, "push_to_hub", dry_run)
+    output_dir = tmp_path / "out"
+    main(["--model_name_or_path", str(pretrained_dir), "--train_dir", str(tone_corpus), "--max_train_samples", "8",
+          "--push_to_hub", "true", "--hub_model_id", "someone/tones", "--language", "en",
+          *common_args(output_dir, 1)])
+    [(model_dir, repo_id, kwargs)] = calls
+    assert Path(model_dir) == output_dir and repo_id == "someone/tones"
+    assert kwargs["card"].base_model == str(pretrained_dir) and kwargs["card"].language == "en"
+    assert (tmp_path / "upload" / "README.md").is_file() and (tmp_path / "upload" / "vocab.json").is_file()
+
+
+def test_starts_from_a_transformers_checkpoint(tmp_path):
+    import transformers
+
+    source_dir = tmp_path / "w2v"
+    torch.manual_seed(0)
+    config = tiny_config(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+    transformers.Wav2Vec2ForPreTraining(config.to_transformers_config()).save_pretrained(source_dir)
+    transformers.Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(source_dir)
+    assert json.loads((source_dir / "config.json").read_text())["model_type"] == "wav2vec2"
+
+    from hf_wav2vec2.training.finetune import (
+        build_config,
+        build_feature_extractor,
+        build_tokenizer,
+    )
+    from hf_wav2vec2.training.vocab import TextNormalization
+
+    tokenizer = build_tokenizer(["abc d"], tmp_path / "out", TextNormalization())
+    args = ModelArguments(model_name_or_path=str(source_dir), mask_feature_prob=0.0, layerdrop=0.05)
+    ft_config = build_config(args, tokenizer)
+    assert ft_config.model_type == "hf_wav2vec2" and ft_config.do_stable_layer_norm
+    assert ft_config.vocab_size == 9 and ft_config.layerdrop == 0.05 and ft_config.ctc_loss_reduction == "mean"
+    extractor = build_feature_extractor(args, ft_config)
+    assert type(extractor).__name__ == "HfWav2Vec2FeatureExtractor" and extractor.return_attention_mask
+    model = build_model(args, ft_config)
+    source = transformers.Wav2Vec2ForPreTraining.from_pretrained(source_dir)
+    assert torch.equal(model.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight,
+                       source.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight)

@@ -1,0 +1,313 @@
+"""Publishing (offline): the dry-run upload folder, loading it with trust_remote_code in a fresh process that cannot
+import hf_wav2vec2, the model card's Hub metadata, and the upload calls (HfApi monkeypatched)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import NO_DROPOUT, tiny_config
+from huggingface_hub import ModelCard, metadata_load
+
+from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
+from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+from hf_wav2vec2.hub import (
+    TEMPLATE_PATH,
+    CardInfo,
+    PublishError,
+    Result,
+    add_push_arguments,
+    check_upload_folder,
+    fill_template,
+    push_to_hub,
+    run_push,
+)
+from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
+from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CODE_FILES = {"configuration_hf_wav2vec2.py", "modeling_hf_wav2vec2.py"}
+PROCESSOR_CODE_FILES = {"feature_extraction_hf_wav2vec2.py", "tokenization_hf_wav2vec2.py", "processing_hf_wav2vec2.py"}
+CTC_FILES = {
+    "README.md", "config.json", "model.safetensors", "vocab.json", "tokenizer_config.json", "processor_config.json",
+    *CODE_FILES, *PROCESSOR_CODE_FILES,
+}
+PRETRAINING_FILES = {
+    "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "feature_extraction_hf_wav2vec2.py",
+    *CODE_FILES,
+}
+VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6, "A": 7, "O": 8, "N": 9, "I": 10, "H": 11}
+LIBRISPEECH_CLEAN = Result(
+    dataset_type="librispeech_asr", dataset_name="LibriSpeech (clean)", config="clean", split="test", wer=3.4,
+    cer=1.1, decoding="greedy CTC, no LM",
+)
+
+
+@pytest.fixture
+def processor(tmp_path):
+    (tmp_path / "vocab.json").write_text(json.dumps(VOCAB))
+    tokenizer = HfWav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"))
+    return HfWav2Vec2Processor(feature_extractor=HfWav2Vec2FeatureExtractor(), tokenizer=tokenizer)
+
+
+@pytest.fixture
+def ctc_model():
+    return HfWav2Vec2ForCTC(tiny_config(**NO_DROPOUT)).eval()
+
+
+def files_in(folder):
+    return {path.name for path in Path(folder).iterdir()}
+
+
+def test_dry_run_folder_holds_exactly_the_intended_files(tmp_path, ctc_model, processor):
+    folder = push_to_hub(
+        ctc_model, "someone/tiny-ctc", processor=processor, dry_run_dir=tmp_path / "upload",
+        card=CardInfo(results=[LIBRISPEECH_CLEAN]),
+    )
+    assert folder == tmp_path / "upload"
+    assert files_in(folder) == CTC_FILES
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "hf_wav2vec2" and config["architectures"] == ["HfWav2Vec2ForCTC"]
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_hf_wav2vec2.HfWav2Vec2Config",
+        "AutoModel": "modeling_hf_wav2vec2.HfWav2Vec2Model",
+        "AutoModelForPreTraining": "modeling_hf_wav2vec2.HfWav2Vec2ForPreTraining",
+        "AutoModelForCTC": "modeling_hf_wav2vec2.HfWav2Vec2ForCTC",
+    }
+    processor_config = json.loads((folder / "processor_config.json").read_text())
+    assert processor_config["auto_map"]["AutoProcessor"] == "processing_hf_wav2vec2.HfWav2Vec2Processor"
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert tokenizer_config["auto_map"]["AutoTokenizer"][0] == "tokenization_hf_wav2vec2.HfWav2Vec2CTCTokenizer"
+    # the shipped code is the package's code
+    for name in CODE_FILES | PROCESSOR_CODE_FILES:
+        assert (folder / name).read_text() == (REPO_ROOT / "hf_wav2vec2" / name).read_text()
+
+
+def test_dry_run_from_directories(tmp_path, ctc_model, processor):
+    ctc_dir = tmp_path / "ctc"
+    ctc_model.save_pretrained(ctc_dir)
+    processor.save_pretrained(ctc_dir)
+    assert files_in(push_to_hub(ctc_dir, "someone/ctc", dry_run_dir=tmp_path / "a")) == CTC_FILES
+
+    pretraining_dir = tmp_path / "pretraining"
+    HfWav2Vec2ForPreTraining(tiny_config(variant="large")).save_pretrained(pretraining_dir)
+    folder = push_to_hub(pretraining_dir, "someone/pre", dry_run_dir=tmp_path / "b")
+    assert files_in(folder) == PRETRAINING_FILES
+    # no feature extractor was saved: the one matching the config is published (layer norm -> attention mask)
+    assert json.loads((folder / "preprocessor_config.json").read_text())["return_attention_mask"] is True
+
+
+FRESH_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        # the package may be installed (editable or not): make sure only the uploaded code can be used
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "hf_wav2vec2":
+                raise ImportError("hf_wav2vec2 is blocked in this process")
+            return None
+
+    sys.meta_path.insert(0, BlockPackage())
+    try:
+        import hf_wav2vec2
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("hf_wav2vec2 is importable in the fresh process")
+
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModel, AutoModelForCTC, AutoProcessor, pipeline
+
+    ctc_dir, pretraining_dir, audio_file, out_file = sys.argv[1:]
+    audio = torch.load(audio_file)
+    model = AutoModelForCTC.from_pretrained(ctc_dir, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(ctc_dir, trust_remote_code=True)
+    inputs = processor(audio=audio.numpy(), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    asr = pipeline("automatic-speech-recognition", model=ctc_dir, trust_remote_code=True)
+    encoder = AutoModel.from_pretrained(pretraining_dir, trust_remote_code=True).eval()
+    feature_extractor = AutoFeatureExtractor.from_pretrained(pretraining_dir, trust_remote_code=True)
+    with torch.no_grad():
+        hidden = encoder(**feature_extractor(audio.numpy(), sampling_rate=16000, return_tensors="pt")).last_hidden_state
+    torch.save({
+        "logits": logits, "hidden": hidden, "text": asr(audio.numpy())["text"],
+        "modules": [type(obj).__module__ for obj in (model, processor, processor.tokenizer, encoder, feature_extractor)],
+        "hf_wav2vec2_loaded": any(name.split(".")[0] == "hf_wav2vec2" for name in sys.modules),
+    }, out_file)
+    """
+)
+
+
+def test_uploaded_folder_loads_in_a_fresh_process_without_the_package(tmp_path, ctc_model, processor):
+    ctc_folder = push_to_hub(ctc_model, "someone/tiny-ctc", processor=processor, dry_run_dir=tmp_path / "ctc")
+    pretraining = HfWav2Vec2ForPreTraining(tiny_config(variant="large", **NO_DROPOUT)).eval()
+    pretraining_folder = push_to_hub(pretraining, "someone/tiny", dry_run_dir=tmp_path / "pre")
+    audio = torch.randn(4000)
+    torch.save(audio, tmp_path / "audio.pt")
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    (workdir / "check.py").write_text(FRESH_PROCESS_SCRIPT)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    completed = subprocess.run(
+        [sys.executable, "check.py", str(ctc_folder), str(pretraining_folder), str(tmp_path / "audio.pt"),
+         str(tmp_path / "out.pt")],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = torch.load(tmp_path / "out.pt")
+    assert not result["hf_wav2vec2_loaded"]
+    assert all(module.startswith("transformers_modules") for module in result["modules"]), result["modules"]
+
+    inputs = processor(audio=audio.numpy(), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        logits = ctc_model(**inputs).logits
+        hidden = pretraining.wav2vec2(torch.from_numpy(
+            HfWav2Vec2FeatureExtractor(return_attention_mask=True)(audio.numpy(), sampling_rate=16000)["input_values"][0]
+        )[None]).last_hidden_state
+    assert torch.equal(result["logits"], logits)
+    assert (result["hidden"] - hidden).abs().max() <= 1e-6
+    assert result["text"] == processor.batch_decode(logits.argmax(-1))[0]
+
+
+def test_model_card_metadata_parses(tmp_path, ctc_model, processor):
+    card = CardInfo(
+        language="en", datasets=["librispeech_asr"], results=[LIBRISPEECH_CLEAN], description="A test model.",
+        training_data="LibriSpeech 960 h.", base_model="someone/tiny",
+    )
+    folder = push_to_hub(ctc_model, "someone/tiny-ctc", processor=processor, dry_run_dir=tmp_path / "u", card=card)
+    readme = folder / "README.md"
+    loaded = ModelCard.load(readme)
+    assert loaded.data.library_name == "transformers" and loaded.data.language == "en"
+    assert loaded.data.license == "apache-2.0" and loaded.data.datasets == ["librispeech_asr"]
+    assert {"audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"} <= set(loaded.data.tags)
+    wer = [r for r in loaded.data.eval_results if r.metric_type == "wer"]
+    assert len(wer) == 1 and wer[0].metric_value == 3.4
+    assert (wer[0].task_type, wer[0].dataset_type, wer[0].dataset_split) == (
+        "automatic-speech-recognition", "librispeech_asr", "test",
+    )
+    metadata = metadata_load(readme)
+    metrics = metadata["model-index"][0]["results"][0]["metrics"]
+    assert {"type": "wer", "value": 3.4, "name": "Test WER"} in metrics
+    text = readme.read_text()
+    assert 'pipeline("automatic-speech-recognition", model="someone/tiny-ctc", trust_remote_code=True)' in text
+    assert "arXiv:2006.11477" in text and "Baevski, Alexei and Zhou, Henry" in text
+    assert "| LibriSpeech (clean) (`librispeech_asr`, config `clean`) | test | 3.4 | 1.1 | greedy CTC, no LM |" in text
+    assert "{{" not in text and "A test model." in text and "LibriSpeech 960 h." in text
+
+
+def test_card_without_results_has_no_model_index(tmp_path):
+    folder = push_to_hub(HfWav2Vec2ForPreTraining(tiny_config()), "someone/pre", dry_run_dir=tmp_path / "u")
+    metadata = metadata_load(folder / "README.md")
+    assert "model-index" not in metadata and "automatic-speech-recognition" not in metadata["tags"]
+    assert "AutoModel.from_pretrained(\"someone/pre\", trust_remote_code=True)" in (folder / "README.md").read_text()
+
+
+def test_upload_calls_the_hub_with_the_prepared_folder(tmp_path, monkeypatch, ctc_model, processor):
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kwargs):
+            calls["create_repo"] = (repo_id, kwargs)
+            return argparse.Namespace(repo_id=repo_id)
+
+        def upload_folder(self, **kwargs):
+            calls["upload_folder"] = kwargs
+            calls["uploaded_files"] = files_in(kwargs["folder_path"])  # the folder is temporary
+            return "commit-info"
+
+    monkeypatch.setattr("hf_wav2vec2.hub.HfApi", FakeApi)
+    result = push_to_hub(ctc_model, "someone/tiny-ctc", processor=processor, token="hf_x", private=True)
+    assert result == "commit-info"
+    assert calls["token"] == "hf_x"
+    assert calls["create_repo"] == ("someone/tiny-ctc", {"private": True, "exist_ok": True, "repo_type": "model"})
+    upload = calls["upload_folder"]
+    assert upload["repo_id"] == "someone/tiny-ctc" and upload["repo_type"] == "model"
+    assert calls["uploaded_files"] == CTC_FILES
+    assert "*.bin" in upload["delete_patterns"]  # a stale pytorch_model.bin in the repository goes away
+    assert not Path(upload["folder_path"]).exists()  # the temporary folder is cleaned up
+
+
+def test_publishing_errors(tmp_path, ctc_model, processor):
+    with pytest.raises(PublishError, match="needs its tokenizer"):
+        push_to_hub(ctc_model, "someone/x", dry_run_dir=tmp_path / "a")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(PublishError, match="not empty"):
+        push_to_hub(ctc_model, "someone/x", processor=processor, dry_run_dir=tmp_path / "busy")
+    with pytest.raises(PublishError, match="invalid repository id"):
+        push_to_hub(ctc_model, "a/b/c", processor=processor, dry_run_dir=tmp_path / "c")
+    with pytest.raises(PublishError, match="WER, a CER or both"):
+        Result(dataset_type="librispeech_asr")
+    folder = push_to_hub(ctc_model, "someone/x", processor=processor, dry_run_dir=tmp_path / "d")
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(PublishError, match="unexpected files.*pytorch_model.bin"):
+        check_upload_folder(folder)
+    (folder / "pytorch_model.bin").unlink()
+    (folder / "tokenization_hf_wav2vec2.py").unlink()
+    with pytest.raises(PublishError, match="lacks tokenization_hf_wav2vec2.py"):
+        check_upload_folder(folder)
+    folder = push_to_hub(ctc_model, "someone/x", processor=processor, dry_run_dir=tmp_path / "e")
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    del tokenizer_config["auto_map"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    with pytest.raises(PublishError, match="tokenizer_config.json has no auto_map"):
+        check_upload_folder(folder)
+
+
+def test_template_placeholders_must_match():
+    assert fill_template("a {{ x }} b {{y}}", {"x": "1", "y": "2"}) == "a 1 b 2"
+    with pytest.raises(PublishError, match="missing values"):
+        fill_template("{{ x }} {{ y }}", {"x": "1"})
+    with pytest.raises(PublishError, match="unused values"):
+        fill_template("{{ x }}", {"x": "1", "z": "2"})
+
+
+def test_cli_push_dry_run(tmp_path, ctc_model, processor, capsys):
+    model_dir = tmp_path / "model"
+    ctc_model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    parser = add_push_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([
+        str(model_dir), "someone/tiny-ctc", "--dry-run", str(tmp_path / "upload"), "--wer", "4.2", "--cer", "1.5",
+        "--dataset", "librispeech_asr", "--dataset-config", "other", "--language", "en",
+    ])
+    assert run_push(args) == 0
+    assert "nothing uploaded" in capsys.readouterr().out
+    results = metadata_load(tmp_path / "upload" / "README.md")["model-index"][0]["results"]
+    assert results[0]["dataset"]["config"] == "other"
+    assert [m["value"] for m in results[0]["metrics"]] == [4.2, 1.5]
+    with pytest.raises(SystemExit) as exit_info:
+        run_push(parser.parse_args([str(model_dir), "someone/x", "--dry-run", str(tmp_path / "u2"), "--wer", "3"]))
+    assert "need --dataset" in str(exit_info.value.code)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The cards in model_cards/
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_repository_template_is_the_packaged_one():
+    assert (REPO_ROOT / "model_cards" / "template.md").read_text() == TEMPLATE_PATH.read_text()
+
+
+@pytest.mark.parametrize("name", ["wav2vec2-base", "wav2vec2-base-ctc", "wav2vec2-large", "wav2vec2-large-ctc"])
+def test_published_cards_are_valid(name):
+    path = REPO_ROOT / "model_cards" / f"{name}.md"
+    card = ModelCard.load(path)
+    text = path.read_text()
+    assert card.data.library_name == "transformers" and "hf-wav2vec2" in card.data.tags
+    assert "{{" not in text and "arXiv:2006.11477" in text
+    # converted checkpoints: the paper's numbers are quoted in the text, never as measured model-index results
+    assert card.data.eval_results is None
+    assert "hf-wav2vec2 convert" in text

@@ -1,0 +1,126 @@
+"""Transcript normalization and character vocabularies (hf_wav2vec2.training.vocab)."""
+
+import json
+
+import pytest
+
+from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
+from hf_wav2vec2.training.vocab import (
+    TextNormalization,
+    build_vocab,
+    count_characters,
+    normalize_text,
+    tokenizer_kwargs,
+    write_vocab,
+)
+
+SPECIALS = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
+
+
+class TestNormalizeText:
+    def test_default_lowercases_and_strips_punctuation_keeping_apostrophe(self):
+        assert normalize_text("Hello, World! Don't panic.") == "hello world don't panic"
+
+    @pytest.mark.parametrize("case, expected", [("lower", "straße ölç"), ("upper", "STRASSE ÖLÇ"), ("keep", "Straße ÖlÇ")])
+    def test_case_options(self, case, expected):
+        assert normalize_text("Straße ÖlÇ", TextNormalization(case=case)) == expected
+
+    def test_unicode_punctuation_of_other_scripts(self):
+        # Spanish inverted marks, guillemets, em dash, Devanagari danda, CJK full stop: all category P*
+        assert normalize_text("¿Qué tal?") == "qué tal"
+        assert normalize_text("«Привет», — сказал он.") == "привет сказал он"
+        assert normalize_text("नमस्ते। धन्यवाद") == "नमस्ते धन्यवाद"
+        assert normalize_text("你好。世界") == "你好世界"
+
+    def test_dashes_separate_words(self):
+        assert normalize_text("Call-Forward on Busy") == "call forward on busy"
+        assert normalize_text("a—b", TextNormalization()) == "a b"
+
+    def test_keep_punctuation_when_not_stripping(self):
+        options = TextNormalization(strip_punctuation=False, case="keep")
+        assert normalize_text("Hi, there!", options) == "Hi, there!"
+
+    def test_typographic_apostrophes_unified(self):
+        assert normalize_text("don’t l’homme п’ять") == "don't l'homme п'ять"
+        assert normalize_text("don’t", TextNormalization(unify_apostrophes=False)) == "dont"
+
+    def test_keep_punctuation_option(self):
+        assert normalize_text("co-op's", TextNormalization(keep_punctuation="'-")) == "co-op's"
+        assert normalize_text("rock'n'roll", TextNormalization(keep_punctuation="")) == "rocknroll"
+
+    def test_digits_keep_or_drop(self):
+        assert normalize_text("room 101 ok") == "room 101 ok"
+        assert normalize_text("room 101 ok", TextNormalization(digits="drop")) == "room ok"
+        # any Unicode decimal digit (Devanagari ४२)
+        assert normalize_text("क ४२ ख", TextNormalization(digits="drop")) == "क ख"
+
+    def test_drop_chars(self):
+        assert normalize_text("a*b #c", TextNormalization(drop_chars="*#")) == "ab c"
+
+    def test_nfc_composes_accents(self):
+        decomposed = "e\u0301te\u0301"  # e + combining acute
+        out = normalize_text(decomposed)
+        assert out == "\u00e9t\u00e9" and len(out) == 3
+        assert len(normalize_text(decomposed, TextNormalization(unicode_form=None))) == 5
+
+    def test_nfkc_folds_compatibility_forms(self):
+        assert normalize_text("ﬁne Ｈｅｌｌｏ", TextNormalization(unicode_form="NFKC")) == "fine hello"
+        assert normalize_text("ﬁne", TextNormalization(unicode_form="NFC")) == "ﬁne"
+
+    def test_whitespace_collapse(self):
+        assert normalize_text("  a \t b\n\nc  ") == "a b c"
+        options = TextNormalization(collapse_whitespace=False)
+        assert normalize_text("a  b", options) == "a  b"
+
+    def test_invalid_options(self):
+        with pytest.raises(ValueError):
+            TextNormalization(case="title")
+        with pytest.raises(ValueError):
+            TextNormalization(digits="spell")
+        with pytest.raises(ValueError):
+            TextNormalization(unicode_form="NFX")
+
+
+class TestBuildVocab:
+    TEXTS = ("Привет, мир!", "Hello world", "Ça va? Très bien.")
+
+    def test_layout_specials_then_sorted_characters(self):
+        vocab = build_vocab(self.TEXTS)
+        assert {k: vocab[k] for k in SPECIALS} == SPECIALS
+        chars = [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])][5:]
+        assert chars == sorted(chars)
+        assert set(chars) == set("приветмhelowrdçavtèsbin")
+        assert sorted(vocab.values()) == list(range(len(vocab)))
+        assert " " not in vocab and "," not in vocab and "!" not in vocab
+
+    def test_independent_of_transcript_order(self):
+        assert build_vocab(self.TEXTS) == build_vocab(reversed(self.TEXTS))
+
+    def test_accented_characters_are_single_tokens(self):
+        vocab = build_vocab(["cafe\u0301", "café"])  # decomposed and composed forms of the same word
+        assert "é" in vocab and "\u0301" not in vocab
+
+    def test_min_count_and_extra_chars(self):
+        counts = count_characters(["aaa b", "a"])
+        assert counts["a"] == 4 and counts["b"] == 1 and counts[" "] == 1
+        vocab = build_vocab(["aaa b", "a"], min_count=2, extra_chars="z")
+        assert "a" in vocab and "b" not in vocab and "z" in vocab
+
+    def test_reserved_delimiter_in_text_is_an_error(self):
+        with pytest.raises(ValueError, match="drop_chars"):
+            build_vocab(["a|b"], TextNormalization(strip_punctuation=False))
+        vocab = build_vocab(["a|b"], TextNormalization(strip_punctuation=False, drop_chars="|"))
+        assert list(vocab) == [*SPECIALS, "a", "b"]
+
+    def test_written_vocab_works_with_the_tokenizer(self, tmp_path):
+        options = TextNormalization()
+        vocab = build_vocab(self.TEXTS, options)
+        path = write_vocab(vocab, tmp_path)
+        assert json.loads(path.read_text(encoding="utf-8")) == vocab
+        assert "Привет" not in path.read_text(encoding="utf-8") and "п" in path.read_text(encoding="utf-8")
+        tokenizer = HfWav2Vec2CTCTokenizer(str(path), **tokenizer_kwargs())
+        assert tokenizer.pad_token_id == 0 and len(tokenizer) == len(vocab)
+        text = normalize_text("Привет мир, ça va", options)
+        ids = tokenizer(text).input_ids
+        assert vocab["|"] in ids and vocab["<unk>"] not in ids
+        assert tokenizer.decode(ids, group_tokens=False) == text
