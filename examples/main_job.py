@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The main job: wav2vec 2.0's recipe end to end on real speech, on a 2-core CPU within an hour.
+
+1. export Debian's asterisk prompts (one speaker, 8 kHz telephone speech; see ``hf_wav2vec2.corpora.asterisk``)
+   into the fixed split: 10 minutes labeled, 3.5 minutes of held-out sentences, 20.8 minutes for pre-training;
+2. pre-train a small wav2vec 2.0 on the pre-training audio (self-supervised, no transcripts);
+3. fine-tune it with CTC on the 10-minute labeled split (the paper's "10 min labeled" setting);
+4. evaluate on the held-out split: WER and CER, a few transcripts beside their references;
+5. save the model and print how to use it with ``pipeline("automatic-speech-recognition", ...)``.
+
+``--compare_scratch`` also fine-tunes the same architecture from random weights with the same labeled data and
+steps, the paper's central comparison, and writes the table to ``benchmarks/results/``.
+
+Scale up with flags: ``--preset base``, more ``--pretrain_minutes`` / ``--finetune_steps``, or a GPU (both
+stages use it when torch sees one). ``--quick`` is a minutes-long smoke run (used by the tests).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+try:
+    import hf_wav2vec2  # noqa: F401
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hf_wav2vec2.corpora import asterisk
+from hf_wav2vec2.training import finetune, pretrain
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="runs/main_job", help="where data, checkpoints and logs go")
+    parser.add_argument("--preset", default="tiny", choices=["tiny", "base", "large"], help="model size")
+    parser.add_argument("--pretrain_minutes", type=float, default=25.0, help="wall-clock budget of pre-training")
+    parser.add_argument("--pretrain_updates", type=int, default=100_000, help="update cap of pre-training")
+    parser.add_argument("--finetune_steps", type=int, default=1500, help="CTC fine-tuning updates")
+    parser.add_argument("--finetune_lr", type=float, default=5e-4, help="peak learning rate of fine-tuning")
+    parser.add_argument("--batch_size", type=int, default=8, help="fine-tuning utterances per update")
+    parser.add_argument("--compare_scratch", action="store_true",
+                        help="also fine-tune the same architecture from random weights (the paper's comparison)")
+    parser.add_argument("--quick", action="store_true", help="a minutes-long smoke run of every stage")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pretrain_minutes, args.pretrain_updates, args.finetune_steps = 2.0, 20, 20
+    return args
+
+
+def banner(text):
+    print(f"\n{'=' * 8} {text} {'=' * max(0, 70 - len(text))}", flush=True)
+
+
+def export_data(workdir: Path) -> dict:
+    if not asterisk.is_installed():
+        sys.exit(f"main_job: the real-speech corpus is missing: apt-get install {asterisk.DEBIAN_PACKAGE} "
+                 "(scripts/setup.sh does it)")
+    folders = {name: workdir / "data" / name for name in ("train", "test", "pretrain")}
+    if not all((folder / "metadata.csv").exists() for folder in folders.values()):
+        folders = asterisk.export_all(workdir / "data")
+    return folders
+
+
+def run_pretraining(args, data: Path, output: Path) -> dict:
+    argv = [
+        "--data", str(data), "--output_dir", str(output), "--preset", args.preset,
+        "--max_train_seconds", str(int(args.pretrain_minutes * 60)), "--max_updates", str(args.pretrain_updates),
+        "--seed", str(args.seed), "--report_to", "none",
+    ]
+    return pretrain.main(argv)
+
+
+def run_finetuning(args, model_argv: list, folders: dict, output: Path) -> dict:
+    argv = [
+        *model_argv,
+        "--train_dir", str(folders["train"]), "--eval_dir", str(folders["test"]), "--output_dir", str(output),
+        "--overwrite_output_dir", "true",
+        "--text_case", "upper",
+        "--max_steps", str(args.finetune_steps), "--learning_rate", str(args.finetune_lr),
+        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "8",
+        "--group_by_length", "true", "--eval_strategy", "no", "--save_strategy", "no",
+        "--logging_steps", "25", "--report_to", "none", "--seed", str(args.seed),
+        "--dataloader_num_workers", "0",
+    ]
+    if args.quick:
+        argv += ["--max_train_samples", "32", "--max_eval_samples", "16", "--mask_feature_prob", "0.0"]
+    return finetune.main(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    timings = {}
+
+    banner("1/4 real speech: exporting the asterisk prompts (fixed split)")
+    folders = export_data(workdir)
+    for name, folder in folders.items():
+        print(f"  {name:9s} {folder}")
+
+    banner(f"2/4 self-supervised pre-training ({args.preset} model, up to {args.pretrain_minutes:g} min)")
+    t0 = time.time()
+    pretrained = workdir / "pretrained"
+    pretrain_metrics = run_pretraining(args, folders["pretrain"], pretrained)
+    timings["pretrain_min"] = (time.time() - t0) / 60
+
+    banner(f"3/4 CTC fine-tuning on the 10-minute labeled split ({args.finetune_steps} updates)")
+    t0 = time.time()
+    model_dir = workdir / "ctc"
+    metrics = run_finetuning(args, ["--model_name_or_path", str(pretrained)], folders, model_dir)
+    timings["finetune_min"] = (time.time() - t0) / 60
+
+    results = {"pretrained": dict(wer=metrics["eval_wer"], cer=metrics["eval_cer"],
+                                  minutes=timings["pretrain_min"] + timings["finetune_min"])}
+    if args.compare_scratch:
+        banner("extra: the same architecture fine-tuned from random weights (no pre-training)")
+        t0 = time.time()
+        scratch = run_finetuning(
+            args, ["--from_scratch", "true", "--config_name", str(pretrained)], folders, workdir / "ctc_scratch"
+        )
+        results["scratch"] = dict(wer=scratch["eval_wer"], cer=scratch["eval_cer"], minutes=(time.time() - t0) / 60)
+
+    banner("4/4 results on the held-out split (sentences never heard in fine-tuning)")
+    print(f"  pre-training: {pretrain_metrics.get('updates', '?')} updates, final contrastive accuracy "
+          f"{pretrain_metrics.get('accuracy', float('nan')):.3f}, code perplexity "
+          f"{pretrain_metrics.get('code_perplexity', float('nan')):.1f}")
+    print("\n| model | WER | CER | minutes |\n|---|---|---|---|")
+    for name, row in results.items():
+        print(f"| {name} | {100 * row['wer']:.1f}% | {100 * row['cer']:.1f}% | {row['minutes']:.1f} |")
+    summary = dict(args=vars(args), pretrain=pretrain_metrics, results=results,
+                   total_minutes=(time.time() - started) / 60)
+    (workdir / "main_job_results.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"\nSaved the fine-tuned model and processor in {model_dir.resolve()}. Use it with:\n")
+    print("    import hf_wav2vec2")
+    print("    from transformers import pipeline")
+    print(f"    asr = pipeline('automatic-speech-recognition', model='{model_dir.resolve()}')")
+    print("    print(asr('speech.wav')['text'])")
+    print(f"\nor: hf-wav2vec2 transcribe speech.wav --model {model_dir.resolve()}")
+    print(f"\nTotal: {summary['total_minutes']:.1f} minutes. Summary: {workdir / 'main_job_results.json'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
