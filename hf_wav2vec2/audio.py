@@ -44,8 +44,10 @@ __all__ = [
     "check_min_samples",
     "load_audio",
     "prepare_pipeline_input",
+    "probe_num_samples",
     "read_audio",
     "resample",
+    "resampled_length",
     "to_float32_mono",
 ]
 
@@ -63,6 +65,9 @@ _MAX_CHANNELS = 64
 # before calling a short read truncation.
 _MP3_FRAME_TOLERANCE = 0.05
 _PIPELINE_AUDIO_KEYS = ("raw", "array")
+_WAV_FORMATS = ("WAV", "WAVEX")
+# soundfile reports an unknown frame count (e.g. some streamed containers) as a huge number.
+_UNKNOWN_FRAMES = 2**62
 
 
 class AudioError(ValueError):
@@ -71,6 +76,7 @@ class AudioError(ValueError):
     def __init__(self, message: str, source: str | None = None):
         message = " ".join(str(message).split())  # callers rely on one line (CLI output, logs)
         self.source = source
+        self.reason = message  # the message without the source prefix
         super().__init__(f"{source}: {message}" if source else message)
 
 
@@ -205,6 +211,15 @@ def resample(array: np.ndarray, orig_sr: int | float, target_sr: int | float) ->
     return soxr.resample(array, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
+def resampled_length(
+    num_samples: int, orig_sr: int | float, target_sr: int | float = DEFAULT_SAMPLING_RATE
+) -> int:
+    """Number of samples :func:`resample` returns for ``num_samples`` input samples."""
+    if orig_sr == target_sr:
+        return int(num_samples)
+    return round(num_samples * target_sr / orig_sr)
+
+
 # ------------------------------------------------------------------------------------------ file decoding
 
 
@@ -237,9 +252,29 @@ def _source_bytes_head(data: bytes | str, limit: int = 1 << 16) -> tuple[bytes, 
         return f.read(limit), os.fstat(f.fileno()).st_size
 
 
+def _check_wav_truncation(data: bytes | str, name: str | None) -> None:
+    cut = _wav_truncation(*_source_bytes_head(data))
+    if cut is not None:
+        raise AudioError(
+            f"audio file is truncated: its header declares {cut[0]} bytes of samples but only {cut[1]} are present",
+            name,
+        )
+
+
 def _sf_reason(err: Exception) -> str:
     reason = str(getattr(err, "error_string", err)).strip().rstrip(".")
     return reason.removeprefix("Error :").strip() or "unknown error"
+
+
+def _sf_unrecognised(err: Any) -> bool:
+    """Whether a libsndfile error means "unknown container/codec" (another decoder may succeed)."""
+    return err.code in (_SF_UNRECOGNISED_FORMAT, _SF_UNSUPPORTED_ENCODING)
+
+
+def _sf_error(err: Exception, name: str | None) -> AudioError:
+    if _sf_unrecognised(err):
+        return AudioError(f"not a readable audio file (libsndfile: {_sf_reason(err)})", name)
+    return AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", name)
 
 
 def _decode_with_soundfile(data: bytes | str, name: str | None) -> tuple[np.ndarray, int]:
@@ -255,13 +290,8 @@ def _decode_with_soundfile(data: bytes | str, name: str | None) -> tuple[np.ndar
             samples = f.read(dtype="float32", always_2d=True)
         except sf.LibsndfileError as err:
             raise AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", name) from None
-    if fmt == "WAV" or fmt == "WAVEX":
-        cut = _wav_truncation(*_source_bytes_head(data))
-        if cut is not None:
-            raise AudioError(
-                f"audio file is truncated: its header declares {cut[0]} bytes of samples but only {cut[1]} are present",
-                name,
-            )
+    if fmt in _WAV_FORMATS:
+        _check_wav_truncation(data, name)
     tolerance = int(declared * _MP3_FRAME_TOLERANCE) if fmt == "MP3" else 0
     if samples.shape[0] + tolerance < declared:
         raise AudioError(
@@ -302,9 +332,10 @@ def _decode_with_ffmpeg(data: bytes | str, target_sr: int | float, name: str | N
 
 
 def _decode_encoded(
-    data: bytes | str, target_sr: int | float, name: str | None
+    data: bytes | str, target_sr: int | float, name: str | None, use_ffmpeg: bool = True
 ) -> tuple[np.ndarray, int | float, bool]:
-    """Decode a path or encoded bytes: soundfile first, ffmpeg for formats libsndfile does not know.
+    """Decode a path or encoded bytes: soundfile first, ffmpeg for formats libsndfile does not know
+    (unless ``use_ffmpeg`` is False).
 
     Returns (samples, rate, native): ``native`` is False when ffmpeg already resampled to ``target_sr``.
     """
@@ -315,8 +346,8 @@ def _decode_encoded(
         return samples, rate, True
     except sf.LibsndfileError as err:
         reason = _sf_reason(err)
-        if err.code not in (_SF_UNRECOGNISED_FORMAT, _SF_UNSUPPORTED_ENCODING):
-            raise AudioError(f"audio file is corrupt or truncated (libsndfile: {reason})", name) from None
+        if not use_ffmpeg or not _sf_unrecognised(err):
+            raise _sf_error(err, name) from None
     # libsndfile does not know this container or codec (M4A, WebM, ...): ffmpeg may.
     try:
         mono = _decode_with_ffmpeg(data, target_sr, name)
@@ -331,11 +362,72 @@ def _decode_encoded(
     return mono, target_sr, False
 
 
+def _encoded_source(source: Any) -> tuple[bytes | str, str] | None:
+    """(path or encoded bytes, name for messages) for a path, bytes or binary file object; None for other sources.
+
+    Raises :class:`AudioError` for a missing, unreadable or empty file.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fsdecode(os.fspath(source))
+        if name.startswith(("http://", "https://")):
+            raise AudioError("URLs are not supported; download the file first", name)
+        if not os.path.exists(name):
+            raise AudioError("no such file", name)
+        if os.path.isdir(name):
+            raise AudioError("is a directory, not an audio file", name)
+        if not os.access(name, os.R_OK):
+            raise AudioError("permission denied", name)
+        if os.path.getsize(name) == 0:
+            raise AudioError("file is empty (0 bytes)", name)
+        return name, name
+    if isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "read"):
+        name = "<audio bytes>"
+        data = bytes(source) if not hasattr(source, "read") else source.read()
+        if not isinstance(data, bytes):
+            raise AudioError(
+                f"file object returned {type(data).__name__}, expected bytes (open it in binary mode)", name
+            )
+        if len(data) == 0:
+            raise AudioError("no data (0 bytes)", name)
+        return data, name
+    return None
+
+
+def probe_num_samples(source: Any, target_sr: int | float = DEFAULT_SAMPLING_RATE, *, ffmpeg: bool = True) -> int:
+    """Length of an encoded file (path, bytes or binary file object) in mono samples at ``target_sr``.
+
+    Read from the header alone when the format states it (as :func:`resampled_length` of the file's frame count);
+    otherwise the file is decoded. A truncated WAV is detected from its header. ``ffmpeg=False`` leaves out the
+    ffmpeg fallback for formats libsndfile does not know. Raises :class:`AudioError` like :func:`load_audio`.
+    """
+    import soundfile as sf
+
+    target_sr = _check_rate(target_sr, "target_sr", None)
+    encoded = _encoded_source(source)
+    if encoded is None:
+        raise AudioError(f"cannot probe a {type(source).__name__}: expected a path, bytes or a binary file object")
+    data, name = encoded
+    try:
+        info = sf.info(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except sf.LibsndfileError as err:
+        if not (ffmpeg and _sf_unrecognised(err)):
+            raise _sf_error(err, name) from None
+        info = None  # ffmpeg may know the format: decode below
+    if info is not None:
+        rate = _check_rate(info.samplerate, "sampling_rate", name)
+        if info.format in _WAV_FORMATS:
+            _check_wav_truncation(data, name)
+        if 0 <= info.frames < _UNKNOWN_FRAMES:
+            return resampled_length(info.frames, rate, target_sr)
+    samples, rate, _ = _decode_encoded(data, target_sr, name, ffmpeg)
+    return resampled_length(samples.shape[0], rate, target_sr)
+
+
 # ------------------------------------------------------------------------------------------ public API
 
 
 def _read(
-    source: Any, sampling_rate: int | float | None, fallback_rate: int | float
+    source: Any, sampling_rate: int | float | None, fallback_rate: int | float, use_ffmpeg: bool = True
 ) -> tuple[np.ndarray, int | float, str | None]:
     """Shared body of :func:`read_audio` and :func:`load_audio`: (mono float32 samples, rate, name for messages).
 
@@ -352,31 +444,12 @@ def _read(
             )
         return rate
 
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fsdecode(os.fspath(source))
-        if name.startswith(("http://", "https://")):
-            raise AudioError("URLs are not supported; download the file first", name)
-        if not os.path.exists(name):
-            raise AudioError("no such file", name)
-        if os.path.isdir(name):
-            raise AudioError("is a directory, not an audio file", name)
-        if not os.access(name, os.R_OK):
-            raise AudioError("permission denied", name)
-        if os.path.getsize(name) == 0:
-            raise AudioError("file is empty (0 bytes)", name)
-        samples, rate, native = _decode_encoded(name, given or fallback_rate, name)
-        rate = own_rate(rate, "the file") if native else rate
-    elif isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "read"):
-        name = "<audio bytes>"
-        data = bytes(source) if not hasattr(source, "read") else source.read()
-        if not isinstance(data, bytes):
-            raise AudioError(
-                f"file object returned {type(data).__name__}, expected bytes (open it in binary mode)", name
-            )
-        if len(data) == 0:
-            raise AudioError("no data (0 bytes)", name)
-        samples, rate, native = _decode_encoded(data, given or fallback_rate, name)
-        rate = own_rate(rate, "the encoded audio") if native else rate
+    encoded = _encoded_source(source)
+    if encoded is not None:
+        data, name = encoded
+        samples, rate, native = _decode_encoded(data, given or fallback_rate, name, use_ffmpeg)
+        if native:
+            rate = own_rate(rate, "the file" if isinstance(data, str) else "the encoded audio")
     elif isinstance(source, Mapping):
         name = "<audio dict>"
         key = next((k for k in _PIPELINE_AUDIO_KEYS if source.get(k) is not None), None)
@@ -402,15 +475,17 @@ def _read(
     return to_float32_mono(samples, name), rate, name
 
 
-def read_audio(source: Any, sampling_rate: int | float | None = None) -> tuple[np.ndarray, int | float]:
+def read_audio(
+    source: Any, sampling_rate: int | float | None = None, *, ffmpeg: bool = True
+) -> tuple[np.ndarray, int | float]:
     """Decode ``source`` to mono float32 at its own rate, without resampling; returns ``(samples, rate)``.
 
     ``sampling_rate`` is the rate of an array/tensor source (required for those). For sources that carry their
     own rate (files, bytes, tuples, dicts) it must be ``None`` or equal to that rate. Files that soundfile cannot
-    decode go through ffmpeg, which decodes them at ``sampling_rate`` or 16 kHz. Empty audio is returned as is.
-    See :func:`load_audio` for the accepted sources and the errors.
+    decode go through ffmpeg (unless ``ffmpeg=False``), which decodes them at ``sampling_rate`` or 16 kHz. Empty
+    audio is returned as is. See :func:`load_audio` for the accepted sources and the errors.
     """
-    samples, rate, _ = _read(source, sampling_rate, DEFAULT_SAMPLING_RATE)
+    samples, rate, _ = _read(source, sampling_rate, DEFAULT_SAMPLING_RATE, ffmpeg)
     return samples, rate
 
 

@@ -443,3 +443,22 @@ def test_no_ffmpeg_needed_for_paths_in_the_pipeline(tmp_path, monkeypatch):
     sf.write(path, sine(), SR, format="OGG", subtype="VORBIS")
     (item,) = _stock_preprocess(prepare_pipeline_input(str(path)))
     assert item["input_values"].shape == (1, SR)
+
+
+def test_probe_num_samples_and_resampled_length(tmp_path):
+    from hf_wav2vec2.audio import probe_num_samples, resampled_length
+
+    x = (0.1 * np.sin(np.linspace(0, 100 * np.pi, 8000))).astype(np.float32)
+    path = tmp_path / "low.flac"
+    sf.write(path, x, 8000)
+    assert probe_num_samples(path) == resampled_length(8000, 8000, 16000) == 16000
+    assert probe_num_samples(path.read_bytes(), 8000) == 8000
+    wav = tmp_path / "cut.wav"
+    sf.write(wav, x, 8000, subtype="PCM_16")
+    data = wav.read_bytes()
+    wav.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="truncated") as err:
+        probe_num_samples(wav)
+    assert err.value.source == str(wav) and not err.value.reason.startswith(str(wav))
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        probe_num_samples(b"\x01" * 4000, ffmpeg=False)

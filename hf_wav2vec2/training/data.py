@@ -81,7 +81,6 @@ Typical use::
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import threading
@@ -89,15 +88,23 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from ..audio import (
+    AudioError,
+    read_audio,
+    resample,
+    resampled_length,  # noqa: F401  (re-exported: part of this module's API)
+    to_float32_mono,
+)
+from ..audio import probe_num_samples as audio_probe_num_samples
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -170,96 +177,37 @@ class CropRequest(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _soundfile_input(source: str | os.PathLike | bytes | bytearray | Any) -> Any:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return io.BytesIO(source)
-    if isinstance(source, os.PathLike):
-        return os.fspath(source)
-    return source
-
-
-def _wav_truncation(head: bytes, total_size: int) -> str | None:
-    """Describe a RIFF/WAVE file whose ``data`` chunk promises more bytes than the file holds.
-
-    libsndfile silently returns the frames that are present, which hides a broken copy or an
-    interrupted download; we treat that as corruption.
-    """
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    pos = 12
-    while pos + 8 <= len(head):
-        chunk_id = head[pos : pos + 4]
-        size = int.from_bytes(head[pos + 4 : pos + 8], "little")
-        if chunk_id == b"data":
-            if size in (0, 0xFFFFFFFF):  # placeholders left by streaming writers
-                return None
-            available = total_size - (pos + 8)
-            if size > available:
-                return f"truncated WAV: data chunk declares {size} bytes, only {available} present"
-            return None
-        pos += 8 + size + (size & 1)  # chunks are word aligned
-    return None
-
-
-def _check_integrity(source: Any) -> None:
-    """Raise :class:`AudioDecodeError` for damage libsndfile would not report (truncated WAV)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        reason = _wav_truncation(bytes(source[:65536]), len(source))
-    elif isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as handle:
-                head = handle.read(65536)
-            reason = _wav_truncation(head, os.path.getsize(source))
-        except OSError as err:
-            raise AudioDecodeError(f"cannot read file: {err}") from err
-    else:
-        return
-    if reason:
-        raise AudioDecodeError(reason)
-
-
-def resampled_length(num_frames: int, sample_rate: int, target_sample_rate: int = TARGET_SAMPLE_RATE) -> int:
-    """Number of samples soxr produces when resampling ``num_frames`` (rounded, as soxr does)."""
-    if sample_rate == target_sample_rate:
-        return int(num_frames)
-    return round(num_frames * target_sample_rate / sample_rate)
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """Report any decoding failure as :class:`AudioDecodeError` (reason without the file name,
+    which the skip records carry separately)."""
+    try:
+        yield
+    except AudioDecodeError:
+        raise
+    except AudioError as err:
+        raise AudioDecodeError(err.reason) from err
+    except Exception as err:  # one bad file must never stop training
+        raise AudioDecodeError(f"{type(err).__name__}: {err}") from err
 
 
 def decode_audio(source: Any, target_sample_rate: int = TARGET_SAMPLE_RATE) -> np.ndarray:
     """Decode a file path, encoded bytes or binary file object to mono float32 at the target rate.
 
-    Channels are averaged; resampling uses soxr "HQ". Any failure raises :class:`AudioDecodeError`.
+    Decoding, mono mixing, resampling (soxr "HQ") and the truncation/corruption checks are those
+    of :func:`hf_wav2vec2.audio.read_audio` (soundfile only, no ffmpeg fallback). Any failure
+    raises :class:`AudioDecodeError`.
     """
-    _check_integrity(source)
-    try:
-        data, sample_rate = sf.read(_soundfile_input(source), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile reports damage through several exception types
-        raise AudioDecodeError(f"{type(err).__name__}: {err}") from err
-    wave = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if sample_rate != target_sample_rate and wave.size:
-        wave = soxr.resample(wave, sample_rate, target_sample_rate, quality="HQ")
-    wave = np.ascontiguousarray(wave, dtype=np.float32)
-    # NaN/inf would silently poison the loss for the whole batch (and the gradients for all ranks).
-    if not np.isfinite(wave).all():
-        raise AudioDecodeError("non-finite samples")
-    return wave
+    with _decode_errors():
+        wave, sample_rate = read_audio(source, ffmpeg=False)
+        return resample(wave, sample_rate, target_sample_rate)
 
 
 def probe_num_samples(source: Any, target_sample_rate: int = TARGET_SAMPLE_RATE) -> int:
     """Length in samples at ``target_sample_rate`` from the header alone (decodes only if the
-    format does not state its length)."""
-    _check_integrity(source)
-    try:
-        info = sf.info(_soundfile_input(source))
-    except Exception as err:
-        raise AudioDecodeError(f"{type(err).__name__}: {err}") from err
-    if info.samplerate <= 0:
-        raise AudioDecodeError(f"invalid sampling rate {info.samplerate}")
-    if not 0 <= info.frames < 2**62:  # libsndfile's "unknown length" sentinel
-        if hasattr(source, "seek"):
-            source.seek(0)
-        return len(decode_audio(source, target_sample_rate))
-    return resampled_length(info.frames, info.samplerate, target_sample_rate)
+    format does not state its length); see :func:`hf_wav2vec2.audio.probe_num_samples`."""
+    with _decode_errors():
+        return audio_probe_num_samples(source, target_sample_rate, ffmpeg=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,9 +365,9 @@ class AudioCache:
 
 def to_float32(samples: np.ndarray) -> np.ndarray:
     """A float32 copy of ``samples`` (int16 cache arrays are scaled to [-1, 1))."""
-    if samples.dtype == np.int16:
-        return samples.astype(np.float32) / _INT16_SCALE
-    return np.array(samples, dtype=np.float32)
+    wave = to_float32_mono(np.asarray(samples))
+    # Never hand out a view of a memory-mapped cache file.
+    return wave.copy() if np.may_share_memory(wave, samples) else wave
 
 
 def _hash_key(*parts: object) -> str:
