@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        args.pretrain_minutes, args.pretrain_updates, args.finetune_steps = 2.0, 20, 20
+        args.pretrain_minutes, args.pretrain_updates, args.finetune_steps = 0.5, 10, 10
     return args
 
 
@@ -78,7 +78,6 @@ def run_finetuning(args, model_argv: list, folders: dict, output: Path) -> dict:
     argv = [
         *model_argv,
         "--train_dir", str(folders["train"]), "--eval_dir", str(folders["test"]), "--output_dir", str(output),
-        "--overwrite_output_dir", "true",
         "--text_case", "upper",
         "--max_steps", str(args.finetune_steps), "--learning_rate", str(args.finetune_lr),
         "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "8",
