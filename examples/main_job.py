@@ -37,7 +37,10 @@ def parse_args(argv=None):
     parser.add_argument("--workdir", default="runs/main_job", help="where data, checkpoints and logs go")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base", "large"], help="model size")
     parser.add_argument("--pretrain_minutes", type=float, default=25.0, help="wall-clock budget of pre-training")
-    parser.add_argument("--pretrain_updates", type=int, default=100_000, help="update cap of pre-training")
+    parser.add_argument("--pretrain_updates", type=int, default=600,
+                        help="pre-training updates: the LR schedule spans them, the time budget may stop earlier")
+    parser.add_argument("--pretrain_max_tokens", type=int, default=400_000,
+                        help="audio samples per pre-training batch (400k = 25 s)")
     parser.add_argument("--finetune_steps", type=int, default=1500, help="CTC fine-tuning updates")
     parser.add_argument("--finetune_lr", type=float, default=5e-4, help="peak learning rate of fine-tuning")
     parser.add_argument("--batch_size", type=int, default=8, help="fine-tuning utterances per update")
@@ -69,6 +72,9 @@ def run_pretraining(args, data: Path, output: Path) -> dict:
     argv = [
         "--data", str(data), "--output_dir", str(output), "--preset", args.preset,
         "--max_train_seconds", str(int(args.pretrain_minutes * 60)), "--max_updates", str(args.pretrain_updates),
+        "--max_tokens", str(args.pretrain_max_tokens),
+        # the prompts are short (median about 2 s): keep everything above half a second
+        "--min_sample_size", "8000",
         "--seed", str(args.seed), "--report_to", "none",
     ]
     return pretrain.main(argv)
