@@ -67,6 +67,19 @@ def test_short_run_loss_decreases_and_saves_a_loadable_model(corpus, tmp_path):
 
 
 def test_resume_is_exact(corpus, tmp_path):
+    # Multi-threaded CPU reductions may sum in a different order from run to run (seen under load): exactness
+    # is asked of the training state, so the kernels are pinned to one deterministic thread here.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        _check_resume(corpus, tmp_path)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(threads)
+
+
+def _check_resume(corpus, tmp_path):
     extra = ("--checkpoint_every", "3", "--config_overrides", "layerdrop=0.2")
     full = tmp_path / "full"
     pretrain.main(_args(corpus, full, *extra, updates=10))
@@ -76,10 +89,7 @@ def test_resume_is_exact(corpus, tmp_path):
     torch.manual_seed(123)  # resuming must not depend on the caller's RNG
     pretrain.main(_args(corpus, split, *extra, "--resume", updates=10))
     a, b = _losses(full), _losses(split)
-    # The first updates after the resume are bit-identical; later ones agree to float32 round-off (a last-bit
-    # difference appears after the optimizer has stepped from the reloaded state).
-    assert [a[u] for u in (7, 8)] == [b[u] for u in (7, 8)]
-    assert [b[u] for u in range(7, 11)] == pytest.approx([a[u] for u in range(7, 11)], rel=1e-5)
+    assert [b[u] for u in range(7, 11)] == [a[u] for u in range(7, 11)]
     assert not list((split / "checkpoints").glob(".tmp-*"))
 
 
