@@ -105,9 +105,7 @@ def sample_negative_indices(
 def conv_output_lengths(lengths, conv_kernel, conv_stride):
     """Frames produced by the conv feature encoder for inputs of ``lengths`` samples (int or tensor)."""
     for kernel, stride in zip(conv_kernel, conv_stride):
-        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1 if torch.is_tensor(lengths) else (
-            (lengths - kernel) // stride + 1
-        )
+        lengths = (lengths - kernel) // stride + 1  # floor division, for ints and tensors alike
     return lengths
 
 
@@ -354,14 +352,13 @@ class GumbelVectorQuantizer(nn.Module):
         n = x.shape[0]
         logits = self.weight_proj(x).view(n, self.num_groups, self.num_vars)  # (N, G, V)
         probs = logits.float().softmax(-1)
-        codes = logits.argmax(-1)  # (N, G)
+        best = F.one_hot(logits.argmax(-1), self.num_vars)  # (N, G, V): the noiseless choice, for code perplexity
         if self.training:
             one_hot = F.gumbel_softmax(logits.float(), tau=self.temperature, hard=True).type_as(x)
-            codes = one_hot.argmax(-1)
         else:
-            one_hot = F.one_hot(codes, self.num_vars).type_as(x)
-        hard = F.one_hot(logits.argmax(-1), self.num_vars).float()
-        code_perplexity = self.perplexity(hard)
+            one_hot = best.type_as(x)
+        codes = one_hot.argmax(-1)  # (N, G): the codes actually used
+        code_perplexity = self.perplexity(best.float())
         prob_perplexity = self.perplexity(probs)
         books = self.codevectors.view(self.num_groups, self.num_vars, -1)
         quantized = torch.einsum("ngv,gvd->ngd", one_hot, books.to(one_hot.dtype)).reshape(n, -1)
