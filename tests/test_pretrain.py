@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,142 @@ def test_two_process_ddp(corpus, tmp_path):
     single = pretrain.main(_args(corpus, tmp_path / "single", "--config_overrides", "layerdrop=0.3", updates=16))
     assert losses[-1] < losses[0]
     assert abs(sum(losses[-4:]) / 4 - single["loss"]) < 0.5
+
+
+# ---- TrainingHealth: the loop's warnings about known failure modes, on synthetic metric sequences
+
+
+def _run(health, rows):
+    for update, metrics in rows:
+        health.update(update, **metrics)
+
+
+def _feed(health, rows):
+    """Feed (update, metrics) rows; returns the messages of the TrainingHealthWarnings issued."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _run(health, rows)
+    assert all(issubclass(w.category, pretrain.TrainingHealthWarning) for w in caught)
+    return [str(w.message) for w in caught]
+
+
+def _healthy(update, **change):
+    metrics = {"code_perplexity": 80.0, "accuracy": 0.5, "grad_norm": 1.0 + 0.3 * math.sin(update),
+               "contrastive_loss": 2.5}
+    metrics.update(change)
+    return update, metrics
+
+
+def test_health_healthy_run_warns_nothing():
+    health = pretrain.TrainingHealth(128, warmup_updates=10, log_every=10)
+    assert _feed(health, [_healthy(u) for u in range(1, 301)]) == []
+    assert health.counts == dict.fromkeys(pretrain.TrainingHealth.KINDS, 0)
+
+
+def test_health_codebook_collapse_and_trivial_task_hint():
+    # Perplexity falls linearly from 80 to 3 of G*V = 128 while accuracy stays moderate.
+    health = pretrain.TrainingHealth(128, warmup_updates=10, log_every=10)
+    rows = [_healthy(u, code_perplexity=max(3.0, 80.0 - u)) for u in range(1, 101)]
+    with pytest.warns(pretrain.TrainingHealthWarning, match=r"codebook collapse\?") as record:
+        _run(health, rows)
+    messages = [str(w.message) for w in record]
+    # First below 12.8 at update 68 (perplexity 12), then once per log_every = 10 updates.
+    assert [int(m.rsplit(" ", 1)[1]) for m in messages] == [68, 78, 88, 98]
+    assert messages[-1] == "codebook collapse? code perplexity 3.0 < 10% of G*V=128 at update 98"
+    assert not any("trivial task" in m for m in messages)
+    assert health.counts["codebook_collapse"] == sum(m["code_perplexity"] < 12.8 for _, m in rows)
+    # With accuracy pinned near 1 the message says the task has become trivial.
+    health = pretrain.TrainingHealth(128, warmup_updates=10, log_every=10)
+    messages = _feed(health, [_healthy(u, code_perplexity=3.0, accuracy=0.99) for u in range(11, 20)])
+    assert len(messages) == 1 and "while accuracy is near 1 (trivial task)" in messages[0]
+    # 12.8 is exactly 10 %: not a collapse.
+    assert _feed(pretrain.TrainingHealth(128), [_healthy(5, code_perplexity=12.8)]) == []
+
+
+def test_health_no_collapse_warning_during_warmup_or_without_quantizer():
+    health = pretrain.TrainingHealth(128, warmup_updates=10, log_every=1)
+    assert _feed(health, [_healthy(u, code_perplexity=3.0) for u in range(1, 11)]) == []
+    assert len(_feed(health, [_healthy(11, code_perplexity=3.0)])) == 1
+    no_quantizer = pretrain.TrainingHealth(128, log_every=1, uses_quantizer=False)
+    assert _feed(no_quantizer, [_healthy(u, code_perplexity=0.0) for u in range(1, 50)]) == []
+
+
+def test_health_grad_norm_explosion():
+    health = pretrain.TrainingHealth(128, log_every=10)
+    rows = [_healthy(u) for u in range(1, 31)] + [_healthy(31, grad_norm=500.0)]
+    with pytest.warns(pretrain.TrainingHealthWarning, match=r"gradient norm 500 at update 31 is over 100x the "
+                      r"running median 1") as record:
+        _run(health, rows)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1 and health.counts["grad_norm_explosion"] == 1
+    # 50x the median is not an explosion.
+    assert _feed(pretrain.TrainingHealth(128), [_healthy(u) for u in range(1, 31)] + [_healthy(31, grad_norm=50.0)]) \
+        == []
+
+
+def test_health_grad_norm_needs_ten_finite_norms_of_history():
+    health = pretrain.TrainingHealth(128, log_every=1)
+    rows = [_healthy(u, grad_norm=1.0) for u in range(1, 10)] + [_healthy(10, grad_norm=1e6)]
+    assert _feed(health, rows) == []  # only 9 norms known before the spike
+    health = pretrain.TrainingHealth(128, log_every=1)
+    rows = [_healthy(u, grad_norm=1.0) for u in range(1, 10)] + [_healthy(10, grad_norm=float("nan"))]
+    rows += [_healthy(11, grad_norm=float("inf")), _healthy(12, grad_norm=1e6)]
+    assert _feed(health, rows) == []  # non-finite norms are not history
+    assert len(_feed(health, [_healthy(13, grad_norm=1e6)])) == 1  # 10 finite norms now (median 1)
+
+
+def test_health_skipped_updates_are_ignored():
+    health = pretrain.TrainingHealth(128, log_every=1)
+    rows = [(u, {**_healthy(u, code_perplexity=0.0, grad_norm=1.0, contrastive_loss=0.0)[1], "finite": False})
+            for u in range(1, 20)]
+    assert _feed(health, rows) == [] and len(health.grad_norms) == 0
+
+
+def test_health_vanishing_contrastive_loss():
+    health = pretrain.TrainingHealth(128, log_every=10)
+    with pytest.warns(pretrain.TrainingHealthWarning, match="contrastive loss 1.00e-04 per masked frame"):
+        _run(health, [_healthy(1), _healthy(2, contrastive_loss=1e-4)])
+    assert _feed(pretrain.TrainingHealth(128), [_healthy(1, contrastive_loss=1e-3)]) == []
+
+
+def test_health_rate_limit_once_per_log_every_per_kind():
+    health = pretrain.TrainingHealth(128, warmup_updates=0, log_every=10)
+    rows = [_healthy(u, code_perplexity=3.0) for u in range(1, 36)]
+    rows[19] = _healthy(20, code_perplexity=3.0, grad_norm=1e4)  # another kind, not silenced by the collapse
+    messages = _feed(health, rows)
+    collapse = [m for m in messages if "codebook collapse" in m]
+    assert [m.rsplit(" ", 1)[1] for m in collapse] == ["1", "11", "21", "31"]
+    assert sum("gradient norm" in m for m in messages) == 1
+    assert health.counts == {"codebook_collapse": 35, "grad_norm_explosion": 1, "contrastive_loss_vanished": 0}
+    assert health.emitted["codebook_collapse"] == 4
+    # emit=False only returns the (kind, message) pairs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        issued = health.update(41, emit=False, **_healthy(41, code_perplexity=3.0)[1])
+    assert [kind for kind, _ in issued] == ["codebook_collapse"]
+
+
+def test_health_collapse_warning_in_a_real_run(corpus, tmp_path, monkeypatch):
+    # The model reports a collapsed codebook (1 codeword used) and accuracy pinned near 1 on every forward.
+    from hf_wav2vec2.modeling_hf_wav2vec2 import HfWav2Vec2ForPreTraining
+
+    original = HfWav2Vec2ForPreTraining.forward
+
+    def collapsed(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        out.code_perplexity = torch.ones_like(out.code_perplexity)
+        out.accuracy = torch.tensor(0.99)
+        return out
+
+    monkeypatch.setattr(HfWav2Vec2ForPreTraining, "forward", collapsed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = pretrain.main(_args(corpus, tmp_path / "collapse", "--log_every", "2", updates=4))
+    messages = [str(w.message) for w in caught if issubclass(w.category, pretrain.TrainingHealthWarning)]
+    # warm-up: round(0.08 * 4) = 0 updates; one warning per 2 updates (updates 1 and 3), all 4 counted.
+    assert len(messages) == 2, messages
+    assert all("codebook collapse? code perplexity 1.0 < 10% of G*V=32 while accuracy is near 1" in m
+               for m in messages)
+    assert result["health_warnings"]["codebook_collapse"] == 4
+    assert json.loads((tmp_path / "collapse" / "pretrain_results.json").read_text())["health_warnings"] == \
+        result["health_warnings"]
