@@ -1,5 +1,6 @@
 """Tests for the hf-wav2vec2 command line: transcribe end to end (a subprocess on a saved model), output formats,
-one-line errors and exit statuses, build-lm, and the wiring of convert/push/finetune/pretrain."""
+one-line errors and exit statuses, evaluate (WER/CER on labeled folders and lists), build-lm, and the wiring of
+convert/push/finetune/pretrain."""
 
 from __future__ import annotations
 
@@ -144,6 +145,144 @@ def test_one_line_errors_and_exit_statuses(model_dir, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:  # argparse usage errors
             cli.main(argv)
         assert exit_info.value.code == 2
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+
+
+def write_csv(path, rows, header="file,text,duration"):
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_evaluate_a_labeled_folder_and_a_list(tone_model, tone_files, tmp_path, capsys):
+    # the layout of corpora.asterisk.export_prompts: metadata.csv with file,text,duration, paths relative to the folder
+    write_csv(tmp_path / "metadata.csv", ["first.wav,THE CAT,3.000", "second.wav,A HAT,3.000"])
+    assert cli.main(["evaluate", str(tmp_path), "--model", str(tone_model)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "WER 0.00%  CER 0.00%  (2 utterances, decoder: greedy)\n" and captured.err == ""
+    # a path<TAB>transcript list, relative to its folder, with one wrong reference: 1 of 4 words, 3 of 12 characters
+    (tmp_path / "refs.txt").write_text("first.wav\tTHE DOG\n\nsecond.wav\ta  hat\n", encoding="utf-8")
+    assert cli.main(["evaluate", str(tmp_path / "refs.txt"), "--model", str(tone_model), "--batch-size", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "WER 25.00%  CER 25.00%  (2 utterances, decoder: greedy)",
+        tone_files[0],
+        "  REF: the dog",
+        "  HYP: the cat",
+    ]
+    assert cli.main(["evaluate", str(tmp_path / "refs.txt"), "--model", str(tone_model), "--show", "0"]) == 0
+    assert capsys.readouterr().out == "WER 25.00%  CER 25.00%  (2 utterances, decoder: greedy)\n"
+    # metadata.jsonl with the Hub's file_name column, absolute paths, only the first row
+    sub = tmp_path / "jsonl"
+    sub.mkdir()
+    lines = [json.dumps({"file_name": f, "text": t}) for f, t in zip(tone_files, ["THE CAT", "A CAT"], strict=True)]
+    (sub / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli.main(["evaluate", str(sub), "--model", str(tone_model), "--max-examples", "1", "-q"]) == 0
+    assert capsys.readouterr().out == "WER 0.00%  CER 0.00%  (1 utterances, decoder: greedy)\n"
+
+
+def test_evaluate_json_output(tone_model, tone_files, tmp_path, capsys):
+    write_csv(tmp_path / "metadata.csv", ["first.wav,THE DOG", "second.wav,\"A HAT\""], header="file,text")
+    out = tmp_path / "reports" / "eval.json"
+    assert cli.main(["evaluate", str(tmp_path), "--model", str(tone_model), "--format", "json", "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    report = json.loads(out.read_text())
+    assert report["wer"] == pytest.approx(0.25) and report["cer"] == pytest.approx(0.25)
+    assert (report["num_utterances"], report["num_failed"], report["decoder"], report["lm"]) == (2, 0, "greedy", None)
+    assert report["utterances"] == [
+        {"file": tone_files[0], "reference": "the dog", "hypothesis": "the cat", "error": None},
+        {"file": tone_files[1], "reference": "a hat", "hypothesis": "a hat", "error": None},
+    ]
+
+
+def test_evaluate_scores_unreadable_files_as_empty_and_warns(tone_model, tone_files, tmp_path, capsys):
+    (tmp_path / "bad.wav").write_text("not audio")
+    (tmp_path / "list.tsv").write_text("first.wav\tTHE CAT\nbad.wav\tTHE END\n", encoding="utf-8")
+    assert cli.main(["evaluate", str(tmp_path / "list.tsv"), "--model", str(tone_model), "--show", "9"]) == 0
+    captured = capsys.readouterr()
+    # "the end" entirely deleted: 2 of 4 words, 7 of 14 characters
+    assert captured.out.splitlines() == [
+        "WER 50.00%  CER 50.00%  (2 utterances, decoder: greedy)",
+        str(tmp_path / "bad.wav"),
+        "  REF: the end",
+        "  HYP: ",
+    ]
+    warnings = captured.err.splitlines()
+    assert len(warnings) == 2 and "Traceback" not in captured.err
+    assert warnings[0].startswith(f"hf-wav2vec2: warning: {tmp_path / 'bad.wav'}: not a readable audio file")
+    assert warnings[1] == "hf-wav2vec2: warning: 1 of 2 files failed"
+    (tmp_path / "all-bad.tsv").write_text("bad.wav\tTHE END\n", encoding="utf-8")
+    assert cli.main(["evaluate", str(tmp_path / "all-bad.tsv"), "--model", str(tone_model)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("WER 100.00%") and captured.err.endswith("hf-wav2vec2: error: all 1 files failed\n")
+
+
+def test_evaluate_progress_bar_only_on_a_terminal(tone_model, tone_files, tmp_path, monkeypatch, capsys):
+    write_csv(tmp_path / "metadata.csv", ["first.wav,THE CAT"], header="file,text")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert cli.main(["evaluate", str(tmp_path), "--model", str(tone_model)]) == 0
+    assert "transcribing" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path), "--model", str(tone_model), "--quiet"]) == 0
+    assert "transcribing" not in capsys.readouterr().err
+
+
+@requires_flashlight
+def test_evaluate_with_an_lm(model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(HfWav2Vec2ForCTC, "forward", lambda self, input_values, **kw: near_tie_forward(input_values))
+    sf.write(tmp_path / "a.wav", noise(0.3), SR)
+    (tmp_path / "lm.arpa").write_text(TINY_ARPA)
+    (tmp_path / "refs.tsv").write_text("a.wav\tTHE CAT\n", encoding="utf-8")
+    base = ["evaluate", str(tmp_path / "refs.tsv"), "--model", str(model_dir)]
+    assert cli.main(base) == 0  # greedy: THE KAT
+    assert capsys.readouterr().out.splitlines()[0] == "WER 50.00%  CER 14.29%  (1 utterances, decoder: greedy)"
+    lm_args = ["--lm", str(tmp_path / "lm.arpa"), "--alpha", "1", "--beta", "0", "--beam-size", "10"]
+    assert cli.main([*base, *lm_args]) == 0
+    assert capsys.readouterr().out == "WER 0.00%  CER 0.00%  (1 utterances, decoder: LM beam search)\n"
+    assert cli.main([*base, *lm_args, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["decoder"], report["lm"], report["alpha"], report["beam_size"]) == (
+        "LM beam search", str(tmp_path / "lm.arpa"), 1.0, 10)
+    assert report["utterances"][0]["hypothesis"] == "the cat"
+
+
+def test_evaluate_bad_inputs_are_one_line_errors(model_dir, tmp_path, capsys):
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    folders = {name: tmp_path / name for name in ("empty", "extra", "blank", "jsonl", "nocol", "gone")}
+    for folder in folders.values():
+        folder.mkdir()
+    write_csv(folders["extra"] / "metadata.csv", ["../a.wav,HELLO, WORLD"], header="file,text")
+    write_csv(folders["blank"] / "metadata.csv", ["../a.wav,HELLO", "../a.wav,  "], header="file,text")
+    (folders["jsonl"] / "metadata.jsonl").write_text('{"file": "../a.wav", "text": "HI"}\n{oops\n')
+    write_csv(folders["nocol"] / "metadata.csv", ["../a.wav,HI"], header="path,text")
+    write_csv(folders["gone"] / "metadata.csv", ["nothing.wav,HI"], header="file,text")
+    (tmp_path / "no-tab.txt").write_text("a.wav\tHELLO\na.wav HELLO\n")
+    (tmp_path / "ok.tsv").write_text("a.wav\tHELLO\n")
+    model = ["--model", str(model_dir)]
+    ok = str(tmp_path / "ok.tsv")
+    cases = [
+        ([str(tmp_path / "missing"), *model], 1, "missing: no such folder or file"),
+        ([str(folders["empty"]), *model], 1, "no metadata file"),
+        ([str(folders["extra"]), *model], 1, "row 1 has 3 fields but the header has 2"),
+        ([str(folders["blank"]), *model], 1, "1 of 2 transcripts are empty (e.g. row 2"),
+        ([str(folders["jsonl"]), *model], 1, "metadata.jsonl: line 2 is not a JSON object"),
+        ([str(folders["nocol"]), *model], 1, "has no column(s) ['file']"),
+        ([str(folders["gone"]), *model], 1, "none of the 1 listed audio files exists"),
+        ([str(tmp_path / "no-tab.txt"), *model], 1, "line 2 is not 'path<TAB>transcript'"),
+        ([ok, "--model", str(tmp_path / "no-model")], 1, "no such model directory"),
+        ([ok, *model, "--lm", str(tmp_path / "x.arpa")], 1, "no such language model"),
+        ([ok, *model, "--alpha", "1"], 2, "--alpha configure the LM beam search: pass --lm"),
+        ([ok, *model, "-o", str(tmp_path)], 2, "is a directory; --output names a file"),
+        ([ok, *model, "--show", "-1"], 2, "--show must not be negative"),
+    ]
+    for argv, status, expected in cases:
+        assert cli.main(["evaluate", *argv]) == status, argv
+        captured = capsys.readouterr()
+        assert expected in captured.err, (argv, captured.err)
+        assert captured.err.startswith("hf-wav2vec2: error: ") and len(captured.err.splitlines()) == 1, captured.err
+        assert captured.out == ""
+    with pytest.raises(SystemExit) as exit_info:  # argparse: --model is required
+        cli.main(["evaluate", ok])
+    assert exit_info.value.code == 2
 
 
 # ----------------------------------------------------------------------------------------------- build-lm
