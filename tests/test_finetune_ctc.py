@@ -193,6 +193,8 @@ def test_finetuning_lowers_the_loss(tone_corpus, pretrained_dir, tmp_path, capsy
     assert set(vocab) == {"<pad>", "<s>", "</s>", "<unk>", "|", "a", "b", "c", "d", "e"}
     processor = HfWav2Vec2Processor.from_pretrained(output_dir)
     assert processor.tokenizer.get_vocab() == vocab and processor.feature_extractor.sampling_rate == RATE
+    # trained with padding masked, so the saved processor masks padding in batched inference too
+    assert processor.feature_extractor.return_attention_mask is True
     model = HfWav2Vec2ForCTC.from_pretrained(output_dir)
     assert model.config.vocab_size == len(vocab) and model.config.ctc_loss_reduction == "mean"
 

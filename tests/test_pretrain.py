@@ -296,3 +296,20 @@ def test_health_collapse_warning_in_a_real_run(corpus, tmp_path, monkeypatch):
     assert result["health_warnings"]["codebook_collapse"] == 4
     assert json.loads((tmp_path / "collapse" / "pretrain_results.json").read_text())["health_warnings"] == \
         result["health_warnings"]
+
+
+def test_gumbel_anneal_fraction_sets_the_decay():
+    def config(*extra):
+        return pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o", *extra]))
+
+    tiny = config("--preset", "tiny", "--max_updates", "1000")  # tiny default: minimum reached at 70 %
+    assert tiny.gumbel_temperature_at(700) == pytest.approx(tiny.min_gumbel_temperature, rel=1e-6)
+    assert tiny.gumbel_temperature_at(350) == pytest.approx(1.0, rel=1e-6)  # geometric: halfway from 2 to 0.5
+    assert tiny.gumbel_temperature_at(2000) == tiny.min_gumbel_temperature
+    assert config("--preset", "base").gumbel_temperature_decay == 0.999995  # fairseq's per-update decay kept
+    custom = config("--preset", "base", "--max_updates", "100", "--gumbel_anneal_fraction", "0.5")
+    assert custom.gumbel_temperature_at(50) == pytest.approx(custom.min_gumbel_temperature, rel=1e-6)
+    explicit = config("--preset", "tiny", "--config_overrides", "gumbel_temperature_decay=0.99")
+    assert explicit.gumbel_temperature_decay == 0.99
+    with pytest.raises(SystemExit):
+        config("--gumbel_anneal_fraction", "1.5")

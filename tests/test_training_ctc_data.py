@@ -73,11 +73,14 @@ class TestCollator:
         assert batch["labels"].dtype == torch.long
         assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
 
-    def test_no_attention_mask_for_group_norm_extractors(self, tmp_path):
-        batch = DataCollatorCTCWithPadding(make_processor(tmp_path, return_attention_mask=False))(self.FEATURES)
-        assert "attention_mask" not in batch and batch["input_values"].shape == (2, 4)
-        forced = DataCollatorCTCWithPadding(make_processor(tmp_path, False), return_attention_mask=True)(self.FEATURES)
-        assert forced["attention_mask"].tolist()[1] == [1, 1, 0, 0]
+    def test_padding_is_masked_even_for_group_norm_extractors(self, tmp_path):
+        group_norm = make_processor(tmp_path, return_attention_mask=False)
+        batch = DataCollatorCTCWithPadding(group_norm)(self.FEATURES)
+        assert batch["attention_mask"].tolist()[1] == [1, 1, 0, 0]
+        following = DataCollatorCTCWithPadding(group_norm, return_attention_mask=None)(self.FEATURES)
+        assert "attention_mask" not in following and following["input_values"].shape == (2, 4)
+        dropped = DataCollatorCTCWithPadding(make_processor(tmp_path, True), return_attention_mask=False)(self.FEATURES)
+        assert "attention_mask" not in dropped
 
     def test_pad_to_multiple_of(self, tmp_path):
         collator = DataCollatorCTCWithPadding(make_processor(tmp_path, True), pad_to_multiple_of=8)

@@ -280,8 +280,11 @@ class DataCollatorCTCWithPadding:
         padding: passed to the feature extractor's ``pad`` (True: to the longest clip of the batch).
         pad_to_multiple_of: round the padded audio length up to a multiple of this (tensor cores like multiples
             of 8 frames, i.e. 2560 samples).
-        return_attention_mask: defaults to the feature extractor's own setting, so group-norm (BASE) models get no
-            mask, as in pre-training, and layer-norm (LARGE) models get one.
+        return_attention_mask: True by default, whatever the feature extractor's own setting: the encoder must not
+            attend to padding. transformers leaves it out for group-norm (BASE) checkpoints; with the very uneven
+            lengths of small real corpora (0.6 s next to 19 s) an unmasked tiny model never left the CTC
+            plateau even when asked to memorize 16 clips, while the masked one memorized them in 100 updates.
+            ``False`` drops the mask, ``None`` follows the feature extractor.
 
     Returns ``input_values`` (B, L) float32, ``attention_mask`` (B, L) when enabled and ``labels`` (B, S) int64
     padded with -100. Other keys of the examples (``input_length``, ``text``) are ignored.
@@ -290,7 +293,7 @@ class DataCollatorCTCWithPadding:
     processor: Any
     padding: bool | str = True
     pad_to_multiple_of: int | None = None
-    return_attention_mask: bool | None = None
+    return_attention_mask: bool | None = True
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         feature_extractor = getattr(self.processor, "feature_extractor", self.processor)

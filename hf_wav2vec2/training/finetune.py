@@ -475,7 +475,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
         raw_train["text"], output_dir, normalization, model_args.vocab_file, data_args.vocab_min_count
     )
     config = build_config(model_args, tokenizer)
-    processor = HfWav2Vec2Processor(build_feature_extractor(model_args, config), tokenizer)
+    feature_extractor = build_feature_extractor(model_args, config)
+    # trained with padding masked (see DataCollatorCTCWithPadding), so batched inference must mask it too
+    feature_extractor.return_attention_mask = True
+    processor = HfWav2Vec2Processor(feature_extractor, tokenizer)
     processor.save_pretrained(output_dir)
 
     def prepare(dataset, name):
