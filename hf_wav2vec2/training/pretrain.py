@@ -290,20 +290,39 @@ def plot_curves(records: list[dict], path: Path) -> None:
     x = [r["update"] for r in records]
     panels = [
         ("loss per masked frame", ["loss", "contrastive_loss"]),
-        ("accuracy", ["accuracy"]),
+        ("contrastive accuracy", ["accuracy"]),
         ("codebook perplexity", ["code_perplexity", "prob_perplexity"]),
-        ("lr / Gumbel temperature", ["lr", "gumbel_temperature"]),
+        ("Gumbel temperature (left) / lr (right)", ["gumbel_temperature"]),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for ax, (title, keys) in zip(axes.flat, panels):
         for key in keys:
-            ax.plot(x, [r.get(key, float("nan")) for r in records], label=key)
+            values = [r.get(key, float("nan")) for r in records]
+            smooth = len(values) >= 20 and key != "gumbel_temperature"
+            line, = ax.plot(x, values, label=key, alpha=0.45 if smooth else 1.0)
+            if smooth:
+                # batches differ a lot in length, so per-update values are noisy: add a running mean
+                ax.plot(x, _running_mean(values, max(5, len(values) // 20)), color=line.get_color(),
+                        label=f"{key} (running mean)")
         ax.set_title(title)
         ax.set_xlabel("update")
-        ax.legend()
+        ax.legend(fontsize=8)
+    lr_axis = axes.flat[3].twinx()
+    lr_axis.plot(x, [r.get("lr", float("nan")) for r in records], color="tab:red", label="lr")
+    lr_axis.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _running_mean(values: list[float], window: int) -> list[float]:
+    """Mean of the last ``window`` finite values at each position (NaN until one is seen)."""
+    out, recent = [], deque(maxlen=window)
+    for value in values:
+        if math.isfinite(value):
+            recent.append(value)
+        out.append(sum(recent) / len(recent) if recent else float("nan"))
+    return out
 
 
 # Indices of the reduced per-update statistics vector (one all-reduce per update).
