@@ -17,6 +17,7 @@ stages use it when torch sees one). ``--quick`` is a minutes-long smoke run (use
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,16 +37,21 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/main_job", help="where data, checkpoints and logs go")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base", "large"], help="model size")
-    parser.add_argument("--pretrain_minutes", type=float, default=25.0, help="wall-clock budget of pre-training")
-    parser.add_argument("--pretrain_updates", type=int, default=600,
+    parser.add_argument("--pretrain_minutes", type=float, default=20.0, help="wall-clock budget of pre-training")
+    parser.add_argument("--pretrain_updates", type=int, default=1200,
                         help="pre-training updates: the LR schedule spans them, the time budget may stop earlier")
     parser.add_argument("--pretrain_max_tokens", type=int, default=400_000,
                         help="audio samples per pre-training batch (400k = 25 s)")
-    parser.add_argument("--finetune_steps", type=int, default=1500, help="CTC fine-tuning updates")
-    parser.add_argument("--finetune_lr", type=float, default=5e-4, help="peak learning rate of fine-tuning")
-    parser.add_argument("--batch_size", type=int, default=8, help="fine-tuning utterances per update")
+    parser.add_argument("--finetune_steps", type=int, default=3000, help="CTC fine-tuning updates")
+    parser.add_argument("--finetune_lr", type=float, default=1e-3, help="peak learning rate of fine-tuning")
+    parser.add_argument("--batch_size", type=int, default=4, help="fine-tuning utterances per update")
+    parser.add_argument("--finetune_mask_prob", type=float, default=0.05,
+                        help="SpecAugment time masking during fine-tuning (fairseq's 0.65 is for BASE models; a tiny "
+                        "model with a weak pre-training does not leave the CTC plateau under it within the hour)")
     parser.add_argument("--compare_scratch", action="store_true",
                         help="also fine-tune the same architecture from random weights (the paper's comparison)")
+    parser.add_argument("--redo_pretraining", action="store_true",
+                        help="pre-train again even if WORKDIR/pretrained holds a finished run (reused by default)")
     parser.add_argument("--quick", action="store_true", help="a minutes-long smoke run of every stage")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -90,9 +96,10 @@ def run_finetuning(args, model_argv: list, folders: dict, output: Path) -> dict:
         "--group_by_length", "true", "--eval_strategy", "no", "--save_strategy", "no",
         "--logging_steps", "25", "--report_to", "none", "--seed", str(args.seed),
         "--dataloader_num_workers", "0",
+        "--mask_time_prob", str(args.finetune_mask_prob), "--mask_feature_prob", "0.0", "--layerdrop", "0.0",
     ]
     if args.quick:
-        argv += ["--max_train_samples", "32", "--max_eval_samples", "16", "--mask_feature_prob", "0.0"]
+        argv += ["--max_train_samples", "32", "--max_eval_samples", "16"]
     return finetune.main(argv)
 
 
@@ -111,8 +118,18 @@ def main(argv=None) -> dict:
     banner(f"2/4 self-supervised pre-training ({args.preset} model, up to {args.pretrain_minutes:g} min)")
     t0 = time.time()
     pretrained = workdir / "pretrained"
-    pretrain_metrics = run_pretraining(args, folders["pretrain"], pretrained)
-    timings["pretrain_min"] = (time.time() - t0) / 60
+    finished = pretrained / "pretrain_results.json"
+    if finished.exists() and not args.redo_pretraining:
+        # a finished pre-training is kept (e.g. when fine-tuning is re-run with other flags)
+        pretrain_metrics = json.loads(finished.read_text())
+        timings["pretrain_min"] = pretrain_metrics.get("elapsed", 0.0) / 60
+        print(f"  reusing the finished pre-training in {pretrained} ({pretrain_metrics.get('num_updates')} updates, "
+              f"{timings['pretrain_min']:.1f} min); --redo_pretraining starts it afresh")
+    else:
+        if pretrained.exists():
+            shutil.rmtree(pretrained)  # an unfinished run: start over (its checkpoints were made with other flags)
+        pretrain_metrics = run_pretraining(args, folders["pretrain"], pretrained)
+        timings["pretrain_min"] = (time.time() - t0) / 60
 
     banner(f"3/4 CTC fine-tuning on the 10-minute labeled split ({args.finetune_steps} updates)")
     t0 = time.time()

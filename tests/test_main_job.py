@@ -33,3 +33,9 @@ def test_quick_main_job_runs_every_stage(tmp_path, capsys):
     asr = pipeline("automatic-speech-recognition", model=str(tmp_path / "ctc"))
     wav = sorted((tmp_path / "data" / "test").glob("**/*.wav"))[0]
     assert isinstance(asr(str(wav))["text"], str)
+    # a second run reuses the finished pre-training and only fine-tunes again
+    before = (tmp_path / "pretrained" / "model.safetensors").stat().st_mtime_ns
+    again = main_job.main(["--quick", "--workdir", str(tmp_path)])
+    assert "reusing the finished pre-training" in capsys.readouterr().out
+    assert (tmp_path / "pretrained" / "model.safetensors").stat().st_mtime_ns == before
+    assert again["pretrain"]["num_updates"] == summary["pretrain"]["num_updates"]
