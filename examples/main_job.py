@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
         results["scratch"] = dict(wer=scratch["eval_wer"], cer=scratch["eval_cer"], minutes=(time.time() - t0) / 60)
 
     banner("4/4 results on the held-out split (sentences never heard in fine-tuning)")
-    print(f"  pre-training: {pretrain_metrics.get('updates', '?')} updates, final contrastive accuracy "
+    print(f"  pre-training: {pretrain_metrics.get('num_updates', '?')} updates, final contrastive accuracy "
           f"{pretrain_metrics.get('accuracy', float('nan')):.3f}, code perplexity "
           f"{pretrain_metrics.get('code_perplexity', float('nan')):.1f}")
     print("\n| model | WER | CER | minutes |\n|---|---|---|---|")
