@@ -341,8 +341,6 @@ def _read_labeled_metadata(path: Path) -> list[tuple[str, str]]:
         if "has no column" in message:
             message += f" (the audio column may be {' or '.join(AUDIO_COLUMNS)})"
         raise CommandError(message)
-    if path.suffix.lower() in (".csv", ".tsv"):
-        _check_field_counts(path)
     rows = []
     for number, entry in enumerate(entries, start=1):
         if entry["audio"] == str(path.parent):  # an empty file name, resolved against the folder
@@ -363,17 +361,6 @@ def _first_bad_json_line(path: Path) -> int | str:
                 except json.JSONDecodeError:
                     return number
     return "?"
-
-
-def _check_field_counts(path: Path) -> None:
-    """A CSV row with more fields than the header (an unquoted comma in a transcript) would lose words silently."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        header = next(reader, [])
-        for number, row in enumerate((r for r in reader if r), start=1):
-            if len(row) > len(header):
-                raise CommandError(f"{path}: row {number} has {len(row)} fields but the header has {len(header)} "
-                                   "(quote transcripts that contain the delimiter)")
 
 
 def _read_list(path: Path) -> list[tuple[str, str]]:

@@ -262,7 +262,7 @@ def test_evaluate_bad_inputs_are_one_line_errors(model_dir, tmp_path, capsys):
     cases = [
         ([str(tmp_path / "missing"), *model], 1, "missing: no such folder or file"),
         ([str(folders["empty"]), *model], 1, "no metadata file"),
-        ([str(folders["extra"]), *model], 1, "row 1 has 3 fields but the header has 2"),
+        ([str(folders["extra"]), *model], 1, "row 1 does not have as many fields as the header"),
         ([str(folders["blank"]), *model], 1, "1 of 2 transcripts are empty (e.g. row 2"),
         ([str(folders["jsonl"]), *model], 1, "metadata.jsonl: line 2 is not a JSON object"),
         ([str(folders["nocol"]), *model], 1, "has no column(s) ['file']"),

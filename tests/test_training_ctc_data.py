@@ -155,6 +155,16 @@ class TestSources:
         with pytest.raises(ValueError, match="no column"):
             read_metadata(tmp_path / "m.tsv")
 
+    def test_rows_with_extra_or_missing_fields_are_refused(self, tmp_path):
+        (tmp_path / "ok.csv").write_text('file,text\na.wav,"hello, world"\n', encoding="utf-8")
+        assert read_metadata(tmp_path / "ok.csv")[0]["text"] == "hello, world"  # quoted commas are fine
+        (tmp_path / "extra.csv").write_text("file,text\na.wav,hello\nb.wav,hello, world\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="row 2 does not have as many fields"):
+            read_metadata(tmp_path / "extra.csv")
+        (tmp_path / "short.csv").write_text("file,text,duration\na.wav,hello\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="row 1 does not have as many fields"):
+            read_metadata(tmp_path / "short.csv")
+
     def test_folder_to_features_resampled_to_16k(self, tmp_path):
         folder = write_folder(tmp_path / "data")
         raw = load_labeled_folder(folder)

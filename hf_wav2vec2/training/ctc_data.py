@@ -82,6 +82,11 @@ def read_metadata(path: str | Path, audio_column: str = "file", text_column: str
         missing = [column for column in (audio_column, text_column) if column not in row]
         if missing:
             raise ValueError(f"{path}: row {line_number} has no column(s) {missing}; it has {sorted(row)}")
+        if None in row or None in row.values():
+            # csv.DictReader files extra fields under the key None and fills missing ones with None: an unquoted
+            # comma in a transcript would otherwise silently cut the transcript short
+            raise ValueError(f"{path}: row {line_number} does not have as many fields as the header (a transcript "
+                             "with an unquoted comma? quote it)")
         audio_path = Path(row[audio_column])
         if not audio_path.is_absolute():
             audio_path = path.parent / audio_path
