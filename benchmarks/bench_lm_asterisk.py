@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -48,6 +47,8 @@ try:
     import hf_wav2vec2  # noqa: F401
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import cpu_name
 
 from hf_wav2vec2.corpora import asterisk
 
@@ -247,17 +248,6 @@ def _pct(x: float) -> str:
 
 def _num(x: float) -> str:
     return f"{x:g}"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

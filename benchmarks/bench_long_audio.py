@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,21 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name
 
 SR = 16000
 BLOCK_SECONDS = 60
-
-
-def cpu_name() -> str:
-    """CPU model from /proc/cpuinfo (Linux), else the machine type."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def block_audio(index: int, seconds: float) -> np.ndarray:

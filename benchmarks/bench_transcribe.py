@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,23 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from machine import cpu_name
 
 import hf_wav2vec2
 from hf_wav2vec2 import HfWav2Vec2AutomaticSpeechRecognitionPipeline, HfWav2Vec2ForCTC, HfWav2Vec2Processor
 
 SR = 16000
-
-
-def cpu_name() -> str:
-    """CPU model from /proc/cpuinfo (Linux), else the machine type."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def synthetic_audio(seconds: float, seed: int = 0) -> np.ndarray:
