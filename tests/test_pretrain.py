@@ -313,3 +313,14 @@ def test_gumbel_anneal_fraction_sets_the_decay():
     assert explicit.gumbel_temperature_decay == 0.99
     with pytest.raises(SystemExit):
         config("--gumbel_anneal_fraction", "1.5")
+
+
+def test_tiny_preset_is_pre_ln_and_overridable():
+    def config(*extra):
+        return pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o", "--preset", "tiny", *extra]))
+
+    tiny = config()
+    # pre-LN transformer over the BASE-style group-norm conv stack (post-LN stayed on the CTC plateau, README)
+    assert tiny.do_stable_layer_norm and tiny.feat_extract_norm == "group" and tiny.hidden_size == 256
+    assert not config("--config_overrides", "do_stable_layer_norm=false").do_stable_layer_norm
+    assert not pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o"])).do_stable_layer_norm

@@ -67,8 +67,11 @@ from hf_wav2vec2.training.data import get_pretraining_dataloader
 
 logger = logging.getLogger(__name__)
 
+# Pre-LN (fairseq layer_norm_first, as LARGE): with post-LN the tiny transformer stayed on the blank-only CTC
+# plateau for 3000 fine-tuning updates on the 10-minute split; pre-LN leaves it after about 400 (see
+# benchmarks/results/main_job_cpu.md).
 TINY_PRESET = dict(
-    hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+    hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, do_stable_layer_norm=True,
     conv_dim=(128,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
     codevector_dim=128, proj_codevector_dim=128, num_codevectors_per_group=64, num_codevector_groups=2,
     num_negatives=50, hidden_dropout=0.1, attention_dropout=0.1, feat_proj_dropout=0.1,
