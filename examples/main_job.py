@@ -46,8 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--finetune_lr", type=float, default=1e-3, help="peak learning rate of fine-tuning")
     parser.add_argument("--batch_size", type=int, default=4, help="fine-tuning utterances per update")
     parser.add_argument("--finetune_mask_prob", type=float, default=0.05,
-                        help="SpecAugment time masking during fine-tuning (fairseq's 0.65 is for BASE models; a tiny "
-                        "model with a weak pre-training does not leave the CTC plateau under it within the hour)")
+                        help="SpecAugment time masking during fine-tuning (fairseq's 0.65 is tuned for BASE models and "
+                        "13k+ updates; the recorded 3000-update tiny runs used 0.05)")
     parser.add_argument("--compare_scratch", action="store_true",
                         help="also fine-tune the same architecture from random weights (the paper's comparison)")
     parser.add_argument("--redo_pretraining", action="store_true",
@@ -74,8 +74,21 @@ def export_data(workdir: Path) -> dict:
     return folders
 
 
-def run_pretraining(args, data: Path, output: Path) -> dict:
-    argv = [
+#: config fields that make a finished pre-training the model the preset asks for
+ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim",
+                     "conv_kernel", "conv_stride", "feat_extract_norm", "do_stable_layer_norm")
+
+
+def architecture_changes(args, pretrained: Path) -> list[str]:
+    """The architecture fields in which ``pretrained`` differs from what ``--preset`` builds now."""
+    saved = json.loads((pretrained / "config.json").read_text())
+    wanted = pretrain.build_config(pretrain.parse_args(pretraining_argv(args, pretrained.parent, pretrained)))
+    wanted = json.loads(json.dumps({key: getattr(wanted, key) for key in ARCHITECTURE_KEYS}))  # tuples -> lists
+    return [f"{key}={saved.get(key)!r} (preset: {value!r})" for key, value in wanted.items() if saved.get(key) != value]
+
+
+def pretraining_argv(args, data: Path, output: Path) -> list:
+    return [
         "--data", str(data), "--output_dir", str(output), "--preset", args.preset,
         "--max_train_seconds", str(int(args.pretrain_minutes * 60)), "--max_updates", str(args.pretrain_updates),
         "--max_tokens", str(args.pretrain_max_tokens),
@@ -83,7 +96,10 @@ def run_pretraining(args, data: Path, output: Path) -> dict:
         "--min_sample_size", "8000",
         "--seed", str(args.seed), "--report_to", "none",
     ]
-    return pretrain.main(argv)
+
+
+def run_pretraining(args, data: Path, output: Path) -> dict:
+    return pretrain.main(pretraining_argv(args, data, output))
 
 
 def run_finetuning(args, model_argv: list, folders: dict, output: Path) -> dict:
@@ -119,7 +135,12 @@ def main(argv=None) -> dict:
     t0 = time.time()
     pretrained = workdir / "pretrained"
     finished = pretrained / "pretrain_results.json"
-    if finished.exists() and not args.redo_pretraining:
+    changed = architecture_changes(args, pretrained) if finished.exists() and not args.redo_pretraining else []
+    if changed:
+        # e.g. a run made before the tiny preset became pre-LN: fine-tuning it would not test today's recipe
+        print(f"  the finished pre-training in {pretrained} is another architecture ({', '.join(changed)}): "
+              "pre-training again")
+    if finished.exists() and not args.redo_pretraining and not changed:
         # a finished pre-training is kept (e.g. when fine-tuning is re-run with other flags)
         pretrain_metrics = json.loads(finished.read_text())
         timings["pretrain_min"] = pretrain_metrics.get("elapsed", 0.0) / 60
