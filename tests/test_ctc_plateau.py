@@ -7,11 +7,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from test_bench_lm_asterisk import TEXTS, write_split
 from test_pipeline_hf_wav2vec2 import save_model_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import ctc_plateau
+
+
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    threads = torch.get_num_threads()  # main() sets --threads for the whole process
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
