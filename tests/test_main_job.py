@@ -25,6 +25,7 @@ def test_quick_main_job_runs_every_stage(tmp_path, capsys):
     assert 0.0 <= row["cer"] and 0.0 <= row["wer"]
     saved = json.loads((tmp_path / "main_job_results.json").read_text())
     assert saved["results"]["pretrained"]["wer"] == row["wer"]
+    assert 0.0 <= row["pipeline"]["cer"] and "clip by clip (pipeline)" in out
     # the fine-tuned model loads through the stock pipeline by path
     from transformers import pipeline
 
