@@ -27,7 +27,6 @@ lr, gradient norm clipped to 1, no dropout unless ``--dropout``, no masking unle
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
 import time
@@ -46,6 +45,7 @@ except ImportError:  # run from a checkout without installing
 from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForCTC
 from hf_wav2vec2.audio import load_audio
 from hf_wav2vec2.decoding.ctc import GreedyCTCDecoder
+from hf_wav2vec2.training.ctc_data import read_metadata
 from hf_wav2vec2.training.metrics import cer, wer
 from hf_wav2vec2.training.vocab import build_vocab, normalize_text
 
@@ -79,11 +79,6 @@ def parse_args(argv=None):
     return args
 
 
-def read_split(folder: Path):
-    with open(folder / "metadata.csv", newline="", encoding="utf-8") as f:
-        return [(folder / row["file"], row["text"]) for row in csv.DictReader(f)]
-
-
 def log_mel(audio: np.ndarray, n_mels: int = 80) -> torch.Tensor:
     """(T, 2 * n_mels) log-mel frames at 50 Hz, normalized per clip."""
     n_fft, hop = 400, 160
@@ -103,7 +98,7 @@ def log_mel(audio: np.ndarray, n_mels: int = 80) -> torch.Tensor:
 def featurize(items, args, vocab, conv):
     out = []
     for path, text in items:
-        audio = load_audio(str(path), SR)
+        audio = load_audio(path, SR)
         audio = (audio - audio.mean()) / (audio.std() + 1e-7)
         if args.inputs == "conv":
             with torch.no_grad():
@@ -202,7 +197,8 @@ def main(argv=None):
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     data = Path(args.data)
-    train_items, test_items = read_split(data / "train"), read_split(data / "test")
+    train_items, test_items = ([(row["audio"], row["text"]) for row in read_metadata(data / split / "metadata.csv")]
+                               for split in ("train", "test"))
     vocab = build_vocab([text for _, text in train_items])
     conv = None
     if args.inputs == "conv":

@@ -81,10 +81,10 @@ ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", 
                      "conv_kernel", "conv_stride", "feat_extract_norm", "do_stable_layer_norm")
 
 
-def architecture_changes(args, pretrained: Path) -> list[str]:
+def architecture_changes(args, data: Path, pretrained: Path) -> list[str]:
     """The architecture fields in which ``pretrained`` differs from what ``--preset`` builds now."""
     saved = json.loads((pretrained / "config.json").read_text())
-    wanted = pretrain.build_config(pretrain.parse_args(pretraining_argv(args, pretrained.parent, pretrained)))
+    wanted = pretrain.build_config(pretrain.parse_args(pretraining_argv(args, data, pretrained)))
     wanted = json.loads(json.dumps({key: getattr(wanted, key) for key in ARCHITECTURE_KEYS}))  # tuples -> lists
     return [f"{key}={saved.get(key)!r} (preset: {value!r})" for key, value in wanted.items() if saved.get(key) != value]
 
@@ -145,12 +145,13 @@ def main(argv=None) -> dict:
     t0 = time.time()
     pretrained = workdir / "pretrained"
     finished = pretrained / "pretrain_results.json"
-    changed = architecture_changes(args, pretrained) if finished.exists() and not args.redo_pretraining else []
+    reuse = finished.exists() and not args.redo_pretraining
+    changed = architecture_changes(args, folders["pretrain"], pretrained) if reuse else []
     if changed:
         # e.g. a run made before the tiny preset became pre-LN: fine-tuning it would not test today's recipe
         print(f"  the finished pre-training in {pretrained} is another architecture ({', '.join(changed)}): "
               "pre-training again")
-    if finished.exists() and not args.redo_pretraining and not changed:
+    if reuse and not changed:
         # a finished pre-training is kept (e.g. when fine-tuning is re-run with other flags)
         pretrain_metrics = json.loads(finished.read_text())
         timings["pretrain_min"] = pretrain_metrics.get("elapsed", 0.0) / 60
