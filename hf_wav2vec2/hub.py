@@ -20,7 +20,7 @@ import json
 import math
 import re
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -28,6 +28,8 @@ import torch
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md"
+# Card fields saved beside a model (by fine-tuning) that push uses as the defaults of its card.
+CARD_INFO_FILE = "card_info.json"
 
 TAGS = ["audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"]
 
@@ -138,6 +140,30 @@ class CardInfo:
         value = dict(value)
         value["results"] = [r if isinstance(r, Result) else Result(**r) for r in value.get("results") or []]
         return cls(**value)
+
+    def save(self, directory) -> Path:
+        """Write the fields (results as dicts) to ``directory/card_info.json``, which ``push`` reads as the
+        card's defaults; returns the file's path. The file is this package's own and is rewritten."""
+        path = Path(directory) / CARD_INFO_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory) -> "CardInfo | None":
+        """The CardInfo saved in ``directory`` by :meth:`save`, or None when there is none."""
+        path = Path(directory) / CARD_INFO_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise PublishError(f"{path}: not valid JSON ({error})") from None
+        try:
+            return cls.coerce(data)
+        except PublishError as error:
+            raise PublishError(f"{path}: {error}") from None
+        except TypeError as error:  # a result that is not a dict, or has fields Result does not know
+            raise PublishError(f"{path}: invalid result ({error})") from None
 
 
 def _model_class_name(model_or_config) -> str:
@@ -557,6 +583,7 @@ def run_push(args) -> int:
 
 
 __all__ = [
+    "CARD_INFO_FILE",
     "CardInfo",
     "PublishError",
     "Result",

@@ -311,3 +311,36 @@ def test_published_cards_are_valid(name):
     # converted checkpoints: the paper's numbers are quoted in the text, never as measured model-index results
     assert card.data.eval_results is None
     assert "hf-wav2vec2 convert" in text
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Card info saved beside a model
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_card_info_save_load_round_trip(tmp_path):
+    assert CardInfo.load(tmp_path) is None  # nothing saved
+    info = CardInfo(
+        language=["es", "ca"], datasets=["common_voice"], results=[LIBRISPEECH_CLEAN], base_model="someone/base",
+        description="Spanish.", tags=["spanish"],
+    )
+    path = info.save(tmp_path)
+    assert path == tmp_path / "card_info.json"
+    saved = json.loads(path.read_text())
+    assert saved["language"] == ["es", "ca"] and saved["results"][0]["wer"] == 3.4  # results as plain dicts
+    loaded = CardInfo.load(tmp_path)
+    assert loaded == info and isinstance(loaded.results[0], Result)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "card_info.json: not valid JSON"),
+    ('{"language": "es", "colour": "red"}', "card_info.json: unknown card fields: colour"),
+    ('{"results": [{"dataset_type": "x", "wer": 1, "speed": 2}]}', "card_info.json: invalid result"),
+    ('{"results": [{"dataset_type": "x"}]}', "card_info.json: result on x: give a WER"),
+    ("[1, 2]", "card_info.json: card must be a CardInfo or a dict"),
+])
+def test_card_info_load_errors_name_the_file(tmp_path, content, message):
+    (tmp_path / "card_info.json").write_text(content)
+    with pytest.raises(PublishError, match=message) as error:
+        CardInfo.load(tmp_path)
+    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
