@@ -10,9 +10,10 @@ SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 
 # System packages: real recorded English speech (asterisk prompts, CC-BY-SA 3.0) for the demo, tests and
-# benchmarks; ffmpeg to decode formats libsndfile cannot.
+# benchmarks, with its transcripts package (--no-install-recommends does not pull it in; where /usr/share/doc is
+# excluded, the copy shipped in hf_wav2vec2/corpora/data/ is used); ffmpeg to decode formats libsndfile cannot.
 need_apt=()
-for pkg in asterisk-core-sounds-en-wav ffmpeg; do
+for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en ffmpeg; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

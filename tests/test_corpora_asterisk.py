@@ -1,7 +1,7 @@
 """The Debian Asterisk prompts corpus and its fixed split (hf_wav2vec2.corpora.asterisk).
 
-The split tests need ``apt-get install asterisk-core-sounds-en-wav`` and are skipped without it; the transcript
-rules are tested either way.
+The split tests need ``apt-get install asterisk-core-sounds-en-wav`` (scripts/setup.sh): they are skipped without
+it, and fail under CI=true (tests/conftest.py). The transcripts come from the system or the bundled copy.
 """
 
 import csv
@@ -126,3 +126,28 @@ class TestSplit:
 def test_missing_package_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="asterisk-core-sounds-en-wav"):
         asterisk.load_prompts(tmp_path / "nope", tmp_path / "nope.txt.gz")
+    with pytest.raises(FileNotFoundError, match="nope.txt.gz does not exist"):
+        asterisk.load_prompts(tmp_path, tmp_path / "nope.txt.gz")
+
+
+def test_bundled_transcripts_are_the_debian_file():
+    bundled = asterisk.BUNDLED_TRANSCRIPTS_FILE
+    transcripts = asterisk.read_transcripts(bundled)
+    assert len(transcripts) == 569 and transcripts["vm-goodbye"] == "Goodbye"
+    if asterisk.TRANSCRIPTS_FILE.is_file():  # the transcripts package is installed and /usr/share/doc kept
+        assert asterisk.TRANSCRIPTS_FILE.read_bytes() == bundled.read_bytes()
+        assert asterisk.find_transcripts() == asterisk.TRANSCRIPTS_FILE
+    else:
+        assert asterisk.find_transcripts() == bundled
+    attribution = (bundled.parent / "README.md").read_text()
+    assert "CC-BY-SA 3.0" in attribution and "Allison Smith" in attribution
+
+
+@installed
+def test_without_system_transcripts_the_bundled_copy_gives_the_same_split(monkeypatch, tmp_path, splits):
+    # as on an image with /usr/share/doc excluded, or without the asterisk-core-sounds-en package
+    monkeypatch.setattr(asterisk, "TRANSCRIPTS_FILE", tmp_path / "excluded" / "core-sounds-en.txt.gz")
+    assert asterisk.is_installed() and asterisk.find_transcripts() == asterisk.BUNDLED_TRANSCRIPTS_FILE
+    again = asterisk.split_prompts(asterisk.load_prompts())
+    for name in asterisk.SPLITS:
+        assert [p.name for p in again[name]] == [p.name for p in splits[name]]

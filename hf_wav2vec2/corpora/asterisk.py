@@ -3,9 +3,15 @@
 Source: the Debian package ``asterisk-core-sounds-en-wav`` (upstream asterisk-core-sounds 1.6.1), installed with
 ``apt-get install asterisk-core-sounds-en-wav``: 568 prompts recorded by one speaker (Allison Smith), 8 kHz 16-bit mono
 WAV under ``/usr/share/asterisk/sounds/en_US_f_Allison/`` (some in subfolders: ``digits/``, ``letters/``,
-``phonetic/``, ``dictate/``, ``followme/``, ``silence/``), 25.5 minutes in all, with transcripts in
-``/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz`` (``name: transcript`` lines; ``name`` is the file's
-path without ``.wav``; one transcript, ``pls-try-call-later``, has no file). License: CC-BY-SA 3.0.
+``phonetic/``, ``dictate/``, ``followme/``, ``silence/``), 25.5 minutes in all. License: CC-BY-SA 3.0.
+
+**Where the transcripts come from.** They are not in the audio package but in ``asterisk-core-sounds-en``
+(``/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz``: ``name: transcript`` lines; ``name`` is the
+file's path without ``.wav``; one transcript, ``pls-try-call-later``, has no file), which
+``apt-get install --no-install-recommends`` does not pull in, and many Debian images drop ``/usr/share/doc``
+altogether (a dpkg ``path-exclude``). So this package ships that file unchanged (version 1.6.1, with its
+attribution, in ``hf_wav2vec2/corpora/data/``) and uses it whenever the system copy is absent
+(:func:`find_transcripts`): only the audio package is needed.
 
 **Which files are speech.** A prompt is skipped when its transcript is only a bracketed description -- ``[...]``,
 ``<...>`` or ``(...)`` -- or when it is shorter than 0.5 s. That rule skips exactly 17 files: 10 ``silence/N``
@@ -62,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 TRANSCRIPTS_FILE = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+# The same file (asterisk-core-sounds-en 1.6.1-1, CC-BY-SA 3.0, attribution in data/README.md), for machines
+# without the transcripts package or with /usr/share/doc excluded.
+BUNDLED_TRANSCRIPTS_FILE = Path(__file__).resolve().parent / "data" / "core-sounds-en.txt.gz"
 DEBIAN_PACKAGE = "asterisk-core-sounds-en-wav"
 LICENSE = "CC-BY-SA-3.0"
 
@@ -109,21 +118,32 @@ class Prompt:
         return self.text is not None
 
 
-def is_installed(sounds_dir: Path = SOUNDS_DIR, transcripts_file: Path = TRANSCRIPTS_FILE) -> bool:
-    """Whether the Debian package's sounds and transcripts are present."""
-    return Path(sounds_dir).is_dir() and Path(transcripts_file).is_file()
+def find_transcripts(transcripts_file: str | Path | None = None) -> Path:
+    """The transcripts file: `transcripts_file` if given, else the system copy if present, else the bundled one."""
+    if transcripts_file is not None:
+        return Path(transcripts_file)
+    return TRANSCRIPTS_FILE if TRANSCRIPTS_FILE.is_file() else BUNDLED_TRANSCRIPTS_FILE
+
+
+def is_installed(sounds_dir: Path = SOUNDS_DIR, transcripts_file: str | Path | None = None) -> bool:
+    """Whether the prompts' audio (the Debian package) and a transcripts file are present."""
+    return Path(sounds_dir).is_dir() and find_transcripts(transcripts_file).is_file()
 
 
 def _require_installed(sounds_dir: Path, transcripts_file: Path) -> None:
-    if not is_installed(sounds_dir, transcripts_file):
+    if not Path(sounds_dir).is_dir():
         raise FileNotFoundError(
-            f"Asterisk prompts not found ({sounds_dir}, {transcripts_file}); on Debian/Ubuntu install them with "
-            f"`apt-get install {DEBIAN_PACKAGE}`"
+            f"Asterisk prompts not found: {sounds_dir} does not exist; install them with "
+            f"`apt-get install {DEBIAN_PACKAGE}` (Debian/Ubuntu) or run `bash scripts/setup.sh`"
         )
+    if not Path(transcripts_file).is_file():
+        raise FileNotFoundError(f"Asterisk transcripts not found: {transcripts_file} does not exist")
 
 
-def read_transcripts(path: Path = TRANSCRIPTS_FILE) -> dict[str, str]:
-    """``{name: transcript}`` from the package's ``name: transcript`` file (``;`` starts a comment line)."""
+def read_transcripts(path: str | Path | None = None) -> dict[str, str]:
+    """``{name: transcript}`` from the package's ``name: transcript`` file (``;`` starts a comment line);
+    `path` defaults to :func:`find_transcripts`'s choice."""
+    path = find_transcripts(path)
     opener = gzip.open if str(path).endswith(".gz") else open
     transcripts = {}
     with opener(path, "rt", encoding="utf-8") as handle:
@@ -155,9 +175,9 @@ def normalize_transcript(transcript: str) -> str | None:
     return text or None
 
 
-def load_prompts(sounds_dir: Path = SOUNDS_DIR, transcripts_file: Path = TRANSCRIPTS_FILE) -> list[Prompt]:
+def load_prompts(sounds_dir: Path = SOUNDS_DIR, transcripts_file: str | Path | None = None) -> list[Prompt]:
     """Every speech prompt with a transcript, sorted by name (non-speech files are skipped and logged)."""
-    sounds_dir, transcripts_file = Path(sounds_dir), Path(transcripts_file)
+    sounds_dir, transcripts_file = Path(sounds_dir), find_transcripts(transcripts_file)
     _require_installed(sounds_dir, transcripts_file)
     transcripts = read_transcripts(transcripts_file)
     prompts, skipped = [], []
@@ -213,7 +233,7 @@ def split_prompts(
     return {name: sorted(items, key=lambda prompt: prompt.name) for name, items in splits.items()}
 
 
-def load_split(split: str, sounds_dir: Path = SOUNDS_DIR, transcripts_file: Path = TRANSCRIPTS_FILE) -> list[Prompt]:
+def load_split(split: str, sounds_dir: Path = SOUNDS_DIR, transcripts_file: str | Path | None = None) -> list[Prompt]:
     """The prompts of one split: ``"train"``, ``"test"``, ``"unlabeled"`` or ``"pretrain"``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -259,7 +279,7 @@ def export_split(
     directory: str | Path,
     sampling_rate: int = SAMPLING_RATE,
     sounds_dir: Path = SOUNDS_DIR,
-    transcripts_file: Path = TRANSCRIPTS_FILE,
+    transcripts_file: str | Path | None = None,
 ) -> Path:
     """Export one split (see :func:`export_prompts`) into `directory`; returns it."""
     return export_prompts(load_split(split, sounds_dir, transcripts_file), directory, sampling_rate)
@@ -270,7 +290,7 @@ def export_all(
     splits: tuple[str, ...] = ("train", "test", "pretrain"),
     sampling_rate: int = SAMPLING_RATE,
     sounds_dir: Path = SOUNDS_DIR,
-    transcripts_file: Path = TRANSCRIPTS_FILE,
+    transcripts_file: str | Path | None = None,
 ) -> dict[str, Path]:
     """Export several splits into ``directory/<split>/``; returns ``{split: folder}``."""
     all_splits = split_prompts(load_prompts(sounds_dir, transcripts_file))
@@ -280,6 +300,7 @@ def export_all(
 
 
 __all__ = [
+    "BUNDLED_TRANSCRIPTS_FILE",
     "DEBIAN_PACKAGE",
     "SOUNDS_DIR",
     "SPLITS",
@@ -288,6 +309,7 @@ __all__ = [
     "export_all",
     "export_prompts",
     "export_split",
+    "find_transcripts",
     "is_installed",
     "is_non_speech",
     "load_prompts",
