@@ -7,7 +7,8 @@ transformers on purpose in a few places, all of them cases where transformers si
 * normalization only ever looks at the real samples of a clip, so a clip's features do not depend on the other clips
   it is batched with (transformers normalizes over the padding too when no attention mask is requested);
 * integer PCM (int16, int32, ...) is scaled to [-1, 1) instead of being used as raw integers;
-* multi-channel audio, empty clips and NaN/Inf samples are errors instead of garbage features;
+* empty clips, NaN/Inf samples and arrays laid out as (samples, channels) are errors instead of garbage features
+  (transformers reads a (16000, 2) stereo array as 16000 clips of 2 samples);
 * a wrong sampling rate is an error unless ``resample=True`` asks for resampling with soxr.
 """
 
@@ -98,10 +99,11 @@ class HfWav2Vec2FeatureExtractor(SequenceFeatureExtractor):
         """Featurize one clip or a batch of clips.
 
         Args:
-            raw_speech: one mono clip (1-D numpy array, 1-D torch tensor, list of floats) or a list of them. Float
-                arrays are taken as is; integer arrays are PCM and scaled to [-1, 1). A 2-D array is accepted only
-                when one of its dimensions is 1; anything else is ambiguous between multi-channel audio and a batch,
-                so it is an error (mix to mono first, or pass a list of 1-D arrays).
+            raw_speech: one mono clip (1-D numpy array, 1-D torch tensor, list of floats), a list of them, or a 2-D
+                array or tensor holding a batch of equal-length mono clips, one per row (as in transformers, so
+                `np.stack(clips)` works). Float arrays are taken as is; integer arrays are PCM and scaled to [-1, 1).
+                A (samples, 1) array is one mono clip; a 2-D array with more rows than columns looks like
+                (samples, channels) audio and is an error (mix to mono first), as are 3-D arrays.
             padding: `False` (default), `True`/`"longest"` or `"max_length"`, as in transformers.
             max_length: length to pad (`"max_length"`) and/or truncate to, in samples.
             truncation: cut clips longer than `max_length` (before normalization, as transformers does).
@@ -133,8 +135,14 @@ class HfWav2Vec2FeatureExtractor(SequenceFeatureExtractor):
             clips = [_normalize(clip) for clip in clips]
 
         unpadded = self._get_padding_strategies(padding, max_length) is PaddingStrategy.DO_NOT_PAD
-        if return_tensors is not None and unpadded and len({len(clip) for clip in clips}) > 1:
-            raise ValueError("Clips of different lengths cannot be stacked into a tensor: pass padding=True.")
+        ragged = unpadded and len({len(clip) for clip in clips}) > 1
+        # Unpadded clips of different lengths come back as they are: with return_tensors="np" as an object array
+        # of 1-D arrays, like transformers. No other framework has ragged tensors, hence the error.
+        if ragged and return_tensors is not None and TensorType(return_tensors) is not TensorType.NUMPY:
+            raise ValueError(
+                f"Clips of different lengths cannot be stacked into a {TensorType(return_tensors).value!r} tensor: "
+                "pass padding=True (or return_tensors='np' or None for the unpadded clips)."
+            )
 
         padded = self.pad(
             BatchFeature({"input_values": clips}),
@@ -193,9 +201,25 @@ def _as_clip_list(raw_speech) -> list:
     """Split the caller's input into a list of clips (still unconverted)."""
     if _is_array(raw_speech):
         shape = tuple(raw_speech.shape)
-        if len(shape) == 2 and shape[0] == 1:
-            return [raw_speech[0]]  # a batch of one, or torchaudio's (1, samples) mono layout: same thing
-        return [raw_speech]  # 1-D, or an error reported by _to_mono_float
+        if len(shape) <= 1:
+            return [raw_speech]
+        if len(shape) > 2:
+            raise ValueError(
+                f"raw_speech: expected a 1-D clip or a 2-D (clips, samples) batch, got shape {shape}. "
+                "Multi-channel audio is not supported: mix to mono first."
+            )
+        rows, columns = shape
+        if columns == 1:
+            return [raw_speech[:, 0]]  # soundfile's always_2d (samples, 1) layout of one mono clip
+        if rows > columns:
+            # Read as transformers does, this is `rows` clips shorter than the batch is wide: no speech batch looks
+            # like that, (samples, channels) audio does.
+            raise ValueError(
+                f"raw_speech: a 2-D array is a batch of clips, one per row, but shape {shape} would be {rows} clips "
+                f"of {columns} samples; it looks like (samples, channels) audio. Mix to mono first "
+                "(`audio.mean(axis=1)`), or pass a list of 1-D arrays if the rows really are clips."
+            )
+        return list(raw_speech)  # a batch of equal-length mono clips, as transformers reads it (np.stack(clips))
     if isinstance(raw_speech, (list, tuple)):
         if len(raw_speech) == 0:
             raise ValueError("Got an empty list: expected a clip or a non-empty list of clips.")

@@ -221,12 +221,55 @@ def test_empty_audio(empty):
         HfWav2Vec2FeatureExtractor()(empty, sampling_rate=SR)
 
 
-@pytest.mark.parametrize("shape", [(2, 16000), (16000, 2), (6, 8000), (2, 3, 1000)])
+@pytest.mark.parametrize("shape", [(16000, 2), (8000, 6), (2, 3, 1000)])
 def test_multichannel_is_an_error(shape):
-    with pytest.raises(ValueError, match="mix to mono first"):
+    # (samples, channels) and 3-D arrays; a (clips, samples) 2-D array is a batch (next tests).
+    with pytest.raises(ValueError, match=r"raw_speech.*(M|m)ix to mono first"):
         HfWav2Vec2FeatureExtractor()(np.zeros(shape, np.float32), sampling_rate=SR)
-    with pytest.raises(ValueError, match="mix to mono first"):
+    with pytest.raises(ValueError, match=r"raw_speech.*(M|m)ix to mono first"):
+        HfWav2Vec2FeatureExtractor()(torch.zeros(shape), sampling_rate=SR)
+
+
+@pytest.mark.parametrize("shape", [(2, 16000), (16000, 2), (6, 8000), (2, 3, 1000)])
+def test_multichannel_clip_in_a_list_is_an_error(shape):
+    with pytest.raises(ValueError, match="clip 0.*mix to mono first"):
         HfWav2Vec2FeatureExtractor()([np.zeros(shape, np.float32)], sampling_rate=SR)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("call", [{}, {"return_tensors": "np"}, {"padding": True, "return_tensors": "np"}])
+def test_2d_array_is_a_batch_like_transformers(dtype, call):
+    # `processor(np.stack(batch))`: transformers reads the rows of a 2-D array as mono clips.
+    rng = np.random.default_rng(4)
+    batch = (rng.standard_normal((3, 1200)) * np.array([[0.1], [0.5], [0.02]])).astype(dtype)
+    call = dict(sampling_rate=SR, **call)
+    ours = HfWav2Vec2FeatureExtractor(return_attention_mask=True)(batch, **call)
+    theirs = Wav2Vec2FeatureExtractor(return_attention_mask=True)(batch, **call)
+    assert set(ours) == set(theirs)
+    assert len(ours["input_values"]) == 3 and max_diff(ours["input_values"], theirs["input_values"]) <= TOLERANCE
+    np.testing.assert_array_equal(np.asarray(ours["attention_mask"]), np.asarray(theirs["attention_mask"]))
+    if "return_tensors" in call:
+        assert ours["input_values"].shape == theirs["input_values"].shape == (3, 1200)
+    # the same clips as a list, or as a torch tensor, give the same features
+    as_list = HfWav2Vec2FeatureExtractor(return_attention_mask=True)(list(batch), **call)["input_values"]
+    assert max_diff(ours["input_values"], as_list) == 0
+    as_tensor = HfWav2Vec2FeatureExtractor()(torch.from_numpy(batch), sampling_rate=SR, return_tensors="pt")
+    assert as_tensor["input_values"].shape == (3, 1200)
+    assert max_diff(as_tensor["input_values"].numpy(), as_list) == 0
+
+
+def test_unpadded_clips_of_different_lengths_with_numpy_tensors_like_transformers(clips):
+    for mask in (False, True):
+        call = dict(sampling_rate=SR, return_tensors="np", return_attention_mask=mask)
+        ours = HfWav2Vec2FeatureExtractor()(clips, **call)
+        theirs = Wav2Vec2FeatureExtractor()(clips, **call)
+        assert set(ours) == set(theirs)
+        for key in ours:
+            assert type(ours[key]) is type(theirs[key]) is np.ndarray
+            assert ours[key].shape == theirs[key].shape == (len(clips),)
+            assert [len(row) for row in ours[key]] == [len(c) for c in clips]
+        assert max_diff(ours["input_values"], theirs["input_values"]) <= TOLERANCE
+        assert all(row.dtype == np.float32 for row in ours["input_values"])
 
 
 def test_single_channel_2d_is_one_clip(clips):
@@ -277,9 +320,11 @@ def test_silent_clip_gives_zeros_not_nan():
     assert np.all(np.isfinite(constant)) and np.abs(constant).max() < 1e-5
 
 
-def test_unequal_lengths_to_tensor_need_padding(clips):
-    with pytest.raises(ValueError, match="padding=True"):
+def test_unequal_lengths_to_torch_tensor_need_padding(clips):
+    with pytest.raises(ValueError, match="different lengths.*'pt'.*padding=True"):
         HfWav2Vec2FeatureExtractor()(clips, sampling_rate=SR, return_tensors="pt")
+    with pytest.raises(ValueError):  # transformers cannot either
+        Wav2Vec2FeatureExtractor()(clips, sampling_rate=SR, return_tensors="pt")
 
 
 def test_truncation_happens_before_normalization(clips):
