@@ -20,7 +20,8 @@ only), so :func:`save_pipeline_code` can ship it beside a checkpoint as remote c
 then gets the same pipeline with ``pipeline(model=DIR, trust_remote_code=True)``.
 
 Registration (done by ``import hf_wav2vec2``, see :func:`register_pipelines`): the built-in
-``"automatic-speech-recognition"`` task builds this class for models whose ``model_type`` is ``hf_wav2vec2`` and
+``"automatic-speech-recognition"`` task builds this class for models whose ``model_type`` is ``hf_wav2vec2`` or
+``wav2vec2`` (transformers' own ``Wav2Vec2ForCTC``, the format of the ``facebook/wav2vec2-*`` checkpoints) and
 transformers' class for every other model; the task :data:`PIPELINE_TASK` always builds this class.
 """
 
@@ -63,6 +64,10 @@ __all__ = [
 PIPELINE_TASK = "hf-wav2vec2-asr"
 STOCK_TASK = "automatic-speech-recognition"
 MODEL_TYPE = "hf_wav2vec2"
+#: Model types the stock task name builds this class for: ours, and transformers' Wav2Vec2 (same conv stack, same
+#: CTC head, same processor), whose checkpoints users load most. Other types (HuBERT, WavLM, Whisper, ...) keep
+#: transformers' class.
+PIPELINE_MODEL_TYPES = frozenset({MODEL_TYPE, "wav2vec2"})
 
 # Frames read from a file per step while streaming (4 s at 16 kHz): small next to a chunk, large enough that
 # the per-block overhead does not show.
@@ -507,8 +512,9 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
 
 
 class _AutomaticSpeechRecognitionDispatcher(AutomaticSpeechRecognitionPipeline):
-    """Registered for ``"automatic-speech-recognition"``: builds our pipeline for hf_wav2vec2 models and the
-    previously registered class (transformers' own) for any other, so other models see no change at all."""
+    """Registered for ``"automatic-speech-recognition"``: builds our pipeline for the model types of
+    :data:`PIPELINE_MODEL_TYPES` and the previously registered class (transformers' own) for any other, so other
+    models see no change at all."""
 
     fallback: Any = AutomaticSpeechRecognitionPipeline
 
@@ -516,7 +522,7 @@ class _AutomaticSpeechRecognitionDispatcher(AutomaticSpeechRecognitionPipeline):
         config = getattr(model, "config", None)
         target = (
             HfWav2Vec2AutomaticSpeechRecognitionPipeline
-            if getattr(config, "model_type", None) == MODEL_TYPE
+            if getattr(config, "model_type", None) in PIPELINE_MODEL_TYPES
             else cls.fallback
         )
         # Not an instance of cls, so Python does not run __init__ a second time.
@@ -527,8 +533,8 @@ def register_pipelines() -> None:
     """Register the pipelines with transformers (idempotent; ``import hf_wav2vec2`` calls it).
 
     * ``pipeline("automatic-speech-recognition", model=...)`` builds
-      :class:`HfWav2Vec2AutomaticSpeechRecognitionPipeline` when the model's type is ``hf_wav2vec2`` (anything else
-      gets the class registered before, normally transformers' own);
+      :class:`HfWav2Vec2AutomaticSpeechRecognitionPipeline` when the model's type is ``hf_wav2vec2`` or
+      ``wav2vec2`` (anything else gets the class registered before, normally transformers' own);
     * ``pipeline(PIPELINE_TASK, model=...)`` always builds it, for any CTC model; saving such a pipeline
       (``pipe.save_pretrained``) writes the code and the ``custom_pipelines`` entry, like :func:`save_pipeline_code`.
     """
