@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from transformers import AddedToken
-from transformers.tokenization_python import PreTrainedTokenizer
+from transformers.tokenization_python import PreTrainedTokenizer, Trie
 from transformers.utils import ModelOutput, logging, to_py_obj
 
 logger = logging.get_logger(__name__)
@@ -63,6 +63,9 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
       ``skip_special_tokens=False``.
 
     In both modes word delimiters become `replace_word_delimiter_char`, with no leading, trailing or doubled ones.
+    `convert_tokens_to_string(tokens, ...)` decodes token strings the same way and returns transformers' dict
+    ``{"text", "char_offsets", "word_offsets"}``; ``spaces_between_special_tokens=True`` joins the characters with
+    spaces, as in transformers.
 
     Args:
         vocab_file (`str`): path of the ``vocab.json`` (token -> id; or language -> vocabulary with `target_lang`).
@@ -73,7 +76,9 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
         replace_word_delimiter_char (`str`, defaults to " "): what a word delimiter decodes to.
         do_lower_case (`bool`, defaults to False): transformers' meaning: the vocabulary is upper case, so input text
             is upper-cased before lookup and decoded text is lower-cased.
-        target_lang (`str`, *optional*): the language to use from a nested multilingual ``vocab.json``.
+        target_lang (`str`, *optional*): the language to use from a nested multilingual (MMS-style) ``vocab.json``
+            of the form ``{"eng": {"<pad>": 0, ...}, "fra": {...}}``; required for such a file, and switched later
+            with :meth:`set_target_lang`.
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
@@ -94,6 +99,7 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
     ):
         with open(vocab_file, encoding="utf-8") as handle:
             self.vocab = json.load(handle)
+        self._vocab_file_name = os.path.basename(vocab_file)
         self.encoder = _select_vocabulary(self.vocab, target_lang, vocab_file)
         self.decoder = {index: token for token, index in self.encoder.items()}
         self.replace_word_delimiter_char = replace_word_delimiter_char
@@ -114,12 +120,71 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
             target_lang=target_lang,
             **kwargs,
         )
+        if self._is_multilingual:
+            # A saved tokenizer_config.json lists its added tokens with the ids of the language it was saved in.
+            self._sync_added_tokens()
+        self._add_multi_char_tokens()
+
+    # ----- vocabulary -----
+
+    @property
+    def _is_multilingual(self) -> bool:
+        return self.encoder is not self.vocab
+
+    def set_target_lang(self, target_lang: str):
+        """Switch to the vocabulary of `target_lang` in a nested multilingual (MMS-style) ``vocab.json``.
+
+        Encoding, decoding, `vocab_size` and the special token ids follow the new language, and `save_pretrained`
+        records it as the tokenizer's `target_lang`. The model's output layer must be switched with it (for MMS,
+        ``model.load_adapter(target_lang)``).
+        """
+        if not self._is_multilingual:
+            raise ValueError(
+                f"set_target_lang({target_lang!r}): {self._vocab_file_name} holds a single vocabulary, not one per "
+                "language."
+            )
+        if target_lang not in self.vocab:
+            raise ValueError(
+                f"set_target_lang: {target_lang!r} is not a language of {self._vocab_file_name}; it has "
+                f"{_language_list(self.vocab)}."
+            )
+        self.encoder = _select_vocabulary(self.vocab, target_lang, self._vocab_file_name)
+        self.decoder = {index: token for token, index in self.encoder.items()}
+        self.target_lang = target_lang
+        self.init_kwargs["target_lang"] = target_lang
+        self._sync_added_tokens()
+        self._add_multi_char_tokens()
+
+    def _sync_added_tokens(self):
+        """Give the added tokens the ids of the current language.
+
+        The base class keeps special tokens and multi-character graphemes as added tokens, with the ids of the
+        language they were added under. Those that the current language has take its ids; those of other languages
+        go. Tokens the user added keep their ids unless the current vocabulary uses them.
+        """
+        any_language = {token for vocabulary in self.vocab.values() for token in vocabulary}
+        kept = {}
+        for index, token in sorted(self._added_tokens_decoder.items()):
+            if token.content in self.encoder:
+                kept[self.encoder[token.content]] = token
+            elif token.content not in any_language and index not in self.decoder:
+                kept[index] = token
+        self._added_tokens_decoder = kept
+        self._added_tokens_encoder = {token.content: index for index, token in kept.items()}
+        self.tokens_trie = Trie()  # the trie only ever grows: rebuild it without the dropped tokens
+        self._update_trie()
+        # Special tokens the language lacks get ids after its vocabulary, as the base class gives them at init.
+        self._add_tokens(
+            [token for token in self.all_special_tokens if token not in self._added_tokens_encoder],
+            special_tokens=True,
+        )
+        self._update_total_vocab_size()
+
+    def _add_multi_char_tokens(self):
         # Multi-character vocabulary entries (graphemes such as "ch") must be matched whole, not split into letters.
         multi_char = [token for token in self.encoder if len(token) > 1 and token not in self._added_tokens_encoder]
         if multi_char:
             self.add_tokens([AddedToken(token, normalized=False) for token in multi_char])
-
-    # ----- vocabulary -----
 
     @property
     def vocab_size(self) -> int:
@@ -190,6 +255,7 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
                 defaults to the tokenizer's setting (False).
             group_tokens: CTC decoding (True) or one character per id, for labels (False).
             output_char_offsets / output_word_offsets: also return frame offsets of characters / words.
+            spaces_between_special_tokens: join the characters with spaces (transformers' meaning for CTC).
 
         Returns:
             `str`, or an `HfWav2Vec2CTCTokenizerOutput` when offsets are requested.
@@ -236,6 +302,27 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
             word_offsets=[item.word_offsets for item in decoded] if output_word_offsets else None,
         )
 
+    def convert_tokens_to_string(
+        self,
+        tokens: list[str],
+        group_tokens: bool = True,
+        spaces_between_special_tokens: bool = False,
+        output_char_offsets: bool = False,
+        output_word_offsets: bool = False,
+    ) -> dict:
+        """CTC-decode tokens (as `convert_ids_to_tokens` gives them) into text: transformers' signature and result.
+
+        Returns ``{"text", "char_offsets", "word_offsets"}`` (offsets None unless asked for; frames as in `decode`),
+        so ``["A", "B", "|", "C"]`` gives the text "AB C". The text is that of
+        ``decode(convert_tokens_to_ids(tokens), skip_special_tokens=False, ...)``.
+        """
+        if len(tokens) == 0:
+            return {"text": "", "char_offsets": [], "word_offsets": []}
+        chars = self._ctc_chars(list(tokens), group_tokens, skip_special_tokens=False)
+        text = self._join_chars(chars, spaces_between_special_tokens)
+        char_offsets, word_offsets = self._offsets(chars, output_char_offsets, output_word_offsets)
+        return {"text": text, "char_offsets": char_offsets, "word_offsets": word_offsets}
+
     def _decode(
         self,
         token_ids,
@@ -244,13 +331,28 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
         group_tokens: bool = True,
         output_char_offsets: bool = False,
         output_word_offsets: bool = False,
-        spaces_between_special_tokens: bool = False,  # accepted for transformers compatibility; has no effect
+        spaces_between_special_tokens: bool = False,
     ):
         token_ids = to_py_obj(token_ids)
         if isinstance(token_ids, int):
             token_ids = [token_ids]
         # Negative ids (-100 in padded labels) are placeholders: kept as None so frame positions stay right.
         tokens = [self.convert_ids_to_tokens(int(i)) if int(i) >= 0 else None for i in token_ids]
+        chars = self._ctc_chars(tokens, group_tokens, skip_special_tokens)
+
+        text = self._join_chars(chars, spaces_between_special_tokens)
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        if clean_up_tokenization_spaces:
+            text = self.clean_up_tokenization(text)
+        if not (output_char_offsets or output_word_offsets):
+            return text
+        char_offsets, word_offsets = self._offsets(chars, output_char_offsets, output_word_offsets)
+        return HfWav2Vec2CTCTokenizerOutput(text=text, char_offsets=char_offsets, word_offsets=word_offsets)
+
+    def _ctc_chars(self, tokens: list, group_tokens: bool, skip_special_tokens: bool) -> list[list]:
+        """The characters of the transcript as ``[text, start_frame, end_frame, is_delimiter]`` (see the class
+        docstring for which tokens are dropped); None tokens are placeholders that only take up a frame."""
         if group_tokens:
             runs = [(token, len(list(group))) for token, group in groupby(tokens)]
         else:
@@ -262,7 +364,7 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
             hidden = set()
         hidden |= {str(self.pad_token), None}  # padding / CTC blank never reaches the text
 
-        chars = []  # [text, start, end, is_delimiter]
+        chars = []
         frame = 0
         for token, count in runs:
             start, frame = frame, frame + count
@@ -277,22 +379,17 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
             chars.append([text.lower() if self.do_lower_case else text, start, frame, is_delimiter])
         if chars and chars[-1][3]:
             chars.pop()
+        return chars
 
-        text = "".join(char[0] for char in chars)
-        if clean_up_tokenization_spaces is None:
-            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
-        if clean_up_tokenization_spaces:
-            text = self.clean_up_tokenization(text)
-        if not (output_char_offsets or output_word_offsets):
-            return text
+    @staticmethod
+    def _join_chars(chars: list[list], spaces_between_special_tokens: bool) -> str:
+        # transformers' meaning of the flag for CTC: every character, word break included, is joined with a space.
+        return (" " if spaces_between_special_tokens else "").join(char[0] for char in chars)
 
+    def _offsets(self, chars: list[list], with_chars: bool, with_words: bool) -> tuple[Offsets | None, Offsets | None]:
         char_offsets = [{"char": c, "start_offset": s, "end_offset": e} for c, s, e, _ in chars]
-        word_offsets = self._get_word_offsets(char_offsets, self.replace_word_delimiter_char)
-        return HfWav2Vec2CTCTokenizerOutput(
-            text=text,
-            char_offsets=char_offsets if output_char_offsets else None,
-            word_offsets=word_offsets if output_word_offsets else None,
-        )
+        word_offsets = self._get_word_offsets(char_offsets, self.replace_word_delimiter_char) if with_words else None
+        return (char_offsets if with_chars else None), word_offsets
 
     @staticmethod
     def _get_word_offsets(offsets: Offsets, word_delimiter_char: str = " ") -> Offsets:
@@ -315,15 +412,26 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
         return words
 
 
+def _language_list(vocab: dict) -> str:
+    """The languages of a nested vocabulary for an error message (MMS has over a thousand)."""
+    languages = sorted(vocab)
+    shown = ", ".join(repr(language) for language in languages[:20])
+    return shown if len(languages) <= 20 else f"{shown}, ... ({len(languages)} languages)"
+
+
 def _select_vocabulary(vocab: dict, target_lang: str | None, vocab_file: str) -> dict[str, int]:
     """The token -> id table of a plain vocab.json, or of `target_lang` in a nested multilingual one."""
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{vocab_file} must hold a non-empty JSON object mapping tokens to ids.")
     nested = all(isinstance(value, dict) for value in vocab.values())
     if nested:
+        if target_lang is None:
+            raise ValueError(
+                f"{vocab_file} holds one vocabulary per language: pass target_lang, one of {_language_list(vocab)}."
+            )
         if target_lang not in vocab:
             raise ValueError(
-                f"{vocab_file} holds one vocabulary per language: pass target_lang, one of {sorted(vocab)}."
+                f"target_lang={target_lang!r} is not a language of {vocab_file}; it has {_language_list(vocab)}."
             )
         vocab = vocab[target_lang]
     elif target_lang is not None:

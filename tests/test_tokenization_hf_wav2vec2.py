@@ -134,12 +134,14 @@ def test_label_decode_matches_transformers_with_ignore_index(tokenizers):
         assert ours.decode(labels, group_tokens=False) == expected, labels
 
 
+def as_int(offsets):
+    """transformers' offsets hold numpy integers."""
+    return [{k: (v if isinstance(v, str) else int(v)) for k, v in item.items()} for item in offsets]
+
+
 def test_offsets_match_transformers(tokenizers):
     ours, theirs = tokenizers
     rng = random.Random(2)
-
-    def as_int(offsets):
-        return [{k: (v if isinstance(v, str) else int(v)) for k, v in item.items()} for item in offsets]
 
     for _ in range(200):
         frames = random_ctc_frames(rng, rng.randint(1, 60), with_specials=False)
@@ -333,3 +335,166 @@ def test_register_for_auto_class_writes_auto_map(tmp_path, vocab_file, monkeypat
     config = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
     assert config["auto_map"]["AutoTokenizer"][0] == "tokenization_hf_wav2vec2.HfWav2Vec2CTCTokenizer"
     assert (tmp_path / "saved" / "tokenization_hf_wav2vec2.py").exists()
+
+
+# ----- convert_tokens_to_string (transformers' signature and dict result) -----
+
+
+def test_convert_tokens_to_string_is_ctc_text_like_transformers(tokenizers):
+    ours, theirs = tokenizers
+    cases = [
+        ["A", "B", "|", "C"],
+        ["<pad>", "T", "T", "H", "E", "<pad>", "|", "C", "A", "R", "<pad>", "R", "Y", "<pad>"],
+        ["H", "E", "L", "L", "O"],
+    ]
+    for tokens in cases:
+        for kwargs in (
+            {},
+            {"group_tokens": False},
+            {"spaces_between_special_tokens": True},
+            {"output_char_offsets": True},
+            {"output_word_offsets": True},
+            {"output_char_offsets": True, "output_word_offsets": True, "group_tokens": False},
+        ):
+            got = ours.convert_tokens_to_string(tokens, **kwargs)
+            expected = theirs.convert_tokens_to_string(tokens, **kwargs)
+            assert set(got) == {"text", "char_offsets", "word_offsets"} and got["text"] == expected["text"]
+            for key in ("char_offsets", "word_offsets"):
+                if expected[key] is None:
+                    assert got[key] is None, (tokens, kwargs, key)
+                else:
+                    assert got[key] == as_int(expected[key]), (tokens, kwargs, key)
+    assert ours.convert_tokens_to_string(["A", "B", "|", "C"])["text"] == "AB C"
+    # Where transformers leaves doubled or leading spaces, the text is decode()'s (one space per word break).
+    doubled = ["|", "A", "|", "<pad>", "|", "B"]
+    assert theirs.convert_tokens_to_string(doubled)["text"] == "A  B"
+    assert ours.convert_tokens_to_string(doubled)["text"] == "A B"
+    assert ours.convert_tokens_to_string([]) == theirs.convert_tokens_to_string([])
+
+
+def test_convert_tokens_to_string_agrees_with_decode(tokenizers):
+    ours, _ = tokenizers
+    rng = random.Random(5)
+    for trial in range(200):
+        frames = random_ctc_frames(rng, rng.randint(1, 40), with_specials=trial % 2 == 1)
+        tokens = ours.convert_ids_to_tokens(frames)
+        for group_tokens in (True, False):
+            got = ours.convert_tokens_to_string(tokens, group_tokens=group_tokens, output_word_offsets=True)
+            decoded = ours.decode(frames, group_tokens=group_tokens, skip_special_tokens=False, output_word_offsets=True)
+            assert got["text"] == decoded.text and got["word_offsets"] == decoded.word_offsets, frames
+
+
+def test_decode_spaces_between_special_tokens_like_transformers(tokenizers):
+    ours, theirs = tokenizers
+    frames = [PAD, 6, 11, 5, SEP, 19, 7, 13, PAD, 13, 22]  # "THE CARRY"
+    expected = theirs.decode(frames, spaces_between_special_tokens=True)
+    assert ours.decode(frames, spaces_between_special_tokens=True) == expected == "T H E   C A R R Y"
+    assert ours.batch_decode([frames], spaces_between_special_tokens=True) == [expected]
+
+
+# ----- nested (multilingual, MMS-style) vocabularies -----
+
+ENG = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "a": 5, "b": 6, "c": 7, "h": 8, "ch": 9}
+FRA = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "é": 5, "a": 6, "ou": 7, "o": 8, "u": 9, "b": 10, "c": 11}
+
+
+@pytest.fixture
+def nested_vocab_file(tmp_path):
+    (tmp_path / "mms").mkdir()
+    return write_vocab(tmp_path / "mms", {"eng": ENG, "fra": FRA})
+
+
+def assert_same_as_transformers(ours, theirs, texts, frames):
+    assert ours.target_lang == theirs.target_lang
+    assert ours.vocab_size == theirs.vocab_size and len(ours) == len(theirs)
+    assert ours.get_vocab() == theirs.get_vocab()
+    assert (ours.pad_token_id, ours.unk_token_id, ours.word_delimiter_token_id) == (
+        theirs.pad_token_id, theirs.unk_token_id, theirs.word_delimiter_token_id,
+    )
+    ids = list(range(ours.vocab_size))
+    assert ours.convert_ids_to_tokens(ids) == theirs.convert_ids_to_tokens(ids)
+    for text in texts:
+        assert ours(text)["input_ids"] == theirs(text)["input_ids"], text
+    assert ours.decode(frames) == theirs.decode(frames)
+
+
+def test_set_target_lang_like_transformers(nested_vocab_file):
+    ours = HfWav2Vec2CTCTokenizer(nested_vocab_file, target_lang="eng")
+    theirs = Wav2Vec2CTCTokenizer(nested_vocab_file, target_lang="eng")
+    eng_texts, eng_frames = ["cha bac", "ch", "bacha hab"], [9, 9, PAD, 5, SEP, 6, 5, 7]
+    # multi-character tokens never next to a space: transformers strips the delimiter there (see the next test)
+    fra_texts, fra_frames = ["cou", "bé cou", "boué a"], [11, PAD, 7, 7, SEP, 10, 5, PAD, 5]
+    assert_same_as_transformers(ours, theirs, eng_texts, eng_frames)
+    assert ours.decode(eng_frames) == "cha bac"
+    for tokenizer in (ours, theirs):
+        tokenizer.set_target_lang("fra")
+    assert_same_as_transformers(ours, theirs, fra_texts, fra_frames)
+    assert ours.vocab_size == len(FRA) and ours.get_vocab() == FRA
+    assert ours("cou é")["input_ids"] == [11, 7, SEP, 5]  # "ou" is one token, "ch" is not a token any more
+    assert ours("ch")["input_ids"] == [11, UNK]
+    assert ours.decode(fra_frames) == "cou béé"  # the blank between the two é keeps both
+    for tokenizer in (ours, theirs):
+        tokenizer.set_target_lang("eng")
+    assert_same_as_transformers(ours, theirs, eng_texts, eng_frames)
+    assert ours.get_vocab() == ENG and ours.convert_ids_to_tokens([7, 9]) == ["c", "ch"]
+
+
+def test_set_target_lang_keeps_the_delimiter_after_a_multi_character_token(nested_vocab_file):
+    tokenizer = HfWav2Vec2CTCTokenizer(nested_vocab_file, target_lang="eng")
+    tokenizer.set_target_lang("fra")
+    ids = tokenizer("bou é")["input_ids"]
+    assert ids == [10, 7, SEP, 5]
+    assert tokenizer.decode(ids, group_tokens=False) == "bou é"
+
+
+def test_set_target_lang_errors(nested_vocab_file, vocab_file):
+    tokenizer = HfWav2Vec2CTCTokenizer(nested_vocab_file, target_lang="eng")
+    with pytest.raises(ValueError, match=r"'deu' is not a language of vocab.json; it has 'eng', 'fra'"):
+        tokenizer.set_target_lang("deu")
+    assert tokenizer.target_lang == "eng" and tokenizer.get_vocab() == ENG  # unchanged
+    with pytest.raises(ValueError, match="single vocabulary"):
+        HfWav2Vec2CTCTokenizer(vocab_file).set_target_lang("eng")
+    with pytest.raises(ValueError, match=r"pass target_lang, one of 'eng', 'fra'"):
+        HfWav2Vec2CTCTokenizer(nested_vocab_file)
+    with pytest.raises(ValueError, match=r"target_lang='xx' is not a language"):
+        HfWav2Vec2CTCTokenizer(nested_vocab_file, target_lang="xx")
+
+
+def test_long_language_lists_are_shortened(tmp_path):
+    nested = write_vocab(tmp_path, {f"l{i:03d}": ENG for i in range(300)})
+    with pytest.raises(ValueError, match=r"'l019', \.\.\. \(300 languages\)\.$") as error:
+        HfWav2Vec2CTCTokenizer(nested)
+    assert "'l020'" not in str(error.value)
+
+
+def test_nested_vocab_save_and_load_round_trip(tmp_path, nested_vocab_file):
+    tokenizer = HfWav2Vec2CTCTokenizer(nested_vocab_file, target_lang="eng")
+    tokenizer.set_target_lang("fra")
+    tokenizer.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "vocab.json").read_text(encoding="utf-8")) == {"eng": ENG, "fra": FRA}
+    assert json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())["target_lang"] == "fra"
+    loaded = HfWav2Vec2CTCTokenizer.from_pretrained(tmp_path / "saved")
+    assert loaded.target_lang == "fra" and loaded.get_vocab() == FRA
+    assert loaded("cou é")["input_ids"] == tokenizer("cou é")["input_ids"]
+    theirs = Wav2Vec2CTCTokenizer.from_pretrained(tmp_path / "saved")
+    assert theirs.target_lang == "fra" and theirs.get_vocab() == loaded.get_vocab()
+
+    # The saved added tokens carry French ids; loading as English must not keep them.
+    english = HfWav2Vec2CTCTokenizer.from_pretrained(tmp_path / "saved", target_lang="eng")
+    assert english.get_vocab() == ENG and len(english) == len(ENG)
+    assert english("cha")["input_ids"] == [9, 5] and english.decode([7, 9]) == "cch"
+    english.set_target_lang("fra")
+    assert english.get_vocab() == FRA
+
+
+def test_set_target_lang_keeps_user_added_tokens(nested_vocab_file):
+    tokenizer = HfWav2Vec2CTCTokenizer(nested_vocab_file, target_lang="eng")
+    tokenizer.add_tokens(["<laugh>"])
+    laugh = tokenizer.convert_tokens_to_ids("<laugh>")
+    assert laugh == len(ENG)
+    tokenizer.set_target_lang("fra")  # FRA uses ids up to 11, so <laugh> (id 10) collides and is dropped
+    assert "<laugh>" not in tokenizer.get_vocab() and tokenizer.convert_ids_to_tokens(10) == "b"
+    tokenizer.add_tokens(["<laugh>"])
+    assert tokenizer.convert_tokens_to_ids("<laugh>") == len(FRA)
+    tokenizer.set_target_lang("eng")  # id 12 is free in ENG: kept
+    assert tokenizer.convert_tokens_to_ids("<laugh>") == len(FRA) and tokenizer("a<laugh>")["input_ids"] == [5, 12]
