@@ -1,6 +1,7 @@
 """Moving checkpoints to transformers' own Wav2Vec2 classes (the reverse direction needs no code:
 ``HfWav2Vec2*.from_pretrained`` reads transformers' directories directly)."""
 
+import tempfile
 from pathlib import Path
 
 TRANSFORMERS_CLASSES = {
@@ -27,10 +28,48 @@ def to_transformers(model):
     return target.to(next(model.parameters()).dtype)
 
 
+def to_transformers_processor(processor):
+    """transformers' ``Wav2Vec2Processor`` (or feature extractor) with the settings of ours (None stays None).
+
+    transformers' own processors are returned as they are. Ours cannot simply be saved for transformers: their
+    configs name this package's classes (``auto_map``), which plain transformers refuses without trust_remote_code.
+    """
+    import transformers
+
+    if processor is None or type(processor).__module__.startswith("transformers."):
+        return processor
+    feature_extractor = getattr(processor, "feature_extractor", processor)
+    if not hasattr(feature_extractor, "sampling_rate"):
+        raise TypeError(f"processor must be a wav2vec 2.0 processor or feature extractor, got {type(processor).__name__}")
+    theirs_fe = transformers.Wav2Vec2FeatureExtractor(
+        feature_size=feature_extractor.feature_size, sampling_rate=feature_extractor.sampling_rate,
+        padding_value=feature_extractor.padding_value, do_normalize=feature_extractor.do_normalize,
+        return_attention_mask=feature_extractor.return_attention_mask,
+    )
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None:
+        return theirs_fe
+    with tempfile.TemporaryDirectory() as scratch:
+        (vocab_file,) = tokenizer.save_vocabulary(scratch)
+        theirs_tok = transformers.Wav2Vec2CTCTokenizer(
+            vocab_file, bos_token=str(tokenizer.bos_token), eos_token=str(tokenizer.eos_token),
+            unk_token=str(tokenizer.unk_token), pad_token=str(tokenizer.pad_token),
+            word_delimiter_token=str(tokenizer.word_delimiter_token),
+            replace_word_delimiter_char=tokenizer.replace_word_delimiter_char,
+            do_lower_case=tokenizer.do_lower_case, target_lang=tokenizer.target_lang,
+        )
+    return transformers.Wav2Vec2Processor(feature_extractor=theirs_fe, tokenizer=theirs_tok)
+
+
 def save_as_transformers(model, directory, processor=None):
-    """Write ``model`` (and optionally its processor) as a directory transformers' classes load, without this package."""
+    """Write ``model`` (and optionally its processor) as a directory transformers' classes load, without this package.
+
+    The processor is saved as transformers' own classes (:func:`to_transformers_processor`), so
+    ``Wav2Vec2Processor.from_pretrained`` and ``pipeline(...)`` work without ``trust_remote_code``.
+    """
     directory = Path(directory)
+    theirs = to_transformers_processor(processor)  # before writing anything: a bad processor leaves no half folder
     to_transformers(model).save_pretrained(directory)
-    if processor is not None:
-        processor.save_pretrained(directory)
+    if theirs is not None:
+        theirs.save_pretrained(directory)
     return directory

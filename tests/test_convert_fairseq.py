@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from hf_wav2vec2 import HfWav2Vec2ForCTC
+from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
 from hf_wav2vec2.convert import (
     ConversionError,
     add_convert_arguments,
@@ -574,3 +574,118 @@ def test_cli_hooks(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_convert(parser.parse_args([str(path), str(tmp_path / "out"), "--from", "fairseq"]))
     assert "not an empty directory" in str(exit_info.value.code) and "\n" not in str(exit_info.value.code)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# transformers 4.5-era pre-training configs, and the pipeline code in converted folders
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("safe_serialization", [True, False], ids=["safetensors", "pytorch_model.bin"])
+def test_pretraining_weights_under_a_wav2vec2model_config_load_as_pretraining(tmp_path, safe_serialization):
+    config = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16, 16, 16),
+        conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        codevector_dim=16, proj_codevector_dim=12, num_codevectors_per_group=8, num_codevector_groups=2,
+    )
+    reference = transformers.Wav2Vec2ForPreTraining(config).eval()
+    source = tmp_path / "old-transformers"
+    reference.save_pretrained(source, safe_serialization=safe_serialization)
+    config_file = source / "config.json"
+    saved = json.loads(config_file.read_text())
+    saved["architectures"] = ["Wav2Vec2Model"]  # what transformers 4.5-era pre-training configs say
+    config_file.write_text(json.dumps(saved))
+
+    out = convert(source, tmp_path / "ours")
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["HfWav2Vec2ForPreTraining"]
+    ours = HfWav2Vec2ForPreTraining.from_pretrained(out).eval()
+    ours_state, theirs_state = ours.state_dict(), reference.state_dict()
+    for name in ("quantizer.codevectors", "quantizer.weight_proj.weight", "project_q.weight", "project_hid.weight"):
+        assert torch.equal(ours_state[name], theirs_state[name]), name
+    wav = torch.randn(1, 1600)
+    with torch.no_grad():
+        assert max_diff(ours.wav2vec2(wav).last_hidden_state, reference.wav2vec2(wav).last_hidden_state) <= TOL
+
+
+def test_weights_without_the_named_head_are_still_refused(tmp_path):
+    # a config that says CTC over weights without the CTC head: no class fits, the missing head is reported
+    source, _ = transformers_ctc_directory(tmp_path)
+    encoder_only = tmp_path / "encoder"
+    transformers.Wav2Vec2ForCTC.from_pretrained(source).wav2vec2.save_pretrained(encoder_only)
+    saved = json.loads((encoder_only / "config.json").read_text())
+    saved["architectures"] = ["Wav2Vec2ForCTC"]
+    (encoder_only / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConversionError, match="missing_keys: lm_head"):
+        convert(encoder_only, tmp_path / "out")
+
+
+CONVERTED_IN_A_FRESH_PROCESS = """
+import json, sys
+sys.modules["hf_wav2vec2"] = None  # the package is installed: only the folder's code may be used
+import numpy as np
+from transformers import pipeline
+
+folder, audio_file, out_file = sys.argv[1:]
+asr = pipeline(model=folder, trust_remote_code=True)  # the task comes from the folder's custom_pipelines
+clip = np.load(audio_file)
+with open(out_file, "w") as f:
+    json.dump({"class": type(asr).__module__ + "." + type(asr).__name__,
+               "text": asr({"raw": clip, "sampling_rate": 8000})["text"]}, f)
+"""
+
+
+def run_without_the_package(tmp_path, folder, clip_8k):
+    """Transcribe ``clip_8k`` (8 kHz) with ``pipeline(model=folder, trust_remote_code=True)`` in a fresh process
+    that cannot import hf_wav2vec2; returns (pipeline class path, text)."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    np.save(tmp_path / "clip.npy", clip_8k)
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir(exist_ok=True)
+    (workdir / "check.py").write_text(CONVERTED_IN_A_FRESH_PROCESS)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    completed = subprocess.run(
+        [sys.executable, "check.py", str(folder), str(tmp_path / "clip.npy"), str(tmp_path / "out.json")],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    return result["class"], result["text"]
+
+
+def test_converted_folder_carries_the_pipeline_for_remote_code_users(tmp_path):
+    import numpy as np
+    import soxr
+
+    hp = BASE_FS
+    sd = random_fairseq_weights(hp, fine_tuned=True, vocab_size=12)
+    path = save(tmp_path, args_checkpoint(hp, sd, fine_tuned=True, **FINETUNING))
+    out = convert(path, tmp_path / "out", dict_path=write_dictionary(tmp_path / "dict.ltr.txt"))
+    assert {"pipeline_hf_wav2vec2.py", "audio.py"} <= {p.name for p in out.iterdir()}
+    assert "hf-wav2vec2-asr" in json.loads((out / "config.json").read_text())["custom_pipelines"]
+
+    clip_8k = np.random.default_rng(0).uniform(-0.5, 0.5, 4000).astype(np.float32)
+    model = HfWav2Vec2ForCTC.from_pretrained(out).eval()
+    from hf_wav2vec2 import HfWav2Vec2Processor
+
+    processor = HfWav2Vec2Processor.from_pretrained(out)
+    resampled = soxr.resample(clip_8k, 8000, 16000, quality="HQ").astype(np.float32)
+    with torch.no_grad():
+        logits = model(**processor(audio=resampled, sampling_rate=16000, return_tensors="pt")).logits
+    expected = processor.batch_decode(logits.argmax(-1))[0]
+    assert expected  # the random model says something, so equal transcripts mean something
+    pipeline_class, text = run_without_the_package(tmp_path, out, clip_8k)
+    assert pipeline_class.startswith("transformers_modules")
+    assert pipeline_class.endswith("pipeline_hf_wav2vec2.HfWav2Vec2AutomaticSpeechRecognitionPipeline")
+    assert text == expected
+
+
+def test_pretraining_conversion_has_no_pipeline_code(tmp_path):
+    out = convert(save(tmp_path, cfg_checkpoint(BASE_FS, random_fairseq_weights(BASE_FS))), tmp_path / "out")
+    assert "pipeline_hf_wav2vec2.py" not in {p.name for p in out.iterdir()}
+    assert "custom_pipelines" not in json.loads((out / "config.json").read_text())

@@ -15,8 +15,12 @@ no stale file (an old ``pytorch_model.bin``) ends up next to the converted weigh
 """
 
 import json
-import tempfile
+import logging
 from pathlib import Path
+
+from ..interop import to_transformers_processor
+
+logger = logging.getLogger(__name__)
 
 
 class ConversionError(Exception):
@@ -53,6 +57,15 @@ def detect_format(src) -> str:
     raise ConversionError(f"{src}: model_type {model_type!r} is neither 'wav2vec2' (transformers) nor 'hf_wav2vec2'")
 
 
+# Top-level parameter names -> the class whose head they belong to (transformers' and this package's names agree).
+_HEAD_CLASSES = {
+    "lm_head": "HfWav2Vec2ForCTC",
+    "quantizer": "HfWav2Vec2ForPreTraining",
+    "project_q": "HfWav2Vec2ForPreTraining",
+    "project_hid": "HfWav2Vec2ForPreTraining",
+}
+
+
 def model_class_for(architectures):
     """This package's model class for a config's ``architectures`` list (transformers' or ours)."""
     import hf_wav2vec2
@@ -65,6 +78,46 @@ def model_class_for(architectures):
     return getattr(hf_wav2vec2, name)
 
 
+def _weight_names(src: Path) -> set[str]:
+    """Parameter names stored in a model directory, read without loading any tensor (empty when unreadable:
+    ``from_pretrained`` then reports the problem)."""
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (src / index).is_file():
+            return set(json.loads((src / index).read_text(encoding="utf-8")).get("weight_map", {}))
+    try:
+        if (src / "model.safetensors").is_file():
+            from safetensors import safe_open
+
+            with safe_open(src / "model.safetensors", framework="pt") as weights:
+                return set(weights.keys())
+        if (src / "pytorch_model.bin").is_file():
+            import torch
+
+            # weights_only: never unpickle code; "meta": names and shapes only, no memory for the tensors
+            return set(torch.load(src / "pytorch_model.bin", map_location="meta", weights_only=True))
+    except Exception:  # noqa: BLE001 - any unreadable file is left to from_pretrained's own error
+        return set()
+    return set()
+
+
+def model_class_for_directory(src):
+    """This package's class for a saved directory: its ``architectures`` entry, unless the weights hold the head
+    of another class. Configs of the transformers 4.5 era say ``Wav2Vec2Model`` for pre-training checkpoints
+    whose weights include the quantizer and projections; those load as ``HfWav2Vec2ForPreTraining``."""
+    src = Path(src)
+    architectures = json.loads((src / "config.json").read_text(encoding="utf-8")).get("architectures")
+    named = _MODEL_CLASSES.get((architectures or [None])[0])
+    heads = {_HEAD_CLASSES[name.split(".")[0]] for name in _weight_names(src) if name.split(".")[0] in _HEAD_CLASSES}
+    if len(heads) == 1 and named not in heads:
+        (name,) = heads
+        logger.info("%s: config says %s but the weights hold the heads of %s; loading %s", src, architectures,
+                    name, name)
+        import hf_wav2vec2
+
+        return getattr(hf_wav2vec2, name)
+    return model_class_for(architectures)
+
+
 def load_model_directory(src):
     """Load a transformers or hf_wav2vec2 directory with this package's classes: ``(model, processor)``.
 
@@ -73,8 +126,7 @@ def load_model_directory(src):
     mis-shaped weights are errors.
     """
     src = Path(src)
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    cls = model_class_for(config.get("architectures"))
+    cls = model_class_for_directory(src)
     model, info = cls.from_pretrained(src, output_loading_info=True)
     problems = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: list(keys) for kind, keys in problems.items() if keys}
@@ -93,33 +145,6 @@ def _load_processor(src: Path):
     if (src / "preprocessor_config.json").is_file() or (src / "processor_config.json").is_file():
         return HfWav2Vec2FeatureExtractor.from_pretrained(src)
     return None
-
-
-def to_transformers_processor(processor):
-    """transformers' ``Wav2Vec2Processor`` (or feature extractor) with the settings of ours (None stays None)."""
-    import transformers
-
-    if processor is None:
-        return None
-    feature_extractor = getattr(processor, "feature_extractor", processor)
-    theirs_fe = transformers.Wav2Vec2FeatureExtractor(
-        feature_size=feature_extractor.feature_size, sampling_rate=feature_extractor.sampling_rate,
-        padding_value=feature_extractor.padding_value, do_normalize=feature_extractor.do_normalize,
-        return_attention_mask=feature_extractor.return_attention_mask,
-    )
-    tokenizer = getattr(processor, "tokenizer", None)
-    if tokenizer is None:
-        return theirs_fe
-    with tempfile.TemporaryDirectory() as scratch:
-        (vocab_file,) = tokenizer.save_vocabulary(scratch)
-        theirs_tok = transformers.Wav2Vec2CTCTokenizer(
-            vocab_file, bos_token=str(tokenizer.bos_token), eos_token=str(tokenizer.eos_token),
-            unk_token=str(tokenizer.unk_token), pad_token=str(tokenizer.pad_token),
-            word_delimiter_token=str(tokenizer.word_delimiter_token),
-            replace_word_delimiter_char=tokenizer.replace_word_delimiter_char,
-            do_lower_case=tokenizer.do_lower_case, target_lang=tokenizer.target_lang,
-        )
-    return transformers.Wav2Vec2Processor(feature_extractor=theirs_fe, tokenizer=theirs_tok)
 
 
 def _new_directory(out) -> Path:
@@ -164,14 +189,20 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
 
     out = _new_directory(out)
     if target == "hf_wav2vec2":
+        from ..modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
+        from ..pipeline_hf_wav2vec2 import save_pipeline_code
+
         model.save_pretrained(out)
         if processor is not None:
             processor.save_pretrained(out)
+        if isinstance(model, HfWav2Vec2ForCTC):
+            # remote-code users (no hf_wav2vec2) get this package's pipeline: soxr resampling, streaming, LM
+            save_pipeline_code(out)
     else:
         from ..interop import save_as_transformers
 
         try:
-            save_as_transformers(model, out, processor=to_transformers_processor(processor))
+            save_as_transformers(model, out, processor=processor)
         except (TypeError, ValueError, RuntimeError) as error:
             raise ConversionError(f"cannot export to transformers: {error}") from error
     return out
@@ -236,6 +267,7 @@ __all__ = [
     "load_fairseq_model",
     "load_model_directory",
     "model_class_for",
+    "model_class_for_directory",
     "run_convert",
     "to_transformers_processor",
 ]
