@@ -27,6 +27,21 @@ SHARED_WITH_TRANSFORMERS = (
 class HfWav2Vec2Config(PretrainedConfig):
     r"""Configuration of the wav2vec 2.0 models in this package.
 
+    Drop-in for transformers' ``Wav2Vec2Config``: ``HfWav2Vec2Config(**Wav2Vec2Config(...).to_dict())`` works. Its
+    derived keys (``num_feat_extract_layers``, ``output_hidden_size``) must agree with ``conv_dim`` / ``hidden_size``;
+    adapter keys are accepted switched off (adapters are not supported); ``model_type`` is dropped; other keys (the
+    classification heads' ``tdnn_dim``, ...) stay attributes. Direct construction takes the fields it is given and
+    this class's defaults for the rest; :meth:`from_transformers_config` and ``from_pretrained`` also pick fairseq's
+    LARGE recipe for the training-only fields transformers lacks when the encoder is a layer-norm one.
+
+    Validation, as in transformers, is split: consistency between fields (``hidden_size`` divisible by
+    ``num_attention_heads`` and ``num_conv_pos_embedding_groups``, ``codevector_dim`` by ``num_codevector_groups``,
+    ``min_gumbel_temperature <= max_gumbel_temperature``, ``pad_token_id < vocab_size`` for CTC) is checked where
+    a model is built (:meth:`check_model_consistency`), so partial configs construct. Stricter than transformers,
+    single fields are checked at construction: probabilities in [0, 1], positive sizes and temperatures,
+    ``feat_extract_norm`` in {"group", "layer"}, ``ctc_loss_reduction`` in {"sum", "mean"} (plus the equal length of
+    the conv lists, which transformers checks too).
+
     Args:
         vocab_size (`int`, defaults to 32): size of the CTC output vocabulary (letters plus specials).
         hidden_size (`int`, defaults to 768): transformer width (fairseq `encoder_embed_dim`).
@@ -144,8 +159,35 @@ class HfWav2Vec2Config(PretrainedConfig):
     def __post_init__(self, **kwargs):
         for name in ("conv_dim", "conv_stride", "conv_kernel"):
             setattr(self, name, list(getattr(self, name)))
+        self._accept_transformers_keys(kwargs)
         super().__post_init__(**kwargs)
-        self._validate()
+        self._check_fields(self._fail)
+
+    def _accept_transformers_keys(self, kwargs):
+        """Take the keys transformers' ``Wav2Vec2Config.to_dict()`` writes that are no field here (pops them).
+
+        Derived keys must agree with the fields they derive from; adapter keys are accepted only switched off.
+        Other unknown keys (the classification heads' ``tdnn_dim``, ``use_weighted_layer_sum``, ...) stay plain
+        attributes, as in transformers.
+        """
+        # model_type is a class attribute: an instance copy ("wav2vec2") would shadow it and mislabel the config
+        kwargs.pop("model_type", None)
+        layers = kwargs.pop("num_feat_extract_layers", None)
+        if layers is not None and layers != len(self.conv_dim):
+            self._fail(f"num_feat_extract_layers ({layers}) disagrees with len(conv_dim) ({len(self.conv_dim)})")
+        adapter, adapter_attn_dim = kwargs.pop("add_adapter", False), kwargs.pop("adapter_attn_dim", None)
+        if adapter or adapter_attn_dim is not None:
+            self._fail("adapters (add_adapter / adapter_attn_dim) are not supported")
+        output_size = kwargs.pop("output_hidden_size", None)
+        if output_size is not None and output_size != self.hidden_size:
+            self._fail(f"output_hidden_size ({output_size}) differs from hidden_size ({self.hidden_size}); only adapter "
+                       "models have that, and adapters are not supported")
+        for name in ("adapter_kernel_size", "adapter_stride", "num_adapter_layers"):  # meaningless without adapters
+            kwargs.pop(name, None)
+
+    @staticmethod
+    def _fail(message):
+        raise ValueError(f"HfWav2Vec2Config: {message}")
 
     @property
     def num_feat_extract_layers(self) -> int:
@@ -164,10 +206,37 @@ class HfWav2Vec2Config(PretrainedConfig):
             field = (field - 1) * stride + kernel
         return field
 
-    def _validate(self):
-        def fail(message):
-            raise ValueError(f"HfWav2Vec2Config: {message}")
+    def check_model_consistency(self, model_name: str, heads: tuple[str, ...] = ()):
+        """Check what building ``model_name`` needs; raise a one-line ``ValueError`` naming the attributes otherwise.
 
+        Called by every model's ``__init__`` (as transformers checks where the model is built), so partial configs
+        such as ``HfWav2Vec2Config(hidden_size=32)`` construct. ``heads``: "ctc" (the blank must be a vocabulary
+        entry) and "quantizer" (codebooks and Gumbel schedule of the pre-training objective).
+        """
+
+        def fail(message):
+            raise ValueError(f"{model_name}: {message}")
+
+        self._check_fields(fail)
+        for name in ("num_attention_heads", "num_conv_pos_embedding_groups"):
+            if self.hidden_size % getattr(self, name):
+                fail(f"config.hidden_size ({self.hidden_size}) must be divisible by config.{name} ({getattr(self, name)})")
+        if "quantizer" in heads:
+            if self.codevector_dim % self.num_codevector_groups:
+                fail(f"config.codevector_dim ({self.codevector_dim}) must be divisible by config.num_codevector_groups "
+                     f"({self.num_codevector_groups})")
+            if self.min_gumbel_temperature > self.max_gumbel_temperature:
+                fail(f"config.min_gumbel_temperature ({self.min_gumbel_temperature}) exceeds "
+                     f"config.max_gumbel_temperature ({self.max_gumbel_temperature})")
+        if "ctc" in heads:
+            if self.vocab_size is None:
+                fail("config.vocab_size is needed (the size of the tokenizer's vocabulary)")
+            if self.pad_token_id is None or not 0 <= self.pad_token_id < self.vocab_size:
+                fail(f"config.pad_token_id ({self.pad_token_id}) is the CTC blank and must be < config.vocab_size "
+                     f"({self.vocab_size})")
+
+    def _check_fields(self, fail):
+        """Checks of single fields (plus the conv stack's equal lengths, which transformers checks too)."""
         if not (len(self.conv_dim) == len(self.conv_stride) == len(self.conv_kernel)) or not self.conv_dim:
             fail(
                 "conv_dim, conv_stride and conv_kernel must be non-empty and of equal length, got "
@@ -177,24 +246,13 @@ class HfWav2Vec2Config(PretrainedConfig):
             fail("conv_dim, conv_stride and conv_kernel must hold positive integers")
         if self.feat_extract_norm not in ("group", "layer"):
             fail(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
-        if self.hidden_size % self.num_attention_heads:
-            fail(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})")
-        if self.hidden_size % self.num_conv_pos_embedding_groups:
-            fail(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_conv_pos_embedding_groups "
-                f"({self.num_conv_pos_embedding_groups})"
-            )
-        if self.codevector_dim % self.num_codevector_groups:
-            fail(
-                f"codevector_dim ({self.codevector_dim}) must be divisible by num_codevector_groups "
-                f"({self.num_codevector_groups})"
-            )
         for name in ("hidden_dropout", "activation_dropout", "attention_dropout", "feat_proj_dropout",
                      "feat_quantizer_dropout", "final_dropout", "layerdrop", "mask_time_prob", "mask_feature_prob"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         for name in ("mask_time_length", "mask_feature_length", "num_codevectors_per_group", "num_codevector_groups",
-                     "num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size"):
+                     "num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size",
+                     "num_conv_pos_embedding_groups"):
             if int(getattr(self, name)) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("mask_time_min_masks", "mask_feature_min_masks", "num_negatives"):
@@ -202,16 +260,14 @@ class HfWav2Vec2Config(PretrainedConfig):
                 fail(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.contrastive_logits_temperature <= 0:
             fail(f"contrastive_logits_temperature must be > 0, got {self.contrastive_logits_temperature}")
-        if not 0 < self.min_gumbel_temperature <= self.max_gumbel_temperature:
-            fail("need 0 < min_gumbel_temperature <= max_gumbel_temperature")
+        if self.min_gumbel_temperature <= 0:
+            fail(f"min_gumbel_temperature must be > 0, got {self.min_gumbel_temperature}")
         if not 0 < self.gumbel_temperature_decay <= 1:
             fail(f"gumbel_temperature_decay must lie in (0, 1], got {self.gumbel_temperature_decay}")
         if self.feature_grad_mult < 0:
             fail(f"feature_grad_mult must be >= 0, got {self.feature_grad_mult}")
         if self.ctc_loss_reduction not in ("sum", "mean"):
             fail(f"ctc_loss_reduction must be 'sum' or 'mean', got {self.ctc_loss_reduction!r}")
-        if self.vocab_size is not None and self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            fail(f"pad_token_id ({self.pad_token_id}) is the CTC blank and must be < vocab_size ({self.vocab_size})")
 
     def gumbel_temperature_at(self, num_updates: int) -> float:
         """fairseq's schedule: max(max_temp * decay**num_updates, min_temp)."""
@@ -236,8 +292,18 @@ class HfWav2Vec2Config(PretrainedConfig):
         return cls(**preset)
 
     @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        # A transformers checkpoint (model_type "wav2vec2", e.g. facebook/wav2vec2-base) is translated here, before
+        # from_pretrained compares model types: loading it is supported, so transformers' "You are using a model of
+        # type wav2vec2 to instantiate a model of type hf_wav2vec2" warning would be wrong. Other types still warn.
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if config_dict.get("model_type") == "wav2vec2":
+            config_dict = cls.from_transformers_config(config_dict).to_dict()
+        return config_dict, kwargs
+
+    @classmethod
     def from_dict(cls, config_dict, **kwargs):
-        # A transformers checkpoint (model_type "wav2vec2", e.g. facebook/wav2vec2-base) is translated first.
+        # A transformers config dict is translated first (from_pretrained has done it already).
         if config_dict.get("model_type") == "wav2vec2":
             config_dict = cls.from_transformers_config(config_dict).to_dict()
         return super().from_dict(config_dict, **kwargs)
@@ -261,7 +327,7 @@ class HfWav2Vec2Config(PretrainedConfig):
         if values.get("feat_extract_norm") == "layer":
             # the layer-norm (LARGE / XLS-R) checkpoints were pre-trained with fairseq's LARGE recipe
             values.update(feature_penalty_weight=0.0, feature_grad_mult=1.0, min_gumbel_temperature=0.1)
-        for name in ("architectures", "id2label", "label2id", "_name_or_path"):
+        for name in ("architectures", "id2label", "label2id", "_name_or_path", "dtype"):
             if getattr(config, name, None):
                 values[name] = getattr(config, name)
         return cls(**values)

@@ -19,8 +19,12 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutput, ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import logging
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+
+logger = logging.get_logger(__name__)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Masks and distractors (torch, on the model's device)
@@ -210,13 +214,35 @@ class PositionalConvEmbedding(nn.Module):
         return self.activation(y).transpose(1, 2)
 
 
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Attention written out, the probabilities returned: (B, H, T, d) each -> (B, T, H, d), (B, H, T, T).
+
+    ``attention_mask``: (B, 1, 1, T) bool, True for keys to attend to (the signature of transformers' interface).
+    """
+    scores = (query @ key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(-1)
+    out = F.dropout(weights, dropout, module.training) @ value
+    return out.transpose(1, 2), weights
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention through ``scaled_dot_product_attention`` with a key padding mask."""
+    """Multi-head self-attention; ``config._attn_implementation`` picks the kernel ("eager" or "sdpa", the default).
+
+    It is read at every call, so ``model.set_attn_implementation`` takes effect at once. ``output_attentions`` needs
+    the probabilities: with any other kernel that call falls back to eager, with a warning (transformers 4's
+    behaviour; transformers 5 returns no weights then).
+    """
+
+    is_causal = False  # read by transformers' sdpa function, which would otherwise apply a causal mask
 
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
@@ -232,18 +258,15 @@ class Attention(nn.Module):
 
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
         mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]  # (B, 1, 1, T)
+        implementation = self.config._attn_implementation or "sdpa"
+        if output_attentions and implementation != "eager":
+            logger.warning_once(f"output_attentions=True needs eager attention: falling back from {implementation} "
+                                "for those calls (set attn_implementation='eager' to silence this)")
+            implementation = "eager"
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         dropout = self.dropout if self.training else 0.0
-        weights = None
-        if output_attentions:
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-            if mask is not None:
-                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            weights = scores.softmax(-1)
-            out = F.dropout(weights, dropout, self.training) @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        out = out.transpose(1, 2).reshape(batch, frames, dim)
-        return self.out_proj(out), weights
+        out, weights = attention(self, q, k, v, mask, scaling=self.scaling, dropout=dropout)
+        return self.out_proj(out.reshape(batch, frames, dim)), weights if output_attentions else None
 
 
 class FeedForward(nn.Module):
@@ -347,19 +370,23 @@ class GumbelVectorQuantizer(nn.Module):
         self.weight_proj = nn.Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
         self.temperature = config.max_gumbel_temperature
 
-    def forward(self, x):
-        """``x`` (N, C) -> quantized (N, codevector_dim), codes (N, G), code perplexity, prob perplexity."""
+    def forward(self, x, rows=None):
+        """``x`` (N, C) -> quantized (N, codevector_dim), codes (N, G), code perplexity, prob perplexity.
+
+        ``rows``: indices of the rows the perplexities are computed over (all by default; the objective uses the
+        masked frames only, as fairseq and transformers, even when distractor frames are quantized too).
+        """
         n = x.shape[0]
         logits = self.weight_proj(x).view(n, self.num_groups, self.num_vars)  # (N, G, V)
-        probs = logits.float().softmax(-1)
         best = F.one_hot(logits.argmax(-1), self.num_vars)  # (N, G, V): the noiseless choice, for code perplexity
         if self.training:
             one_hot = F.gumbel_softmax(logits.float(), tau=self.temperature, hard=True).type_as(x)
         else:
             one_hot = best.type_as(x)
         codes = one_hot.argmax(-1)  # (N, G): the codes actually used
-        code_perplexity = self.perplexity(best.float())
-        prob_perplexity = self.perplexity(probs)
+        scored_logits, scored_best = (logits, best) if rows is None else (logits[rows], best[rows])
+        code_perplexity = self.perplexity(scored_best.float())
+        prob_perplexity = self.perplexity(scored_logits.float().softmax(-1))
         books = self.codevectors.view(self.num_groups, self.num_vars, -1)
         quantized = torch.einsum("ngv,gvd->ngd", one_hot, books.to(one_hot.dtype)).reshape(n, -1)
         return quantized, codes, code_perplexity, prob_perplexity
@@ -394,7 +421,14 @@ class HfWav2Vec2ForPreTrainingOutput(ModelOutput):
     ``diversity_loss`` (G*V - prob_perplexity) / (G*V) and ``feature_penalty`` the mean squared conv feature, both
     unweighted and unscaled; ``loss = contrastive_loss + diversity_loss_weight * diversity_loss * num_masked +
     feature_penalty_weight * feature_penalty * num_masked``. ``accuracy`` is the fraction of masked frames whose
-    positive outscores every distractor. ``logits`` (N, 1 + K) are the contrastive logits, positive first.
+    positive outscores every distractor. ``logits`` (N, 1 + K) are the contrastive logits, positive first. Without
+    a mask (eval, not asked to sample one) the loss fields are None and the perplexities cover every real frame.
+
+    transformers' fields, same shapes and meaning: ``projected_states`` (B, T, P) the projected context of every
+    frame; ``projected_quantized_states`` (B, T, P) the projected (quantized) targets: every frame in eval, in
+    training only the frames the objective reads (masked ones and distractors; the other rows are 0, never
+    computed); ``codevector_perplexity`` transformers' perplexity: ``prob_perplexity`` in training,
+    ``code_perplexity`` in eval.
     """
 
     loss: torch.FloatTensor | None = None
@@ -409,6 +443,9 @@ class HfWav2Vec2ForPreTrainingOutput(ModelOutput):
     mask_time_indices: torch.BoolTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    projected_states: torch.FloatTensor | None = None
+    projected_quantized_states: torch.FloatTensor | None = None
+    codevector_perplexity: torch.FloatTensor | None = None
 
 
 class HfWav2Vec2PreTrainedModel(PreTrainedModel):
@@ -418,7 +455,15 @@ class HfWav2Vec2PreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
-    _supports_sdpa = True
+    _supports_sdpa = True  # eager and sdpa (Attention); flash and flex attention are not wired up or tested
+    _config_checks: tuple[str, ...] = ()  # the parts of config.check_model_consistency this class needs
+
+    def __init__(self, config: HfWav2Vec2Config, *inputs, **kwargs):
+        if not hasattr(config, "check_model_consistency"):
+            raise TypeError(f"{type(self).__name__} needs an HfWav2Vec2Config, got {type(config).__name__}; convert "
+                            "it with HfWav2Vec2Config.from_transformers_config(config)")
+        config.check_model_consistency(type(self).__name__, self._config_checks)
+        super().__init__(config, *inputs, **kwargs)
 
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -519,30 +564,39 @@ class HfWav2Vec2Model(HfWav2Vec2PreTrainedModel):
     def mask_hidden_states(self, hidden_states, mask_time_indices=None, frame_mask=None):
         """SpecAugment-style masking (section 3.1 / 4.4): masked frames become ``masked_spec_embed``, masked channels 0.
 
-        Given ``mask_time_indices`` are always applied; otherwise spans are sampled only in training. Channel masks
-        are sampled only in training.
+        Only with ``apply_spec_augment`` (as transformers). Given ``mask_time_indices`` are always applied; otherwise
+        spans are sampled only in training. Channel masks are sampled only in training.
         """
         if not self.config.apply_spec_augment:
             return hidden_states
-        batch, frames, dim = hidden_states.shape
+        batch, frames, _ = hidden_states.shape
         if mask_time_indices is None and self.training and self.config.mask_time_prob > 0:
             lengths = None if frame_mask is None else frame_mask.sum(-1)
             mask_time_indices = compute_mask_indices(
                 (batch, frames), self.config.mask_time_prob, self.config.mask_time_length,
                 self.config.mask_time_min_masks, lengths, hidden_states.device,
             )
-        if mask_time_indices is not None:
-            if self.masked_spec_embed is None:
-                raise ValueError("mask_time_indices given, but the config has mask_time_prob=0 (no mask embedding)")
-            embed = self.masked_spec_embed.to(hidden_states.dtype)
-            hidden_states = torch.where(mask_time_indices[:, :, None].bool(), embed, hidden_states)
-        if self.training and self.config.mask_feature_prob > 0:
-            channels = compute_mask_indices(
-                (batch, dim), self.config.mask_feature_prob, self.config.mask_feature_length,
-                self.config.mask_feature_min_masks, device=hidden_states.device,
-            )
-            hidden_states = hidden_states.masked_fill(channels[:, None, :], 0.0)
-        return hidden_states
+        return self.mask_channels(self.mask_time_steps(hidden_states, mask_time_indices))
+
+    def mask_time_steps(self, hidden_states, mask_time_indices):
+        """Replace the frames of ``mask_time_indices`` (B, T) (None: none) by the learned ``masked_spec_embed``."""
+        if mask_time_indices is None:
+            return hidden_states
+        if self.masked_spec_embed is None:
+            raise ValueError("mask_time_indices given, but the config has mask_time_prob=0 (no mask embedding)")
+        embed = self.masked_spec_embed.to(hidden_states.dtype)
+        return torch.where(mask_time_indices[:, :, None].bool(), embed, hidden_states)
+
+    def mask_channels(self, hidden_states):
+        """Zero random channel spans (``mask_feature_prob``), in training only."""
+        if not (self.training and self.config.mask_feature_prob > 0):
+            return hidden_states
+        batch, _, dim = hidden_states.shape
+        channels = compute_mask_indices(
+            (batch, dim), self.config.mask_feature_prob, self.config.mask_feature_length,
+            self.config.mask_feature_min_masks, device=hidden_states.device,
+        )
+        return hidden_states.masked_fill(channels[:, None, :], 0.0)
 
     def forward(
         self,
@@ -574,11 +628,21 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
 
     Masks (p=``mask_time_prob``, M=``mask_time_length``) and distractors are sampled in torch on the model's device
     unless given as ``mask_time_indices`` (B, T) and ``sampled_negative_indices`` (B, T, K) in transformers'
-    convention (flat indices into B*T), so the same inputs can be fed to transformers' ``Wav2Vec2ForPreTraining``.
+    convention (flat indices into B*T), so the inputs of transformers' ``Wav2Vec2ForPreTraining`` (its collator,
+    its ``_sample_negative_indices``, which may draw distractors from every frame) work unchanged.
+
+    * Masks are sampled in training only, as transformers: in eval nothing is masked unless ``mask_time_indices``
+      are given or ``sample_masks=True`` (e.g. for a validation loss), so eval outputs are deterministic and
+      without a mask there is no loss. fairseq (and this class before) masked in eval too.
+    * The time mask is part of the objective, not an augmentation: it is applied even with
+      ``apply_spec_augment=False`` (which then only switches channel masking off). Unapplied, the model would
+      predict frames it sees: a trivial task. transformers skips it there.
+    * Masked padding frames carry no target: they are neither masked, scored nor counted (transformers scores them).
 
     Deliberate differences from transformers' ``Wav2Vec2ForPreTraining`` (fairseq is followed):
 
-    * the quantizer and the projections run on masked frames only (unmasked frames never enter the loss);
+    * in training the quantizer and ``project_q`` run only on the frames the loss reads (masked frames and the
+      distractors' frames), in eval on every frame;
     * the diversity loss always uses the softmax ("prob") perplexity, in eval too (transformers uses the hard code
       perplexity in eval), and is reported unscaled; the total loss scales it by the number of masked frames;
     * an L2 penalty on the conv features is added (``feature_penalty_weight``), and gradients into the conv encoder
@@ -586,6 +650,8 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
     * ablations of the paper's Table 4: ``quantize_targets=False`` (continuous targets) and ``quantize_input=True``
       (the transformer reads quantized features; the quantizer is shared, fairseq's ``same_quantizer``).
     """
+
+    _config_checks = ("quantizer",)
 
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__(config)
@@ -612,65 +678,110 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         mask_time_indices: torch.Tensor | None = None,
         sampled_negative_indices: torch.Tensor | None = None,
+        sample_masks: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ):
-        config = self.config
-        base = self.wav2vec2
+        """``sample_masks``: sample masks when ``mask_time_indices`` is None (default: in training only)."""
+        config, base = self.config, self.wav2vec2
         features, normed, hidden, frame_mask = base.extract_features(input_values, attention_mask)
         batch, frames, _ = hidden.shape
-        device = hidden.device
-        if mask_time_indices is None:
-            lengths = None if frame_mask is None else frame_mask.sum(-1)
-            mask_time_indices = compute_mask_indices(
-                (batch, frames), config.mask_time_prob, config.mask_time_length, config.mask_time_min_masks,
-                lengths, device,
-            )
-        mask = mask_time_indices.to(device=device, dtype=torch.bool)
-        if mask.shape != (batch, frames):
-            raise ValueError(f"mask_time_indices must be (batch, frames) = {(batch, frames)}, got {tuple(mask.shape)}")
-        if frame_mask is not None and (mask & ~frame_mask).any():
-            raise ValueError("mask_time_indices masks padding frames")
-        if sampled_negative_indices is None:
-            sampled_negative_indices = sample_negative_indices(mask, config.num_negatives)
-        negatives_flat = sampled_negative_indices.to(device=device, dtype=torch.long)
-
+        sample = self.training if sample_masks is None else bool(sample_masks)
+        mask = self._time_mask(mask_time_indices, sample, frame_mask, (batch, frames), hidden.device)
+        in_ppl = None
         if config.quantize_input:
-            q_in, _, code_ppl, prob_ppl = self.quantizer(normed.reshape(batch * frames, -1))
+            q_in, _, *in_ppl = self.quantizer(normed.reshape(batch * frames, -1))
             hidden = self.project_inp(q_in.view(batch, frames, -1))
-        hidden = base.mask_hidden_states(hidden, mask, frame_mask)
+        hidden = base.mask_time_steps(hidden, mask)
+        if config.apply_spec_augment:
+            hidden = base.mask_channels(hidden)
         output_hidden_states = bool(output_hidden_states or config.output_hidden_states)
         output_attentions = bool(output_attentions or config.output_attentions)
         context, states, weights = base.encoder(hidden, frame_mask, output_hidden_states, output_attentions)
+        projected = self.project_hid(context)  # (B, T, P): every frame, as transformers' projected_states
+        fields, quantized = self._objective(projected, normed, mask, sampled_negative_indices, frame_mask)
+        code_ppl, prob_ppl = fields.pop("perplexities", None) or in_ppl or (torch.zeros((), device=hidden.device),) * 2
+        if mask is not None:
+            fields.update(self._losses(fields["logits"], features, prob_ppl))
+        output = HfWav2Vec2ForPreTrainingOutput(
+            **fields, code_perplexity=code_ppl, prob_perplexity=prob_ppl, mask_time_indices=mask,
+            hidden_states=states, attentions=weights, projected_states=projected, projected_quantized_states=quantized,
+            codevector_perplexity=prob_ppl if self.training else code_ppl,
+        )
+        return output if return_dict is not False else output.to_tuple()
 
-        masked = mask.view(-1).nonzero().squeeze(1)  # (N,) flat indices of masked frames, batch-major
-        num_masked = masked.numel()
-        predictions = self.project_hid(context.reshape(batch * frames, -1)[masked])  # (N, P)
-        target_in = self.dropout_features(normed).reshape(batch * frames, -1)[masked]  # (N, C)
-        codes = None
-        if config.quantize_targets:
-            quantized, codes, code_ppl, prob_ppl = self.quantizer(target_in)
-            targets = self.project_q(quantized.to(self.project_q.weight.dtype))  # (N, P)
+    def _time_mask(self, mask_time_indices, sample, frame_mask, shape, device):
+        """The (B, T) bool mask the objective scores, or None; masked padding frames are dropped (no target)."""
+        config = self.config
+        if mask_time_indices is None:
+            if not sample:
+                return None
+            lengths = None if frame_mask is None else frame_mask.sum(-1)
+            return compute_mask_indices(
+                shape, config.mask_time_prob, config.mask_time_length, config.mask_time_min_masks, lengths, device
+            )
+        mask = mask_time_indices.to(device=device, dtype=torch.bool)
+        if mask.shape != shape:
+            raise ValueError(f"mask_time_indices must be (batch, frames) = {shape}, got {tuple(mask.shape)}")
+        return mask if frame_mask is None else mask & frame_mask
+
+    def _objective(self, projected, normed, mask, sampled_negative_indices, frame_mask):
+        """Targets of the frames the loss reads and the contrastive logits (N, 1 + K) of the masked frames.
+
+        Distractors may be any frames of the batch. Returns the output fields and the projected targets (B, T, P),
+        zero at frames not quantized. Without ``mask``: every frame's targets, perplexities over the real frames.
+        """
+        batch, frames, _ = normed.shape
+        flat, device = batch * frames, normed.device
+        if mask is None:
+            masked = frame_mask.view(-1).nonzero().squeeze(1) if frame_mask is not None else torch.arange(flat, device=device)
+            negatives = masked[:, None]
         else:
-            targets = self.project_q(target_in)
-            if not config.quantize_input:
-                code_ppl = prob_ppl = torch.zeros((), device=device)
+            masked = mask.view(-1).nonzero().squeeze(1)  # (N,) flat indices of masked frames, batch-major
+            negatives = self._negatives(sampled_negative_indices, mask)[masked]  # (N, K) flat indices
+        # quantize only what the loss reads in training (masked frames and distractors); every frame in eval
+        used = torch.full((flat,), not self.training, dtype=torch.bool, device=device)
+        used[masked] = True
+        used[negatives.reshape(-1)] = True
+        rows = used.nonzero().squeeze(1)  # (M,) flat frames to quantize
+        row_of = torch.full((flat,), -1, dtype=torch.long, device=device)
+        row_of[rows] = torch.arange(rows.numel(), device=device)
+        target_in = self.dropout_features(normed).reshape(flat, -1)[rows]  # (M, C)
+        fields, codes = {}, None
+        if self.config.quantize_targets:
+            target_in, codes, *fields["perplexities"] = self.quantizer(target_in, row_of[masked])
+        targets = self.project_q(target_in.to(self.project_q.weight.dtype))  # (M, P)
+        quantized = targets.new_zeros(flat, targets.shape[-1]).index_copy(0, rows, targets).view(batch, frames, -1)
+        fields["num_masked"] = torch.tensor(0 if mask is None else masked.numel(), device=device)
+        if mask is not None:
+            predictions = projected.reshape(flat, -1)[masked]  # (N, P)
+            fields["logits"] = self.contrastive_logits(predictions, targets, row_of[masked], row_of[negatives], codes)
+        return fields, quantized
 
-        # distractors as rows of `targets`: map flat (b * T + t) indices to masked-frame rows
-        row_of = torch.full((batch * frames,), -1, dtype=torch.long, device=device)
-        row_of[masked] = torch.arange(num_masked, device=device)
-        negatives = row_of[negatives_flat.reshape(batch * frames, -1)[masked]]  # (N, K)
-        if (negatives < 0).any():
-            raise ValueError("sampled_negative_indices must point at masked frames of the same batch")
-        logits = self.contrastive_logits(predictions, targets, negatives, codes)  # (N, 1 + K)
+    def _negatives(self, sampled_negative_indices, mask):
+        """Given (checked) or sampled distractors, (B*T, K) flat indices into the batch."""
+        batch, frames = mask.shape
+        if sampled_negative_indices is None:
+            return sample_negative_indices(mask, self.config.num_negatives).view(batch * frames, -1)
+        negatives = sampled_negative_indices.to(device=mask.device, dtype=torch.long)
+        if negatives.dim() != 3 or tuple(negatives.shape[:2]) != (batch, frames):
+            raise ValueError(f"sampled_negative_indices must be (batch, frames, K) = ({batch}, {frames}, K), got "
+                             f"{tuple(negatives.shape)}")
+        if negatives.numel() and (int(negatives.min()) < 0 or int(negatives.max()) >= batch * frames):
+            raise ValueError(f"sampled_negative_indices must be flat indices into batch * frames = {batch * frames}")
+        return negatives.view(batch * frames, -1)
 
-        zeros = torch.zeros(num_masked, dtype=torch.long, device=device)
-        contrastive_loss = F.cross_entropy(logits.float(), zeros, reduction="sum")
+    def _losses(self, logits, features, prob_ppl):
+        """Contrastive, diversity and feature-penalty terms, their weighted sum and the accuracy."""
+        config = self.config
+        num_masked = logits.shape[0]
+        targets = torch.zeros(num_masked, dtype=torch.long, device=logits.device)
+        contrastive_loss = F.cross_entropy(logits.float(), targets, reduction="sum")
         num_vars = config.num_codevector_groups * config.num_codevectors_per_group
         uses_quantizer = config.quantize_targets or config.quantize_input
-        diversity_loss = (num_vars - prob_ppl) / num_vars if uses_quantizer else torch.zeros((), device=device)
+        diversity_loss = (num_vars - prob_ppl) / num_vars if uses_quantizer else torch.zeros_like(contrastive_loss)
         feature_penalty = features.float().pow(2).mean()
         loss = (
             contrastive_loss
@@ -680,30 +791,23 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
         with torch.no_grad():
             best, worst = logits.argmax(-1) == 0, logits.argmin(-1) == 0
             # rows whose logits are all equal count as wrong, as fairseq's criterion
-            correct = (best & ~worst).sum()
-            accuracy = correct.float() / max(num_masked, 1)
-        output = HfWav2Vec2ForPreTrainingOutput(
-            loss=loss, contrastive_loss=contrastive_loss, diversity_loss=diversity_loss,
-            feature_penalty=feature_penalty, code_perplexity=code_ppl, prob_perplexity=prob_ppl, accuracy=accuracy,
-            num_masked=torch.tensor(num_masked, device=device), logits=logits, mask_time_indices=mask,
-            hidden_states=states, attentions=weights,
-        )
-        return output if return_dict is not False else output.to_tuple()
+            accuracy = (best & ~worst).sum().float() / max(num_masked, 1)
+        return dict(loss=loss, contrastive_loss=contrastive_loss, diversity_loss=diversity_loss,
+                    feature_penalty=feature_penalty, accuracy=accuracy)
 
-    def contrastive_logits(self, predictions, targets, negatives, codes=None):
+    def contrastive_logits(self, predictions, targets, positives, negatives, codes=None):
         """Cosine similarity of each prediction with its target and its K distractors, over the temperature.
 
-        ``predictions``, ``targets`` (N, P); ``negatives`` (N, K) rows of ``targets``. A distractor identical to
-        the positive scores -inf; for quantized targets identity is decided on the codes (cheaper, and the same).
+        ``predictions`` (N, P); ``targets`` (M, P); ``positives`` (N,) and ``negatives`` (N, K) rows of ``targets``.
+        A distractor identical to the positive scores -inf; for quantized targets identity is decided on the codes
+        (M, G) (cheaper, and the same).
         """
         p = F.normalize(predictions.float(), dim=-1, eps=1e-8)
         t = F.normalize(targets.float(), dim=-1, eps=1e-8)
-        positive = (p * t).sum(-1, keepdim=True)  # (N, 1)
+        positive = (p * t[positives]).sum(-1, keepdim=True)  # (N, 1)
         distractors = torch.einsum("np,nkp->nk", p, t[negatives])  # (N, K)
-        if codes is not None:
-            same = (codes[negatives] == codes[:, None, :]).all(-1)
-        else:
-            same = (targets[negatives] == targets[:, None, :]).all(-1)
+        keys = targets if codes is None else codes
+        same = (keys[negatives] == keys[positives][:, None, :]).all(-1)
         distractors = distractors.masked_fill(same, float("-inf"))
         logits = torch.cat([positive, distractors], dim=-1) / self.config.contrastive_logits_temperature
         return logits.type_as(targets)
@@ -712,10 +816,10 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
 class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
     """wav2vec 2.0 with a linear CTC head over the vocabulary; the blank is ``pad_token_id``."""
 
+    _config_checks = ("ctc",)
+
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__(config)
-        if config.vocab_size is None:
-            raise ValueError("HfWav2Vec2ForCTC needs config.vocab_size (the size of the tokenizer's vocabulary)")
         self.wav2vec2 = HfWav2Vec2Model(config)
         self.dropout = nn.Dropout(config.final_dropout)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
