@@ -1,38 +1,72 @@
 """hf-wav2vec2: wav2vec 2.0 (Baevski et al., 2020) as transformers-compatible models.
 
 Importing the package registers its config, models, feature extractor, tokenizer and processor with the
-transformers Auto classes (model type ``hf_wav2vec2``).
+transformers Auto classes (model type ``hf_wav2vec2``) and routes the ASR pipeline of ``hf_wav2vec2`` models to
+this package's pipeline class (see :func:`register`).
+
+One exception: in the ``hf-wav2vec2`` console script registration waits until the command needs a model, because
+it imports torch and transformers (seconds) and ``hf-wav2vec2 --help`` should answer at once. The command line then
+calls :func:`register` itself, and so does the first access to any of the names below.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForCTC,
-    AutoModelForPreTraining,
-    AutoProcessor,
-    AutoTokenizer,
-)
+from __future__ import annotations
 
-from .configuration_hf_wav2vec2 import HfWav2Vec2Config
-from .feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
-from .modeling_hf_wav2vec2 import (
-    HfWav2Vec2ForCTC,
-    HfWav2Vec2ForPreTraining,
-    HfWav2Vec2Model,
-    HfWav2Vec2PreTrainedModel,
-    compute_mask_indices,
-    sample_negative_indices,
-)
-from .pipeline_hf_wav2vec2 import HfWav2Vec2AutomaticSpeechRecognitionPipeline, register_pipelines, save_pipeline_code
-from .processing_hf_wav2vec2 import HfWav2Vec2Processor
-from .tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
-from .transcribe import asr_pipeline, evaluate_model
+import importlib
+import importlib.util
+import os
+import sys
 
 __version__ = "0.1.0"
 
+# Public name -> submodule that defines it. Resolved on first access (PEP 562), which also registers.
+_EXPORTS = {
+    "HfWav2Vec2Config": "configuration_hf_wav2vec2",
+    "HfWav2Vec2FeatureExtractor": "feature_extraction_hf_wav2vec2",
+    "HfWav2Vec2Model": "modeling_hf_wav2vec2",
+    "HfWav2Vec2ForPreTraining": "modeling_hf_wav2vec2",
+    "HfWav2Vec2ForCTC": "modeling_hf_wav2vec2",
+    "HfWav2Vec2PreTrainedModel": "modeling_hf_wav2vec2",
+    "compute_mask_indices": "modeling_hf_wav2vec2",
+    "sample_negative_indices": "modeling_hf_wav2vec2",
+    "HfWav2Vec2AutomaticSpeechRecognitionPipeline": "pipeline_hf_wav2vec2",
+    "register_pipelines": "pipeline_hf_wav2vec2",
+    "save_pipeline_code": "pipeline_hf_wav2vec2",
+    "HfWav2Vec2Processor": "processing_hf_wav2vec2",
+    "HfWav2Vec2CTCTokenizer": "tokenization_hf_wav2vec2",
+    "asr_pipeline": "transcribe",
+    "evaluate_model": "transcribe",
+}
+# Names the console script may be started as: pip's launcher on POSIX, its -script.py / .exe forms on Windows.
+_CONSOLE_SCRIPT_NAMES = ("hf-wav2vec2", "hf-wav2vec2-script.py", "hf-wav2vec2-script.pyw", "hf-wav2vec2.exe")
+_registered = False
 
-def _register():
+
+def register() -> None:
+    """Register this package with the transformers Auto classes and the ASR pipeline (idempotent).
+
+    ``import hf_wav2vec2`` calls it, except inside the ``hf-wav2vec2`` command, which calls it once it knows the
+    command needs a model.
+    """
+    global _registered
+    if _registered:
+        return
+    from transformers import (
+        AutoConfig,
+        AutoFeatureExtractor,
+        AutoModel,
+        AutoModelForCTC,
+        AutoModelForPreTraining,
+        AutoProcessor,
+        AutoTokenizer,
+    )
+
+    from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+    from .feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+    from .modeling_hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining, HfWav2Vec2Model
+    from .pipeline_hf_wav2vec2 import register_pipelines
+    from .processing_hf_wav2vec2 import HfWav2Vec2Processor
+    from .tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
+
     AutoConfig.register(HfWav2Vec2Config.model_type, HfWav2Vec2Config, exist_ok=True)
     AutoModel.register(HfWav2Vec2Config, HfWav2Vec2Model, exist_ok=True)
     AutoModelForPreTraining.register(HfWav2Vec2Config, HfWav2Vec2ForPreTraining, exist_ok=True)
@@ -50,9 +84,41 @@ def _register():
     HfWav2Vec2Processor.register_for_auto_class("AutoProcessor")
     # pipeline("automatic-speech-recognition", model=...) builds our pipeline for hf_wav2vec2 models
     register_pipelines()
+    _registered = True
 
 
-_register()
+def _in_console_script() -> bool:
+    """Whether this process is the ``hf-wav2vec2`` command (console script or ``python -m hf_wav2vec2.cli``)
+    that has not imported transformers yet: only then is registration left to the command line."""
+    if "transformers" in sys.modules:
+        return False  # registering costs little now, and whoever imported transformers may rely on it
+    if os.path.basename(sys.argv[0] if sys.argv else "") in _CONSOLE_SCRIPT_NAMES:
+        return True
+    # While ``python -m`` locates the module (and imports this package), sys.argv[0] is "-m"; orig_argv has the name.
+    argv = getattr(sys, "orig_argv", [])
+    return any(a == "-m" and b == "hf_wav2vec2.cli" for a, b in zip(argv, argv[1:]))
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        # Submodules (hf_wav2vec2.transcribe, .audio, ...) were attributes after a plain import; they still are.
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # A user reaching for a model class expects the Auto classes to know it, as after a plain import.
+    register()
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if not _in_console_script():
+    register()
 
 __all__ = [
     "HfWav2Vec2Config",
@@ -66,6 +132,7 @@ __all__ = [
     "HfWav2Vec2AutomaticSpeechRecognitionPipeline",
     "asr_pipeline",
     "evaluate_model",
+    "register",
     "save_pipeline_code",
     "compute_mask_indices",
     "sample_negative_indices",

@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 PROG = "hf-wav2vec2"
-# Subcommands whose own parser reads the rest of the command line.
+# Subcommands whose own parser reads the rest of the command line: (module, help, whether the command line must
+# register the models first; pretrain registers them itself once its arguments are parsed).
 PASS_THROUGH = {
-    "finetune": ("hf_wav2vec2.training.finetune", "fine-tune a model with CTC (arguments of examples/finetune_ctc.py)"),
-    "pretrain": ("hf_wav2vec2.training.pretrain", "pre-train a model with the wav2vec 2.0 objective"),
+    "finetune": ("hf_wav2vec2.training.finetune", "fine-tune a model with CTC (arguments of examples/finetune_ctc.py)",
+                 True),
+    "pretrain": ("hf_wav2vec2.training.pretrain", "pre-train a model with the wav2vec 2.0 objective", False),
 }
 # Subcommands whose arguments another module adds: (module, add-arguments function, run function, help).
 DELEGATED = {
@@ -46,6 +48,8 @@ DELEGATED = {
     "push": ("hf_wav2vec2.hub", "add_push_arguments", "run_push", "publish a model directory on the Hub"),
 }
 FORMATS = ("text", "json", "srt", "vtt")
+# Subcommands that never load a model: they run without registering the models (which imports torch).
+WITHOUT_MODELS = {"build-lm"}
 
 
 class CommandError(Exception):
@@ -189,7 +193,9 @@ def _unavailable(name: str, error: BaseException) -> Any:
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``. A delegated subcommand's module (``hub`` imports torch: seconds) is imported only
+    when ``argv`` selects that subcommand; the others are listed by name and help only. ``None``: all of them."""
     parser = argparse.ArgumentParser(prog=PROG, description="wav2vec 2.0: transcribe, evaluate, build LMs, convert, "
                                                             "publish, fine-tune, pre-train.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -197,9 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe(subparsers)
     _add_evaluate(subparsers)
     _add_build_lm(subparsers)
+    # The top-level parser has no option but --help, so the subcommand, if any, is the first word.
+    selected = argv[0] if argv else None
     for name in DELEGATED:
-        _add_delegated(subparsers, name)
-    for name, (_, help_text) in PASS_THROUGH.items():
+        if argv is None or name == selected:
+            _add_delegated(subparsers, name)
+        else:
+            subparsers.add_parser(name, help=DELEGATED[name][3], add_help=False)  # never parsed: not selected
+    for name, (_, help_text, _) in PASS_THROUGH.items():
         # listed for --help; main() hands their arguments over before argparse sees them
         subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -520,8 +531,22 @@ def run_build_lm(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- main
 
 
+def _register_models() -> None:
+    """Let transformers' Auto classes and pipeline() know this package's models (deferred in the console script
+    so that --help and usage errors answer without importing torch; see hf_wav2vec2.register)."""
+    import hf_wav2vec2
+
+    hf_wav2vec2.register()
+
+
+def _asks_for_help(argv: list[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in argv)
+
+
 def _run_pass_through(name: str, argv: list[str]) -> int:
-    module_name, _ = PASS_THROUGH[name]
+    module_name, _, register_first = PASS_THROUGH[name]
+    if register_first and not _asks_for_help(argv):
+        _register_models()
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -536,7 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in PASS_THROUGH:
             return _run_pass_through(argv[0], argv[1:])
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
+        if args.command not in WITHOUT_MODELS:
+            _register_models()
         return int(args.run(args) or 0)
     except CommandError as error:
         _print_error(str(error))

@@ -3,35 +3,21 @@
 The pre-training data pipeline (:mod:`hf_wav2vec2.training.data`) and the synthetic audio
 generator (:mod:`hf_wav2vec2.training.synthetic`) are re-exported here; other submodules are
 imported on their own (``from hf_wav2vec2.training.<module> import ...``).
+
+The re-exports are resolved on first access (PEP 562): importing a submodule such as
+:mod:`hf_wav2vec2.training.pretrain` to parse ``--help`` must not import torch through this package.
 """
 
-from .data import (
-    AudioCache,
-    AudioDataset,
-    AudioDecodeError,
-    BatchingStats,
-    CropRequest,
-    LengthBucketBatchSampler,
-    PretrainingCollator,
-    PretrainingDataLoader,
-    SkippedAudio,
-    StreamingPretrainingDataset,
-    batching_stats,
-    decode_audio,
-    find_audio_files,
-    get_pretraining_dataloader,
-    load_audio_dataset,
-    plan_batches,
-    probe_num_samples,
-    read_manifest,
-    write_manifest,
-)
-from .synthetic import make_synthetic_corpus, synthesize_utterance
+from __future__ import annotations
 
-__all__ = [
+import importlib
+
+_DATA_EXPORTS = (
     "AudioCache",
     "AudioDataset",
     "AudioDecodeError",
+    "AudioDroppedWarning",
+    "AudioSelection",
     "BatchingStats",
     "CropRequest",
     "LengthBucketBatchSampler",
@@ -44,10 +30,26 @@ __all__ = [
     "find_audio_files",
     "get_pretraining_dataloader",
     "load_audio_dataset",
-    "make_synthetic_corpus",
     "plan_batches",
     "probe_num_samples",
     "read_manifest",
-    "synthesize_utterance",
     "write_manifest",
-]
+)
+_EXPORTS = {**dict.fromkeys(_DATA_EXPORTS, "data"),
+            "make_synthetic_corpus": "synthetic", "synthesize_utterance": "synthetic"}
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

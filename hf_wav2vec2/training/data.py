@@ -36,7 +36,9 @@ Robustness
     A file that cannot be decoded (unknown format, truncated WAV, non-finite samples, missing) is
     skipped with a warning and recorded in ``dataset.skipped`` (``dataset.num_skipped``); files
     shorter than ``min_sample_size`` go to ``dataset.too_short``. Most failures are caught while
-    indexing. One discovered only when loading is replaced by another example of at least the
+    indexing, and ``dataset.selection`` (:class:`AudioSelection`) says at once how much audio is
+    kept and how much each reason dropped (logged; an :class:`AudioDroppedWarning` when it is more
+    than a quarter of the files, since the 2 s default silently dropped most of a prompt corpus). One discovered only when loading is replaced by another example of at least the
     planned length, so the batch keeps its shape and every rank keeps the same number of steps
     (DDP would hang otherwise); the loader then adds it to ``dataset.skipped`` in the main process.
 
@@ -80,6 +82,7 @@ Typical use::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -115,6 +118,8 @@ __all__ = [
     "AudioCache",
     "AudioDataset",
     "AudioDecodeError",
+    "AudioDroppedWarning",
+    "AudioSelection",
     "BatchingStats",
     "CropRequest",
     "LengthBucketBatchSampler",
@@ -148,6 +153,8 @@ DECODE_ERROR = "decode_error"
 TOO_SHORT = "too_short"
 # Individual warnings for the first few problem files; after that only a summary, to keep logs usable.
 _MAX_INDIVIDUAL_WARNINGS = 10
+#: An AudioDroppedWarning is issued when indexing leaves out more than this fraction of the files.
+DROPPED_WARNING_FRACTION = 0.25
 _INT16_SCALE = 32768.0
 
 
@@ -156,11 +163,83 @@ class AudioDecodeError(RuntimeError):
 
 
 class SkippedAudio(NamedTuple):
-    """An example left out of training: ``kind`` is ``"decode_error"`` or ``"too_short"``."""
+    """An example left out of training: ``kind`` is ``"decode_error"`` or ``"too_short"``;
+    ``num_samples`` its length at 16 kHz where known (always for ``too_short``)."""
 
     source: str
     reason: str
     kind: str = DECODE_ERROR
+    num_samples: int | None = None
+
+
+class AudioDroppedWarning(UserWarning):
+    """Indexing left out much of the audio (see :class:`AudioSelection`, ``dataset.selection``)."""
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+@dataclass(frozen=True)
+class AudioSelection:
+    """What indexing kept of a source and why it left out the rest (``AudioDataset.selection``).
+
+    Seconds are of 16 kHz audio; the length of a file that cannot be read is unknown, so
+    ``dropped_fraction`` counts files.
+    """
+
+    num_files: int
+    num_kept: int
+    kept_seconds: float
+    num_too_short: int
+    too_short_seconds: float
+    num_unreadable: int
+    min_sample_size: int
+
+    @property
+    def num_dropped(self) -> int:
+        return self.num_too_short + self.num_unreadable
+
+    @property
+    def dropped_fraction(self) -> float:
+        return self.num_dropped / self.num_files if self.num_files else 0.0
+
+    def summary(self) -> str:
+        """One line: what is kept, and per reason how many files (and seconds) are not."""
+        known = self.kept_seconds + self.too_short_seconds
+        text = (f"pre-training audio: kept {self.num_kept} of {_files(self.num_files)} "
+                f"({_duration(self.kept_seconds)} of {_duration(known)} with a known length)")
+        reasons = []
+        if self.num_too_short:
+            reasons.append(f"{self.num_too_short} shorter than min_sample_size={self.min_sample_size} samples "
+                           f"({self.min_sample_size / TARGET_SAMPLE_RATE:.2f} s): {_duration(self.too_short_seconds)}")
+        if self.num_unreadable:
+            reasons.append(f"{self.num_unreadable} unreadable (length unknown)")
+        return text + (f"; dropped {', '.join(reasons)}" if reasons else "")
+
+    def warning(self) -> str | None:
+        """The message of the AudioDroppedWarning, or None when at most DROPPED_WARNING_FRACTION is left out."""
+        if self.dropped_fraction <= DROPPED_WARNING_FRACTION:
+            return None
+        hints = []
+        if self.num_too_short:
+            hints.append(f"{_files(self.num_too_short)} ({_duration(self.too_short_seconds)}) shorter than "
+                         f"min_sample_size={self.min_sample_size} samples "
+                         f"({self.min_sample_size / TARGET_SAMPLE_RATE:.2f} s): pass a smaller one "
+                         f"(hf-wav2vec2 pretrain --min_sample_size) to keep them")
+        if self.num_unreadable:
+            hints.append(f"{_files(self.num_unreadable)} that cannot be read (the first reasons are logged above)")
+        return (f"{self.dropped_fraction:.0%} of the {_files(self.num_files)} of audio are left out of "
+                f"pre-training: {'; '.join(hints)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "dropped_fraction": self.dropped_fraction}
 
 
 class CropRequest(NamedTuple):
@@ -490,8 +569,9 @@ class _SkipLog:
         """Number of examples dropped for being shorter than ``min_sample_size``."""
         return len(self.too_short)
 
-    def record_skipped(self, entries: Sequence[SkippedAudio]) -> None:
-        """Add skip records (deduplicated by source and kind) and warn about new decode errors."""
+    def record_skipped(self, entries: Sequence[SkippedAudio], warn: bool = True) -> None:
+        """Add skip records (deduplicated by source and kind) and warn about new decode errors
+        (unless ``warn`` is false: another rank reports the same records)."""
         for entry in entries:
             entry = SkippedAudio(*entry)
             if (entry.source, entry.kind) in self._seen_skips:
@@ -501,6 +581,8 @@ class _SkipLog:
                 self.too_short.append(entry)
                 continue
             self.skipped.append(entry)
+            if not warn:
+                continue
             if len(self.skipped) <= _MAX_INDIVIDUAL_WARNINGS:
                 logger.warning("Skipping undecodable audio %s: %s", entry.source, entry.reason)
             elif len(self.skipped) == _MAX_INDIVIDUAL_WARNINGS + 1:
@@ -548,6 +630,9 @@ class AudioDataset(Dataset, _SkipLog):
         sources: names (paths, or "row i (path)") of the usable examples.
         skipped / num_skipped: undecodable examples, as :class:`SkippedAudio`.
         too_short / num_too_short: examples shorter than ``min_sample_size``.
+        selection: :class:`AudioSelection`, what indexing kept and why it dropped the rest; rank 0
+            logs its summary and issues an :class:`AudioDroppedWarning` when more than a
+            quarter of the files is dropped.
         num_decodes: decodes performed by this process (0 on a fully cached second run).
     """
 
@@ -600,7 +685,7 @@ class AudioDataset(Dataset, _SkipLog):
 
         if self.cache is not None and precache:
             self._precache(rank, world_size)
-        self._build_index(world_size)
+        self._build_index(rank, world_size)
 
     # -- constructors ------------------------------------------------------------------------
 
@@ -689,10 +774,12 @@ class AudioDataset(Dataset, _SkipLog):
         except AudioDecodeError as err:
             return None, SkippedAudio(self._reader.name(i), str(err), DECODE_ERROR)
 
-    def _build_index(self, world_size: int) -> None:
+    def _build_index(self, rank: int, world_size: int) -> None:
         results = None
         distributed = _distributed_is_initialized() and world_size > 1
-        if not distributed or torch.distributed.get_rank() == 0:
+        if distributed:
+            rank = torch.distributed.get_rank()
+        if not distributed or rank == 0:
             results = _parallel_map(self._index_one, list(range(len(self._reader))), self._workers)
         if distributed:
             # Every rank must plan over the very same examples, or the "each example once" and
@@ -708,24 +795,39 @@ class AudioDataset(Dataset, _SkipLog):
             elif length < self.min_sample_size:
                 problems.append(
                     SkippedAudio(
-                        self._reader.name(i), f"{length} samples < min_sample_size {self.min_sample_size}", TOO_SHORT
+                        self._reader.name(i),
+                        f"{length} samples < min_sample_size {self.min_sample_size}",
+                        TOO_SHORT,
+                        int(length),
                     )
                 )
             else:
                 item_ids.append(i)
                 lengths.append(length)
-        self.record_skipped(problems)
-        if self.num_skipped or self.num_too_short:
-            logger.warning(
-                "Indexed %d examples; skipped %d undecodable and %d shorter than %d samples",
-                len(item_ids),
-                self.num_skipped,
-                self.num_too_short,
-                self.min_sample_size,
-            )
+        # Every rank holds the same records; rank 0 alone reports them.
+        self.record_skipped(problems, warn=rank == 0)
+        self.selection = AudioSelection(
+            num_files=len(results),
+            num_kept=len(item_ids),
+            kept_seconds=sum(lengths) / TARGET_SAMPLE_RATE,
+            num_too_short=self.num_too_short,
+            too_short_seconds=sum(e.num_samples or 0 for e in self.too_short) / TARGET_SAMPLE_RATE,
+            num_unreadable=self.num_skipped,
+            min_sample_size=self.min_sample_size,
+        )
+        if rank == 0:
+            self._report_selection()
         self._item_ids = np.asarray(item_ids, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self._fallback_order: np.ndarray | None = None
+
+    def _report_selection(self) -> None:
+        """Say at start-up what is trained on: dropping clips silently once cost most of a prompt corpus."""
+        selection = self.selection
+        logger.log(logging.WARNING if selection.num_dropped else logging.INFO, "%s", selection.summary())
+        message = selection.warning()
+        if message is not None:
+            warnings.warn(message, AudioDroppedWarning)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -1348,7 +1450,7 @@ class StreamingPretrainingDataset(IterableDataset, _SkipLog):
                 pending.append(SkippedAudio(name, str(err), DECODE_ERROR))
                 continue
             if len(wave) < self.min_sample_size:
-                pending.append(SkippedAudio(name, f"{len(wave)} samples < min_sample_size", TOO_SHORT))
+                pending.append(SkippedAudio(name, f"{len(wave)} samples < min_sample_size", TOO_SHORT, len(wave)))
                 continue
             waves.append(wave)
             if len(waves) >= self.bucket_buffer_size:

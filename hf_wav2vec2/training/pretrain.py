@@ -57,13 +57,12 @@ import warnings
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
-from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
-from hf_wav2vec2.modeling_hf_wav2vec2 import HfWav2Vec2ForPreTraining
-from hf_wav2vec2.training.data import get_pretraining_dataloader
+# numpy, torch, transformers and the model are imported by the functions that use them, so that
+# ``hf-wav2vec2 pretrain --help`` (and a bad flag) answers without the seconds they take to import.
+if TYPE_CHECKING:
+    from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +159,8 @@ def _parse_value(text: str):
 
 def build_config(args: argparse.Namespace) -> HfWav2Vec2Config:
     """Preset, then ``--config`` JSON, then ``--config_overrides``, then ``--ablation``."""
+    from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
+
     overrides = dict(TINY_PRESET) if args.preset == "tiny" else {}
     if args.config:
         overrides.update(json.loads(Path(args.config).read_text()))
@@ -193,6 +194,8 @@ def get_dataloader(args: argparse.Namespace, accelerator, config: HfWav2Vec2Conf
     The loader shards by rank itself and tracks its position for exact resume, so it is *not* passed through
     ``accelerator.prepare`` (that would shard it again); batches are moved with ``.to(device)``.
     """
+    from hf_wav2vec2.training.data import get_pretraining_dataloader
+
     normalize = config.feat_extract_norm == "layer" if args.normalize is None else args.normalize
     # Every rank scans / caches the corpus; the data module coordinates the cache between ranks.
     return get_pretraining_dataloader(
@@ -222,6 +225,9 @@ def lr_lambda(max_updates: int, warmup_ratio: float, decay: str = "linear", powe
 
 
 def _rng_state() -> dict:
+    import numpy as np
+    import torch
+
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -229,6 +235,9 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -247,6 +256,8 @@ def save_checkpoint(accelerator, output_dir, model, optimizer, scheduler, scaler
                     keep: int) -> Path:
     """Write ``checkpoints/checkpoint-<update>`` atomically: everything goes to a temporary folder that is renamed
     only once every rank has written its RNG state, so an interrupted save never looks like a checkpoint."""
+    import torch
+
     root = Path(output_dir) / "checkpoints"
     final = root / f"{CHECKPOINT_PREFIX}{state['num_updates']}"
     tmp = root / f".tmp-{CHECKPOINT_PREFIX}{state['num_updates']}"
@@ -417,9 +428,18 @@ class TrainingHealth:
 
 def training_function(args: argparse.Namespace) -> dict:
     """Pre-train; returns the final metrics and output paths."""
+    import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
+
+    import hf_wav2vec2
+    from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+    from hf_wav2vec2.modeling_hf_wav2vec2 import HfWav2Vec2ForPreTraining
+
+    # save_pretrained writes the auto_map and the code only for registered classes; the hf-wav2vec2 command defers
+    # registration to here (see hf_wav2vec2.register)
+    hf_wav2vec2.register()
 
     output_dir = Path(args.output_dir)
     use_tb = args.report_to == "tensorboard"
@@ -558,8 +578,9 @@ def training_function(args: argparse.Namespace) -> dict:
                     skipped = True  # fp16's scaler handles overflow itself (skips and lowers the scale)
             if skipped:
                 state["num_skipped_updates"] += 1
-                warnings.warn(f"non-finite loss or gradient at update {state['num_updates']}: update skipped "
-                              f"({state['num_skipped_updates']} so far)")
+                if accelerator.is_main_process:  # every rank takes the same decision: say it once
+                    warnings.warn(f"non-finite loss or gradient at update {state['num_updates']}: update skipped "
+                                  f"({state['num_skipped_updates']} so far)")
                 optimizer.zero_grad(set_to_none=True)
             else:
                 optimizer.step()
@@ -585,7 +606,8 @@ def training_function(args: argparse.Namespace) -> dict:
             }
             step_start = now
             health.update(last["update"], code_perplexity=last["code_perplexity"], accuracy=last["accuracy"],
-                          grad_norm=grad_norm, contrastive_loss=last["contrastive_loss"], finite=not skipped)
+                          grad_norm=grad_norm, contrastive_loss=last["contrastive_loss"], finite=not skipped,
+                          emit=accelerator.is_main_process)  # global metrics: the same warnings on every rank
             if not skipped:
                 records.append(last)
                 if state["num_updates"] % max(1, args.log_every) == 0 or state["num_updates"] == 1:
@@ -634,6 +656,8 @@ def training_function(args: argparse.Namespace) -> dict:
         "num_updates": state["num_updates"], "num_skipped_updates": state["num_skipped_updates"],
         "stopped_by_time_budget": stopped_by_budget, "num_examples": len(dataset),
         "num_skipped_files": skipped_files, "num_too_short_files": too_short,
+        # what indexing kept and dropped, per reason (logged at start-up; None for streaming datasets)
+        "data_selection": selection.to_dict() if (selection := getattr(dataset, "selection", None)) else None,
         "output_dir": str(output_dir), "log_file": str(log_path),
         "checkpoint": str(latest_checkpoint(output_dir)), "world_size": accelerator.num_processes,
         "health_warnings": dict(health.counts),
@@ -647,9 +671,10 @@ def training_function(args: argparse.Namespace) -> dict:
             result["plot"] = str(output_dir / "training_curves.png")
         (output_dir / "pretrain_results.json").write_text(json.dumps(result, indent=2))
         log_file.close()
-    if use_tb:
-        accelerator.end_training()
+    # end_training also destroys the process group, so it comes after the last barrier (a barrier after it raised
+    # "Default process group has not been initialized" on every rank and made a finished run exit 1).
     accelerator.wait_for_everyone()
+    accelerator.end_training()
     return result
 
 
