@@ -1,7 +1,9 @@
 """Labeled data for CTC fine-tuning (hf_wav2vec2.training.ctc_data)."""
 
+import importlib.abc
 import json
 import logging
+import sys
 
 import datasets
 import numpy as np
@@ -16,6 +18,7 @@ from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
 from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
 from hf_wav2vec2.training.ctc_data import (
     DataCollatorCTCWithPadding,
+    DatasetColumnError,
     ctc_required_frames,
     decode_audio,
     drop_unalignable,
@@ -42,6 +45,50 @@ def make_processor(tmp_path, return_attention_mask):
     tokenizer = HfWav2Vec2CTCTokenizer(str(path), **tokenizer_kwargs())
     extractor = HfWav2Vec2FeatureExtractor(return_attention_mask=return_attention_mask)
     return HfWav2Vec2Processor(extractor, tokenizer)
+
+
+class TorchcodecBlocker(importlib.abc.MetaPathFinder):
+    """Makes every import of torchcodec fail, and records the attempts."""
+
+    def __init__(self):
+        self.attempts = []
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torchcodec":
+            self.attempts.append(name)
+            raise ImportError(f"{name}: blocked by the test (its PyPI build does not load on this machine)")
+        return None
+
+
+@pytest.fixture
+def no_torchcodec(monkeypatch):
+    """torchcodec looks installed to datasets but does not import, as where its PyPI build does not load (no FFmpeg
+    libraries, another torch build). Yields the blocker, whose ``attempts`` must stay empty."""
+    blocker = TorchcodecBlocker()
+    monkeypatch.setattr(datasets.config, "TORCHCODEC_AVAILABLE", True)
+    for name in [name for name in sys.modules if name.split(".")[0] == "torchcodec"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [blocker, *sys.meta_path])
+    yield blocker
+    assert blocker.attempts == [], f"torchcodec was imported: {blocker.attempts}"
+
+
+def write_audiofolder(directory, splits=("train", "test"), rate=8000):
+    """A datasets audiofolder: one subfolder per split, WAV files and a metadata.csv (file_name,text) in each.
+    Returns {split: [(audio, text), ...]}."""
+    rng = np.random.default_rng(1)
+    written = {}
+    for split_index, split in enumerate(splits):
+        folder = directory / split
+        folder.mkdir(parents=True)
+        rows, written[split] = ["file_name,text"], []
+        for index, text in enumerate(TEXTS[: 3 - split_index]):
+            audio = (0.1 * rng.standard_normal(int((0.2 + 0.1 * index) * rate))).astype(np.float32)
+            sf.write(str(folder / f"{split}{index}.wav"), audio, rate, subtype="FLOAT")
+            rows.append(f'{split}{index}.wav,"{text}"')
+            written[split].append((audio, text))
+        (folder / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return written
 
 
 def write_folder(directory, rate=8000, durations=(0.5, 0.3, 0.2), subdir="clips"):
@@ -210,3 +257,43 @@ class TestSources:
         data = (folder / "clips" / "utt0.wav").read_bytes()
         assert decode_audio({"bytes": data, "path": "utt0.wav"}).shape == (8000,)
         assert decode_audio({"bytes": None, "path": str(folder / "clips" / "utt0.wav")}).shape == (8000,)
+
+
+class TestWithoutTorchcodec:
+    """datasets 4+ decodes and even encodes audio through torchcodec; loading must not need it."""
+
+    def test_audiofolder_splits(self, tmp_path, no_torchcodec):
+        written = write_audiofolder(tmp_path / "corpus")
+        load = {"data_dir": str(tmp_path / "corpus"), "cache_dir": str(tmp_path / "cache")}
+        for split, items in written.items():
+            loaded = load_labeled_dataset("audiofolder", split=split, **load)
+            assert loaded.column_names == ["audio", "text"] and loaded["text"] == [text for _, text in items]
+            for record, (audio, _) in zip(loaded["audio"], items):
+                assert set(record) == {"bytes", "path"}  # undecoded
+                decoded = decode_audio(record, sampling_rate=8000)  # soundfile, no resampling at the file's rate
+                np.testing.assert_allclose(decoded, audio, atol=1e-6)
+        assert len(load_labeled_dataset("audiofolder", split="train[:2]", **load)) == 2
+        with pytest.raises(DatasetColumnError, match=r"no split 'dev'; its splits are \['test', 'train'\]") as error:
+            load_labeled_dataset("audiofolder", split="dev", **load)
+        assert isinstance(error.value, ValueError) and "\n" not in str(error.value)
+        assert not str(error.value).startswith("'")  # not quoted like a plain KeyError
+
+    def test_audiofolder_to_features(self, tmp_path, no_torchcodec):
+        write_audiofolder(tmp_path / "corpus", splits=("train",))
+        loaded = load_labeled_dataset("audiofolder", data_dir=str(tmp_path / "corpus"),
+                                      cache_dir=str(tmp_path / "cache"))
+        prepared = prepare_ctc_dataset(loaded, make_processor(tmp_path, False), TextNormalization())
+        assert prepared["input_length"] == [3200, 4800, 6400]  # 8 kHz, resampled to 16 kHz
+        assert prepared["text"] == ["hello world", "good night", "ok"]
+
+    def test_saved_dataset_with_embedded_bytes(self, tmp_path, no_torchcodec):
+        written = write_audiofolder(tmp_path / "corpus", splits=("train",))["train"]
+        records = [{"bytes": (tmp_path / "corpus" / "train" / f"train{i}.wav").read_bytes(), "path": f"train{i}.wav"}
+                   for i in range(len(written))]
+        dataset = datasets.Dataset.from_dict({"audio": records, "text": [text for _, text in written]})
+        dataset.cast_column("audio", datasets.Audio()).save_to_disk(str(tmp_path / "saved"))
+        loaded = load_labeled_dataset(str(tmp_path / "saved"))
+        assert loaded[0]["audio"]["bytes"] == records[0]["bytes"]
+        np.testing.assert_allclose(decode_audio(loaded[1]["audio"], 8000), written[1][0], atol=1e-6)
+        with pytest.raises(DatasetColumnError, match="no column 'sentence'"):
+            load_labeled_dataset(str(tmp_path / "saved"), text_column="sentence")

@@ -8,16 +8,20 @@ from transformers import EvalPrediction
 from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
 from hf_wav2vec2.training.metrics import (
     UNKNOWN_CHAR,
+    Curve,
     argmax_logits,
     cer,
     char_error_counts,
     decode_predictions,
     error_rates,
+    finetuning_panels,
     make_compute_metrics,
+    plot_training_curves,
+    running_mean,
     wer,
     word_error_counts,
 )
-from hf_wav2vec2.training.vocab import build_vocab, tokenizer_kwargs, write_vocab
+from hf_wav2vec2.training.vocab import TextNormalization, build_vocab, tokenizer_kwargs, write_vocab
 
 
 class TestRates:
@@ -126,6 +130,11 @@ class TestComputeMetrics:
         assert references == [f"the ca{UNKNOWN_CHAR}"]
         metrics = make_compute_metrics(tokenizer)(EvalPrediction(predictions=predicted, label_ids=labels))
         assert metrics["wer"] == pytest.approx(1 / 2) and metrics["cer"] == pytest.approx(1 / 7)
+        # fine-tuning scores with its transcript normalization on both sides: the unknown character stays an error
+        normalized = make_compute_metrics(tokenizer, normalizer=TextNormalization().normalize)(
+            EvalPrediction(predictions=predicted, label_ids=labels)
+        )
+        assert normalized == metrics
 
     def test_normalizer_applies_to_both_sides(self, tokenizer):
         labels = self.labels(tokenizer, ["the cat"])
@@ -135,3 +144,51 @@ class TestComputeMetrics:
             EvalPrediction(predictions=predicted, label_ids=labels)
         )
         assert strict["wer"] == pytest.approx(1 / 2) and lenient["wer"] == 0.0
+
+
+class TestCurves:
+    LOG = [
+        {"loss": 3.0, "grad_norm": 10.0, "learning_rate": 1e-4, "step": 1},
+        {"loss": 2.0, "grad_norm": 8.0, "learning_rate": 2e-4, "step": 2},
+        {"eval_loss": 2.5, "eval_wer": 1.0, "eval_cer": 0.8, "step": 2},
+        {"loss": 1.0, "grad_norm": 4.0, "learning_rate": 1e-4, "step": 3},
+        {"train_runtime": 1.0, "train_loss": 2.0, "step": 3},
+    ]
+
+    def test_running_mean_skips_nan(self):
+        values = running_mean([float("nan"), 1.0, 3.0, float("nan"), 5.0], window=2)
+        assert np.isnan(values[0]) and values[1:] == [1.0, 2.0, 2.0, 4.0]
+
+    def test_finetuning_panels_from_trainer_log(self):
+        panels = dict(finetuning_panels(self.LOG, final={"eval_wer": 0.5, "eval_cer": 0.25}, final_step=3))
+        train_loss, eval_loss = panels["CTC loss"]
+        assert (list(train_loss.x), list(train_loss.y)) == ([1, 2, 3], [3.0, 2.0, 1.0])
+        assert (list(eval_loss.x), list(eval_loss.y)) == ([2], [2.5])
+        rates = {curve.label: (list(curve.x), list(curve.y)) for curve in panels["error rate (%)"]}
+        assert rates == {"eval WER": ([2], [100.0]), "WER (final)": ([3], [50.0]),
+                         "eval CER": ([2], [80.0]), "CER (final)": ([3], [25.0])}
+        assert list(panels["learning rate"][0].y) == [1e-4, 2e-4, 1e-4]
+        assert list(panels["gradient norm"][0].y) == [10.0, 8.0, 4.0]
+        # without evaluation data the final numbers are on the training clips
+        panels = dict(finetuning_panels(self.LOG[:2], final={"train_eval_wer": 0.9, "train_eval_cer": 0.3},
+                                        final_step=2))
+        assert [c.label for c in panels["error rate (%)"] if len(c.x)] == [
+            "WER (final, on the training clips)", "CER (final, on the training clips)"]
+
+    def test_png_written_with_a_second_axis(self, tmp_path):
+        pytest.importorskip("matplotlib")
+        x = list(range(30))
+        panels = [
+            ("loss", [Curve("loss", x, [1 / (i + 1) for i in x])]),
+            ("temperature / lr", [Curve("temperature", x, [2.0 - i / 30 for i in x], smooth=False),
+                                  Curve("lr", x, [1e-3] * 30, smooth=False, right_axis=True, color="tab:red")]),
+            ("nothing logged", [Curve("eval WER", [], [])]),  # left out, not drawn empty
+        ]
+        path = plot_training_curves(panels, tmp_path / "curves.png")
+        assert path == tmp_path / "curves.png"
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert (width, height) == (990, 315)  # 2 panels in one row of 2 columns, 5.5 x 3.5 inches at 90 dpi
+        assert plot_training_curves([("empty", [Curve("x", [], [])])], tmp_path / "none.png") is None
+        assert not (tmp_path / "none.png").exists()

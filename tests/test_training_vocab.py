@@ -124,3 +124,39 @@ class TestBuildVocab:
         ids = tokenizer(text).input_ids
         assert vocab["|"] in ids and vocab["<unk>"] not in ids
         assert tokenizer.decode(ids, group_tokens=False) == text
+
+
+class TestSavedNormalization:
+    OPTIONS = TextNormalization(case="upper", unicode_form=None, strip_punctuation=True, keep_punctuation="'-",
+                                digits="drop", drop_chars="*", punctuation_as_space="/")
+
+    def test_round_trip(self, tmp_path):
+        path = self.OPTIONS.save_pretrained(tmp_path / "model")
+        assert path == tmp_path / "model" / "text_normalization.json"
+        loaded = TextNormalization.from_pretrained(tmp_path / "model")
+        assert loaded == self.OPTIONS and loaded != TextNormalization()
+        text = "Año 2024: l'été* co-op/¿sí?"
+        assert loaded.normalize(text) == normalize_text(text, self.OPTIONS) == "AÑO L'ÉTÉ CO-OP SÍ"
+
+    def test_absent_file_or_hub_id_is_none(self, tmp_path):
+        assert TextNormalization.from_pretrained(tmp_path) is None
+        assert TextNormalization.from_pretrained("facebook/wav2vec2-base-960h") is None  # never asks the Hub
+
+    @pytest.mark.parametrize(("content", "message"), [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"case": "lower", "lowercase": true}', "unknown normalization option(s) lowercase"),
+        ('{"case": "title"}', "case must be one of"),
+        ('{"strip_punctuation": "yes"}', "strip_punctuation must be a bool"),
+        ('{"keep_punctuation": null}', "keep_punctuation must be a str"),
+    ])
+    def test_damaged_file_is_a_one_line_error_naming_it(self, tmp_path, content, message):
+        (tmp_path / "text_normalization.json").write_text(content, encoding="utf-8")
+        with pytest.raises(ValueError) as error:
+            TextNormalization.from_pretrained(tmp_path)
+        text = str(error.value)
+        assert text.startswith(str(tmp_path / "text_normalization.json")) and message in text and "\n" not in text
+
+    def test_unicode_form_none_is_allowed(self, tmp_path):
+        (tmp_path / "text_normalization.json").write_text('{"unicode_form": null}', encoding="utf-8")
+        assert TextNormalization.from_pretrained(tmp_path).unicode_form is None

@@ -9,7 +9,8 @@ Two kinds of sources give the same thing, a ``datasets.Dataset`` with an ``audio
   ``save_to_disk``, with configurable audio and text columns. ``datasets`` 4+ decodes audio only through torchcodec,
   which often does not import beside a given torch build, so the audio column is cast to ``Audio(decode=False)``
   and the encoded bytes or file paths are decoded here with :func:`hf_wav2vec2.audio.load_audio` (soundfile, then
-  soxr resampling).
+  soxr resampling). ``audiofolder`` (``load_dataset("audiofolder", data_dir=...)``) would need torchcodec even to
+  store the file paths; its builder gets an audio feature that stores them without it.
 
 :func:`prepare_ctc_dataset` turns either into model inputs: 16 kHz mono ``input_values`` (normalized by the feature
 extractor), ``labels`` (token ids of the normalized transcript) and ``input_length`` (samples, for
@@ -51,6 +52,14 @@ TEXT = "text"
 
 
 # ------------------------------------------------------------------------------------------------- sources
+
+
+class DatasetColumnError(KeyError, ValueError):
+    """A split or column the dataset does not have. A ValueError too, so command lines report it in one line; its
+    message is not quoted as a plain KeyError's is."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def find_metadata(directory: str | Path) -> Path:
@@ -127,6 +136,56 @@ def _is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in ("state.json", "dataset_dict.json"))
 
 
+def _undecoded_audio_feature():
+    """``datasets.Audio(decode=False)`` whose encoding of file paths and bytes does not import torchcodec.
+
+    ``datasets`` (4+) imports torchcodec in ``Audio.encode_example`` even to store a file's path, so building an
+    ``audiofolder`` fails where torchcodec is missing or does not load (its PyPI build needs FFmpeg libraries and a
+    matching torch). Paths and encoded bytes are stored as they are, which is all ``Audio`` itself does with them.
+    """
+    import dataclasses
+
+    import datasets
+
+    @dataclasses.dataclass
+    class UndecodedAudio(datasets.Audio):
+        decode: bool = False
+
+        def encode_example(self, value):
+            if isinstance(value, str):
+                return {"bytes": None, "path": value}
+            if isinstance(value, Path):
+                return {"bytes": None, "path": str(value.absolute())}
+            if isinstance(value, (bytes, bytearray)):
+                return {"bytes": bytes(value), "path": None}
+            if isinstance(value, dict) and value.get("array") is None and (value.get("bytes") or value.get("path")):
+                return {"bytes": value.get("bytes"), "path": value.get("path")}
+            return super().encode_example(value)  # arrays are encoded to WAV by datasets (torchcodec)
+
+    return UndecodedAudio
+
+
+def _load_hub_or_builder(name_or_path: str, split: str, config_name: str | None, load_kwargs: dict):
+    """``datasets.load_dataset(name_or_path, config_name, split=split, **load_kwargs)`` without torchcodec.
+
+    Same steps as ``load_dataset`` (builder, download_and_prepare, as_dataset); a folder-based audio builder
+    (``audiofolder``) gets the undecoded audio feature on this one builder instance, so nothing global is patched.
+    """
+    import datasets
+
+    prepare_keys = ("download_config", "download_mode", "verification_mode", "num_proc", "storage_options")
+    prepare = {key: load_kwargs.pop(key) for key in prepare_keys if key in load_kwargs}
+    builder = datasets.load_dataset_builder(name_or_path, config_name, **load_kwargs)
+    if getattr(builder, "BASE_FEATURE", None) is datasets.Audio:
+        builder.BASE_FEATURE = _undecoded_audio_feature()
+    builder.download_and_prepare(**prepare)
+    splits = sorted(builder.info.splits or {})
+    base_split = split.split("[")[0].strip()  # "train[:100]" -> "train"
+    if splits and base_split not in splits:
+        raise DatasetColumnError(f"{name_or_path}: no split {base_split!r}; its splits are {splits}")
+    return builder.as_dataset(split=split)
+
+
 def load_labeled_dataset(
     name_or_path: str,
     split: str = "train",
@@ -137,13 +196,17 @@ def load_labeled_dataset(
 ):
     """A ``datasets.Dataset`` with columns ``audio`` (undecoded) and ``text`` from a Hub name or a local path.
 
+    Audio is never decoded by ``datasets`` (whose decoding needs torchcodec): the column is cast to
+    ``Audio(decode=False)`` and :func:`decode_audio` reads the bytes or files with soundfile and soxr.
+
     Args:
-        name_or_path: a dataset name or folder for ``datasets.load_dataset``, or a directory written by
-            ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``, from which `split` is taken).
+        name_or_path: a dataset name or folder for ``datasets.load_dataset`` (e.g. ``"audiofolder"`` with
+            ``data_dir=``), or a directory written by ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``, from
+            which `split` is taken).
         split: the split (``load_dataset`` also accepts slices such as ``"train[:100]"``).
         config_name: the dataset configuration (e.g. a language code).
         audio_column / text_column: the columns holding the audio and the transcript.
-        load_kwargs: passed to ``load_dataset`` (``data_dir``, ``revision``, ...).
+        load_kwargs: passed to ``load_dataset`` (``data_dir``, ``cache_dir``, ``revision``, ...).
     """
     import datasets
 
@@ -152,14 +215,16 @@ def load_labeled_dataset(
         dataset = datasets.load_from_disk(str(path))
         if isinstance(dataset, datasets.DatasetDict):
             if split not in dataset:
-                raise KeyError(f"{path} has splits {sorted(dataset)}, not {split!r}")
+                raise DatasetColumnError(f"{path} has splits {sorted(dataset)}, not {split!r}")
             dataset = dataset[split]
     else:
-        dataset = datasets.load_dataset(name_or_path, config_name, split=split, **load_kwargs)
+        dataset = _load_hub_or_builder(name_or_path, split, config_name, dict(load_kwargs))
 
     for column in (audio_column, text_column):
         if column not in dataset.column_names:
-            raise KeyError(f"{name_or_path} has no column {column!r}; its columns are {dataset.column_names}")
+            raise DatasetColumnError(
+                f"{name_or_path} has no column {column!r}; its columns are {dataset.column_names}"
+            )
     if isinstance(dataset.features.get(audio_column), datasets.Audio):
         # decode=False: raw bytes / paths, decoded by load_audio instead of datasets' torchcodec.
         dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
@@ -328,6 +393,7 @@ __all__ = [
     "LABEL_PAD_ID",
     "SAMPLING_RATE",
     "DataCollatorCTCWithPadding",
+    "DatasetColumnError",
     "ctc_required_frames",
     "decode_audio",
     "drop_unalignable",

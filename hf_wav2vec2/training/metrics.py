@@ -4,13 +4,19 @@ The rates are corpus-level, as in the paper and in every ASR benchmark: the edit
 summed and divided by the total number of reference words (characters), rather than averaging per-utterance rates
 (which would let a one-word utterance weigh as much as a fifty-word one). ``evaluate.load("wer")`` is deliberately not
 used: it downloads its metric script from the Hub, which fails offline.
+
+:func:`plot_training_curves` draws the ``training_curves.png`` of fine-tuning (and can draw pre-training's): panels of
+curves over updates, noisy ones with a running mean, optionally a second y axis (e.g. the learning rate).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -168,14 +174,131 @@ def make_compute_metrics(
     return compute_metrics
 
 
+# ----------------------------------------------------------------------------------------------- curves
+
+
+@dataclass
+class Curve:
+    """One line of a :func:`plot_training_curves` panel.
+
+    Args:
+        label: legend entry.
+        x, y: the points (NaN values leave gaps).
+        smooth: with 20 or more points, draw the values faint and a running mean over them (batches of very
+            different lengths make per-update losses noisy).
+        right_axis: draw on the panel's second y axis (a learning rate beside a temperature or a loss).
+        color: a matplotlib colour, or None for the next one of the cycle.
+        marker: a matplotlib marker, e.g. "o" for a few evaluation points.
+        markersize: its size (None: matplotlib's).
+    """
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    smooth: bool = True
+    right_axis: bool = False
+    color: str | None = None
+    marker: str | None = None
+    markersize: float | None = None
+
+
+def running_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of the last ``window`` finite values at each position (NaN until one is seen)."""
+    out, recent = [], deque(maxlen=max(1, window))
+    for value in values:
+        if math.isfinite(value):
+            recent.append(value)
+        out.append(sum(recent) / len(recent) if recent else float("nan"))
+    return out
+
+
+def _draw(ax, curve: Curve) -> None:
+    smooth = curve.smooth and len(curve.y) >= 20
+    line, = ax.plot(curve.x, curve.y, label=curve.label, alpha=0.45 if smooth else 1.0, color=curve.color,
+                    marker=curve.marker, markersize=curve.markersize)
+    if smooth:
+        ax.plot(curve.x, running_mean(curve.y, max(5, len(curve.y) // 20)), color=line.get_color(),
+                label=f"{curve.label} (running mean)")
+
+
+def plot_training_curves(
+    panels: Sequence[tuple[str, Sequence[Curve]]], path: str | Path, xlabel: str = "update", columns: int = 2
+) -> Path | None:
+    """Draw `panels` (``(title, curves)``) in a grid of `columns` and save the PNG at `path`; returns the path, or
+    None when no panel has a point. matplotlib runs with its Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(title, [c for c in curves if len(c.x)]) for title, curves in panels]
+    panels = [(title, curves) for title, curves in panels if curves]
+    if not panels:
+        return None
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.5 * rows), squeeze=False)
+    for ax, (title, curves) in zip(axes.flat, panels):
+        right = None
+        for curve in curves:
+            if curve.right_axis:
+                right = right or ax.twinx()
+                _draw(right, curve)
+            else:
+                _draw(ax, curve)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        if any(not c.right_axis for c in curves):
+            ax.legend(fontsize=8, loc="upper left" if right is not None else "best")
+        if right is not None:
+            right.legend(loc="upper right", fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def finetuning_panels(log_history: Sequence[dict], final: dict | None = None, final_step: int | None = None):
+    """Panels of :func:`plot_training_curves` from ``Trainer.state.log_history``: CTC loss (train and eval), WER/CER
+    in percent (with the final evaluation's, keys ``eval_wer`` or ``train_eval_wer``, at `final_step`), learning
+    rate and gradient norm."""
+
+    def series(key: str, scale: float = 1.0):
+        points = [(entry["step"], scale * entry[key]) for entry in log_history if key in entry and "step" in entry]
+        return [x for x, _ in points], [y for _, y in points]
+
+    rates = []
+    for key, name, color in (("eval_wer", "WER", "tab:blue"), ("eval_cer", "CER", "tab:orange")):
+        rates.append(Curve(f"eval {name}", *series(key, 100.0), smooth=False, marker="o", color=color))
+        for prefix in ("eval", "train_eval"):
+            value = (final or {}).get(f"{prefix}_{name.lower()}")
+            if value is not None and final_step is not None:
+                label = "final" if prefix == "eval" else "final, on the training clips"
+                rates.append(Curve(f"{name} ({label})", [final_step], [100 * value], smooth=False, marker="*",
+                                   markersize=14, color=color))
+    return [
+        ("CTC loss", [Curve("train loss", *series("loss")),
+                      Curve("eval loss", *series("eval_loss"), smooth=False, marker="o")]),
+        ("error rate (%)", rates),
+        ("learning rate", [Curve("lr", *series("learning_rate"), smooth=False, color="tab:red")]),
+        ("gradient norm", [Curve("grad norm", *series("grad_norm"))]),
+    ]
+
+
 __all__ = [
+    "Curve",
     "ErrorCounts",
     "argmax_logits",
     "cer",
     "char_error_counts",
     "decode_predictions",
     "error_rates",
+    "finetuning_panels",
     "make_compute_metrics",
+    "plot_training_curves",
+    "running_mean",
     "wer",
     "word_error_counts",
 ]

@@ -12,15 +12,20 @@ the set of characters of the training transcripts after normalization, plus a fe
   word delimiter ``|`` = 4 (standing for a space), then the characters in code point order, so that the same
   transcripts always give the same ids whatever order they come in;
 * writes it as ``vocab.json`` (:func:`write_vocab`), which ``HfWav2Vec2CTCTokenizer`` reads.
+
+Fine-tuning saves its :class:`TextNormalization` beside the model (``text_normalization.json``,
+:meth:`TextNormalization.save_pretrained`), so that evaluating the model later
+(:func:`hf_wav2vec2.transcribe.evaluate_model`, ``hf-wav2vec2 evaluate``) scores references cleaned the same way.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 PAD_TOKEN = "<pad>"
@@ -33,6 +38,7 @@ SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
 # Typographic apostrophes that stand for the same letter-like mark as "'" in "don't", "l'homme" or Ukrainian "п'ять".
 _APOSTROPHES = "\u2019\u02bc\u2018\u0060\u00b4\u02b9\u2032"
 
+NORMALIZATION_FILE = "text_normalization.json"
 CASES = ("lower", "upper", "keep")
 DIGIT_MODES = ("keep", "drop")
 UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD", None)
@@ -82,6 +88,42 @@ class TextNormalization:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def normalize(self, text: str) -> str:
+        """:func:`normalize_text` with these options."""
+        return normalize_text(text, self)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the options to ``directory/text_normalization.json`` (this package's own file, rewritten)."""
+        path = Path(directory) / NORMALIZATION_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> TextNormalization | None:
+        """The options saved in ``directory`` by :meth:`save_pretrained`, or None when it has none (a Hub id, a
+        model saved before fine-tuning wrote the file). A damaged file is a one-line ``ValueError`` naming it."""
+        path = Path(directory) / NORMALIZATION_FILE
+        if not path.is_file():
+            return None
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object of normalization options, got {type(values).__name__}")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown normalization option(s) {', '.join(unknown)}")
+        for option in fields(cls):
+            value = values.get(option.name, option.default)
+            if not isinstance(value, type(option.default)) and not (option.name == "unicode_form" and value is None):
+                raise ValueError(f"{path}: {option.name} must be a {type(option.default).__name__}, got {value!r}")
+        try:
+            return cls(**values)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def _is_punctuation(char: str) -> bool:
@@ -197,6 +239,7 @@ def tokenizer_kwargs() -> dict:
 
 
 __all__ = [
+    "NORMALIZATION_FILE",
     "PAD_TOKEN",
     "SPECIAL_TOKENS",
     "UNK_TOKEN",
