@@ -4,7 +4,6 @@
 directory written by transformers' ``Wav2Vec2Processor`` (whose configs name transformers' classes).
 """
 
-import numpy as np
 from transformers import BatchEncoding, BatchFeature, ProcessorMixin
 from transformers.utils import to_py_obj
 
@@ -16,16 +15,17 @@ LABEL_PAD_ID = -100
 
 # Keyword arguments that mean the same thing for audio and text; every other one belongs to a single modality.
 _SHARED_KWARGS = ("padding", "return_tensors")
+# Call arguments only the feature extractor has: kept out of the tokenizer's share of `common_kwargs`.
+_AUDIO_ONLY_CALL_KWARGS = ("sampling_rate", "resample")
 
 # from_pretrained arguments that locate files, passed to both sub-components' from_pretrained.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "proxies", "subfolder")
-# from_pretrained arguments that override a saved setting of one sub-component.
-_FEATURE_EXTRACTOR_ARGS = (
-    "feature_size", "sampling_rate", "padding_value", "return_attention_mask", "do_normalize", "padding_side",
-)
-_TOKENIZER_ARGS = (
-    "bos_token", "eos_token", "unk_token", "pad_token", "word_delimiter_token", "replace_word_delimiter_char",
-    "do_lower_case", "target_lang",
+# from_pretrained arguments about how to load, not what to build: our classes are loaded directly.
+_LOADER_KWARGS = ("trust_remote_code", "_from_auto", "_from_pipeline", "return_unused_kwargs")
+# Settings only the feature extractor has; every other from_pretrained keyword argument also goes to the tokenizer
+# (special tokens such as cls_token, do_lower_case, target_lang, padding_side, ...), as transformers does.
+_FEATURE_EXTRACTOR_ONLY_ARGS = (
+    "feature_size", "sampling_rate", "padding_value", "return_attention_mask", "do_normalize",
 )
 
 
@@ -40,12 +40,16 @@ class HfWav2Vec2Processor(ProcessorMixin):
     * ``pad(...)``: collate already processed examples (features and/or labels, labels padded with -100).
     * ``decode`` / ``batch_decode``: the tokenizer's CTC decoding.
 
-    When audio and text are given together, `padding` and `return_tensors` apply to both and every other keyword
-    argument to the audio (lengths in samples, not characters); pass text-only options as ``text_kwargs={...}`` and
-    audio-only ones as ``audio_kwargs={...}`` if needed.
+    Keyword arguments are routed as in transformers' ``ProcessorMixin``: ``audio_kwargs={...}`` go to the feature
+    extractor, ``text_kwargs={...}`` to the tokenizer, ``common_kwargs={...}`` to both (e.g.
+    ``{"return_tensors": "pt"}``), with lower priority than the other two. Plain keyword arguments go to the feature
+    extractor when there is audio (and to the tokenizer with text alone); of them only `padding` and `return_tensors`
+    also reach the tokenizer, as other options such as `max_length` count samples, not characters. An option given
+    both as a plain keyword argument and in the dictionary it would join is an error.
 
-    ``from_pretrained(path, **kwargs)`` accepts overrides of the saved settings, e.g. ``return_attention_mask`` for
-    the feature extractor or ``do_lower_case`` for the tokenizer.
+    ``from_pretrained(path, **kwargs)`` passes its keyword arguments on like transformers: settings of the saved
+    feature extractor (``return_attention_mask``, ``sampling_rate``, ...) override it, and everything else goes to
+    the tokenizer's ``from_pretrained`` (``do_lower_case``, ``target_lang``, special tokens such as ``cls_token``).
 
     Args:
         feature_extractor (`HfWav2Vec2FeatureExtractor`): turns waveforms into ``input_values``.
@@ -64,54 +68,66 @@ class HfWav2Vec2Processor(ProcessorMixin):
         # configs name (transformers' own for a transformers-written directory). Load ours directly instead; this
         # also works when the classes are not registered with the Auto classes, e.g. under trust_remote_code.
         hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+        overrides = {key: value for key, value in kwargs.items() if key not in _HUB_KWARGS + _LOADER_KWARGS}
         feature_extractor = HfWav2Vec2FeatureExtractor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
-        for key in _FEATURE_EXTRACTOR_ARGS:
-            if key in kwargs:
-                setattr(feature_extractor, key, kwargs[key])
-        tokenizer_overrides = {key: kwargs[key] for key in _TOKENIZER_ARGS if key in kwargs}
+        for key, value in overrides.items():
+            # transformers overrides the keys of the saved config; ours also sets arguments an old config lacks.
+            if key in _FEATURE_EXTRACTOR_ONLY_ARGS or key in vars(feature_extractor):
+                setattr(feature_extractor, key, value)
+        tokenizer_overrides = {key: v for key, v in overrides.items() if key not in _FEATURE_EXTRACTOR_ONLY_ARGS}
         tokenizer = HfWav2Vec2CTCTokenizer.from_pretrained(
             pretrained_model_name_or_path, **hub_kwargs, **tokenizer_overrides
         )
         return [feature_extractor, tokenizer]
 
-    def __call__(self, audio=None, text=None, sampling_rate=None, audio_kwargs=None, text_kwargs=None, **kwargs):
-        """Featurize `audio` and/or tokenize `text` (see the class docstring).
+    def __call__(
+        self,
+        audio=None,
+        text=None,
+        sampling_rate=None,
+        audio_kwargs=None,
+        text_kwargs=None,
+        common_kwargs=None,
+        **kwargs,
+    ):
+        """Featurize `audio` and/or tokenize `text` (see the class docstring for how keyword arguments are routed).
 
         Args:
-            audio: a mono clip (1-D array/tensor, list of floats) or a list of clips.
-            text: a transcript or a list of transcripts.
+            audio: a mono clip (1-D array/tensor, list of floats), a list of clips or a 2-D (clips, samples) array.
+            text: a transcript or a list of transcripts, one per clip (a single string for a single clip, also
+                when that clip is given as a list of one).
             sampling_rate: sampling rate of `audio` in Hz; always pass it (see the feature extractor).
-            audio_kwargs / text_kwargs: options for one side only.
+            audio_kwargs / text_kwargs: options for the feature extractor / the tokenizer only.
+            common_kwargs: options for both, e.g. ``{"return_tensors": "pt"}``.
             kwargs: options for the feature extractor (`padding`, `max_length`, `truncation`, `return_tensors`,
                 `return_attention_mask`, `resample`, ...) or, with text alone, for the tokenizer.
         """
         if audio is None and text is None:
             raise ValueError("Pass `audio`, `text` or both.")
-        audio_kwargs = dict(audio_kwargs or {})
-        text_kwargs = dict(text_kwargs or {})
-        if audio is None:
-            text_kwargs = {**kwargs, **text_kwargs}
-            return self.tokenizer(text, **text_kwargs)
-
-        if text is not None and isinstance(text, str) == _is_batch(audio):
-            raise ValueError("Pass as many transcripts as clips: one string with one clip, or a list with a batch.")
-        audio_kwargs = {**kwargs, **audio_kwargs}
+        common_kwargs = dict(common_kwargs or {})
+        text_common = {key: v for key, v in common_kwargs.items() if key not in _AUDIO_ONLY_CALL_KWARGS}
         if sampling_rate is not None:
-            audio_kwargs["sampling_rate"] = sampling_rate
-        inputs = self.feature_extractor(audio, **audio_kwargs)
+            kwargs["sampling_rate"] = sampling_rate
+        if audio is None:
+            kwargs.pop("sampling_rate", None)  # tokenizing text needs no rate
+            return self.tokenizer(text, **_merge_call_kwargs(text_common, kwargs, text_kwargs, "text_kwargs"))
+
+        audio_call = _merge_call_kwargs(common_kwargs, kwargs, audio_kwargs, "audio_kwargs")
+        inputs = self.feature_extractor(audio, **audio_call)
         if text is None:
             return inputs
 
-        for key in _SHARED_KWARGS:
-            if key in kwargs:
-                text_kwargs.setdefault(key, kwargs[key])
+        clips, transcripts = len(inputs["input_values"]), 1 if isinstance(text, str) else len(text)
+        if clips != transcripts:
+            raise ValueError(
+                f"Got {_count(clips, 'clip')} but {_count(transcripts, 'transcript')}: pass one transcript per clip."
+            )
+        shared = {key: kwargs[key] for key in _SHARED_KWARGS if key in kwargs}
+        text_kwargs = _merge_call_kwargs(text_common, shared, text_kwargs, "text_kwargs")
         return_tensors = text_kwargs.pop("return_tensors", None)
         text_kwargs["return_attention_mask"] = True  # needed to tell padding from labels
         encodings = self.tokenizer(text, **text_kwargs)
-        labels = _labels_from_encodings(encodings, return_tensors)
-        if _is_batch(audio) and len(labels["labels"]) != len(inputs["input_values"]):
-            raise ValueError(f"Got {len(inputs['input_values'])} clips but {len(labels['labels'])} transcripts.")
-        inputs["labels"] = labels["labels"]
+        inputs["labels"] = _labels_from_encodings(encodings, return_tensors)["labels"]
         return inputs
 
     def pad(self, input_features=None, labels=None, **kwargs):
@@ -157,10 +173,17 @@ class HfWav2Vec2Processor(ProcessorMixin):
         return list(self.feature_extractor.model_input_names) + ["labels"]
 
 
-def _is_batch(audio) -> bool:
-    if isinstance(audio, (list, tuple)):
-        return len(audio) > 0 and not isinstance(audio[0], (int, float, np.number))
-    return False
+def _merge_call_kwargs(common: dict, flat: dict, modality: dict | None, name: str) -> dict:
+    """One sub-component's call arguments: `common_kwargs` < plain keyword arguments / its own `name` dict."""
+    modality = dict(modality or {})
+    twice = sorted(set(flat) & set(modality))
+    if twice:
+        raise ValueError(f"HfWav2Vec2Processor: {twice} given both as keyword arguments and in {name}; give them once.")
+    return {**common, **flat, **modality}
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _labels_from_encodings(encodings, return_tensors) -> BatchFeature:

@@ -135,8 +135,10 @@ def test_call_errors(processor, clips):
         processor()
     with pytest.raises(ValueError, match="2 transcripts"):
         processor(audio=clips, text=["A", "B"], sampling_rate=SR, padding=True)
-    with pytest.raises(ValueError, match="as many transcripts"):
-        processor(audio=clips[0], text=["A"], sampling_rate=SR)
+    with pytest.raises(ValueError, match="Got 1 clip but 2 transcripts: pass one transcript per clip"):
+        processor(audio=clips[0], text=["A", "B"], sampling_rate=SR)
+    with pytest.raises(ValueError, match="Got 3 clips but 1 transcript:"):
+        processor(audio=clips, text="A", sampling_rate=SR, padding=True)
     with pytest.raises(ValueError, match="resample=True"):
         processor(audio=clips, sampling_rate=8000)
 
@@ -243,3 +245,96 @@ def test_random_frames_decode_like_transformers_processor(processor, transformer
     for _ in range(100):
         frames = [rng.choice([0, 0, 0, 4] + list(range(5, 32))) for _ in range(rng.randint(0, 40))]
         assert processor.decode(frames) == " ".join(theirs.decode(frames).split())
+
+
+# ----- transformers' ProcessorMixin behaviour -----
+
+
+@pytest.fixture
+def theirs(transformers_dir):
+    return Wav2Vec2Processor.from_pretrained(transformers_dir)
+
+
+def test_one_transcript_for_one_clip_in_any_nesting_like_transformers(processor, theirs, clips):
+    for audio, text in (([clips[0]], "ABC"), (clips[0], ["ABC"]), ([clips[0]], ["ABC"]), (clips[0], "ABC")):
+        for return_tensors in (None, "pt"):
+            call = dict(audio=audio, text=text, sampling_rate=SR, return_tensors=return_tensors)
+            ours, expected = processor(**call), theirs(**call)
+            assert set(ours) == set(expected)
+            labels = ours["labels"].tolist() if return_tensors else ours["labels"]
+            expected_labels = expected["labels"].tolist() if return_tensors else expected["labels"]
+            assert labels == expected_labels, (audio is clips[0], text, return_tensors)
+    single = processor(audio=[clips[0]], text="ABC", sampling_rate=SR, return_tensors="pt")
+    assert single["labels"].shape == (1, 3) and single["input_values"].shape == (1, len(clips[0]))
+
+
+def test_2d_audio_batch_like_transformers(processor, theirs):
+    batch = np.random.default_rng(1).standard_normal((2, 900)).astype(np.float32)
+    ours = processor(batch, text=["AB", "C"], sampling_rate=SR, padding=True, return_tensors="pt")
+    expected = theirs(batch, text=["AB", "C"], sampling_rate=SR, padding=True, return_tensors="pt")
+    assert ours["input_values"].shape == expected["input_values"].shape == (2, 900)
+    assert float((ours["input_values"] - expected["input_values"]).abs().max()) <= 1e-6
+    assert ours["labels"].tolist() == [[7, 24], [19, -100]]  # -100, not the pad id 0 that transformers leaves
+    assert expected["labels"].tolist() == [[7, 24], [19, 0]]
+
+
+def test_common_kwargs_reach_both_like_transformers(processor, theirs, clips):
+    common = {"common_kwargs": {"return_tensors": "pt"}}
+    audio = processor(audio=clips[0], sampling_rate=SR, **common)
+    assert isinstance(audio["input_values"], torch.Tensor)
+    expected = theirs(audio=clips[0], sampling_rate=SR, **common)
+    assert float((audio["input_values"] - expected["input_values"]).abs().max()) <= 1e-6
+    text = processor(text="HELLO", **common)
+    assert torch.equal(text["input_ids"], theirs(text="HELLO", **common)["input_ids"])
+    both = processor(audio=[clips[0]], text="ABC", sampling_rate=SR, **common)
+    assert all(isinstance(value, torch.Tensor) for value in both.values())
+    assert torch.equal(both["labels"], theirs(audio=[clips[0]], text="ABC", sampling_rate=SR, **common)["labels"])
+
+    # modality dicts, with common_kwargs under them
+    call = dict(
+        audio=clips[:2], text=["HELLO", "A"], sampling_rate=SR, audio_kwargs={"padding": True},
+        text_kwargs={"padding": True}, common_kwargs={"return_tensors": "np"},
+    )
+    ours, expected = processor(**call), theirs(**call)
+    assert ours["input_values"].shape == expected["input_values"].shape == (2, 1200)
+    assert ours["labels"].shape == expected["labels"].shape == (2, 5)
+    override = processor(audio=clips[0], sampling_rate=SR, audio_kwargs={"return_tensors": "pt"}, **common)
+    assert isinstance(override["input_values"], torch.Tensor)
+    lists = processor(text="HI", text_kwargs={"return_tensors": None}, **common)
+    assert lists["input_ids"] == [11, 10]
+
+
+def test_keyword_given_twice_is_an_error_like_transformers(processor, theirs, clips):
+    call = dict(audio=clips, sampling_rate=SR, padding=True, audio_kwargs={"padding": "longest"})
+    with pytest.raises(ValueError, match=r"\['padding'\] given both as keyword arguments and in audio_kwargs"):
+        processor(**call)
+    with pytest.raises(ValueError, match="two times"):
+        theirs(**call)
+    with pytest.raises(ValueError, match="text_kwargs"):
+        processor(text="HI", return_tensors="pt", text_kwargs={"return_tensors": "np"})
+    with pytest.raises(ValueError, match="sampling_rate"):
+        processor(audio=clips, sampling_rate=SR, audio_kwargs={"sampling_rate": SR})
+
+
+def test_from_pretrained_passes_keyword_arguments_on_like_transformers(transformers_dir):
+    kwargs = dict(cls_token="(CLS)", do_lower_case=True, padding_side="left", sampling_rate=8000)
+    ours = HfWav2Vec2Processor.from_pretrained(transformers_dir, **kwargs)
+    expected = Wav2Vec2Processor.from_pretrained(transformers_dir, **kwargs)
+    for processor in (ours, expected):
+        assert processor.tokenizer.cls_token == "(CLS)" and processor.tokenizer.do_lower_case is True
+        assert processor.tokenizer.padding_side == processor.feature_extractor.padding_side == "left"
+        assert processor.feature_extractor.sampling_rate == 8000
+    assert ours.tokenizer.cls_token_id == expected.tokenizer.cls_token_id == len(EN_VOCAB)
+    assert ours.tokenizer.convert_tokens_to_ids("(CLS)") == len(EN_VOCAB)
+
+
+def test_from_pretrained_target_lang(tmp_path):
+    nested = {"eng": EN_VOCAB, "abc": {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "B": 5, "A": 6}}
+    (tmp_path / "vocab.json").write_text(json.dumps(nested))
+    HfWav2Vec2Processor(
+        HfWav2Vec2FeatureExtractor(), HfWav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), target_lang="eng")
+    ).save_pretrained(tmp_path / "saved")
+    processor = HfWav2Vec2Processor.from_pretrained(tmp_path / "saved", target_lang="abc")
+    assert processor.tokenizer.target_lang == "abc" and processor(text="AB")["input_ids"] == [6, 5]
+    processor.tokenizer.set_target_lang("eng")
+    assert processor(text="AB")["input_ids"] == [7, 24]

@@ -380,7 +380,9 @@ def test_convert_tokens_to_string_agrees_with_decode(tokenizers):
         tokens = ours.convert_ids_to_tokens(frames)
         for group_tokens in (True, False):
             got = ours.convert_tokens_to_string(tokens, group_tokens=group_tokens, output_word_offsets=True)
-            decoded = ours.decode(frames, group_tokens=group_tokens, skip_special_tokens=False, output_word_offsets=True)
+            decoded = ours.decode(
+                frames, group_tokens=group_tokens, skip_special_tokens=False, output_word_offsets=True
+            )
             assert got["text"] == decoded.text and got["word_offsets"] == decoded.word_offsets, frames
 
 
