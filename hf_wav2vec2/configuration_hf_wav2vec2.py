@@ -180,8 +180,8 @@ class HfWav2Vec2Config(PretrainedConfig):
             self._fail("adapters (add_adapter / adapter_attn_dim) are not supported")
         output_size = kwargs.pop("output_hidden_size", None)
         if output_size is not None and output_size != self.hidden_size:
-            self._fail(f"output_hidden_size ({output_size}) differs from hidden_size ({self.hidden_size}); only adapter "
-                       "models have that, and adapters are not supported")
+            self._fail(f"output_hidden_size ({output_size}) differs from hidden_size ({self.hidden_size}); only "
+                       "adapter models have that, and adapters are not supported")
         for name in ("adapter_kernel_size", "adapter_stride", "num_adapter_layers"):  # meaningless without adapters
             kwargs.pop(name, None)
 
@@ -220,7 +220,8 @@ class HfWav2Vec2Config(PretrainedConfig):
         self._check_fields(fail)
         for name in ("num_attention_heads", "num_conv_pos_embedding_groups"):
             if self.hidden_size % getattr(self, name):
-                fail(f"config.hidden_size ({self.hidden_size}) must be divisible by config.{name} ({getattr(self, name)})")
+                fail(f"config.hidden_size ({self.hidden_size}) must be divisible by config.{name} "
+                     f"({getattr(self, name)})")
         if "quantizer" in heads:
             if self.codevector_dim % self.num_codevector_groups:
                 fail(f"config.codevector_dim ({self.codevector_dim}) must be divisible by config.num_codevector_groups "

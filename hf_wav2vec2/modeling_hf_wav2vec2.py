@@ -106,6 +106,7 @@ def sample_negative_indices(
     return negatives + torch.arange(batch, device=device)[:, None, None] * frames
 
 
+
 def conv_output_lengths(lengths, conv_kernel, conv_stride):
     """Frames produced by the conv feature encoder for inputs of ``lengths`` samples (int or tensor)."""
     for kernel, stride in zip(conv_kernel, conv_stride):
@@ -502,14 +503,18 @@ class HfWav2Vec2PreTrainedModel(PreTrainedModel):
         elif isinstance(module, HfWav2Vec2Model) and module.masked_spec_embed is not None:
             init.uniform_(module.masked_spec_embed)
 
-    def _get_feat_extract_output_lengths(self, input_lengths):
-        """Frames out of the feature encoder for ``input_lengths`` samples (transformers' method name)."""
+    def _get_feat_extract_output_lengths(self, input_lengths, add_adapter=None):
+        """Frames out of the feature encoder for ``input_lengths`` samples (transformers' method, no adapters)."""
         return conv_output_lengths(input_lengths, self.config.conv_kernel, self.config.conv_stride)
 
     def _frame_mask(self, attention_mask, frames):
         """Sample-level attention mask (B, L) -> frame-level (B, T) bool, True for real frames."""
         lengths = self._get_feat_extract_output_lengths(attention_mask.long().sum(-1))
         return torch.arange(frames, device=attention_mask.device)[None, :] < lengths[:, None]
+
+    def _get_feature_vector_attention_mask(self, feature_vector_length, attention_mask, add_adapter=None):
+        # transformers' name, called by its pre-training collator (DataCollatorForWav2Vec2Pretraining)
+        return self._frame_mask(attention_mask, feature_vector_length)
 
     def _check_input(self, input_values):
         if input_values.dim() != 2:
@@ -728,40 +733,37 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
         return mask if frame_mask is None else mask & frame_mask
 
     def _objective(self, projected, normed, mask, sampled_negative_indices, frame_mask):
-        """Targets of the frames the loss reads and the contrastive logits (N, 1 + K) of the masked frames.
+        """Projected targets (B, T, P) and the contrastive logits (N, 1 + K) of the masked frames.
 
-        Distractors may be any frames of the batch. Returns the output fields and the projected targets (B, T, P),
-        zero at frames not quantized. Without ``mask``: every frame's targets, perplexities over the real frames.
+        Distractors may be any frames of the batch. Without ``mask``: no logits, perplexities over the real frames.
         """
         batch, frames, _ = normed.shape
         flat, device = batch * frames, normed.device
-        if mask is None:
-            masked = frame_mask.view(-1).nonzero().squeeze(1) if frame_mask is not None else torch.arange(flat, device=device)
-            negatives = masked[:, None]
-        else:
-            masked = mask.view(-1).nonzero().squeeze(1)  # (N,) flat indices of masked frames, batch-major
-            negatives = self._negatives(sampled_negative_indices, mask)[masked]  # (N, K) flat indices
+        scored = mask if mask is not None else frame_mask
+        masked = torch.arange(flat, device=device) if scored is None else scored.view(-1).nonzero().squeeze(1)  # (N,)
         # quantize only what the loss reads in training (masked frames and distractors); every frame in eval
         used = torch.full((flat,), not self.training, dtype=torch.bool, device=device)
         used[masked] = True
-        used[negatives.reshape(-1)] = True
+        if mask is not None:
+            negatives = self._negatives(sampled_negative_indices, mask)[masked]  # (N, K) flat indices
+            used[negatives.reshape(-1)] = True
         rows = used.nonzero().squeeze(1)  # (M,) flat frames to quantize
         row_of = torch.full((flat,), -1, dtype=torch.long, device=device)
         row_of[rows] = torch.arange(rows.numel(), device=device)
         target_in = self.dropout_features(normed).reshape(flat, -1)[rows]  # (M, C)
-        fields, codes = {}, None
+        fields = dict(num_masked=torch.tensor(0 if mask is None else masked.numel(), device=device))
+        codes = None
         if self.config.quantize_targets:
             target_in, codes, *fields["perplexities"] = self.quantizer(target_in, row_of[masked])
         targets = self.project_q(target_in.to(self.project_q.weight.dtype))  # (M, P)
-        quantized = targets.new_zeros(flat, targets.shape[-1]).index_copy(0, rows, targets).view(batch, frames, -1)
-        fields["num_masked"] = torch.tensor(0 if mask is None else masked.numel(), device=device)
         if mask is not None:
             predictions = projected.reshape(flat, -1)[masked]  # (N, P)
             fields["logits"] = self.contrastive_logits(predictions, targets, row_of[masked], row_of[negatives], codes)
-        return fields, quantized
+        quantized = targets.new_zeros(flat, targets.shape[-1]).index_copy(0, rows, targets)
+        return fields, quantized.view(batch, frames, -1)
 
     def _negatives(self, sampled_negative_indices, mask):
-        """Given (checked) or sampled distractors, (B*T, K) flat indices into the batch."""
+        """Given (checked) or sampled distractors as (B*T, K) flat indices into the batch."""
         batch, frames = mask.shape
         if sampled_negative_indices is None:
             return sample_negative_indices(mask, self.config.num_negatives).view(batch * frames, -1)
@@ -769,7 +771,7 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
         if negatives.dim() != 3 or tuple(negatives.shape[:2]) != (batch, frames):
             raise ValueError(f"sampled_negative_indices must be (batch, frames, K) = ({batch}, {frames}, K), got "
                              f"{tuple(negatives.shape)}")
-        if negatives.numel() and (int(negatives.min()) < 0 or int(negatives.max()) >= batch * frames):
+        if ((negatives < 0) | (negatives >= batch * frames)).any():
             raise ValueError(f"sampled_negative_indices must be flat indices into batch * frames = {batch * frames}")
         return negatives.view(batch * frames, -1)
 

@@ -1,5 +1,6 @@
 """Parity with transformers' own Wav2Vec2 classes on tiny random checkpoints (fp32, max abs diff <= 1e-5)."""
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -164,3 +165,97 @@ def test_export_to_transformers_round_trip(tmp_path, variant):
     x = audio_batch()
     with torch.no_grad():
         assert max_diff(ours(x).logits, theirs.eval()(x).logits) <= TOL
+
+
+# ------------------------------------------------------------------ drop-in for transformers' pre-training scripts
+
+
+def transformers_collate(model, x, attention_mask=None, mask_prob=0.5, draw_from="masked"):
+    """What transformers' DataCollatorForWav2Vec2Pretraining does, with transformers' own numpy samplers.
+
+    ``draw_from``: "masked" (the collator: distractors among masked frames), "all" (``_sample_negative_indices``
+    without a mask: every frame) or "unpadded" (every real frame).
+    """
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+
+    np.random.seed(0)
+    batch = {"input_values": x}
+    frames = int(model._get_feat_extract_output_lengths(x.shape[-1]))
+    if attention_mask is not None:
+        batch["attention_mask"] = attention_mask
+        batch["sub_attention_mask"] = model._get_feature_vector_attention_mask(frames, attention_mask)
+    sub = batch.get("sub_attention_mask")
+    mask = _compute_mask_indices((x.shape[0], frames), mask_prob, 4, attention_mask=sub, min_masks=2)
+    source = {"masked": mask, "all": None, "unpadded": None if sub is None else sub.numpy()}[draw_from]
+    negatives = _sample_negative_indices((x.shape[0], frames), model.config.num_negatives, mask_time_indices=source)
+    batch["mask_time_indices"] = torch.tensor(mask, dtype=torch.long)
+    batch["sampled_negative_indices"] = torch.tensor(negatives, dtype=torch.long)
+    return batch
+
+
+@pytest.mark.parametrize("draw_from", ["all", "masked"])
+def test_contrastive_loss_with_transformers_samplers(tmp_path, variant, draw_from):
+    """transformers' sampler may draw distractors from unmasked frames: accepted, same loss as transformers."""
+    reference = transformers.Wav2Vec2ForPreTraining(hf_config(variant, mask_time_prob=0.5)).eval()
+    ours = load_clean(HfWav2Vec2ForPreTraining, saved(tmp_path, reference))
+    x = audio_batch(2, 6400)
+    batch = transformers_collate(reference, x, draw_from=draw_from)
+    mask = batch["mask_time_indices"].bool()
+    flat = batch["sampled_negative_indices"].view(-1, reference.config.num_negatives)[mask.view(-1)]
+    if draw_from == "all":
+        assert not mask.view(-1)[flat].all(), "the sampler should have drawn unmasked frames"
+    with torch.no_grad():
+        theirs = reference(**batch)
+        mine = ours(**batch)
+    assert close(mine.contrastive_loss, theirs.contrastive_loss), (mine.contrastive_loss, theirs.contrastive_loss)
+    # transformers' output fields, same meaning (eval: every frame projected and quantized, hard perplexity)
+    assert max_diff(mine.projected_states, theirs.projected_states) <= TOL
+    assert max_diff(mine.projected_quantized_states, theirs.projected_quantized_states) <= TOL
+    assert close(mine.codevector_perplexity, theirs.codevector_perplexity)
+
+
+def test_padded_batch_with_transformers_collator_runs_its_training_step(tmp_path):
+    """A padded LARGE batch as transformers' collator builds it, fed as **batch; distractors from every real frame."""
+    reference = transformers.Wav2Vec2ForPreTraining(hf_config("large", mask_time_prob=0.5))
+    ours = load_clean(HfWav2Vec2ForPreTraining, saved(tmp_path, reference))
+    x = audio_batch(2, 6400)
+    attention = torch.ones_like(x, dtype=torch.long)
+    attention[1, 4000:] = 0
+    x = x * attention
+    batch = transformers_collate(ours, x, attention, draw_from="unpadded")
+    batch.pop("sub_attention_mask")  # as the script does before the forward pass
+    num_losses = batch["mask_time_indices"].sum()
+    with torch.no_grad():
+        theirs = reference.eval()(**batch)
+        mine = ours.eval()(**batch)
+    assert mine.num_masked.item() == int(num_losses)
+    assert close(mine.contrastive_loss, theirs.contrastive_loss)
+    # training mode: the script's step runs unchanged (loss, its parts, the perplexity it logs)
+    ours.train()
+    outputs = ours(**batch)
+    (outputs.loss / num_losses).backward()
+    logs = [outputs.contrastive_loss / num_losses, outputs.diversity_loss / num_losses, outputs.codevector_perplexity]
+    assert all(torch.isfinite(v) for v in logs)
+    assert torch.equal(outputs.codevector_perplexity, outputs.prob_perplexity)
+    assert ours.project_q.weight.grad is not None
+
+
+def test_eager_and_sdpa_attention_agree_with_transformers_eager(tmp_path, variant):
+    reference = transformers.Wav2Vec2Model(hf_config(variant, attn_implementation="eager")).eval()
+    path = saved(tmp_path, reference)
+    eager = HfWav2Vec2Model.from_pretrained(path, attn_implementation="eager").eval()
+    sdpa = HfWav2Vec2Model.from_pretrained(path, attn_implementation="sdpa").eval()
+    assert (eager.config._attn_implementation, sdpa.config._attn_implementation) == ("eager", "sdpa")
+    x = audio_batch(2, 4000)
+    attention = torch.ones_like(x, dtype=torch.long)
+    attention[1, 2500:] = 0
+    kwargs = dict(attention_mask=attention) if variant == "large" else {}
+    with torch.no_grad():
+        theirs = reference(x * attention, output_attentions=True, **kwargs)
+        mine = eager(x * attention, output_attentions=True, **kwargs)
+        fused = sdpa(x * attention, **kwargs)
+    assert max_diff(mine.last_hidden_state, fused.last_hidden_state) <= TOL
+    assert max_diff(mine.last_hidden_state, theirs.last_hidden_state) <= TOL
+    assert len(mine.attentions) == len(theirs.attentions) == reference.config.num_hidden_layers
+    for a, b in zip(mine.attentions, theirs.attentions):
+        assert max_diff(a, b) <= TOL
