@@ -9,16 +9,20 @@ exactly:
   ``AutoModelForPreTraining`` and ``AutoModelForCTC``, and the code files ``trust_remote_code=True`` imports
   (``save_pretrained`` copies them because the classes are registered for the Auto classes);
 * the processor files (``vocab.json``, ``tokenizer_config.json``, ``processor_config.json`` or, for a feature
-  extractor alone, ``preprocessor_config.json``) with their code files, so ``AutoProcessor`` and the ASR
-  ``pipeline`` work without this package;
+  extractor alone, ``preprocessor_config.json``) with their code files, so ``AutoProcessor`` works without this
+  package; for CTC models also this package's pipeline (``pipeline_hf_wav2vec2.py``, ``audio.py``, a
+  ``custom_pipelines`` entry), which ``pipeline(model=REPO, trust_remote_code=True)`` builds: soxr resampling
+  instead of torchaudio, file streaming;
 * ``README.md``: a model card rendered from the packaged template ``hf_wav2vec2/templates/model_card.md`` (the
   single source of truth; ``model_cards/template.md`` is a verbatim copy for readers of the repository), with Hub
-  ``model-index`` metadata for the reported WER / CER.
+  ``model-index`` metadata for the reported WER / CER. Its defaults come from the model directory's
+  ``card_info.json`` (:meth:`CardInfo.save`, written by fine-tuning); explicit card fields override them.
 """
 
 import json
 import math
 import re
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from fnmatch import fnmatch
@@ -30,6 +34,8 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md"
 # Card fields saved beside a model (by fine-tuning) that push uses as the defaults of its card.
 CARD_INFO_FILE = "card_info.json"
+DEFAULT_LANGUAGE, DEFAULT_LICENSE = "en", "apache-2.0"  # when neither the card nor card_info.json says
+UNNAMED_DATASET = "unnamed test data"  # a result reported without a dataset id or name
 
 TAGS = ["audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"]
 
@@ -69,7 +75,8 @@ class Result:
     """One evaluation result for the card and its ``model-index``.
 
     Args:
-        dataset_type: Hub dataset id, e.g. "librispeech_asr" (``model-index`` ``dataset.type``).
+        dataset_type: Hub dataset id, e.g. "librispeech_asr" (``model-index`` ``dataset.type``). Without one the
+            result is shown in the card's table only: the Hub's ``model-index`` needs a dataset id.
         dataset_name: human-readable name, e.g. "LibriSpeech (clean)"; defaults to ``dataset_type``.
         split: e.g. "test".
         config: dataset configuration, e.g. "clean".
@@ -77,7 +84,7 @@ class Result:
         decoding: how the numbers were obtained, e.g. "greedy CTC, no LM" (shown in the table).
     """
 
-    dataset_type: str
+    dataset_type: str | None = None
     dataset_name: str | None = None
     split: str = "test"
     config: str | None = None
@@ -86,9 +93,8 @@ class Result:
     decoding: str | None = None
 
     def __post_init__(self):
-        if not self.dataset_type:
-            raise PublishError("a result needs its dataset (the Hub dataset id, e.g. librispeech_asr)")
-        self.dataset_name = self.dataset_name or self.dataset_type
+        self.dataset_type = self.dataset_type or None
+        self.dataset_name = self.dataset_name or self.dataset_type or UNNAMED_DATASET
         if self.wer is None and self.cer is None:
             raise PublishError(f"result on {self.dataset_name}: give a WER, a CER or both")
         for name in ("wer", "cer"):
@@ -100,6 +106,9 @@ class Result:
 @dataclass
 class CardInfo:
     """What the model card says besides what the config tells.
+
+    Fields left None (or empty) are "not given": :meth:`updated` keeps the other card's value for them, and the
+    rendered card says ``language: en`` and ``license: apache-2.0`` when nothing gives them.
 
     Args:
         language: ISO 639-1 code(s) of the speech.
@@ -114,8 +123,8 @@ class CardInfo:
         tags: extra tags.
     """
 
-    language: str | list[str] | None = "en"
-    license: str | None = "apache-2.0"
+    language: str | list[str] | None = None
+    license: str | None = None
     datasets: list[str] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
     results_note: str | None = None
@@ -138,8 +147,17 @@ class CardInfo:
         if unknown:
             raise PublishError(f"unknown card fields: {', '.join(sorted(unknown))}")
         value = dict(value)
-        value["results"] = [r if isinstance(r, Result) else Result(**r) for r in value.get("results") or []]
+        try:
+            value["results"] = [r if isinstance(r, Result) else Result(**r) for r in value.get("results") or []]
+        except TypeError as error:  # a result that is not a dict, or has fields Result does not know
+            raise PublishError(f"invalid result ({error})") from None
         return cls(**value)
+
+    def updated(self, card) -> "CardInfo":
+        """A copy with the fields that ``card`` (CardInfo, dict or None) gives put over these."""
+        card = CardInfo.coerce(card)
+        given = {f.name: getattr(card, f.name) for f in fields(card) if getattr(card, f.name) not in (None, [])}
+        return CardInfo(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **given})
 
     def save(self, directory) -> Path:
         """Write the fields (results as dicts) to ``directory/card_info.json``, which ``push`` reads as the
@@ -155,15 +173,11 @@ class CardInfo:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls.coerce(json.loads(path.read_text(encoding="utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise PublishError(f"{path}: not valid JSON ({error})") from None
-        try:
-            return cls.coerce(data)
         except PublishError as error:
             raise PublishError(f"{path}: {error}") from None
-        except TypeError as error:  # a result that is not a dict, or has fields Result does not know
-            raise PublishError(f"{path}: invalid result ({error})") from None
 
 
 def _model_class_name(model_or_config) -> str:
@@ -183,15 +197,12 @@ def _parameter_count(model_or_config, class_name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _format_count(count: int) -> str:
-    return f"{count / 1e6:.1f} M" if count >= 1e6 else f"{count / 1e3:.1f} k"
-
-
 def describe_architecture(model_or_config) -> str:
     """Markdown bullet list of the architecture, read from the config."""
     config = getattr(model_or_config, "config", model_or_config)
     class_name = _model_class_name(model_or_config)
     params = _parameter_count(model_or_config, class_name)
+    params = f"{params / 1e6:.1f} M" if params >= 1e6 else f"{params / 1e3:.1f} k"
     frame_ms = 1000 * config.inputs_to_logits_ratio / 16000
     receptive_ms = 1000 * config.receptive_field / 16000
     norm = (
@@ -212,7 +223,7 @@ def describe_architecture(model_or_config) -> str:
         else "layer norm after each block (post-LN)"
     )
     lines = [
-        f"- `{class_name}`: wav2vec 2.0 with {head}; {_format_count(params)} parameters.",
+        f"- `{class_name}`: wav2vec 2.0 with {head}; {params} parameters.",
         (
             f"- Feature encoder: {len(config.conv_dim)} temporal convolutions ({config.conv_dim[-1]} channels, "
             f"kernels {tuple(config.conv_kernel)}, strides {tuple(config.conv_stride)}), {norm}: one frame every "
@@ -234,9 +245,10 @@ def _results_markdown(info: CardInfo) -> str:
     else:
         rows = ["| Dataset | Split | WER (%) | CER (%) | Decoding |", "|---|---|---|---|---|"]
         for r in info.results:
-            dataset = r.dataset_name + (f" (`{r.dataset_type}`" + (f", config `{r.config}`" if r.config else "") + ")")
-            wer = f"{r.wer:g}" if r.wer is not None else "–"
-            cer = f"{r.cer:g}" if r.cer is not None else "–"
+            dataset = r.dataset_name + (
+                f" (`{r.dataset_type}`" + (f", config `{r.config}`" if r.config else "") + ")" if r.dataset_type else ""
+            )
+            wer, cer = (f"{value:g}" if value is not None else "–" for value in (r.wer, r.cer))
             rows.append(f"| {dataset} | {r.split} | {wer} | {cer} | {r.decoding or '–'} |")
         text = "\n".join(rows)
     return text + (f"\n\n{info.results_note}" if info.results_note else "")
@@ -244,13 +256,15 @@ def _results_markdown(info: CardInfo) -> str:
 
 def _usage_markdown(repo_id: str, class_name: str) -> str:
     if class_name == "HfWav2Vec2ForCTC":
-        return f"""Transcribe 16 kHz mono speech with the transformers pipeline:
+        return f"""Transcribe speech with the pipeline that ships with the weights (audio files or arrays at any sampling rate,
+resampled with soxr; long files streamed with `chunk_length_s`):
 
 ```python
 from transformers import pipeline
 
-asr = pipeline("automatic-speech-recognition", model="{repo_id}", trust_remote_code=True)
+asr = pipeline(model="{repo_id}", trust_remote_code=True)
 print(asr("speech.wav")["text"])
+print(asr({{"raw": samples_8khz, "sampling_rate": 8000}})["text"])
 ```
 
 or step by step:
@@ -289,7 +303,7 @@ def card_metadata(info: CardInfo, class_name: str, model_name: str) -> ModelCard
     """Hub metadata: language, license, datasets, tags, library, pipeline and the model-index results."""
     is_ctc = class_name == "HfWav2Vec2ForCTC"
     eval_results = []
-    for r in info.results:
+    for r in (r for r in info.results if r.dataset_type):  # model-index entries need a dataset id
         for metric, value in (("wer", r.wer), ("cer", r.cer)):
             if value is not None:
                 eval_results.append(EvalResult(
@@ -298,10 +312,10 @@ def card_metadata(info: CardInfo, class_name: str, model_name: str) -> ModelCard
                     dataset_split=r.split, metric_type=metric, metric_value=float(value),
                     metric_name=f"{r.split.capitalize()} {metric.upper()}",
                 ))
-    datasets = list(dict.fromkeys([*info.datasets, *(r.dataset_type for r in info.results)]))
+    datasets = list(dict.fromkeys([*info.datasets, *(r.dataset_type for r in info.results if r.dataset_type)]))
     tags = TAGS if is_ctc else [t for t in TAGS if t != "automatic-speech-recognition"]
     return ModelCardData(
-        language=info.language, license=info.license, datasets=datasets or None,
+        language=info.language or DEFAULT_LANGUAGE, license=info.license or DEFAULT_LICENSE, datasets=datasets or None,
         tags=list(dict.fromkeys([*tags, *info.tags])), library_name="transformers",
         pipeline_tag="automatic-speech-recognition" if is_ctc else "feature-extraction",
         base_model=info.base_model, model_name=model_name, eval_results=eval_results or None,
@@ -401,8 +415,11 @@ def _complete_auto_map(config_file: Path):
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _auto_map_modules(folder: Path) -> set[str]:
-    """Module files named by the auto_map entries of every config in ``folder``."""
+def _code_modules(folder: Path) -> set[str]:
+    """Module files named by the auto_map and custom_pipelines entries of the configs in ``folder``, and the
+    files its code imports (``from .audio import ...``)."""
+    from transformers.dynamic_module_utils import get_relative_imports
+
     modules = set()
 
     def collect(auto_map):
@@ -417,7 +434,8 @@ def _auto_map_modules(folder: Path) -> set[str]:
             data = json.loads(path.read_text(encoding="utf-8"))
             collect(data.get("auto_map", {}))
             collect(data.get("feature_extractor", {}).get("auto_map", {}))  # nested in processor_config.json
-    return modules
+            collect({task: entry.get("impl") for task, entry in data.get("custom_pipelines", {}).items()})
+    return modules | {f"{name}.py" for path in folder.glob("*.py") for name in get_relative_imports(path)}
 
 
 def check_upload_folder(folder) -> list[str]:
@@ -431,7 +449,7 @@ def check_upload_folder(folder) -> list[str]:
     missing = [name for name in REQUIRED_FILES if name not in names]
     if not any(fnmatch(name, "*.safetensors") for name in names):
         missing.append("model.safetensors")
-    missing += sorted(module for module in _auto_map_modules(folder) if module not in names)
+    missing += sorted(module for module in _code_modules(folder) if module not in names)
     if missing:
         raise PublishError(f"the upload folder {folder} lacks {', '.join(missing)}")
     # every config must name its code, or transformers cannot load it without this package
@@ -450,13 +468,22 @@ def _empty_directory(path) -> Path:
 
 
 def prepare_upload_folder(model_dir_or_model, folder, *, repo_id: str, processor=None, card=None) -> Path:
-    """Write the files to upload for ``repo_id`` into the new (or empty) directory ``folder``."""
+    """Write the files to upload for ``repo_id`` into the new (or empty) directory ``folder``.
+
+    ``card`` fields override those of the model directory's ``card_info.json`` (see :meth:`CardInfo.save`)."""
+    from .modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
+    from .pipeline_hf_wav2vec2 import save_pipeline_code
+
     model, processor = _resolve(model_dir_or_model, processor)
+    if isinstance(model_dir_or_model, (str, Path)):
+        card = (CardInfo.load(model_dir_or_model) or CardInfo()).updated(card)
     readme = render_model_card(model, repo_id, card)
     folder = _empty_directory(folder)
     model.save_pretrained(folder)  # safetensors; copies configuration_/modeling_hf_wav2vec2.py
     processor.save_pretrained(folder)
     _complete_auto_map(folder / "config.json")
+    if isinstance(model, HfWav2Vec2ForCTC):  # remote-code users get this package's pipeline (no torchaudio)
+        save_pipeline_code(folder)
     (folder / "README.md").write_text(readme, encoding="utf-8")
     check_upload_folder(folder)
     return folder
@@ -532,15 +559,19 @@ def add_push_arguments(parser):
     parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
     parser.add_argument("--commit-message", default=None)
     card = parser.add_argument_group("model card")
+    # defaults None: the model directory's card_info.json (written by fine-tuning) fills what is not given
     card.add_argument("--wer", type=float, default=None, help="word error rate in percent on --dataset")
     card.add_argument("--cer", type=float, default=None, help="character error rate in percent on --dataset")
-    card.add_argument("--dataset", default=None, metavar="ID", help="Hub id of the evaluation dataset (librispeech_asr)")
+    card.add_argument("--dataset", default=None, metavar="ID",
+                      help="Hub id of the evaluation dataset (librispeech_asr); without it the result is in the "
+                           "card's table but not in the Hub model-index")
     card.add_argument("--dataset-name", default=None, help="display name of the evaluation dataset")
     card.add_argument("--dataset-config", default=None, help="dataset configuration (e.g. clean)")
     card.add_argument("--split", default="test", help="evaluated split (default: test)")
     card.add_argument("--decoding", default=None, help="how the WER was obtained (e.g. 'greedy CTC, no LM')")
-    card.add_argument("--language", default="en", help="language code(s), comma-separated (default: en)")
-    card.add_argument("--license", default="apache-2.0")
+    card.add_argument("--language", default=None,
+                      help="language code(s), comma-separated (default: from card_info.json, else en)")
+    card.add_argument("--license", default=None, help="(default: from card_info.json, else apache-2.0)")
     card.add_argument("--train-dataset", action="append", default=[], metavar="ID", help="Hub id of a training dataset")
     card.add_argument("--model-name", default=None, help="name in the card (default: the repository name)")
     card.add_argument("--base-model", default=None, help="Hub id of the model this one derives from")
@@ -550,10 +581,9 @@ def add_push_arguments(parser):
 
 
 def card_from_args(args) -> CardInfo:
+    """The card fields the flags give (None where a flag is absent; card_info.json then decides)."""
     results = []
     if args.wer is not None or args.cer is not None:
-        if not args.dataset:
-            raise PublishError("--wer / --cer need --dataset (the Hub id of the evaluation dataset)")
         results.append(Result(
             dataset_type=args.dataset, dataset_name=args.dataset_name, split=args.split, config=args.dataset_config,
             wer=args.wer, cer=args.cer, decoding=args.decoding,
@@ -568,6 +598,9 @@ def card_from_args(args) -> CardInfo:
 
 def run_push(args) -> int:
     """Run the subcommand; a publishing problem exits with a one-line message (``SystemExit``)."""
+    if (args.wer is not None or args.cer is not None) and not args.dataset:
+        print("note: no --dataset: the WER/CER go into the card's table but not into the Hub model-index",
+              file=sys.stderr)
     try:
         result = push_to_hub(
             args.model_dir, args.repo_id, card=card_from_args(args), dry_run_dir=args.dry_run, token=args.token,
@@ -583,18 +616,7 @@ def run_push(args) -> int:
 
 
 __all__ = [
-    "CARD_INFO_FILE",
-    "CardInfo",
-    "PublishError",
-    "Result",
-    "TEMPLATE_PATH",
-    "add_push_arguments",
-    "card_metadata",
-    "check_upload_folder",
-    "describe_architecture",
-    "fill_template",
-    "prepare_upload_folder",
-    "push_to_hub",
-    "render_model_card",
-    "run_push",
+    "CARD_INFO_FILE", "DEFAULT_LANGUAGE", "DEFAULT_LICENSE", "CardInfo", "PublishError", "Result", "TEMPLATE_PATH",
+    "add_push_arguments", "card_metadata", "check_upload_folder", "describe_architecture", "fill_template",
+    "prepare_upload_folder", "push_to_hub", "render_model_card", "run_push",
 ]

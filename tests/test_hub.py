@@ -4,6 +4,7 @@ import hf_wav2vec2, the model card's Hub metadata, and the upload calls (HfApi m
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -13,8 +14,14 @@ import pytest
 import torch
 from conftest import NO_DROPOUT, tiny_config
 from huggingface_hub import ModelCard, metadata_load
+from transformers import pipeline
+from transformers.dynamic_module_utils import get_relative_import_files
 
-from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
+from hf_wav2vec2 import (
+    HfWav2Vec2AutomaticSpeechRecognitionPipeline,
+    HfWav2Vec2ForCTC,
+    HfWav2Vec2ForPreTraining,
+)
 from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from hf_wav2vec2.hub import (
     TEMPLATE_PATH,
@@ -31,11 +38,15 @@ from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
 from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CODE_FILES = {"configuration_hf_wav2vec2.py", "modeling_hf_wav2vec2.py"}
+# the modeling file and every file it imports (transformers copies and loads exactly these for trust_remote_code)
+CODE_FILES = {"modeling_hf_wav2vec2.py"} | {
+    Path(path).name for path in get_relative_import_files(str(REPO_ROOT / "hf_wav2vec2" / "modeling_hf_wav2vec2.py"))
+}
 PROCESSOR_CODE_FILES = {"feature_extraction_hf_wav2vec2.py", "tokenization_hf_wav2vec2.py", "processing_hf_wav2vec2.py"}
+PIPELINE_CODE_FILES = {"pipeline_hf_wav2vec2.py", "audio.py"}  # CTC models only
 CTC_FILES = {
     "README.md", "config.json", "model.safetensors", "vocab.json", "tokenizer_config.json", "processor_config.json",
-    *CODE_FILES, *PROCESSOR_CODE_FILES,
+    *CODE_FILES, *PROCESSOR_CODE_FILES, *PIPELINE_CODE_FILES,
 }
 PRETRAINING_FILES = {
     "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "feature_extraction_hf_wav2vec2.py",
@@ -83,8 +94,11 @@ def test_dry_run_folder_holds_exactly_the_intended_files(tmp_path, ctc_model, pr
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_hf_wav2vec2.HfWav2Vec2Processor"
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
     assert tokenizer_config["auto_map"]["AutoTokenizer"][0] == "tokenization_hf_wav2vec2.HfWav2Vec2CTCTokenizer"
+    assert config["custom_pipelines"]["hf-wav2vec2-asr"]["impl"] == (
+        "pipeline_hf_wav2vec2.HfWav2Vec2AutomaticSpeechRecognitionPipeline"
+    )
     # the shipped code is the package's code
-    for name in CODE_FILES | PROCESSOR_CODE_FILES:
+    for name in CODE_FILES | PROCESSOR_CODE_FILES | PIPELINE_CODE_FILES:
         assert (folder / name).read_text() == (REPO_ROOT / "hf_wav2vec2" / name).read_text()
 
 
@@ -132,13 +146,15 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
     with torch.no_grad():
         logits = model(**inputs).logits
     asr = pipeline("automatic-speech-recognition", model=ctc_dir, trust_remote_code=True)
+    ours = pipeline(model=ctc_dir, trust_remote_code=True)  # the folder's own pipeline (custom_pipelines)
     encoder = AutoModel.from_pretrained(pretraining_dir, trust_remote_code=True).eval()
     feature_extractor = AutoFeatureExtractor.from_pretrained(pretraining_dir, trust_remote_code=True)
     with torch.no_grad():
         hidden = encoder(**feature_extractor(audio.numpy(), sampling_rate=16000, return_tensors="pt")).last_hidden_state
     torch.save({
         "logits": logits, "hidden": hidden, "text": asr(audio.numpy())["text"],
-        "modules": [type(obj).__module__ for obj in (model, processor, processor.tokenizer, encoder, feature_extractor)],
+        "8 kHz": ours({"raw": audio.numpy()[::2], "sampling_rate": 8000})["text"],
+        "modules": [type(obj).__module__ for obj in (model, processor, processor.tokenizer, encoder, feature_extractor, ours)],
         "hf_wav2vec2_loaded": any(name.split(".")[0] == "hf_wav2vec2" for name in sys.modules),
     }, out_file)
     """
@@ -165,6 +181,7 @@ def test_uploaded_folder_loads_in_a_fresh_process_without_the_package(tmp_path, 
     result = torch.load(tmp_path / "out.pt")
     assert not result["hf_wav2vec2_loaded"]
     assert all(module.startswith("transformers_modules") for module in result["modules"]), result["modules"]
+    assert result["modules"][-1].endswith("pipeline_hf_wav2vec2")
 
     inputs = processor(audio=audio.numpy(), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
@@ -175,6 +192,10 @@ def test_uploaded_folder_loads_in_a_fresh_process_without_the_package(tmp_path, 
     assert torch.equal(result["logits"], logits)
     assert (result["hidden"] - hidden).abs().max() <= 1e-6
     assert result["text"] == processor.batch_decode(logits.argmax(-1))[0]
+    # 8 kHz: resampled with soxr by the shipped pipeline (transformers' class would need torchaudio)
+    here = pipeline("automatic-speech-recognition", model=str(ctc_folder))
+    assert type(here) is HfWav2Vec2AutomaticSpeechRecognitionPipeline
+    assert result["8 kHz"] == here({"raw": audio.numpy()[::2], "sampling_rate": 8000})["text"]
 
 
 def test_model_card_metadata_parses(tmp_path, ctc_model, processor):
@@ -197,10 +218,12 @@ def test_model_card_metadata_parses(tmp_path, ctc_model, processor):
     metrics = metadata["model-index"][0]["results"][0]["metrics"]
     assert {"type": "wer", "value": 3.4, "name": "Test WER"} in metrics
     text = readme.read_text()
-    assert 'pipeline("automatic-speech-recognition", model="someone/tiny-ctc", trust_remote_code=True)' in text
+    assert 'pipeline(model="someone/tiny-ctc", trust_remote_code=True)' in text  # the shipped pipeline
     assert "arXiv:2006.11477" in text and "Baevski, Alexei and Zhou, Henry" in text
     assert "| LibriSpeech (clean) (`librispeech_asr`, config `clean`) | test | 3.4 | 1.1 | greedy CTC, no LM |" in text
     assert "{{" not in text and "A test model." in text and "LibriSpeech 960 h." in text
+    assert "audio.py" not in check_upload_folder(push_to_hub(  # pre-training models get no pipeline code
+        HfWav2Vec2ForPreTraining(tiny_config()), "someone/pre", dry_run_dir=tmp_path / "pre"))
 
 
 def test_card_without_results_has_no_model_index(tmp_path):
@@ -257,6 +280,9 @@ def test_publishing_errors(tmp_path, ctc_model, processor):
     (folder / "tokenization_hf_wav2vec2.py").unlink()
     with pytest.raises(PublishError, match="lacks tokenization_hf_wav2vec2.py"):
         check_upload_folder(folder)
+    (folder / "audio.py").unlink()  # imported by pipeline_hf_wav2vec2.py
+    with pytest.raises(PublishError, match="lacks audio.py, tokenization_hf_wav2vec2.py"):
+        check_upload_folder(folder)
     folder = push_to_hub(ctc_model, "someone/x", processor=processor, dry_run_dir=tmp_path / "e")
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
     del tokenizer_config["auto_map"]
@@ -287,9 +313,6 @@ def test_cli_push_dry_run(tmp_path, ctc_model, processor, capsys):
     results = metadata_load(tmp_path / "upload" / "README.md")["model-index"][0]["results"]
     assert results[0]["dataset"]["config"] == "other"
     assert [m["value"] for m in results[0]["metrics"]] == [4.2, 1.5]
-    with pytest.raises(SystemExit) as exit_info:
-        run_push(parser.parse_args([str(model_dir), "someone/x", "--dry-run", str(tmp_path / "u2"), "--wer", "3"]))
-    assert "need --dataset" in str(exit_info.value.code)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -344,3 +367,76 @@ def test_card_info_load_errors_name_the_file(tmp_path, content, message):
     with pytest.raises(PublishError, match=message) as error:
         CardInfo.load(tmp_path)
     assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+
+
+def readme_push_command() -> list[str]:
+    """The ``hf-wav2vec2 push`` line of the README's "Convert and publish" block, as argv (comment removed)."""
+    lines = [line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("hf-wav2vec2 push ")]
+    assert len(lines) == 1, lines
+    return shlex.split(lines[0], comments=True)[1:]
+
+
+def test_readme_push_command_works(tmp_path, monkeypatch, ctc_model, processor, capsys):
+    from hf_wav2vec2.cli import main
+
+    argv = readme_push_command()
+    assert argv == ["push", "out/", "me/wav2vec2-base-960h", "--dry-run", "upload/", "--wer", "3.4"]  # what we test
+    monkeypatch.chdir(tmp_path)
+    ctc_model.save_pretrained("out")  # what `hf-wav2vec2 convert ... out/` leaves: model + processor, no card info
+    processor.save_pretrained("out")
+    assert main(argv) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "nothing uploaded" in captured.out and "not into the Hub model-index" in captured.err
+    readme = tmp_path / "upload" / "README.md"
+    text = readme.read_text()
+    # the result is in the table, named as unnamed; the Hub's model-index (which needs a dataset id) leaves it out
+    assert "| unnamed test data | test | 3.4 | – | – |" in text
+    assert "model-index" not in metadata_load(readme)
+    assert metadata_load(readme)["language"] == "en"
+
+
+def test_saved_card_info_gives_the_defaults_that_flags_override(tmp_path, ctc_model, processor):
+    model_dir = tmp_path / "finetuned"
+    ctc_model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    CardInfo(
+        language="es", base_model="someone/wav2vec2-base", datasets=["common_voice"], description="Spanish CTC.",
+        results=[Result(dataset_type="common_voice", config="es", split="test", wer=21.5, cer=6.1)],
+    ).save(model_dir)
+    parser = add_push_arguments(argparse.ArgumentParser())
+
+    def pushed(*flags):
+        folder = tmp_path / f"upload{len(list(tmp_path.iterdir()))}"
+        assert run_push(parser.parse_args([str(model_dir), "me/es", "--dry-run", str(folder), *flags])) == 0
+        assert "card_info.json" not in files_in(folder)  # used for the card, not uploaded
+        return metadata_load(folder / "README.md"), (folder / "README.md").read_text()
+
+    metadata, text = pushed()
+    assert metadata["language"] == "es" and metadata["base_model"] == "someone/wav2vec2-base"
+    assert metadata["model-index"][0]["results"][0]["dataset"]["type"] == "common_voice"
+    assert "Spanish CTC." in text and "| 21.5 | 6.1 |" in text
+    metadata, text = pushed("--language", "ca", "--wer", "9", "--dataset", "other_asr", "--base-model", "a/b")
+    assert metadata["language"] == "ca" and metadata["base_model"] == "a/b"
+    assert [r["dataset"]["type"] for r in metadata["model-index"][0]["results"]] == ["other_asr"]
+    assert "Spanish CTC." in text  # fields no flag gives still come from card_info.json
+    # the Python API merges the same way: explicit card fields over the saved ones
+    folder = push_to_hub(model_dir, "me/es", dry_run_dir=tmp_path / "api", card={"license": "mit"})
+    metadata = metadata_load(folder / "README.md")
+    assert (metadata["license"], metadata["language"]) == ("mit", "es")
+    # a model object has no directory, so no saved info: the defaults
+    folder = push_to_hub(ctc_model, "me/x", processor=processor, dry_run_dir=tmp_path / "obj")
+    assert (metadata_load(folder / "README.md")["language"], metadata_load(folder / "README.md")["license"]) == (
+        "en", "apache-2.0")
+
+
+def test_invalid_saved_card_info_is_a_one_line_error(tmp_path, ctc_model, processor):
+    model_dir = tmp_path / "m"
+    ctc_model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    (model_dir / "card_info.json").write_text('{"language": "es",')
+    parser = add_push_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit) as exit_info:
+        run_push(parser.parse_args([str(model_dir), "me/x", "--dry-run", str(tmp_path / "u")]))
+    message = str(exit_info.value.code)
+    assert "card_info.json: not valid JSON" in message and "\n" not in message
+    assert not (tmp_path / "u").exists()  # refused before writing anything
