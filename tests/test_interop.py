@@ -13,7 +13,12 @@ import torch
 import transformers
 from conftest import NO_DROPOUT, tiny_config
 
-from hf_wav2vec2 import HfWav2Vec2FeatureExtractor, HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining, HfWav2Vec2Processor
+from hf_wav2vec2 import (
+    HfWav2Vec2FeatureExtractor,
+    HfWav2Vec2ForCTC,
+    HfWav2Vec2ForPreTraining,
+    HfWav2Vec2Processor,
+)
 from hf_wav2vec2.convert import convert
 from hf_wav2vec2.interop import save_as_transformers, to_transformers_processor
 from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer

@@ -205,7 +205,11 @@ def transformers_ctc_model():
 
 def transformers_processor(directory: Path):
     """transformers' own Wav2Vec2Processor (no remote code) over VOCAB."""
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
+    from transformers import (
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Processor,
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.json").write_text(json.dumps(VOCAB))
@@ -236,7 +240,11 @@ def test_pipeline_by_name_builds_our_class_for_wav2vec2_models_only(asr, tmp_pat
 
 def test_other_asr_model_types_keep_transformers_pipeline(tmp_path):
     """A tiny random Whisper (a seq2seq ASR model) still gets transformers' class, chosen by name."""
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+    )
 
     whisper = WhisperForConditionalGeneration(WhisperConfig(
         vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
