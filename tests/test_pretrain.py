@@ -1,6 +1,7 @@
 """End-to-end tests of the pre-training script (tiny models, a synthetic corpus, CPU only)."""
 
 import json
+import logging
 import math
 import os
 import socket
@@ -94,6 +95,20 @@ def _check_resume(corpus, tmp_path):
     assert not list((split / "checkpoints").glob(".tmp-*"))
 
 
+def test_resume_unpickles_safely_and_refuses_other_objects(corpus, tmp_path):
+    import numpy as np
+
+    out = tmp_path / "safe"
+    pretrain.main(_args(corpus, out, "--stop_after", "1", updates=3))
+    rank_file = pretrain.latest_checkpoint(out) / "rank0.pt"
+    saved = torch.load(rank_file, weights_only=True)  # what --resume reads: tensors and plain values only
+    assert isinstance(saved["rng"]["numpy"][1], list)
+    # a numpy RNG state as such (as checkpoints held before) needs a full unpickler: refused, in one line
+    torch.save({**saved, "rng": {**saved["rng"], "numpy": np.random.get_state()}}, rank_file)
+    with pytest.raises(ValueError, match=r"rank0\.pt: holds objects that cannot be loaded safely"):
+        pretrain.main(_args(corpus, out, "--resume", updates=3))
+
+
 @pytest.mark.parametrize("mode", sorted(pretrain.ABLATIONS))
 def test_ablation_modes_run(corpus, tmp_path, mode):
     result = pretrain.main(_args(corpus, tmp_path / mode, "--ablation", mode, updates=2))
@@ -123,6 +138,43 @@ def test_nan_loss_is_skipped_and_counted(corpus, tmp_path, monkeypatch):
         tmp_path / "nan").state_dict().values())
 
 
+def test_start_up_reports_kept_audio_and_warns_when_most_is_dropped(corpus, tmp_path, monkeypatch, caplog):
+    import soundfile as sf
+
+    from hf_wav2vec2.modeling_hf_wav2vec2 import HfWav2Vec2ForPreTraining
+    from hf_wav2vec2.training.data import AudioDroppedWarning, find_audio_files
+
+    lengths = sorted(sf.info(path).frames for path in find_audio_files(corpus / "data"))  # 16 kHz files
+    min_size = lengths[len(lengths) // 2]  # half the clips are shorter
+    short = [n for n in lengths if n < min_size]
+    caplog.set_level(logging.INFO, logger="hf_wav2vec2.training.data")
+    original = HfWav2Vec2ForPreTraining.forward
+    reported_before_training, training_mode = [], []
+
+    def spy(self, *args, **kwargs):
+        if not training_mode:
+            reported_before_training.append(any("pre-training audio: kept" in r.getMessage() for r in caplog.records))
+        training_mode.append(self.training)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HfWav2Vec2ForPreTraining, "forward", spy)
+    with pytest.warns(AudioDroppedWarning, match="--min_sample_size") as record:
+        result = pretrain.main(_args(corpus, tmp_path / "short", "--min_sample_size", str(min_size), updates=2))
+    assert len([w for w in record if issubclass(w.category, AudioDroppedWarning)]) == 1
+    assert reported_before_training == [True]
+    [summary] = [r.getMessage() for r in caplog.records if "pre-training audio: kept" in r.getMessage()]
+    assert f"kept {len(lengths) - len(short)} of {len(lengths)} files" in summary
+    assert f"{len(short)} shorter than min_sample_size={min_size} samples" in summary
+    selection = result["data_selection"]
+    assert (selection["num_files"], selection["num_kept"], selection["num_too_short"], selection["num_unreadable"]) \
+        == (len(lengths), len(lengths) - len(short), len(short), 0)
+    assert selection["too_short_seconds"] == pytest.approx(sum(short) / 16000)
+    assert selection["dropped_fraction"] == pytest.approx(len(short) / len(lengths))
+    # The loop has no eval pass: every forward trains. An eval-mode forward would have to pass mask_time_indices,
+    # since HfWav2Vec2ForPreTraining in eval mode masks only what it is given.
+    assert training_mode and all(training_mode)
+
+
 def test_time_budget_stops_and_saves(corpus, tmp_path):
     out = tmp_path / "budget"
     result = pretrain.main(_args(corpus, out, "--max_train_seconds", "0", updates=1000))
@@ -138,13 +190,20 @@ def _free_port():
 
 def test_two_process_ddp(corpus, tmp_path):
     out = tmp_path / "ddp"
+    # Default logging (TensorBoard) and plot, as a user runs it: end_training used to destroy the process group
+    # before a last barrier, so a finished run exited 1 ("Default process group has not been initialized").
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), str(ROOT / "examples" / "pretrain.py"), "--cpu",
-           *_args(corpus, out, "--config_overrides", "layerdrop=0.3", updates=16)]
+           *_args(corpus, out, "--config_overrides", "layerdrop=0.3", updates=16, quiet=False)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert any((out / "pretrain").rglob("events.out.tfevents*")) and (out / "training_curves.png").is_file()
+    # summaries come from the main process only
+    assert proc.stdout.count("examples used") == 1, proc.stdout
+    assert proc.stderr.count("pre-training audio: kept 16 of 16 files") == 1, proc.stderr[-3000:]
     result = json.loads((out / "pretrain_results.json").read_text())
     assert result["world_size"] == 2 and result["num_updates"] == 16
     epochs = [json.loads(l) for l in open(out / "train_log.jsonl") if '"epoch_end"' in l]

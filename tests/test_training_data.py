@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -14,6 +16,8 @@ import torch
 from hf_wav2vec2.training.data import (
     TARGET_SAMPLE_RATE,
     AudioDataset,
+    AudioDroppedWarning,
+    AudioSelection,
     CropRequest,
     LengthBucketBatchSampler,
     PretrainingCollator,
@@ -204,6 +208,79 @@ def test_corrupted_and_short_files_are_skipped_and_counted(corpus, tmp_path):
     assert ds.num_too_short == 1 and ds.too_short[0].source.endswith("short.flac")
     assert len(ds) == 12 + 1  # the corpus plus whole.wav
     assert sum(batch["input_values"].shape[0] for batch in loader) == len(ds)
+
+
+def _selection_records(caplog):
+    return [r for r in caplog.records if r.name == "hf_wav2vec2.training.data" and "pre-training audio" in r.getMessage()]
+
+
+def test_selection_reports_kept_and_dropped_audio_per_reason(corpus, tmp_path, caplog):
+    root = _copy_corpus(corpus, tmp_path)
+    _write_bad_files(root)
+    caplog.set_level(logging.INFO, logger="hf_wav2vec2.training.data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AudioDroppedWarning)  # 4 of 17 files dropped: under a quarter, no alarm
+        ds = AudioDataset.from_folder(root, **SMALL)
+    selection = ds.selection
+    assert (selection.num_files, selection.num_kept, selection.num_too_short, selection.num_unreadable) == \
+        (17, 13, 1, 3)
+    assert selection.kept_seconds == pytest.approx(ds.total_seconds)
+    assert selection.too_short_seconds == pytest.approx(_expected_length(root / "short.flac") / SR)
+    assert selection.dropped_fraction == pytest.approx(4 / 17) and selection.warning() is None
+    [record] = _selection_records(caplog)
+    assert record.levelno == logging.WARNING  # something was dropped
+    message = record.getMessage()
+    assert "kept 13 of 17 files" in message
+    assert "1 shorter than min_sample_size=16000 samples (1.00 s): 0.5 s" in message
+    assert "3 unreadable" in message
+
+
+def test_selection_of_a_clean_corpus_is_logged_at_info(corpus, caplog):
+    root, paths = corpus
+    caplog.set_level(logging.INFO, logger="hf_wav2vec2.training.data")
+    ds = AudioDataset.from_folder(root, **SMALL)
+    [record] = _selection_records(caplog)
+    assert record.levelno == logging.INFO and f"kept {len(paths)} of {len(paths)} files" in record.getMessage()
+    assert ds.selection.num_dropped == 0
+
+
+def test_dropping_most_audio_warns_and_names_the_flag(corpus):
+    root, paths = corpus
+    lengths = sorted(_expected_length(p) for p in paths)
+    min_size = lengths[len(lengths) // 2]  # half the files are shorter
+    short = [n for n in lengths if n < min_size]
+    with pytest.warns(AudioDroppedWarning) as record:
+        ds = AudioDataset.from_folder(root, min_sample_size=min_size, max_sample_size=64000)
+    assert ds.selection.num_too_short == len(short) == len(paths) - len(ds)
+    assert ds.selection.too_short_seconds == pytest.approx(sum(short) / SR)
+    [warning] = [w for w in record if issubclass(w.category, AudioDroppedWarning)]
+    message = str(warning.message)
+    assert message.startswith(f"{len(short) / len(paths):.0%} of the {len(paths)} files of audio are left out")
+    assert f"shorter than min_sample_size={min_size} samples" in message and "--min_sample_size" in message
+
+
+def test_selection_warning_threshold_and_messages():
+    def selection(kept, short, unreadable):
+        return AudioSelection(kept + short + unreadable, kept, 3.0 * kept, short, 0.5 * short, unreadable, 32000)
+
+    assert selection(3, 1, 0).warning() is None  # exactly a quarter
+    message = selection(2, 1, 1).warning()
+    assert message == ("50% of the 4 files of audio are left out of pre-training: 1 file (0.5 s) shorter than "
+                       "min_sample_size=32000 samples (2.00 s): pass a smaller one (hf-wav2vec2 pretrain "
+                       "--min_sample_size) to keep them; 1 file that cannot be read (the first reasons are logged "
+                       "above)")
+    assert selection(40, 0, 0).summary() == "pre-training audio: kept 40 of 40 files (2.0 min of 2.0 min with a " \
+        "known length)"
+    assert selection(2, 1, 1).to_dict()["dropped_fraction"] == 0.5
+
+
+def test_only_rank_zero_reports_the_selection(corpus, tmp_path, caplog):
+    root = _copy_corpus(corpus, tmp_path)
+    _write_bad_files(root)
+    caplog.set_level(logging.INFO, logger="hf_wav2vec2.training.data")
+    ds = AudioDataset.from_folder(root, rank=1, world_size=2, **SMALL)  # another rank reports the same records
+    assert not [r for r in caplog.records if r.name == "hf_wav2vec2.training.data"]
+    assert ds.selection.num_unreadable == ds.num_skipped == 3
 
 
 def test_no_usable_audio_is_an_error(tmp_path):

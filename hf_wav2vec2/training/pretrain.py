@@ -228,7 +228,10 @@ def _rng_state() -> dict:
     import numpy as np
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # plain Python values and tensors only, so that resuming can load with torch.load(weights_only=True)
+    state = {"python": random.getstate(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -239,10 +242,25 @@ def _set_rng_state(state: dict) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load_checkpoint_file(path: Path) -> dict:
+    """A checkpoint file, unpickled safely (tensors and plain Python values only)."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: holds objects that cannot be loaded safely (a checkpoint written before "
+                         f"hf-wav2vec2 stored plain RNG states?); resume from a newer checkpoint or start without "
+                         f"--resume in another --output_dir") from None
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -474,7 +492,7 @@ def training_function(args: argparse.Namespace) -> dict:
     state = {"num_updates": 0, "epoch": 0, "num_skipped_updates": 0, "elapsed": 0.0}
     resume_rng = None
     if args.resume and (ckpt := latest_checkpoint(output_dir)) is not None:
-        trainer = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=False)
+        trainer = _load_checkpoint_file(ckpt / "trainer.pt")
         if trainer["world_size"] != accelerator.num_processes:
             raise ValueError(f"{ckpt} was written by {trainer['world_size']} processes; exact resume needs as many")
         unwrapped.load_state_dict(trainer["model"])
@@ -483,7 +501,7 @@ def training_function(args: argparse.Namespace) -> dict:
         if scaler is not None and trainer.get("scaler"):
             scaler.load_state_dict(trainer["scaler"])
         state.update(trainer["state"])
-        mine = torch.load(ckpt / f"rank{accelerator.process_index}.pt", map_location="cpu", weights_only=False)
+        mine = _load_checkpoint_file(ckpt / f"rank{accelerator.process_index}.pt")
         loader.load_state_dict(mine["data"])
         # Restored only after the epoch's iterator exists: creating a DataLoader iterator draws from torch's RNG.
         resume_rng = mine["rng"]
