@@ -191,105 +191,27 @@ def tone_asr(tmp_path):
 # ----------------------------------------------------------------------------------------------- registration
 
 
-def transformers_ctc_model():
-    """A tiny random transformers ``Wav2Vec2ForCTC`` (model_type "wav2vec2") on the real 7-layer conv geometry."""
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-
-    torch.manual_seed(0)
-    return Wav2Vec2ForCTC(Wav2Vec2Config(
-        vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8,) * 7, conv_kernel=SEVEN_CONVS["conv_kernel"], conv_stride=SEVEN_CONVS["conv_stride"],
-        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, **NO_DROPOUT,
-    )).eval()
-
-
-def transformers_processor(directory: Path):
-    """transformers' own Wav2Vec2Processor (no remote code) over VOCAB."""
-    from transformers import (
-        Wav2Vec2CTCTokenizer,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2Processor,
-    )
-
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.json").write_text(json.dumps(VOCAB))
-    return Wav2Vec2Processor(Wav2Vec2FeatureExtractor(), Wav2Vec2CTCTokenizer(str(directory / "vocab.json")))
-
-
 def test_pipeline_by_name_builds_our_class_for_wav2vec2_models_only(asr, tmp_path):
     assert type(asr) is HfWav2Vec2AutomaticSpeechRecognitionPipeline
-    from transformers import HubertConfig, HubertForCTC
+    from transformers import HubertConfig, HubertForCTC, Wav2Vec2Config, Wav2Vec2ForCTC
 
     processor = make_processor(tmp_path)
     kwargs = dict(tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
-    theirs = pipeline("automatic-speech-recognition", model=transformers_ctc_model(), **kwargs)
-    assert type(theirs) is HfWav2Vec2AutomaticSpeechRecognitionPipeline  # transformers' Wav2Vec2ForCTC object
-    # another CTC model type keeps transformers' class
-    hubert = HubertForCTC(HubertConfig(
+    shape = dict(
         vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
         conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=8,
         num_conv_pos_embedding_groups=2,
-    )).eval()
+    )
+    theirs = pipeline("automatic-speech-recognition", model=Wav2Vec2ForCTC(Wav2Vec2Config(**shape)).eval(), **kwargs)
+    assert type(theirs) is HfWav2Vec2AutomaticSpeechRecognitionPipeline  # transformers' Wav2Vec2ForCTC object
+    # another CTC model type keeps transformers' class (tests/test_interop.py: Whisper, and the soxr results)
+    hubert = HubertForCTC(HubertConfig(**shape)).eval()
     assert type(pipeline("automatic-speech-recognition", model=hubert, **kwargs)) is AutomaticSpeechRecognitionPipeline
     forced = pipeline(PIPELINE_TASK, model=hubert, **kwargs)
     assert type(forced) is HfWav2Vec2AutomaticSpeechRecognitionPipeline
     # our input handling on another model type: a 44.1 kHz stereo dict, which the stock class cannot resample
     stereo = np.stack([noise(1.0, sr=44100), noise(1.0, seed=1, sr=44100)])
     assert isinstance(forced({"raw": stereo, "sampling_rate": 44100})["text"], str)
-
-
-def test_other_asr_model_types_keep_transformers_pipeline(tmp_path):
-    """A tiny random Whisper (a seq2seq ASR model) still gets transformers' class, chosen by name."""
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-    )
-
-    whisper = WhisperForConditionalGeneration(WhisperConfig(
-        vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_source_positions=1500,
-        max_target_positions=32, num_mel_bins=80, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1,
-    )).eval()
-    processor = make_processor(tmp_path)  # any tokenizer: only the class choice is checked, nothing is decoded
-    pipe = pipeline("automatic-speech-recognition", model=whisper, tokenizer=processor.tokenizer,
-                    feature_extractor=WhisperFeatureExtractor(feature_size=80))
-    assert type(pipe) is AutomaticSpeechRecognitionPipeline and pipe.type == "seq2seq_whisper"
-
-
-@pytest.mark.parametrize("how", ["directory", "loaded model"])
-def test_transformers_checkpoint_gets_our_pipeline_with_soxr_resampling(tmp_path, how):
-    """The format of every facebook/wav2vec2-* checkpoint: an 8 kHz clip is resampled with soxr (transformers'
-    class would ask for torchaudio) and transcribed exactly as the model transcribes the resampled clip."""
-    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
-
-    directory = tmp_path / "facebook-like"
-    model = transformers_ctc_model()
-    processor = transformers_processor(directory)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    assert json.loads((directory / "config.json").read_text())["model_type"] == "wav2vec2"
-    if how == "directory":
-        asr = pipeline("automatic-speech-recognition", model=str(directory))
-    else:
-        loaded = Wav2Vec2ForCTC.from_pretrained(directory).eval()
-        asr = pipeline("automatic-speech-recognition", model=loaded, tokenizer=processor.tokenizer,
-                       feature_extractor=processor.feature_extractor)
-    assert type(asr) is HfWav2Vec2AutomaticSpeechRecognitionPipeline
-    assert type(asr.model) is Wav2Vec2ForCTC  # transformers' model, untouched
-
-    clip_8k = noise(1.5, seed=3, sr=8000)
-    by_hand = Wav2Vec2Processor.from_pretrained(directory)
-    resampled = soxr.resample(clip_8k, 8000, SR, quality="HQ").astype(np.float32)
-    with torch.no_grad():
-        logits = model(**by_hand(resampled, sampling_rate=SR, return_tensors="pt")).logits
-    expected = by_hand.batch_decode(logits.argmax(-1))[0]
-    assert expected  # the random model says something, so an equal transcript means something
-    assert asr({"raw": clip_8k, "sampling_rate": 8000})["text"] == expected
-    wav = tmp_path / "clip_8k.wav"
-    sf.write(wav, clip_8k, 8000, subtype="FLOAT")
-    assert asr(str(wav))["text"] == expected  # a file at 8 kHz, decoded by libsndfile and resampled with soxr
 
 
 # ----------------------------------------------------------------------------------------------- input kinds
