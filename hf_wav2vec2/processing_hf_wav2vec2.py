@@ -17,6 +17,8 @@ LABEL_PAD_ID = -100
 _SHARED_KWARGS = ("padding", "return_tensors")
 # Call arguments only the feature extractor has: kept out of the tokenizer's share of `common_kwargs`.
 _AUDIO_ONLY_CALL_KWARGS = ("sampling_rate", "resample")
+# Tokenizer constructor arguments that transformers' processors use as defaults of every text call.
+_TOKENIZER_CALL_DEFAULTS = ("padding", "max_length", "truncation", "pad_to_multiple_of")
 
 # from_pretrained arguments that locate files, passed to both sub-components' from_pretrained.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "proxies", "subfolder")
@@ -45,7 +47,8 @@ class HfWav2Vec2Processor(ProcessorMixin):
     ``{"return_tensors": "pt"}``), with lower priority than the other two. Plain keyword arguments go to the feature
     extractor when there is audio (and to the tokenizer with text alone); of them only `padding` and `return_tensors`
     also reach the tokenizer, as other options such as `max_length` count samples, not characters. An option given
-    both as a plain keyword argument and in the dictionary it would join is an error.
+    both as a plain keyword argument and in the dictionary it would join is an error. `padding`, `max_length`,
+    `truncation` and `pad_to_multiple_of` given to the tokenizer's constructor are the defaults of its calls.
 
     ``from_pretrained(path, **kwargs)`` passes its keyword arguments on like transformers: settings of the saved
     feature extractor (``return_attention_mask``, ``sampling_rate``, ...) override it, and everything else goes to
@@ -80,6 +83,14 @@ class HfWav2Vec2Processor(ProcessorMixin):
         )
         return [feature_extractor, tokenizer]
 
+    @classmethod
+    def from_args_and_dict(cls, args, processor_dict, **kwargs):
+        processor = super().from_args_and_dict(args, processor_dict, **kwargs)
+        # save_pretrained gives a registered processor an `auto_map` attribute; keep the loaded one the same.
+        if isinstance(processor, cls) and "auto_map" in processor_dict:
+            processor.auto_map = processor_dict["auto_map"]
+        return processor
+
     def __call__(
         self,
         audio=None,
@@ -105,14 +116,19 @@ class HfWav2Vec2Processor(ProcessorMixin):
         if audio is None and text is None:
             raise ValueError("Pass `audio`, `text` or both.")
         common_kwargs = dict(common_kwargs or {})
-        text_common = {key: v for key, v in common_kwargs.items() if key not in _AUDIO_ONLY_CALL_KWARGS}
+        init_kwargs = self.tokenizer.init_kwargs
+        text_common = {key: init_kwargs[key] for key in _TOKENIZER_CALL_DEFAULTS if key in init_kwargs}
+        text_common.update({key: v for key, v in common_kwargs.items() if key not in _AUDIO_ONLY_CALL_KWARGS})
         if sampling_rate is not None:
             kwargs["sampling_rate"] = sampling_rate
         if audio is None:
             kwargs.pop("sampling_rate", None)  # tokenizing text needs no rate
             return self.tokenizer(text, **_merge_call_kwargs(text_common, kwargs, text_kwargs, "text_kwargs"))
 
+        # Both sides' arguments are checked before any audio is featurized.
         audio_call = _merge_call_kwargs(common_kwargs, kwargs, audio_kwargs, "audio_kwargs")
+        shared = {key: kwargs[key] for key in _SHARED_KWARGS if key in kwargs}
+        text_kwargs = _merge_call_kwargs(text_common, shared, text_kwargs, "text_kwargs")
         inputs = self.feature_extractor(audio, **audio_call)
         if text is None:
             return inputs
@@ -122,8 +138,6 @@ class HfWav2Vec2Processor(ProcessorMixin):
             raise ValueError(
                 f"Got {_count(clips, 'clip')} but {_count(transcripts, 'transcript')}: pass one transcript per clip."
             )
-        shared = {key: kwargs[key] for key in _SHARED_KWARGS if key in kwargs}
-        text_kwargs = _merge_call_kwargs(text_common, shared, text_kwargs, "text_kwargs")
         return_tensors = text_kwargs.pop("return_tensors", None)
         text_kwargs["return_attention_mask"] = True  # needed to tell padding from labels
         encodings = self.tokenizer(text, **text_kwargs)

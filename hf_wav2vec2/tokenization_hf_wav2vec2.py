@@ -169,15 +169,17 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
                 kept[self.encoder[token.content]] = token
             elif token.content not in any_language and index not in self.decoder:
                 kept[index] = token
+        # Special tokens the language lacks get ids after every id in use, as the base class gives them at init
+        # (which counts tokens instead, and so would reuse an id of a vocabulary with gaps).
+        next_id = max([*self.decoder, *kept], default=-1) + 1
+        for content in self.all_special_tokens:
+            if content not in self.encoder and all(token.content != content for token in kept.values()):
+                kept[next_id] = AddedToken(content, rstrip=False, lstrip=False, normalized=False, special=True)
+                next_id += 1
         self._added_tokens_decoder = kept
         self._added_tokens_encoder = {token.content: index for index, token in kept.items()}
         self.tokens_trie = Trie()  # the trie only ever grows: rebuild it without the dropped tokens
         self._update_trie()
-        # Special tokens the language lacks get ids after its vocabulary, as the base class gives them at init.
-        self._add_tokens(
-            [token for token in self.all_special_tokens if token not in self._added_tokens_encoder],
-            special_tokens=True,
-        )
         self._update_total_vocab_size()
 
     def _add_multi_char_tokens(self):

@@ -171,6 +171,8 @@ def test_pad_as_data_collator(processor, clips):
 
 def test_save_and_load_round_trip(processor, tmp_path, clips):
     processor.save_pretrained(tmp_path / "ours")
+    # as transformers' processor tests compare them (saving gives a registered processor its auto_map)
+    assert HfWav2Vec2Processor.from_pretrained(tmp_path / "ours").to_dict() == processor.to_dict()
     saved = json.loads((tmp_path / "ours" / "processor_config.json").read_text())
     assert saved["processor_class"] == "HfWav2Vec2Processor"
     assert saved["feature_extractor"]["feature_extractor_type"] == "HfWav2Vec2FeatureExtractor"
@@ -314,6 +316,9 @@ def test_keyword_given_twice_is_an_error_like_transformers(processor, theirs, cl
         processor(text="HI", return_tensors="pt", text_kwargs={"return_tensors": "np"})
     with pytest.raises(ValueError, match="sampling_rate"):
         processor(audio=clips, sampling_rate=SR, audio_kwargs={"sampling_rate": SR})
+    # found before the audio is featurized (padding="max_length" without max_length would fail there first)
+    with pytest.raises(ValueError, match="given both as keyword arguments and in text_kwargs"):
+        processor(audio=clips, text=["A", "B", "C"], padding="max_length", text_kwargs={"padding": "max_length"})
 
 
 def test_from_pretrained_passes_keyword_arguments_on_like_transformers(transformers_dir):
@@ -338,3 +343,20 @@ def test_from_pretrained_target_lang(tmp_path):
     assert processor.tokenizer.target_lang == "abc" and processor(text="AB")["input_ids"] == [6, 5]
     processor.tokenizer.set_target_lang("eng")
     assert processor(text="AB")["input_ids"] == [7, 24]
+
+
+def test_tokenizer_constructor_options_are_text_defaults_like_transformers(transformers_dir, clips):
+    tokenizer = HfWav2Vec2CTCTokenizer.from_pretrained(transformers_dir, padding="max_length", max_length=12)
+    processor = HfWav2Vec2Processor(HfWav2Vec2FeatureExtractor(), tokenizer)
+    their_tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(transformers_dir, padding="max_length", max_length=12)
+    theirs = Wav2Vec2Processor(Wav2Vec2FeatureExtractor(), their_tokenizer)
+    assert processor(text="HELLO", return_tensors="pt")["input_ids"].shape == (1, 12)
+    assert theirs(text="HELLO", return_tensors="pt")["input_ids"].shape == (1, 12)
+    out = processor(
+        audio=clips[:2], text=["HELLO", "A"], sampling_rate=SR, audio_kwargs={"padding": True}, return_tensors="pt"
+    )
+    assert out["labels"].shape == (2, 12) and out["input_values"].shape == (2, 1200)  # audio padded to its longest
+    # a call's own padding wins over the constructor's
+    out = processor(audio=clips[:2], text=["HELLO", "A"], sampling_rate=SR, padding=True, return_tensors="pt")
+    assert out["labels"].shape == (2, 5)
+    assert processor(text="HELLO", text_kwargs={"max_length": 7}, return_tensors="pt")["input_ids"].shape == (1, 7)

@@ -500,3 +500,25 @@ def test_set_target_lang_keeps_user_added_tokens(nested_vocab_file):
     assert tokenizer.convert_tokens_to_ids("<laugh>") == len(FRA)
     tokenizer.set_target_lang("eng")  # id 12 is free in ENG: kept
     assert tokenizer.convert_tokens_to_ids("<laugh>") == len(FRA) and tokenizer("a<laugh>")["input_ids"] == [5, 12]
+
+
+def test_set_target_lang_with_sparse_vocabularies_without_special_tokens(tmp_path):
+    # Ids with gaps and no special tokens in the file: the base class gives the special tokens ids 2..6 under "eng",
+    # and "ita" uses id 6 for a letter.
+    nested = {"eng": {"a": 7, "b": 8}, "spa": {"a": 23, "c": 88}, "ita": {"a": 6, "d": 9}}
+    ours = HfWav2Vec2CTCTokenizer(write_vocab(tmp_path, nested), target_lang="eng")
+    theirs = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), target_lang="eng")
+    for language, frames in (("eng", [7, 8, 7]), ("spa", [23, 88, 23]), ("ita", [6, 9, 9]), ("eng", [7, 7, 8])):
+        for tokenizer in (ours, theirs):
+            tokenizer.set_target_lang(language)
+        assert ours.encoder == theirs.encoder == nested[language]
+        assert ours.decode(frames) == theirs.decode(frames), language
+    assert ours.decode([6, 9, 9]) != "ad"  # back in "eng", where 6 is a special token
+    ours.set_target_lang("ita")
+    assert ours.decode([6, 9, 9]) == "ad" and ours.convert_ids_to_tokens(6) == "a"
+    # the word delimiter moved to a free id instead of sharing "a"'s (transformers drops it: id None)
+    assert ours.word_delimiter_token_id == 10 and ours("ad a")["input_ids"] == [6, 9, 10, 6]
+    ours.save_pretrained(tmp_path / "saved")
+    reloaded = HfWav2Vec2CTCTokenizer.from_pretrained(tmp_path / "saved")
+    assert reloaded.target_lang == "ita" and reloaded.decode([6, 9, 9]) == "ad"
+    assert reloaded("ad a")["input_ids"] == [6, 9, 10, 6]
