@@ -35,7 +35,7 @@ TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md"
 # Card fields saved beside a model (by fine-tuning) that push uses as the defaults of its card.
 CARD_INFO_FILE = "card_info.json"
 DEFAULT_LANGUAGE, DEFAULT_LICENSE = "en", "apache-2.0"  # when neither the card nor card_info.json says
-UNNAMED_DATASET = "unnamed test data"  # a result reported without a dataset id or name
+UNNAMED_DATASET = "unnamed evaluation data"  # a result reported without a dataset id or name
 
 TAGS = ["audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"]
 

@@ -390,7 +390,7 @@ def test_readme_push_command_works(tmp_path, monkeypatch, ctc_model, processor, 
     readme = tmp_path / "upload" / "README.md"
     text = readme.read_text()
     # the result is in the table, named as unnamed; the Hub's model-index (which needs a dataset id) leaves it out
-    assert "| unnamed test data | test | 3.4 | – | – |" in text
+    assert "| unnamed evaluation data | test | 3.4 | – | – |" in text
     assert "model-index" not in metadata_load(readme)
     assert metadata_load(readme)["language"] == "en"
 
