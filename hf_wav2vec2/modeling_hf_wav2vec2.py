@@ -106,7 +106,6 @@ def sample_negative_indices(
     return negatives + torch.arange(batch, device=device)[:, None, None] * frames
 
 
-
 def conv_output_lengths(lengths, conv_kernel, conv_stride):
     """Frames produced by the conv feature encoder for inputs of ``lengths`` samples (int or tensor)."""
     for kernel, stride in zip(conv_kernel, conv_stride):
@@ -456,7 +455,7 @@ class HfWav2Vec2PreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
-    _supports_sdpa = True  # eager and sdpa (Attention); flash and flex attention are not wired up or tested
+    _supports_sdpa = True  # eager and sdpa (see Attention); flash and flex attention are not declared: untested
     _config_checks: tuple[str, ...] = ()  # the parts of config.check_model_consistency this class needs
 
     def __init__(self, config: HfWav2Vec2Config, *inputs, **kwargs):
@@ -638,7 +637,7 @@ class HfWav2Vec2ForPreTraining(HfWav2Vec2PreTrainedModel):
 
     * Masks are sampled in training only, as transformers: in eval nothing is masked unless ``mask_time_indices``
       are given or ``sample_masks=True`` (e.g. for a validation loss), so eval outputs are deterministic and
-      without a mask there is no loss. fairseq (and this class before) masked in eval too.
+      without a mask there is no loss (fairseq masks in eval too).
     * The time mask is part of the objective, not an augmentation: it is applied even with
       ``apply_spec_augment=False`` (which then only switches channel masking off). Unapplied, the model would
       predict frames it sees: a trivial task. transformers skips it there.
