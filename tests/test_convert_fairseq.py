@@ -575,3 +575,10 @@ def test_cli_hooks(tmp_path, capsys):
         run_convert(parser.parse_args([str(path), str(tmp_path / "out"), "--from", "fairseq"]))
     assert "not an empty directory" in str(exit_info.value.code) and "\n" not in str(exit_info.value.code)
 
+
+
+def test_inconsistent_hyper_parameters_are_a_conversion_error(tmp_path):
+    hp = dict(BASE_FS, encoder_attention_heads=5)  # 32 dimensions do not split into 5 heads
+    path = save(tmp_path, cfg_checkpoint(hp, random_fairseq_weights(hp)))
+    with pytest.raises(ConversionError, match="invalid config: .*divisible by .*num_attention_heads"):
+        load_fairseq_model(path)

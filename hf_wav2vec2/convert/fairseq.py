@@ -501,8 +501,11 @@ def _build_model(config, state_dict: dict, fine_tuned: bool):
 
     cls = HfWav2Vec2ForCTC if fine_tuned else HfWav2Vec2ForPreTraining
     # Built on the meta device: the random initialization of a LARGE model would be thrown away anyway.
-    with torch.device("meta"):
-        model = cls(config)
+    try:
+        with torch.device("meta"):
+            model = cls(config)
+    except ValueError as error:  # fields that disagree with each other are checked where the model is built
+        raise ConversionError(f"the checkpoint's hyper-parameters give an invalid config: {error}") from None
     target_shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     mapped, dropped = map_state_dict(state_dict, target_shapes, config, fine_tuned)
     # fp16 checkpoints are widened to fp32, the dtype the model is saved and parity-tested in
