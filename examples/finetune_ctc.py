@@ -10,7 +10,12 @@ Examples:
 
     # a transformers checkpoint and a datasets dataset (audio and text columns configurable)
     python examples/finetune_ctc.py --model_name_or_path facebook/wav2vec2-base --dataset_name my/corpus \
-        --eval_split_name test --text_column sentence --output_dir runs/ctc
+        --eval_split_name test --text_column sentence --language es --output_dir runs/ctc
+
+    # a datasets audiofolder (data/es/train/ and data/es/test/, each with metadata.csv: file_name,text), or a
+    # folder written by save_to_disk given as --dataset_name; audio is read with soundfile, torchcodec is not needed
+    python examples/finetune_ctc.py --model_name_or_path facebook/wav2vec2-base --dataset_name audiofolder \
+        --data_dir data/es --eval_split_name test --language es --output_dir runs/ctc-es
 
     # the Debian Asterisk prompts' fixed 10-minute split (apt-get install asterisk-core-sounds-en-wav)
     python -c "from hf_wav2vec2.corpora import asterisk; print(asterisk.export_all('data/asterisk'))"
@@ -19,6 +24,11 @@ Examples:
 
     # the randomly initialized baseline
     python examples/finetune_ctc.py --from_scratch --config_preset base --train_dir ... --output_dir ...
+
+Beside the model the output directory gets text_normalization.json (which `hf-wav2vec2 evaluate` applies, so it
+reports the WER / CER printed here), the pipeline code (pipeline(model=dir, trust_remote_code=True) works without
+this package), card_info.json (language, base model, training data and results for the model card) and
+training_curves.png.
 
 Run with --help for every option; the logic lives in hf_wav2vec2.training.finetune.
 """

@@ -5,7 +5,8 @@
   LM; an unusable model source is a one-line :class:`ModelLoadError`.
 * :func:`transcribe_files`: many files through one pipeline, batched, with a progress bar; a bad file becomes a
   :class:`Transcription` with an ``error`` and the others are still transcribed.
-* :func:`evaluate_model`: WER and CER (jiwer) of a model, with or without LM, on audio files with references.
+* :func:`evaluate_model`: WER and CER (jiwer) of a model, with or without LM, on audio files with references, after
+  the transcript normalization the model was fine-tuned with (``text_normalization.json`` beside it).
 * :func:`group_words`, :func:`format_srt`, :func:`format_vtt`: subtitles from word timestamps.
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "format_vtt",
     "group_words",
     "normalize_transcript",
+    "saved_normalizer",
     "transcribe_files",
 ]
 
@@ -246,6 +248,32 @@ def normalize_transcript(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+SAVED_NORMALIZATION = "saved"
+
+
+def _model_directory(model: Any) -> str | None:
+    """The local folder `model` (a path, or a pipeline whose model was loaded from one) comes from, if any."""
+    if isinstance(model, (str, os.PathLike)):
+        name = os.fspath(model)
+    else:
+        loaded = getattr(model, "model", None)
+        name = getattr(getattr(loaded, "config", None), "name_or_path", None) or getattr(loaded, "name_or_path", None)
+    return name if isinstance(name, str) and os.path.isdir(name) else None
+
+
+def saved_normalizer(model: Any) -> Callable[[str], str]:
+    """How references and hypotheses of `model` are cleaned before scoring: the options fine-tuning saved beside it
+    (``text_normalization.json``, the same as its own WER / CER used), else :func:`normalize_transcript`."""
+    directory = _model_directory(model)
+    if directory is not None:
+        from .training.vocab import TextNormalization
+
+        saved = TextNormalization.from_pretrained(directory)
+        if saved is not None:
+            return saved.normalize
+    return normalize_transcript
+
+
 @dataclass
 class EvaluationResult:
     """WER/CER over a set, with the hypotheses; files that failed count as empty hypotheses."""
@@ -274,7 +302,7 @@ def evaluate_model(
     chunk_length_s: float | None = None,
     stride_length_s: float | None = None,
     device: Any = None,
-    normalize: Callable[[str], str] | None = normalize_transcript,
+    normalize: Callable[[str], str] | str | None = SAVED_NORMALIZATION,
     progress: bool = False,
 ) -> EvaluationResult:
     """Word and character error rates of a model on ``audio_files`` against ``references`` (jiwer).
@@ -285,8 +313,10 @@ def evaluate_model(
         audio_files, references: Paired lists.
         lm, alpha, beta, beam_size: n-gram LM beam search (see :func:`asr_pipeline`); greedy decoding without ``lm``.
         batch_size, chunk_length_s, stride_length_s: as for :func:`transcribe_files`.
-        normalize: Applied to references and hypotheses before scoring (default: case-fold, collapse
-            whitespace); None compares them as they are.
+        normalize: Applied to references and hypotheses before scoring. ``"saved"`` (default): the normalization
+            the model was fine-tuned with when its folder has ``text_normalization.json`` (written by fine-tuning),
+            so the rates match the ones fine-tuning reported; otherwise :func:`normalize_transcript` (case-fold,
+            collapse whitespace). A function is used as given; None compares the texts as they are.
 
     Returns:
         :class:`EvaluationResult`. A file that cannot be transcribed is scored as an empty hypothesis (all its words
@@ -298,6 +328,10 @@ def evaluate_model(
         raise ValueError(f"got {len(audio_files)} audio files but {len(references)} references")
     if not audio_files:
         raise ValueError("nothing to evaluate: no audio files")
+    if normalize == SAVED_NORMALIZATION:
+        normalize = saved_normalizer(model_dir)  # read before the model loads: a damaged file fails fast
+    elif isinstance(normalize, str):
+        raise ValueError(f"normalize must be a function, None or {SAVED_NORMALIZATION!r}, got {normalize!r}")
     if isinstance(model_dir, HfWav2Vec2AutomaticSpeechRecognitionPipeline) or hasattr(model_dir, "preprocess"):
         if any(v is not None for v in (lm, alpha, beta, beam_size, device)):
             raise ValueError("lm, alpha, beta, beam_size and device configure a new pipeline: not with a pipeline")

@@ -8,6 +8,7 @@ import importlib.util
 import itertools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,19 +18,24 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import tiny_config
+from test_training_ctc_data import TorchcodecBlocker
 
 from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
 from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
 from hf_wav2vec2.training.finetune import (
+    DataArguments,
     FreezeFinetuneCallback,
     ModelArguments,
     build_model,
+    final_evaluation,
     main,
     parse_args,
     parse_phase_ratios,
     tri_stage_lambda,
     tri_stage_scheduler,
 )
+from hf_wav2vec2.training.finetune_outputs import build_card_info
+from hf_wav2vec2.training.vocab import TextNormalization
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -61,6 +67,35 @@ def tone_corpus(tmp_path_factory):
         rows.append(f"u{index:02d}.wav,{text.upper()}")  # upper case in the metadata: normalized to lower
     (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="module")
+def tone_audiofolder(tmp_path_factory):
+    """A datasets audiofolder (train/ and test/, metadata.csv with file_name,text) whose transcripts have upper case
+    and punctuation, which fine-tuning's normalization removes."""
+    root = tmp_path_factory.mktemp("audiofolder")
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 8), ("test", 6)):
+        (root / split).mkdir()
+        rows = ["file_name,text"]
+        for index in range(count):
+            first, second = rng.choice(WORDS, size=2)
+            sf.write(str(root / split / f"{split}{index:02d}.wav"), tone_speech(f"{first} {second}", rng), RATE)
+            rows.append(f'{split}{index:02d}.wav,"{first.upper()}, {second.capitalize()}!"')
+        (root / split / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def no_torchcodec(monkeypatch):
+    """torchcodec seems installed but does not import (its PyPI build on a CPU machine); no attempt is allowed."""
+    import datasets
+
+    blocker = TorchcodecBlocker()
+    monkeypatch.setattr(datasets.config, "TORCHCODEC_AVAILABLE", True)
+    monkeypatch.setattr(sys, "meta_path", [blocker, *sys.meta_path])
+    yield blocker
+    assert blocker.attempts == [], f"torchcodec was imported: {blocker.attempts}"
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +186,48 @@ class TestArguments:
     def test_bad_schedule_rejected_at_parse_time(self, tmp_path):
         with pytest.raises(ValueError):
             parse_args(["--output_dir", str(tmp_path), "--tri_stage_ratios", "0.5,0.5,0.5"])
+
+    @pytest.mark.parametrize(("flags", "named"), [
+        (["--lr_scheduler", "tri_stage", "--lr_scheduler_type", "constant"],
+         ["--lr_scheduler tri_stage", "--lr_scheduler_type constant"]),
+        (["--warmup_steps", "100"], ["--lr_scheduler tri_stage (the default)", "--warmup_steps 100"]),
+    ])
+    def test_conflicting_scheduler_flags_are_an_error(self, tmp_path, flags, named):
+        with pytest.raises(ValueError) as error:
+            parse_args(["--output_dir", str(tmp_path), *flags])
+        message = str(error.value)
+        assert all(flag in message for flag in named) and "conflict" in message and "\n" not in message
+
+    def test_lr_scheduler_type_alone_selects_trainers_scheduler(self, tmp_path):
+        *_, args = parse_args(["--output_dir", str(tmp_path), "--lr_scheduler_type", "constant"])
+        assert args.lr_scheduler == "trainer" and args.lr_scheduler_type == "constant"
+        *_, args = parse_args(["--output_dir", str(tmp_path), "--lr_scheduler", "trainer", "--warmup_steps", "5"])
+        assert args.lr_scheduler_type == "linear" and args.warmup_steps == 5
+
+    def test_logging_and_device_defaults(self, tmp_path):
+        out = ["--output_dir", str(tmp_path)]
+        *_, args = parse_args([*out, "--max_steps", "400", "--eval_strategy", "steps"])
+        assert (args.logging_steps, args.eval_steps) == (8, 40)  # 50 loss points and 10 evaluations per run
+        *_, args = parse_args([*out, "--max_steps", "20"])
+        assert args.logging_steps == 1
+        *_, args = parse_args([*out, "--num_train_epochs", "3", "--eval_strategy", "steps"])
+        assert (args.logging_steps, args.eval_steps) == (0.02, 0.1)  # fractions of a run of unknown length
+        *_, args = parse_args([*out, "--max_steps", "400", "--logging_steps", "100", "--eval_strategy", "steps"])
+        assert (args.logging_steps, args.eval_steps) == (100, 100)  # the user's choice, and Trainer's fallback
+        assert args.dataloader_pin_memory is torch.cuda.is_available()  # no pin_memory warnings on CPU
+        assert args.ddp_find_unused_parameters is False  # LayerDrop keeps every parameter in the graph
+        *_, args = parse_args([*out, "--ddp_find_unused_parameters", "true"])
+        assert args.ddp_find_unused_parameters is True
+
+    @pytest.mark.parametrize(("values", "message"), [
+        ({"dataset_name": "audiofolder"}, "--dataset_name audiofolder needs --data_dir"),
+        ({"train_dir": "data", "data_dir": "data"}, "--data_dir is the folder of --dataset_name"),
+        ({"train_dir": "data", "dataset_name": "some/corpus"}, "--dataset_name and --train_dir both"),
+        ({"train_dir": "data", "language": "Spanish"}, "--language must be an ISO 639 code"),
+    ])
+    def test_bad_data_arguments(self, values, message):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            DataArguments(**values)
 
 
 def load_script():
@@ -255,7 +332,13 @@ def test_push_to_hub_hook_uploads_the_output_dir(tone_corpus, pretrained_dir, tm
           *common_args(output_dir, 1)])
     [(model_dir, repo_id, kwargs)] = calls
     assert Path(model_dir) == output_dir and repo_id == "someone/tones"
-    assert kwargs["card"].base_model == str(pretrained_dir) and kwargs["card"].language == "en"
+    card = kwargs["card"]
+    # a local checkpoint is not a Hub id, so it is named in the training data instead of as base_model
+    assert card.base_model is None and f"local checkpoint `{pretrained_dir.name}`" in card.training_data
+    assert card.language == "en" and "8 transcribed clips" in card.training_data
+    from hf_wav2vec2.hub import CardInfo
+
+    assert CardInfo.load(output_dir) == card  # the card of the upload is the one saved beside the model
     assert (tmp_path / "upload" / "README.md").is_file() and (tmp_path / "upload" / "vocab.json").is_file()
 
 
@@ -287,3 +370,121 @@ def test_starts_from_a_transformers_checkpoint(tmp_path):
     source = transformers.Wav2Vec2ForPreTraining.from_pretrained(source_dir)
     assert torch.equal(model.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight,
                        source.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight)
+
+
+def printed_rates(text: str, label: str) -> tuple[str, str]:
+    """("WER", "CER") percentages as printed after `label` (the final results, or the evaluate command's line)."""
+    match = re.search(label + r".*?WER (\d+\.\d\d)%\s+CER (\d+\.\d\d)%", text)
+    assert match, text
+    return match.group(1), match.group(2)
+
+
+def test_audiofolder_without_torchcodec_and_evaluation_matching_finetuning(
+    tone_audiofolder, pretrained_dir, tmp_path, capsys, no_torchcodec
+):
+    from hf_wav2vec2 import cli
+    from hf_wav2vec2.hub import CardInfo
+    from hf_wav2vec2.transcribe import evaluate_model, normalize_transcript
+
+    output_dir = tmp_path / "out"
+    steps = 20
+    args = common_args(output_dir, steps)
+    for flag in ("--logging_steps", "--dataloader_pin_memory"):  # the defaults are under test
+        del args[args.index(flag):args.index(flag) + 2]
+    args[args.index("--per_device_eval_batch_size") + 1] = "1"  # no padding: clip by clip, as the pipeline
+    args[args.index("--per_device_train_batch_size") + 1] = "4"
+    metrics = main([
+        "--model_name_or_path", str(pretrained_dir), "--dataset_name", "audiofolder",
+        "--data_dir", str(tone_audiofolder), "--eval_split_name", "test", "--cache_dir", str(tmp_path / "cache"),
+        "--language", "es", "--lr_scheduler_type", "constant", *args,
+    ])
+    printed = capsys.readouterr().out
+    assert printed.count("Final results on the evaluation set, 6 utterances") == 1
+    final_wer, final_cer = printed_rates(printed, "Final results")
+
+    # hf-wav2vec2 evaluate on the same model and clips prints the same rates: the saved normalization is applied
+    assert cli.main(["evaluate", str(tone_audiofolder / "test"), "--model", str(output_dir), "--quiet"]) == 0
+    assert printed_rates(capsys.readouterr().out, "") == (final_wer, final_cer)
+    rows = [line.split(",", 1) for line in (tone_audiofolder / "test" / "metadata.csv").read_text().splitlines()[1:]]
+    files = [str(tone_audiofolder / "test" / name) for name, _ in rows]
+    references = [text.strip('"') for _, text in rows]
+    result = evaluate_model(str(output_dir), files, references)
+    assert result.cer == pytest.approx(metrics["eval_cer"], abs=1e-12)
+    assert result.wer == pytest.approx(metrics["eval_wer"], abs=1e-12)
+    assert any(result.hypotheses)  # the model says something, so the normalization matters:
+    unnormalized = evaluate_model(str(output_dir), files, references, normalize=normalize_transcript)
+    assert unnormalized.cer != pytest.approx(metrics["eval_cer"])
+
+    # what the run leaves beside the model
+    assert TextNormalization.from_pretrained(output_dir) == TextNormalization()
+    assert (output_dir / "pipeline_hf_wav2vec2.py").is_file() and (output_dir / "audio.py").is_file()
+    assert "hf-wav2vec2-asr" in json.loads((output_dir / "config.json").read_text())["custom_pipelines"]
+    card = CardInfo.load(output_dir)
+    assert card.language == "es" and card.base_model is None  # a local checkpoint is no Hub base model
+    assert card.datasets == [] and card.results == []  # an audiofolder is no Hub dataset
+    assert "8 transcribed clips" in card.training_data and f"`{tone_audiofolder.name}`" in card.training_data
+    assert f"CER {final_cer} %" in card.results_note and "6 held-out clips" in card.results_note
+    assert (output_dir / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    history = log_history(output_dir)
+    assert len([entry for entry in history if "loss" in entry]) == steps  # short runs log every update
+    assert {entry["learning_rate"] for entry in history if "learning_rate" in entry} == {3e-3}  # constant
+
+
+class FakeTrainer:
+    """What final_evaluation uses of a Trainer, on a chosen process."""
+
+    def __init__(self, tokenizer, main_process: bool):
+        self.tokenizer, self.main_process, self.saved = tokenizer, main_process, []
+
+    def predict(self, dataset, metric_key_prefix):
+        ids = self.tokenizer("ab bad").input_ids
+        return SimpleNamespace(predictions=np.array([ids]), label_ids=np.array([ids]),
+                               metrics={f"{metric_key_prefix}_wer": 0.0, f"{metric_key_prefix}_cer": 0.0})
+
+    def is_world_process_zero(self):
+        return self.main_process
+
+    def save_metrics(self, prefix, metrics):
+        self.saved.append(prefix)
+
+
+def test_final_results_are_printed_by_the_main_process_only(tmp_path, capsys):
+    from hf_wav2vec2.training.finetune import build_tokenizer
+
+    tokenizer = build_tokenizer(["ab bad"], tmp_path, TextNormalization())
+    for main_process, expected in ((False, 0), (True, 1)):
+        trainer = FakeTrainer(tokenizer, main_process)
+        metrics = final_evaluation(trainer, tokenizer, [0], "eval", num_examples=1)
+        printed = capsys.readouterr().out
+        assert printed.count("Final results") == expected and printed.count("REF: ab bad") == expected
+        assert metrics["eval_samples"] == 1 and trainer.saved == ["eval"]
+
+
+def test_card_info_carries_language_base_model_and_training_data():
+    import datasets
+
+    train = datasets.Dataset.from_dict({"input_length": [16000 * 90] * 40})  # 40 clips of 90 s: one hour
+    metrics = {"eval_wer": 0.25, "eval_cer": 0.125, "eval_samples": 7}
+    hub = ModelArguments(model_name_or_path="facebook/wav2vec2-base")
+    data = DataArguments(dataset_name="someone/spanish-speech", dataset_config_name="es", eval_split_name="test",
+                         language="es")
+    card = build_card_info(hub, data, train, TextNormalization(), metrics)
+    assert card.language == "es" and card.base_model == "facebook/wav2vec2-base"
+    assert card.datasets == ["someone/spanish-speech"]
+    [result] = card.results
+    assert (result.dataset_type, result.config, result.split, result.wer, result.cer) == (
+        "someone/spanish-speech", "es", "test", 25.0, 12.5)
+    assert "40 transcribed clips, 1.00 hours" in card.training_data
+    assert "the `train` split of `someone/spanish-speech`, configuration `es`" in card.training_data
+    assert "Fine-tuned from `facebook/wav2vec2-base`" in card.training_data
+
+    scratch = ModelArguments(from_scratch=True)
+    folder = DataArguments(train_dir="data/es-train", eval_dir="data/es-test")
+    card = build_card_info(scratch, folder, train.select(range(4)), TextNormalization(), metrics)
+    assert card.language is None and card.base_model is None and card.datasets == [] and card.results == []
+    assert "4 transcribed clips, 6.0 minutes from the folder `es-train`" in card.training_data
+    assert "from scratch" in card.training_data and "7 held-out clips (es-test)" in card.results_note
+    card = build_card_info(scratch, folder, train, TextNormalization(),
+                           {"train_eval_wer": 0.5, "train_eval_cer": 0.25})
+    assert "No held-out data" in card.results_note and "CER 25.00 %" in card.results_note

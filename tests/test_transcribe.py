@@ -139,6 +139,39 @@ def test_evaluate_model_scores_wer_and_cer(tone_asr, tmp_path):
     assert normalize_transcript("  The\tCAT  ") == "the cat"
 
 
+def test_evaluate_model_applies_the_normalization_saved_with_the_model(tone_asr, tmp_path, monkeypatch):
+    from hf_wav2vec2 import transcribe
+    from hf_wav2vec2.training.vocab import TextNormalization
+
+    paths = []
+    for i, text in enumerate(["THE CAT", "A HAT"]):
+        audio, _ = tone_track(text, seconds=2.5)
+        paths.append(tmp_path / f"{i}.wav")
+        sf.write(paths[-1], audio, SR, subtype="FLOAT")
+    references = ["The cat!", "«A» hat?"]  # punctuation the model never outputs, fine-tuning stripped it
+    folder = tmp_path / "fine-tuned"
+    folder.mkdir()
+    default = evaluate_model(tone_asr, paths, references)  # no saved normalization: case-fold only
+    assert default.cer > 0 and default.references == ["the cat!", "«a» hat?"]
+
+    TextNormalization(case="upper").save_pretrained(folder)
+    tone_asr.model.config._name_or_path = str(folder)  # a pipeline loaded from that folder
+    saved = evaluate_model(tone_asr, paths, references)
+    assert (saved.wer, saved.cer) == (0.0, 0.0)
+    assert saved.references == ["THE CAT", "A HAT"] and saved.hypotheses == ["THE CAT", "A HAT"]
+
+    monkeypatch.setattr(transcribe, "asr_pipeline", lambda model, **kwargs: tone_asr)
+    by_path = evaluate_model(str(folder), paths, references)  # the folder given by path, as the CLI does
+    assert (by_path.wer, by_path.cer, by_path.references) == (0.0, 0.0, saved.references)
+    explicit = evaluate_model(str(folder), paths, references, normalize=normalize_transcript)
+    assert explicit.cer == default.cer  # a given function wins over the saved options
+    with pytest.raises(ValueError, match="normalize must be a function"):
+        evaluate_model(str(folder), paths, references, normalize="lower")
+    (folder / "text_normalization.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(ValueError, match="text_normalization.json: not valid JSON"):
+        evaluate_model(str(folder), paths, references)
+
+
 @requires_flashlight
 def test_evaluate_model_with_an_lm(model_dir, tmp_path, monkeypatch):
     # every HfWav2Vec2ForCTC loaded from now on emits "THE KAT" with K barely ahead of C (see test_pipeline_...)

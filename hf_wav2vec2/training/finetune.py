@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -53,12 +54,16 @@ from .ctc_data import (
     load_labeled_folder,
     prepare_ctc_dataset,
 )
-from .metrics import argmax_logits, decode_predictions, make_compute_metrics
+from .finetune_outputs import build_card_info, final_evaluation, hub_pusher, push_with_card, save_run_outputs
+from .metrics import argmax_logits, make_compute_metrics
 from .vocab import TextNormalization, build_vocab, tokenizer_kwargs, write_vocab
 
 logger = logging.getLogger(__name__)
 
 CONFIG_PRESETS = ("base", "large")
+FOLDER_BUILDERS = ("audiofolder",)  # datasets builders that read a local folder (given by --data_dir)
+LOG_POINTS = 50  # default logging: about this many loss points per run
+EVAL_POINTS = 10  # default --eval_steps with --eval_strategy steps: about this many evaluations per run
 
 
 # ------------------------------------------------------------------------------------------------- arguments
@@ -116,9 +121,14 @@ class DataArguments:
         default=None, metadata={"help": "Metadata file in the folders (default: metadata.csv/.tsv/.jsonl)."}
     )
     dataset_name: str | None = field(
-        default=None, metadata={"help": "A datasets name or path (load_dataset or save_to_disk) instead of folders."}
+        default=None, metadata={"help": "A datasets name or path (load_dataset or save_to_disk) instead of folders; "
+                                        "'audiofolder' with --data_dir. Audio is decoded by soundfile, not torchcodec."}
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "load_dataset's data_dir: the folder of --dataset_name audiofolder (audio "
+                                        "and metadata.csv with file_name,text; train/, test/ subfolders are splits)."}
+    )
     train_split_name: str = field(default="train", metadata={"help": "Training split of --dataset_name."})
     eval_split_name: str | None = field(default=None, metadata={"help": "Evaluation split of --dataset_name."})
     audio_column: str | None = field(
@@ -140,7 +150,21 @@ class DataArguments:
     drop_chars: str = field(default="", metadata={"help": "Characters deleted from transcripts."})
     vocab_min_count: int = field(default=1, metadata={"help": "Characters seen fewer times become <unk>."})
     num_examples_to_print: int = field(default=5, metadata={"help": "Transcripts printed beside references."})
-    language: str | None = field(default=None, metadata={"help": "ISO 639-1 code of the speech (model card)."})
+    language: str | None = field(
+        default=None, metadata={"help": "ISO 639 code of the speech, e.g. 'es' (model card; default: unknown)."}
+    )
+
+    def __post_init__(self):
+        if self.dataset_name and self.train_dir:
+            raise ValueError("--dataset_name and --train_dir both name the training data: give one of them")
+        if self.data_dir and not self.dataset_name:
+            raise ValueError("--data_dir is the folder of --dataset_name (e.g. audiofolder); --train_dir needs none")
+        if self.dataset_name in FOLDER_BUILDERS and not self.data_dir:
+            # load_dataset would otherwise scan the current directory
+            raise ValueError(f"--dataset_name {self.dataset_name} needs --data_dir (the folder with the audio files "
+                             "and their metadata.csv)")
+        if self.language is not None and not re.fullmatch(r"[a-z]{2,3}", self.language):
+            raise ValueError(f"--language must be an ISO 639 code such as 'es' or 'en', got {self.language!r}")
 
     def normalization(self) -> TextNormalization:
         return TextNormalization(
@@ -153,11 +177,22 @@ class DataArguments:
 class CTCTrainingArguments(TrainingArguments):
     """``TrainingArguments`` with fine-tuning defaults (Adam beta2 0.98) and the paper's schedule and freezing."""
 
-    lr_scheduler: str = field(
-        default="tri_stage",
-        metadata={"help": "'tri_stage' (the paper's) or 'trainer' (use --lr_scheduler_type).",
-                  "choices": ["tri_stage", "trainer"]},
+    lr_scheduler: str | None = field(
+        default=None,
+        metadata={"help": "'tri_stage' (the paper's; the default without --lr_scheduler_type) or 'trainer' (Trainer's "
+                          "--lr_scheduler_type, the default when that is given).", "choices": ["tri_stage", "trainer"]},
     )
+    # None, not Trainer's "linear", so that a given --lr_scheduler_type can be told apart from the default
+    lr_scheduler_type: str | None = field(
+        default=None, metadata={"help": "Trainer's scheduler (linear, constant, cosine, ...); implies --lr_scheduler "
+                                        "trainer. Default: tri_stage."}
+    )
+    logging_steps: float | None = field(
+        default=None, metadata={"help": f"Log every N updates (a float < 1: a fraction of the run). Default: "
+                                        f"{LOG_POINTS} points per run, and with --eval_strategy steps but no "
+                                        f"--eval_steps, {EVAL_POINTS} evaluations."}
+    )
+    plot_curves: bool = field(default=True, metadata={"help": "Write training_curves.png at the end."})
     tri_stage_ratios: str = field(
         default="0.1,0.4,0.5", metadata={"help": "Warm-up, hold and decay fractions of the updates (sum to 1)."}
     )
@@ -176,10 +211,41 @@ class CTCTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Drop columns forward() does not take."})
 
     def __post_init__(self):
+        self._resolve_scheduler()
+        if self.logging_steps is None:
+            # Trainer's 500 shows no loss at all in a short run
+            self.logging_steps = max(1, self.max_steps // LOG_POINTS) if self.max_steps > 0 else 1 / LOG_POINTS
+            if self.eval_steps is None and self.eval_strategy == "steps":
+                self.eval_steps = max(1, self.max_steps // EVAL_POINTS) if self.max_steps > 0 else 1 / EVAL_POINTS
+        if self.ddp_find_unused_parameters is None:
+            # LayerDrop keeps every parameter in the graph (skipped layers add zero), so DDP need not search
+            self.ddp_find_unused_parameters = False
         super().__post_init__()
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns once per data loader
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         parse_phase_ratios(self.tri_stage_ratios)  # fail at parse time, not after featurizing
+
+    def _resolve_scheduler(self):
+        """tri_stage unless Trainer's scheduler is asked for; both at once is an error, not a silent choice."""
+        if self.lr_scheduler not in (None, "tri_stage", "trainer"):
+            raise ValueError(f"--lr_scheduler must be tri_stage or trainer, got {self.lr_scheduler!r}")
+        default = self.lr_scheduler is None
+        if default:
+            self.lr_scheduler = "trainer" if self.lr_scheduler_type is not None else "tri_stage"
+        if self.lr_scheduler == "tri_stage":
+            given = [f"--{name} {value:g}" if isinstance(value, float) else f"--{name} {value}" for name, value in (
+                ("lr_scheduler_type", self.lr_scheduler_type), ("warmup_steps", self.warmup_steps or None),
+                ("lr_scheduler_kwargs", self.lr_scheduler_kwargs or None)) if value is not None]
+            if given:
+                raise ValueError(
+                    f"--lr_scheduler tri_stage{' (the default)' if default else ''} and {' and '.join(given)} "
+                    "conflict: tri_stage is a schedule of its own (warm-up and decay from --tri_stage_ratios); "
+                    f"pass --lr_scheduler trainer to use Trainer's, or drop {'them' if len(given) > 1 else 'it'}"
+                )
+        if self.lr_scheduler_type is None:
+            self.lr_scheduler_type = "linear"
 
 
 # -------------------------------------------------------------------------------------------- schedule
@@ -284,7 +350,7 @@ class FreezeFinetuneCallback(TrainerCallback):
 # ---------------------------------------------------------------------------------------- model building
 
 
-def _raw_datasets(data_args: DataArguments) -> tuple:
+def _raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tuple:
     """(train, eval or None) as datasets with ``audio`` and ``text`` columns."""
     if data_args.dataset_name:
         audio_column = data_args.audio_column or "audio"
@@ -292,6 +358,8 @@ def _raw_datasets(data_args: DataArguments) -> tuple:
             "config_name": data_args.dataset_config_name, "audio_column": audio_column,
             "text_column": data_args.text_column,
         }
+        load.update({key: value for key, value in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir))
+                     if value is not None})
         train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
         evaluation = None
         if data_args.eval_split_name:
@@ -407,41 +475,6 @@ def feature_encoder_frozen(model_args: ModelArguments) -> bool:
     return model_args.freeze_feature_encoder
 
 
-def _hub_pusher():
-    """``hf_wav2vec2.hub.push_to_hub``, or a clear error before any training if this installation lacks it."""
-    try:
-        from ..hub import push_to_hub
-    except ImportError as error:
-        raise RuntimeError(
-            "--push_to_hub needs the hf_wav2vec2.hub module, which this installation does not have; train without "
-            "it and upload the output directory yourself"
-        ) from error
-    return push_to_hub
-
-
-def _push(push_to_hub, output_dir: str, training_args, model_args, data_args, metrics: dict) -> None:
-    """Upload the fine-tuned model with a model card giving its base model and, for a Hub dataset, its results."""
-    from ..hub import CardInfo, Result
-
-    results = []
-    if data_args.dataset_name and data_args.eval_split_name and "eval_wer" in metrics:
-        results.append(Result(
-            dataset_type=data_args.dataset_name, config=data_args.dataset_config_name,
-            split=data_args.eval_split_name, wer=100 * metrics["eval_wer"], cer=100 * metrics["eval_cer"],
-            decoding="greedy CTC, no LM",
-        ))
-    card = CardInfo(
-        language=data_args.language, results=results,
-        datasets=[data_args.dataset_name] if data_args.dataset_name else [],
-        base_model=None if model_args.from_scratch else model_args.model_name_or_path,
-    )
-    push_to_hub(
-        output_dir, training_args.hub_model_id or Path(output_dir).name, card=card,
-        token=training_args.hub_token, private=bool(training_args.hub_private_repo),
-        commit_message="Fine-tuned with hf_wav2vec2 (CTC)",
-    )
-
-
 # ------------------------------------------------------------------------------------------------- running
 
 
@@ -452,11 +485,29 @@ def _resume_target(value):
     return value
 
 
-def print_examples(hypotheses, references, count: int, file=None) -> None:
-    """Print `count` hypotheses under their references."""
-    file = file or sys.stdout  # looked up at call time, so redirected output is honoured
-    for hyp, ref in list(zip(hypotheses, references))[:count]:
-        print(f"  REF: {ref}\n  HYP: {hyp}", file=file)
+def _prepare(dataset, name: str, processor, normalization, config, data_args: DataArguments):
+    """Featurized, duration-filtered, CTC-alignable utterances of `dataset` (None stays None)."""
+    if dataset is None:
+        return None
+    dataset = prepare_ctc_dataset(
+        dataset, processor, normalization, num_proc=data_args.preprocessing_num_workers, description=name
+    )
+    dataset = filter_duration(dataset, data_args.min_duration_in_seconds, data_args.max_duration_in_seconds)
+    dataset, _ = drop_unalignable(dataset, config, description=name)
+    if len(dataset) == 0:
+        raise ValueError(f"no {name} utterance is left after filtering (see the warnings above)")
+    return dataset
+
+
+def _callbacks(model_args: ModelArguments, training_args: CTCTrainingArguments) -> list:
+    if training_args.freeze_finetune_updates <= 0:
+        return []
+    if model_args.from_scratch:
+        logger.warning("--freeze_finetune_updates ignored with --from_scratch: there is no pre-trained network")
+        return []
+    return [FreezeFinetuneCallback(
+        training_args.freeze_finetune_updates, keep_feature_encoder_frozen=feature_encoder_frozen(model_args)
+    )]
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTCTrainingArguments) -> dict:
@@ -464,13 +515,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
     )
-    push_to_hub = _hub_pusher() if training_args.push_to_hub else None
+    push_to_hub = hub_pusher() if training_args.push_to_hub else None
     training_args.push_to_hub = False  # the Trainer's own uploading is replaced by hf_wav2vec2.hub
     set_seed(training_args.seed)
     output_dir = training_args.output_dir
 
     normalization = data_args.normalization()
-    raw_train, raw_eval = _raw_datasets(data_args)
+    raw_train, raw_eval = _raw_datasets(data_args, model_args.cache_dir)
     tokenizer = build_tokenizer(
         raw_train["text"], output_dir, normalization, model_args.vocab_file, data_args.vocab_min_count
     )
@@ -480,48 +531,28 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
     feature_extractor.return_attention_mask = True
     processor = HfWav2Vec2Processor(feature_extractor, tokenizer)
     processor.save_pretrained(output_dir)
-
-    def prepare(dataset, name):
-        dataset = prepare_ctc_dataset(
-            dataset, processor, normalization, num_proc=data_args.preprocessing_num_workers, description=name
-        )
-        dataset = filter_duration(dataset, data_args.min_duration_in_seconds, data_args.max_duration_in_seconds)
-        dataset, _ = drop_unalignable(dataset, config, description=name)
-        return dataset
-
-    train_dataset = prepare(raw_train, "train")
-    eval_dataset = prepare(raw_eval, "eval") if raw_eval is not None else None
-    for name, dataset in (("training", train_dataset), ("evaluation", eval_dataset)):
-        if dataset is not None and len(dataset) == 0:
-            raise ValueError(f"no {name} utterance is left after filtering (see the warnings above)")
-
-    model = build_model(model_args, config)
-    callbacks = []
-    if training_args.freeze_finetune_updates > 0:
-        if model_args.from_scratch:
-            logger.warning("--freeze_finetune_updates ignored with --from_scratch: there is no pre-trained network")
-        else:
-            callbacks.append(FreezeFinetuneCallback(
-                training_args.freeze_finetune_updates, keep_feature_encoder_frozen=feature_encoder_frozen(model_args)
-            ))
+    train_dataset = _prepare(raw_train, "training", processor, normalization, config, data_args)
+    eval_dataset = _prepare(raw_eval, "evaluation", processor, normalization, config, data_args)
 
     trainer = CTCTrainer(
-        model=model,
+        model=build_model(model_args, config),
         args=training_args,
         data_collator=DataCollatorCTCWithPadding(processor),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=processor,
-        compute_metrics=make_compute_metrics(processor),
+        # references are normalized labels; hypotheses get the same normalization, as evaluate_model applies it
+        compute_metrics=make_compute_metrics(processor, normalizer=normalization.normalize),
         preprocess_logits_for_metrics=argmax_logits,
-        callbacks=callbacks,
+        callbacks=_callbacks(model_args, training_args),
     )
 
     # Always trains: TrainingArguments' do_train/do_eval flags are not used (do_eval is switched on by any
     # eval_strategy, so it cannot mean "evaluate only").
     train_result = trainer.train(resume_from_checkpoint=_resume_target(training_args.resume_from_checkpoint))
     trainer.save_model()
-    processor.save_pretrained(output_dir)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(output_dir)
     metrics = dict(train_result.metrics, train_samples=len(train_dataset))
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
@@ -532,22 +563,11 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
         final = final_evaluation(trainer, processor, train_dataset, "train_eval", data_args.num_examples_to_print)
     metrics.update(final)
     trainer.save_metrics("all", metrics)
-    if push_to_hub is not None:
-        _push(push_to_hub, output_dir, training_args, model_args, data_args, metrics)
-    return metrics
-
-
-def final_evaluation(trainer, processor, dataset, prefix: str, num_examples: int) -> dict:
-    """WER/CER on `dataset`, printed with a few transcripts beside their references; returns the metrics."""
-    output = trainer.predict(dataset, metric_key_prefix=prefix)  # WER/CER come from compute_metrics
-    hypotheses, references = decode_predictions(processor, output.predictions, output.label_ids)
-    metrics = dict(output.metrics)
-    metrics[f"{prefix}_samples"] = len(dataset)
-    where = "evaluation set" if prefix == "eval" else "training set (no evaluation data given)"
-    print(f"\nFinal results on the {where}, {len(dataset)} utterances: "
-          f"WER {100 * metrics[f'{prefix}_wer']:.2f}%  CER {100 * metrics[f'{prefix}_cer']:.2f}%")
-    print_examples(hypotheses, references, num_examples)
-    trainer.save_metrics(prefix, metrics)
+    card = build_card_info(model_args, data_args, train_dataset, normalization, metrics)
+    if trainer.is_world_process_zero():
+        save_run_outputs(output_dir, trainer, normalization, card, final)
+        if push_to_hub is not None:
+            push_with_card(push_to_hub, output_dir, training_args, card)
     return metrics
 
 
