@@ -21,6 +21,8 @@ SHARED_WITH_TRANSFORMERS = (
     "num_codevectors_per_group", "num_codevector_groups", "contrastive_logits_temperature", "num_negatives",
     "codevector_dim", "proj_codevector_dim", "diversity_loss_weight", "ctc_loss_reduction", "ctc_zero_infinity",
     "pad_token_id", "bos_token_id", "eos_token_id",
+    # the classification, frame-labelling and x-vector heads (modeling_hf_wav2vec2_classification.py)
+    "use_weighted_layer_sum", "classifier_proj_size", "tdnn_dim", "tdnn_kernel", "tdnn_dilation", "xvector_output_dim",
 )
 
 
@@ -30,7 +32,7 @@ class HfWav2Vec2Config(PretrainedConfig):
     Drop-in for transformers' ``Wav2Vec2Config``: ``HfWav2Vec2Config(**Wav2Vec2Config(...).to_dict())`` works. Its
     derived keys (``num_feat_extract_layers``, ``output_hidden_size``) must agree with ``conv_dim`` / ``hidden_size``;
     adapter keys are accepted switched off (adapters are not supported); ``model_type`` is dropped; other keys (the
-    classification heads' ``tdnn_dim``, ...) stay attributes. Direct construction takes the fields it is given and
+    classification heads' own are fields, see below) stay attributes. Direct construction takes the fields it is given and
     this class's defaults for the rest; :meth:`from_transformers_config` and ``from_pretrained`` also pick fairseq's
     LARGE recipe for the training-only fields transformers lacks when the encoder is a layer-norm one.
 
@@ -101,6 +103,13 @@ class HfWav2Vec2Config(PretrainedConfig):
         pad_token_id (`int`, defaults to 0): id of the padding token, which is also the CTC blank.
         bos_token_id (`int`, defaults to 1): id of `<s>`.
         eos_token_id (`int`, defaults to 2): id of `</s>`.
+        use_weighted_layer_sum (`bool`, defaults to False): the classification heads read a learned softmax-weighted
+            sum of every hidden state (SUPERB's recipe) instead of the last one.
+        classifier_proj_size (`int`, defaults to 256): width of the sequence classifier's projection before pooling.
+        tdnn_dim (`tuple[int]`, defaults to (512, 512, 512, 512, 1500)): channels of the x-vector TDNN layers.
+        tdnn_kernel (`tuple[int]`, defaults to (5, 3, 3, 1, 1)): their kernel widths.
+        tdnn_dilation (`tuple[int]`, defaults to (1, 2, 3, 1, 1)): their dilations.
+        xvector_output_dim (`int`, defaults to 512): size of the x-vector embedding.
     """
 
     model_type = "hf_wav2vec2"
@@ -155,9 +164,15 @@ class HfWav2Vec2Config(PretrainedConfig):
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
     eos_token_id: int | None = 2
+    use_weighted_layer_sum: bool = False
+    classifier_proj_size: int = 256
+    tdnn_dim: list[int] | tuple[int, ...] = (512, 512, 512, 512, 1500)
+    tdnn_kernel: list[int] | tuple[int, ...] = (5, 3, 3, 1, 1)
+    tdnn_dilation: list[int] | tuple[int, ...] = (1, 2, 3, 1, 1)
+    xvector_output_dim: int = 512
 
     def __post_init__(self, **kwargs):
-        for name in ("conv_dim", "conv_stride", "conv_kernel"):
+        for name in ("conv_dim", "conv_stride", "conv_kernel", "tdnn_dim", "tdnn_kernel", "tdnn_dilation"):
             setattr(self, name, list(getattr(self, name)))
         self._accept_transformers_keys(kwargs)
         super().__post_init__(**kwargs)
@@ -167,8 +182,7 @@ class HfWav2Vec2Config(PretrainedConfig):
         """Take the keys transformers' ``Wav2Vec2Config.to_dict()`` writes that are no field here (pops them).
 
         Derived keys must agree with the fields they derive from; adapter keys are accepted only switched off.
-        Other unknown keys (the classification heads' ``tdnn_dim``, ``use_weighted_layer_sum``, ...) stay plain
-        attributes, as in transformers.
+        Other unknown keys stay plain attributes, as in transformers.
         """
         # model_type is a class attribute: an instance copy ("wav2vec2") would shadow it and mislabel the config
         kwargs.pop("model_type", None)
@@ -328,7 +342,7 @@ class HfWav2Vec2Config(PretrainedConfig):
         if values.get("feat_extract_norm") == "layer":
             # the layer-norm (LARGE / XLS-R) checkpoints were pre-trained with fairseq's LARGE recipe
             values.update(feature_penalty_weight=0.0, feature_grad_mult=1.0, min_gumbel_temperature=0.1)
-        for name in ("architectures", "id2label", "label2id", "_name_or_path", "dtype"):
+        for name in ("architectures", "id2label", "label2id", "problem_type", "_name_or_path", "dtype"):
             if getattr(config, name, None):
                 values[name] = getattr(config, name)
         return cls(**values)
@@ -340,6 +354,8 @@ class HfWav2Vec2Config(PretrainedConfig):
         values = {name: getattr(self, name) for name in SHARED_WITH_TRANSFORMERS}
         for name in ("conv_dim", "conv_stride", "conv_kernel"):
             values[name] = tuple(values[name])
+        # the classification heads' labels (their head sizes follow num_labels)
+        values.update(id2label=dict(self.id2label), label2id=dict(self.label2id), problem_type=self.problem_type)
         return Wav2Vec2Config(**values)
 
 
