@@ -214,7 +214,7 @@ class TestArguments:
         assert (args.logging_steps, args.eval_steps) == (0.02, 0.1)  # fractions of a run of unknown length
         *_, args = parse_args([*out, "--max_steps", "400", "--logging_steps", "100", "--eval_strategy", "steps"])
         assert (args.logging_steps, args.eval_steps) == (100, 100)  # the user's choice, and Trainer's fallback
-        assert args.dataloader_pin_memory is torch.cuda.is_available()  # no pin_memory warnings on CPU
+        assert args.dataloader_pin_memory is torch.accelerator.is_available()  # no pin_memory warnings on CPU
         assert args.ddp_find_unused_parameters is False  # LayerDrop keeps every parameter in the graph
         *_, args = parse_args([*out, "--ddp_find_unused_parameters", "true"])
         assert args.ddp_find_unused_parameters is True
@@ -488,3 +488,28 @@ def test_card_info_carries_language_base_model_and_training_data():
     card = build_card_info(scratch, folder, train, TextNormalization(),
                            {"train_eval_wer": 0.5, "train_eval_cer": 0.25})
     assert "No held-out data" in card.results_note and "CER 25.00 %" in card.results_note
+
+
+def test_two_processes_train_together_and_report_once(tone_corpus, pretrained_dir, tmp_path):
+    """torchrun with 2 processes on this CPU: one DDP run (not two separate ones), results printed once, without
+    pin_memory or find_unused_parameters warnings."""
+    import subprocess
+
+    if torch.accelerator.is_available():
+        pytest.skip("checks the defaults of a machine without accelerator")
+    output_dir = tmp_path / "ddp"
+    args = common_args(output_dir, 2)
+    del args[args.index("--dataloader_pin_memory"):args.index("--dataloader_pin_memory") + 2]
+    del args[args.index("--use_cpu"):args.index("--use_cpu") + 2]  # the default on a machine without accelerator
+    args[args.index("--per_device_train_batch_size") + 1] = "2"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(ROOT / "examples" / "finetune_ctc.py"), "--model_name_or_path", str(pretrained_dir),
+               "--train_dir", str(tone_corpus), "--max_train_samples", "4", *args,
+               "--layerdrop", "0.5"]  # skipped layers must still join the graph: DDP does not look for unused ones
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Final results on the training set") == 1, done.stdout
+    for warning in ("pin_memory", "find_unused_parameters", "parallel_mode"):
+        assert warning not in done.stderr, warning
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and (output_dir / "card_info.json").is_file()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import sys
@@ -217,11 +218,15 @@ class CTCTrainingArguments(TrainingArguments):
             self.logging_steps = max(1, self.max_steps // LOG_POINTS) if self.max_steps > 0 else 1 / LOG_POINTS
             if self.eval_steps is None and self.eval_strategy == "steps":
                 self.eval_steps = max(1, self.max_steps // EVAL_POINTS) if self.max_steps > 0 else 1 / EVAL_POINTS
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            # torchrun on a CPU machine: without use_cpu Trainer does not wrap the model in DDP, and every process
+            # trains on its own (and prints its own results)
+            self.use_cpu = True
         if self.ddp_find_unused_parameters is None:
             # LayerDrop keeps every parameter in the graph (skipped layers add zero), so DDP need not search
             self.ddp_find_unused_parameters = False
         super().__post_init__()
-        if not torch.cuda.is_available():
+        if not _has_accelerator():
             self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns once per data loader
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
@@ -246,6 +251,11 @@ class CTCTrainingArguments(TrainingArguments):
                 )
         if self.lr_scheduler_type is None:
             self.lr_scheduler_type = "linear"
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 # -------------------------------------------------------------------------------------------- schedule
