@@ -13,6 +13,7 @@ from hf_wav2vec2 import (
     compute_mask_indices,
     sample_negative_indices,
 )
+from hf_wav2vec2 import masking_hf_wav2vec2, modeling_hf_wav2vec2
 
 from conftest import NO_DROPOUT, tiny_config
 
@@ -20,6 +21,15 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 # ------------------------------------------------------------------ masks
+
+
+def test_split_out_names_stay_importable_from_the_modeling_file():
+    import hf_wav2vec2
+
+    for name in ("compute_mask_indices", "sample_negative_indices"):
+        assert getattr(modeling_hf_wav2vec2, name) is getattr(masking_hf_wav2vec2, name) is getattr(hf_wav2vec2, name)
+    for name in ("HfWav2Vec2Model", "HfWav2Vec2PreTrainedModel", "conv_output_lengths", "GumbelVectorQuantizer"):
+        assert hasattr(modeling_hf_wav2vec2, name)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -319,6 +329,10 @@ def test_auto_classes_and_remote_code_in_a_fresh_process(tmp_path):
 
     model = HfWav2Vec2ForCTC(tiny_config(**NO_DROPOUT)).eval()
     model.save_pretrained(tmp_path / "ckpt")
+    # the modeling file's flat siblings travel with it (the fresh process below can import nothing else)
+    code = {p.name for p in (tmp_path / "ckpt").glob("*.py")}
+    assert code == {"configuration_hf_wav2vec2.py", "modeling_hf_wav2vec2.py", "modules_hf_wav2vec2.py",
+                    "masking_hf_wav2vec2.py", "pretraining_hf_wav2vec2.py"}, code
     assert isinstance(AutoConfig.from_pretrained(tmp_path / "ckpt"), type(model.config))
     assert isinstance(AutoModelForCTC.from_pretrained(tmp_path / "ckpt"), HfWav2Vec2ForCTC)
     assert isinstance(AutoModel.from_pretrained(tmp_path / "ckpt"), HfWav2Vec2Model)

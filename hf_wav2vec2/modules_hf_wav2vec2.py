@@ -1,0 +1,270 @@
+"""The building blocks of wav2vec 2.0 (paper section 2): conv feature encoder, feature projection, positional
+convolution and the transformer (context network), with transformers' parameter names.
+
+Shapes in comments: B batch, L samples, T frames, C conv channels, D hidden size.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import logging
+
+from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+
+logger = logging.get_logger(__name__)
+
+
+def conv_output_lengths(lengths, conv_kernel, conv_stride):
+    """Frames produced by the conv feature encoder for inputs of ``lengths`` samples (int or tensor)."""
+    for kernel, stride in zip(conv_kernel, conv_stride):
+        lengths = (lengths - kernel) // stride + 1  # floor division, for ints and tensors alike
+    return lengths
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity in the forward pass; multiplies the gradient by ``scale`` (fairseq's ``feature_grad_mult``)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class ConvLayer(nn.Module):
+    """One temporal convolution of the feature encoder, with optional norm, then the activation.
+
+    ``norm``: "group" is fairseq's GroupNorm with one group per channel (first layer of the BASE encoder), "layer"
+    a LayerNorm over channels (every layer of the LARGE encoder, ``extractor_mode=layer_norm``), None nothing.
+    """
+
+    def __init__(self, in_dim, out_dim, kernel, stride, bias, norm, activation):
+        super().__init__()
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=bias)
+        if norm == "group":
+            self.layer_norm = nn.GroupNorm(out_dim, out_dim, affine=True)
+        elif norm == "layer":
+            self.layer_norm = nn.LayerNorm(out_dim, elementwise_affine=True)
+        self.norm = norm
+        self.activation = ACT2FN[activation]
+
+    def forward(self, x):  # (B, C_in, L) -> (B, C_out, L')
+        x = self.conv(x)
+        if self.norm == "group":
+            x = self.layer_norm(x)
+        elif self.norm == "layer":
+            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.activation(x)
+
+
+class FeatureEncoder(nn.Module):
+    """The 7-layer conv encoder f: X -> Z (paper section 2)."""
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        dims = [1, *config.conv_dim]
+        layers = []
+        for i, (kernel, stride) in enumerate(zip(config.conv_kernel, config.conv_stride)):
+            norm = "layer" if config.feat_extract_norm == "layer" else ("group" if i == 0 else None)
+            layers.append(
+                ConvLayer(dims[i], dims[i + 1], kernel, stride, config.conv_bias, norm, config.feat_extract_activation)
+            )
+        self.conv_layers = nn.ModuleList(layers)
+
+    def forward(self, input_values):  # (B, L) -> (B, C, T)
+        x = input_values[:, None]
+        for layer in self.conv_layers:
+            x = layer(x)
+        return x
+
+
+class FeatureProjection(nn.Module):
+    """LayerNorm over conv channels, then the projection to the transformer width (fairseq ``post_extract_proj``)."""
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        self.dropout = nn.Dropout(config.feat_proj_dropout)
+
+    def forward(self, features):  # (B, T, C) -> (B, T, D), (B, T, C)
+        normed = self.layer_norm(features)
+        return self.dropout(self.projection(normed)), normed
+
+
+class PositionalConvEmbedding(nn.Module):
+    """Relative positional information from a grouped, weight-normed convolution over time (fairseq ``pos_conv``)."""
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        kernel = config.num_conv_pos_embeddings
+        conv = nn.Conv1d(
+            config.hidden_size, config.hidden_size, kernel, padding=kernel // 2,
+            groups=config.num_conv_pos_embedding_groups,
+        )
+        # weight norm over the kernel dimension (dim=2), as fairseq
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.trim = 1 if kernel % 2 == 0 else 0  # "same" padding for an even kernel leaves one step too many
+        self.activation = ACT2FN[config.feat_extract_activation]
+
+    def forward(self, x):  # (B, T, D) -> (B, T, D)
+        y = self.conv(x.transpose(1, 2))
+        if self.trim:
+            y = y[:, :, : -self.trim]
+        return self.activation(y).transpose(1, 2)
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Attention written out, the probabilities returned: (B, H, T, d) each -> (B, T, H, d), (B, H, T, T).
+
+    ``attention_mask``: (B, 1, 1, T) bool, True for keys to attend to (the signature of transformers' interface).
+    """
+    scores = (query @ key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(-1)
+    out = F.dropout(weights, dropout, module.training) @ value
+    return out.transpose(1, 2), weights
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; ``config._attn_implementation`` picks the kernel ("eager" or "sdpa", the default).
+
+    It is read at every call, so ``model.set_attn_implementation`` takes effect at once. ``output_attentions`` needs
+    the probabilities: with any other kernel that call falls back to eager, with a warning (transformers 4's
+    behaviour; transformers 5 returns no weights then).
+    """
+
+    is_causal = False  # read by transformers' sdpa function, which would otherwise apply a causal mask
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, x, key_padding_mask=None, output_attentions=False):
+        """``key_padding_mask``: (B, T) bool, True for real frames. Returns (B, T, D) and optional (B, H, T, T)."""
+        batch, frames, dim = x.shape
+
+        def heads(t):  # (B, T, D) -> (B, H, T, d)
+            return t.view(batch, frames, self.num_heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]  # (B, 1, 1, T)
+        implementation = self.config._attn_implementation or "sdpa"
+        if output_attentions and implementation != "eager":
+            logger.warning_once(f"output_attentions=True needs eager attention: falling back from {implementation} "
+                                "for those calls (set attn_implementation='eager' to silence this)")
+            implementation = "eager"
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        dropout = self.dropout if self.training else 0.0
+        out, weights = attention(self, q, k, v, mask, scaling=self.scaling, dropout=dropout)
+        return self.out_proj(out.reshape(batch, frames, dim)), weights if output_attentions else None
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        self.intermediate_dropout = nn.Dropout(config.activation_dropout)
+        self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x):
+        x = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(x)))
+        return self.output_dropout(self.output_dense(x))
+
+
+class EncoderLayer(GradientCheckpointingLayer):
+    """A transformer block; ``layer_norm_first`` selects pre-LN (LARGE, "stable layer norm") over post-LN (BASE)."""
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        self.layer_norm_first = config.do_stable_layer_norm
+        self.attention = Attention(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x, key_padding_mask=None, output_attentions=False):  # (B, T, D) -> (B, T, D)
+        residual = x
+        if self.layer_norm_first:
+            x, weights = self.attention(self.layer_norm(x), key_padding_mask, output_attentions)
+            x = residual + self.dropout(x)
+            x = x + self.feed_forward(self.final_layer_norm(x))
+        else:
+            x, weights = self.attention(x, key_padding_mask, output_attentions)
+            x = self.layer_norm(residual + self.dropout(x))
+            x = self.final_layer_norm(x + self.feed_forward(x))
+        return x, weights
+
+
+class Encoder(nn.Module):
+    """Context network g: positional conv, then the transformer layers, with LayerDrop in training."""
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        self.layer_norm_first = config.do_stable_layer_norm
+        self.layerdrop = config.layerdrop
+        self.pos_conv_embed = PositionalConvEmbedding(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, x, frame_mask=None, output_hidden_states=False, output_attentions=False):
+        """``x`` (B, T, D); ``frame_mask`` (B, T) bool, True for real frames. Returns last, all states, attentions."""
+        if frame_mask is not None:
+            x = x * frame_mask[:, :, None].to(x.dtype)  # padding must not leak into the positional conv
+        x = x + self.pos_conv_embed(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        all_states, all_weights = [], []
+        for layer in self.layers:
+            if output_hidden_states:
+                all_states.append(x)
+            if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
+                # A skipped layer still joins the graph with a zero contribution, so DDP sees every parameter
+                # used (no "unused parameters" error) and its gradient is an exact zero.
+                x = x + sum(p.view(-1)[0] for p in layer.parameters()) * 0.0
+                if output_attentions:
+                    all_weights.append(None)
+                continue
+            x, weights = layer(x, frame_mask, output_attentions)
+            if output_attentions:
+                all_weights.append(weights)
+        if output_hidden_states:
+            # each layer's own output: for pre-LN models the final layer norm only enters last_hidden_state
+            # (as fairseq's layer_results and transformers 5)
+            all_states.append(x)
+        if self.layer_norm_first:
+            x = self.layer_norm(x)
+        return x, (tuple(all_states) if output_hidden_states else None), (
+            tuple(all_weights) if output_attentions else None
+        )
+
+
+__all__ = [
+    "conv_output_lengths", "GradMultiply", "ConvLayer", "FeatureEncoder", "FeatureProjection",
+    "PositionalConvEmbedding", "eager_attention_forward", "Attention", "FeedForward", "EncoderLayer", "Encoder",
+]
