@@ -2,7 +2,8 @@
 
 Importing the package registers its config, models, feature extractor, tokenizer and processor with the
 transformers Auto classes (model type ``hf_wav2vec2``) and routes the ASR pipeline of ``hf_wav2vec2`` models to
-this package's pipeline class (see :func:`register`).
+this package's pipeline class, and the audio-classification pipeline of wav2vec 2.0 classifiers likewise (see
+:func:`register`).
 
 One exception: in the ``hf-wav2vec2`` console script registration waits until the command needs a model, because
 it imports torch and transformers (seconds) and ``hf-wav2vec2 --help`` should answer at once. The command line then
@@ -26,6 +27,12 @@ _EXPORTS = {
     "HfWav2Vec2ForPreTraining": "modeling_hf_wav2vec2",
     "HfWav2Vec2ForCTC": "modeling_hf_wav2vec2",
     "HfWav2Vec2PreTrainedModel": "modeling_hf_wav2vec2",
+    "HfWav2Vec2ForSequenceClassification": "modeling_hf_wav2vec2_classification",
+    "HfWav2Vec2ForAudioFrameClassification": "modeling_hf_wav2vec2_classification",
+    "HfWav2Vec2ForXVector": "modeling_hf_wav2vec2_classification",
+    "speaker_similarity": "modeling_hf_wav2vec2_classification",
+    "verify_speakers": "modeling_hf_wav2vec2_classification",
+    "HfWav2Vec2AudioClassificationPipeline": "pipeline_audio_classification",
     "compute_mask_indices": "modeling_hf_wav2vec2",
     "sample_negative_indices": "modeling_hf_wav2vec2",
     "HfWav2Vec2AutomaticSpeechRecognitionPipeline": "pipeline_hf_wav2vec2",
@@ -54,6 +61,9 @@ def register() -> None:
         AutoConfig,
         AutoFeatureExtractor,
         AutoModel,
+        AutoModelForAudioClassification,
+        AutoModelForAudioFrameClassification,
+        AutoModelForAudioXVector,
         AutoModelForCTC,
         AutoModelForPreTraining,
         AutoProcessor,
@@ -63,6 +73,12 @@ def register() -> None:
     from .configuration_hf_wav2vec2 import HfWav2Vec2Config
     from .feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
     from .modeling_hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining, HfWav2Vec2Model
+    from .modeling_hf_wav2vec2_classification import (
+        HfWav2Vec2ForAudioFrameClassification,
+        HfWav2Vec2ForSequenceClassification,
+        HfWav2Vec2ForXVector,
+    )
+    from .pipeline_audio_classification import register_audio_classification_pipeline
     from .pipeline_hf_wav2vec2 import register_pipelines
     from .processing_hf_wav2vec2 import HfWav2Vec2Processor
     from .tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
@@ -71,6 +87,13 @@ def register() -> None:
     AutoModel.register(HfWav2Vec2Config, HfWav2Vec2Model, exist_ok=True)
     AutoModelForPreTraining.register(HfWav2Vec2Config, HfWav2Vec2ForPreTraining, exist_ok=True)
     AutoModelForCTC.register(HfWav2Vec2Config, HfWav2Vec2ForCTC, exist_ok=True)
+    heads = (
+        (AutoModelForAudioClassification, HfWav2Vec2ForSequenceClassification),
+        (AutoModelForAudioFrameClassification, HfWav2Vec2ForAudioFrameClassification),
+        (AutoModelForAudioXVector, HfWav2Vec2ForXVector),
+    )
+    for auto_class, model_class in heads:
+        auto_class.register(HfWav2Vec2Config, model_class, exist_ok=True)
     AutoFeatureExtractor.register(HfWav2Vec2Config, HfWav2Vec2FeatureExtractor, exist_ok=True)
     AutoTokenizer.register(HfWav2Vec2Config, slow_tokenizer_class=HfWav2Vec2CTCTokenizer, exist_ok=True)
     AutoProcessor.register(HfWav2Vec2Config, HfWav2Vec2Processor, exist_ok=True)
@@ -79,11 +102,14 @@ def register() -> None:
     HfWav2Vec2Model.register_for_auto_class("AutoModel")
     HfWav2Vec2ForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     HfWav2Vec2ForCTC.register_for_auto_class("AutoModelForCTC")
+    for auto_class, model_class in heads:
+        model_class.register_for_auto_class(auto_class.__name__)
     HfWav2Vec2FeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     HfWav2Vec2CTCTokenizer.register_for_auto_class("AutoTokenizer")
     HfWav2Vec2Processor.register_for_auto_class("AutoProcessor")
     # pipeline("automatic-speech-recognition", model=...) builds our pipeline for hf_wav2vec2 models
     register_pipelines()
+    register_audio_classification_pipeline()  # and pipeline("audio-classification", model=...) likewise
     _registered = True
 
 
@@ -125,15 +151,21 @@ __all__ = [
     "HfWav2Vec2Model",
     "HfWav2Vec2ForPreTraining",
     "HfWav2Vec2ForCTC",
+    "HfWav2Vec2ForSequenceClassification",
+    "HfWav2Vec2ForAudioFrameClassification",
+    "HfWav2Vec2ForXVector",
     "HfWav2Vec2PreTrainedModel",
     "HfWav2Vec2FeatureExtractor",
     "HfWav2Vec2CTCTokenizer",
     "HfWav2Vec2Processor",
     "HfWav2Vec2AutomaticSpeechRecognitionPipeline",
+    "HfWav2Vec2AudioClassificationPipeline",
     "asr_pipeline",
     "evaluate_model",
     "register",
     "save_pipeline_code",
     "compute_mask_indices",
     "sample_negative_indices",
+    "speaker_similarity",
+    "verify_speakers",
 ]
