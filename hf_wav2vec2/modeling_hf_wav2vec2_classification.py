@@ -285,9 +285,12 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
 
     ``embeddings`` (B, ``xvector_output_dim``) compare speakers (:func:`speaker_similarity`,
     :func:`verify_speakers`); ``logits`` and the loss train them on ``num_labels`` speakers. Statistics pooling
-    (mean and unbiased standard deviation over time) covers the TDNN frames of real samples only when
-    ``attention_mask`` is given, as transformers; a clip with a single TDNN frame gets a standard deviation of 0
-    (transformers: NaN) and a clip with none is refused with the length it needs.
+    (mean and unbiased standard deviation over time) covers only the TDNN frames computed from real samples when
+    ``attention_mask`` is given, so a padded batch gives each clip's embedding alone. Differences from transformers'
+    ``Wav2Vec2ForXVector``, whose outputs are equal otherwise: it counts those frames without the TDNN dilation
+    (see :meth:`_get_tdnn_output_lengths`), so its padded clips differ from the clips alone; a clip with a single
+    TDNN frame gets a standard deviation of 0 here (transformers: NaN); a clip with none is refused with the length
+    it needs.
     """
 
     def __init__(self, config: HfWav2Vec2Config):
@@ -302,9 +305,13 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         self.post_init()
 
     def _get_tdnn_output_lengths(self, input_lengths):
-        """Frames out of the TDNN layers for ``input_lengths`` encoder frames (transformers' method and arithmetic)."""
-        for kernel_size in self.config.tdnn_kernel:
-            input_lengths = (input_lengths - kernel_size) // 1 + 1
+        """Frames out of the TDNN layers for ``input_lengths`` encoder frames.
+
+        A layer of kernel k and dilation d removes d * (k - 1) frames. transformers' method of this name leaves the
+        dilation out, so its statistics pooling of a padded clip also reads TDNN frames computed from padding.
+        """
+        for kernel_size, dilation in zip(self.config.tdnn_kernel, self.config.tdnn_dilation):
+            input_lengths = input_lengths - dilation * (kernel_size - 1)
         return input_lengths
 
     def forward(
@@ -320,10 +327,11 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         """``labels`` (B,) speaker ids for the AMSoftmax loss."""
         states, outputs, with_states = self._encode(input_values, attention_mask, output_attentions,
                                                     output_hidden_states)
+        lengths = self._pooled_lengths(attention_mask, states.shape[0], states.shape[1], states.device)
         hidden = self.projector(states)
         for layer in self.tdnn:
             hidden = layer(hidden)  # (B, T', tdnn_dim[-1])
-        statistics = self._statistics_pooling(hidden, attention_mask, states.shape[1])
+        statistics = self._statistics_pooling(hidden, lengths)
         embeddings = self.feature_extractor(statistics)  # (B, E)
         logits = self.classifier(embeddings)
         loss = None if labels is None else self.objective(logits, labels.to(logits.device))
@@ -333,19 +341,24 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         )
         return self._finish(output, return_dict)
 
-    def _statistics_pooling(self, hidden, attention_mask, encoder_frames):
-        """(B, T', F) -> (B, 2F): mean and standard deviation over the TDNN frames of each clip."""
-        batch, frames, _ = hidden.shape
+    def _pooled_lengths(self, attention_mask, batch, encoder_frames, device):
+        """(B,) TDNN frames computed from each clip's real samples; a clip without any is refused."""
         if attention_mask is None:
-            lengths = torch.full((batch,), frames, device=hidden.device, dtype=torch.long)
+            encoder_lengths = torch.full((batch,), encoder_frames, device=device, dtype=torch.long)
         else:
-            encoder_lengths = self._get_feat_extract_output_lengths(attention_mask.long().sum(-1))
-            lengths = self._get_tdnn_output_lengths(encoder_lengths.clamp(max=encoder_frames)).to(hidden.device)
+            encoder_lengths = self._get_feat_extract_output_lengths(attention_mask.long().sum(-1)).to(device)
+        lengths = self._get_tdnn_output_lengths(encoder_lengths.clamp(max=encoder_frames))
         if bool((lengths < 1).any()):
-            context = sum(k - 1 for k in self.config.tdnn_kernel) + 1
+            context = 1 - int(self._get_tdnn_output_lengths(torch.tensor(0)))  # encoder frames per TDNN frame
             samples = self.config.receptive_field + (context - 1) * self.config.inputs_to_logits_ratio
             raise ValueError(f"a clip is too short for the x-vector head: its TDNN layers need {context} encoder "
                              f"frames, i.e. at least {samples} samples of real audio")
+        return lengths
+
+    @staticmethod
+    def _statistics_pooling(hidden, lengths):
+        """(B, T', F) -> (B, 2F): mean and standard deviation over the first ``lengths`` (B,) frames of each clip."""
+        frames = hidden.shape[1]
         mask = (torch.arange(frames, device=hidden.device)[None, :] < lengths[:, None])[:, :, None].to(hidden.dtype)
         count = lengths[:, None].to(hidden.dtype)
         mean = (hidden * mask).sum(dim=1) / count
