@@ -22,22 +22,28 @@ from hf_wav2vec2 import (
     HfWav2Vec2ForCTC,
     HfWav2Vec2ForPreTraining,
 )
+from hf_wav2vec2.cli import push as push_command
+from hf_wav2vec2.cli.common import CommandError
 from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from hf_wav2vec2.hub import (
     TEMPLATE_PATH,
     CardInfo,
     PublishError,
     Result,
-    add_push_arguments,
     check_upload_folder,
     fill_template,
     push_to_hub,
-    run_push,
 )
 from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
 from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+run_push = push_command.run
+
+
+def add_push_arguments(parser):
+    push_command.add_arguments(parser)
+    return parser
 # the modeling file and every file it imports (transformers copies and loads exactly these for trust_remote_code)
 CODE_FILES = {"modeling_hf_wav2vec2.py"} | {
     Path(path).name for path in get_relative_import_files(str(REPO_ROOT / "hf_wav2vec2" / "modeling_hf_wav2vec2.py"))
@@ -435,8 +441,8 @@ def test_invalid_saved_card_info_is_a_one_line_error(tmp_path, ctc_model, proces
     processor.save_pretrained(model_dir)
     (model_dir / "card_info.json").write_text('{"language": "es",')
     parser = add_push_arguments(argparse.ArgumentParser())
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(CommandError) as exit_info:  # hf-wav2vec2's main prints it as one line and exits 1
         run_push(parser.parse_args([str(model_dir), "me/x", "--dry-run", str(tmp_path / "u")]))
-    message = str(exit_info.value.code)
+    message = str(exit_info.value)
     assert "card_info.json: not valid JSON" in message and "\n" not in message
     assert not (tmp_path / "u").exists()  # refused before writing anything

@@ -1,7 +1,7 @@
 """Checkpoints in and out: fairseq -> this package, and transformers <-> this package.
 
-:func:`convert` is the one entry point (the ``hf-wav2vec2 convert`` subcommand calls it through
-:func:`run_convert`)::
+:func:`convert` is the one entry point (the ``hf-wav2vec2 convert`` subcommand, :mod:`hf_wav2vec2.cli.convert`,
+calls it)::
 
     convert("wav2vec_small_960h.pt", "out/base-960h", dict_path="dict.ltr.txt")      # fairseq -> hf_wav2vec2
     convert("facebook-wav2vec2-base-960h/", "out/base-960h")                           # transformers -> hf_wav2vec2
@@ -17,8 +17,6 @@ no stale file (an old ``pytorch_model.bin``) ends up next to the converted weigh
 import json
 import logging
 from pathlib import Path
-
-from ..interop import to_transformers_processor
 
 logger = logging.getLogger(__name__)
 
@@ -208,51 +206,16 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# CLI hooks (the lead's hf_wav2vec2/cli.py registers the subcommand)
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def add_convert_arguments(parser):
-    """Arguments of ``hf-wav2vec2 convert SRC OUT [--from ...] [--to ...] [--dict ...] [--unsafe-load]``."""
-    parser.add_argument("src", metavar="SRC", help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
-    parser.add_argument("out", metavar="OUT", help="new output directory")
-    parser.add_argument(
-        "--from", dest="source", choices=SOURCES, default=None, help="format of SRC (default: detected)"
-    )
-    parser.add_argument(
-        "--to", dest="target", choices=TARGETS, default="hf_wav2vec2", help="format to write (default: hf_wav2vec2)"
-    )
-    parser.add_argument(
-        "--dict", dest="dict_path", default=None, metavar="DICT",
-        help="fairseq letter dictionary (dict.ltr.txt) of a fine-tuned checkpoint",
-    )
-    parser.add_argument(
-        "--unsafe-load", dest="unsafe_load", action="store_true",
-        help="unpickle arbitrary objects from a fairseq checkpoint (runs code from the file: trusted files only)",
-    )
-    return parser
-
-
-def run_convert(args) -> int:
-    """Run the subcommand; a conversion problem exits with a one-line message (``SystemExit``)."""
-    try:
-        out = convert(
-            args.src, args.out, source=args.source, target=args.target, dict_path=args.dict_path,
-            allow_unsafe_pickle=args.unsafe_load,
-        )
-    except ConversionError as error:
-        raise SystemExit(f"hf-wav2vec2 convert: error: {error}") from None
-    print(f"wrote {args.target} checkpoint to {out}")
-    return 0
-
-
 def __getattr__(name):
     # fairseq entry points, importable from here without loading the fairseq module for other conversions
     if name in ("convert_fairseq_checkpoint", "load_fairseq_model"):
         from . import fairseq
 
         return getattr(fairseq, name)
+    if name == "to_transformers_processor":  # interop imports transformers: not for `hf-wav2vec2 convert --help`
+        from ..interop import to_transformers_processor
+
+        return to_transformers_processor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -260,7 +223,6 @@ __all__ = [
     "ConversionError",
     "SOURCES",
     "TARGETS",
-    "add_convert_arguments",
     "convert",
     "convert_fairseq_checkpoint",
     "detect_format",
@@ -268,6 +230,5 @@ __all__ = [
     "load_model_directory",
     "model_class_for",
     "model_class_for_directory",
-    "run_convert",
     "to_transformers_processor",
 ]

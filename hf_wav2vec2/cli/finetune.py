@@ -1,0 +1,18 @@
+"""``hf-wav2vec2 finetune ...``: :func:`hf_wav2vec2.training.finetune.main` reads the rest of the command line
+(``examples/finetune_ctc.py``'s flags, transformers' ``TrainingArguments`` among them)."""
+
+from __future__ import annotations
+
+from .common import unavailable
+
+NAME = "finetune"
+HELP = "fine-tune a model with CTC (arguments of examples/finetune_ctc.py)"
+
+
+def main(argv: list[str]) -> int:
+    try:
+        from ..training import finetune
+    except ImportError as error:
+        raise unavailable(NAME, error) from None
+    result = finetune.main(argv)
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,83 @@
+"""``hf-wav2vec2 push MODEL_DIR REPO_ID``: publish a model folder on the Hub (:func:`hf_wav2vec2.hub.push_to_hub`),
+or with ``--dry-run DIR`` only write the folder that would be uploaded."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import common
+from .common import CommandError, unavailable
+
+NAME = "push"
+HELP = "publish a model directory on the Hub"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="directory saved by hf-wav2vec2 (model + processor)")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="Hub repository, owner/name")
+    parser.add_argument("--dry-run", dest="dry_run", metavar="DIR", default=None,
+                        help="only write the folder that would be uploaded into DIR (new or empty)")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
+    parser.add_argument("--commit-message", default=None)
+    card = parser.add_argument_group("model card")
+    # defaults None: the model directory's card_info.json (written by fine-tuning) fills what is not given
+    card.add_argument("--wer", type=float, default=None, help="word error rate in percent on --dataset")
+    card.add_argument("--cer", type=float, default=None, help="character error rate in percent on --dataset")
+    card.add_argument("--dataset", default=None, metavar="ID",
+                      help="Hub id of the evaluation dataset (librispeech_asr); without it the result is in the "
+                           "card's table but not in the Hub model-index")
+    card.add_argument("--dataset-name", default=None, help="display name of the evaluation dataset")
+    card.add_argument("--dataset-config", default=None, help="dataset configuration (e.g. clean)")
+    card.add_argument("--split", default="test", help="evaluated split (default: test)")
+    card.add_argument("--decoding", default=None, help="how the WER was obtained (e.g. 'greedy CTC, no LM')")
+    card.add_argument("--language", default=None,
+                      help="language code(s), comma-separated (default: from card_info.json, else en)")
+    card.add_argument("--license", default=None, help="(default: from card_info.json, else apache-2.0)")
+    card.add_argument("--train-dataset", action="append", default=[], metavar="ID",
+                      help="Hub id of a training dataset")
+    card.add_argument("--model-name", default=None, help="name in the card (default: the repository name)")
+    card.add_argument("--base-model", default=None, help="Hub id of the model this one derives from")
+    card.add_argument("--description", default=None, help="first paragraph of the card")
+    card.add_argument("--training-data", default=None, help="text of the card's training data section")
+
+
+def card_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~hf_wav2vec2.hub.CardInfo` fields the flags give (None where a flag is absent; the model
+    directory's card_info.json then decides)."""
+    from ..hub import CardInfo, Result
+
+    results = []
+    if args.wer is not None or args.cer is not None:
+        results.append(Result(
+            dataset_type=args.dataset, dataset_name=args.dataset_name, split=args.split, config=args.dataset_config,
+            wer=args.wer, cer=args.cer, decoding=args.decoding,
+        ))
+    languages = [code.strip() for code in args.language.split(",") if code.strip()] if args.language else None
+    return CardInfo(
+        language=languages[0] if languages and len(languages) == 1 else languages, license=args.license,
+        datasets=list(args.train_dataset), results=results, model_name=args.model_name, base_model=args.base_model,
+        description=args.description, training_data=args.training_data,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from ..hub import PublishError, push_to_hub
+    except ImportError as error:
+        raise unavailable(NAME, error) from None
+    if (args.wer is not None or args.cer is not None) and not args.dataset:
+        common.print_warning("no --dataset: the WER/CER go into the card's table but not into the Hub model-index")
+    try:
+        result = push_to_hub(
+            args.model_dir, args.repo_id, card=card_from_args(args), dry_run_dir=args.dry_run, token=args.token,
+            private=args.private, commit_message=args.commit_message,
+        )
+    except PublishError as error:
+        raise CommandError(str(error)) from None
+    if args.dry_run:
+        print(f"wrote the upload folder for {args.repo_id} to {result} (nothing uploaded)")
+    else:
+        print(f"uploaded to https://huggingface.co/{args.repo_id} ({getattr(result, 'commit_url', result)})")
+    return 0
