@@ -1,28 +1,19 @@
 """Audio input handling for transcription and training data.
 
 Everything here turns "some audio" into what a wav2vec 2.0 model consumes: a 1-D ``float32`` NumPy array,
-mono, at the model's sampling rate (16 kHz for every released checkpoint).
+mono, at the model's sampling rate (16 kHz for every released checkpoint: :data:`DEFAULT_SAMPLING_RATE`, the one
+place that number is written, for code that has no feature extractor at hand).
 
-Accepted sources (see :func:`load_audio`):
-
-* a file path (``str`` or ``os.PathLike``): anything libsndfile decodes (WAV, FLAC, OGG/Vorbis, OGG/Opus,
-  MP3 with libsndfile >= 1.1, AIFF, ...) is read with ``soundfile``; other formats (M4A/AAC, WebM, ...) are
-  decoded by an ``ffmpeg`` subprocess when that binary is on ``PATH``;
-* ``bytes`` / ``bytearray`` / a binary file object holding an encoded file;
-* a NumPy array or a torch tensor of samples (at ``target_sr`` unless ``sampling_rate`` says otherwise);
-* a tuple ``(samples, sampling_rate)``, as ``soundfile.read`` returns it;
-* a dict ``{"raw" or "array": samples, "sampling_rate": rate}``: the convention of the transformers ASR
-  pipeline and of ``datasets``' ``Audio`` feature.
+Accepted sources (see :func:`load_audio`): file paths (libsndfile formats through ``soundfile``, others through an
+``ffmpeg`` subprocess when that binary is on ``PATH``), encoded bytes or binary file objects, NumPy arrays and
+torch tensors, ``(samples, sampling_rate)`` tuples and ``{"raw" or "array": samples, "sampling_rate": rate}``
+dicts (the convention of the transformers ASR pipeline and of ``datasets``' ``Audio`` feature).
 
 Multichannel audio is mixed down to mono (mean over channels); integer PCM is scaled to ``[-1, 1)``;
 anything else goes to ``float32``. Resampling uses ``soxr`` at its "HQ" quality.
 
 Every problem with the input raises :class:`AudioError` (a ``ValueError``) whose message is one line
 naming the file, when there is one, and what is wrong with it.
-
-:func:`prepare_pipeline_input` converts inputs for the stock ``AutomaticSpeechRecognitionPipeline``, whose
-own resampling path needs ``torchaudio`` (which does not import beside recent torch releases) and whose
-path/bytes path needs ``ffmpeg``.
 """
 
 from __future__ import annotations
@@ -38,12 +29,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "AUDIO_DICT_KEYS",
     "AudioError",
     "DEFAULT_SAMPLING_RATE",
-    "MODEL_MIN_SAMPLES",
+    "check_frames_read",
     "check_min_samples",
+    "check_wav_truncation",
+    "corrupt_file_error",
     "load_audio",
-    "prepare_pipeline_input",
     "probe_num_samples",
     "read_audio",
     "resample",
@@ -51,10 +44,11 @@ __all__ = [
     "to_float32_mono",
 ]
 
+#: The sampling rate of every released wav2vec 2.0 checkpoint (Hz). Code with a feature extractor at hand uses its
+#: ``sampling_rate`` instead; everything else imports this constant rather than writing 16000.
 DEFAULT_SAMPLING_RATE = 16000
-#: Receptive field of the wav2vec 2.0 feature encoder (conv kernels 10,3,3,3,3,2,2 with strides 5,2,2,2,2,2,2):
-#: shorter input yields no frame at all.
-MODEL_MIN_SAMPLES = 400
+#: Keys of an audio dict that may hold the samples: "raw" (transformers' pipelines), "array" (``datasets``).
+AUDIO_DICT_KEYS = ("raw", "array")
 
 # libsndfile error codes after which another decoder may still succeed (unknown container / codec).
 _SF_UNRECOGNISED_FORMAT = 1
@@ -64,7 +58,6 @@ _MAX_CHANNELS = 64
 # MP3 frame counts from libsndfile are estimates (Xing/VBRI header or bitrate): allow this much shortfall
 # before calling a short read truncation.
 _MP3_FRAME_TOLERANCE = 0.05
-_PIPELINE_AUDIO_KEYS = ("raw", "array")
 _WAV_FORMATS = ("WAV", "WAVEX")
 # soundfile reports an unknown frame count (e.g. some streamed containers) as a huge number.
 _UNKNOWN_FRAMES = 2**62
@@ -109,9 +102,8 @@ def check_min_samples(
     Args:
         num_samples: Length of the (mono) audio, in samples at ``sampling_rate``.
         sampling_rate: Rate of that audio.
-        min_samples: Minimum length in samples at ``sampling_rate``; ``None`` disables the check. For wav2vec 2.0
-            at 16 kHz this is :data:`MODEL_MIN_SAMPLES` (400 samples, 25 ms), the feature encoder's receptive
-            field.
+        min_samples: Minimum length in samples at ``sampling_rate``; ``None`` disables the check. For a model this
+            is :func:`.chunking.receptive_field` of its config (400 samples, 25 ms, for the released checkpoints).
         source: Name of the file (or other description) for the message.
 
     Example message: ``audio is 0.012 s (192 samples at 16 kHz); the model needs at least 400 samples (0.025 s)``.
@@ -252,13 +244,32 @@ def _source_bytes_head(data: bytes | str, limit: int = 1 << 16) -> tuple[bytes, 
         return f.read(limit), os.fstat(f.fileno()).st_size
 
 
-def _check_wav_truncation(data: bytes | str, name: str | None) -> None:
+def check_wav_truncation(data: bytes | str, name: str | None) -> None:
+    """Raise :class:`AudioError` when the WAV file ``data`` (a path or its bytes) holds fewer sample bytes than its
+    header declares; libsndfile itself would silently read the shorter file."""
     cut = _wav_truncation(*_source_bytes_head(data))
     if cut is not None:
         raise AudioError(
             f"audio file is truncated: its header declares {cut[0]} bytes of samples but only {cut[1]} are present",
             name,
         )
+
+
+def check_frames_read(declared: int, frames_read: int, file_format: str, name: str | None) -> None:
+    """Raise :class:`AudioError` when decoding stopped short of the ``declared`` frame count (libsndfile's
+    ``frames``); an MP3 may fall a little short, its count being an
+    estimate."""
+    tolerance = int(declared * _MP3_FRAME_TOLERANCE) if file_format == "MP3" else 0
+    if frames_read + tolerance < declared:
+        raise AudioError(
+            f"audio file is truncated: its header declares {declared} samples but only {frames_read} could be read",
+            name,
+        )
+
+
+def corrupt_file_error(err: Exception, name: str | None) -> AudioError:
+    """The one-line :class:`AudioError` for a libsndfile error met while reading the samples of a file it opened."""
+    return AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", name)
 
 
 def _sf_reason(err: Exception) -> str:
@@ -274,7 +285,7 @@ def _sf_unrecognised(err: Any) -> bool:
 def _sf_error(err: Exception, name: str | None) -> AudioError:
     if _sf_unrecognised(err):
         return AudioError(f"not a readable audio file (libsndfile: {_sf_reason(err)})", name)
-    return AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", name)
+    return corrupt_file_error(err, name)
 
 
 def _decode_with_soundfile(data: bytes | str, name: str | None) -> tuple[np.ndarray, int]:
@@ -289,16 +300,10 @@ def _decode_with_soundfile(data: bytes | str, name: str | None) -> tuple[np.ndar
         try:
             samples = f.read(dtype="float32", always_2d=True)
         except sf.LibsndfileError as err:
-            raise AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", name) from None
+            raise corrupt_file_error(err, name) from None
     if fmt in _WAV_FORMATS:
-        _check_wav_truncation(data, name)
-    tolerance = int(declared * _MP3_FRAME_TOLERANCE) if fmt == "MP3" else 0
-    if samples.shape[0] + tolerance < declared:
-        raise AudioError(
-            f"audio file is truncated: its header declares {declared} samples "
-            f"but only {samples.shape[0]} could be read",
-            name,
-        )
+        check_wav_truncation(data, name)
+    check_frames_read(declared, samples.shape[0], fmt, name)
     # The layout is known here, unlike for arrays: (frames, channels).
     mono = samples.mean(axis=1, dtype=np.float64).astype(np.float32) if samples.shape[1] > 1 else samples[:, 0]
     return mono, rate
@@ -416,7 +421,7 @@ def probe_num_samples(source: Any, target_sr: int | float = DEFAULT_SAMPLING_RAT
     if info is not None:
         rate = _check_rate(info.samplerate, "sampling_rate", name)
         if info.format in _WAV_FORMATS:
-            _check_wav_truncation(data, name)
+            check_wav_truncation(data, name)
         if 0 <= info.frames < _UNKNOWN_FRAMES:
             return resampled_length(info.frames, rate, target_sr)
     samples, rate, _ = _decode_encoded(data, target_sr, name, ffmpeg)
@@ -452,7 +457,7 @@ def _read(
             rate = own_rate(rate, "the file" if isinstance(data, str) else "the encoded audio")
     elif isinstance(source, Mapping):
         name = "<audio dict>"
-        key = next((k for k in _PIPELINE_AUDIO_KEYS if source.get(k) is not None), None)
+        key = next((k for k in AUDIO_DICT_KEYS if source.get(k) is not None), None)
         if key is None or "sampling_rate" not in source:
             raise AudioError(
                 'an audio dict needs a "raw" (or "array") key with the samples and a "sampling_rate" key', name
@@ -512,8 +517,8 @@ def load_audio(
         target_sr: Rate of the returned audio (Hz).
         sampling_rate: Rate of an array/tensor ``source``. For sources that carry their own rate it must be
             ``None`` or equal to it.
-        min_samples: If set, raise when the result has fewer samples (at ``target_sr``) than this; for wav2vec 2.0
-            at 16 kHz pass :data:`MODEL_MIN_SAMPLES`.
+        min_samples: If set, raise when the result has fewer samples (at ``target_sr``) than this; for a model pass
+            :func:`.chunking.receptive_field` of its config.
 
     Returns:
         1-D ``np.float32`` array at ``target_sr``.
@@ -532,57 +537,3 @@ def load_audio(
     samples = resample(samples, rate, target_sr)
     check_min_samples(samples.shape[0], target_sr, min_samples, name)
     return samples
-
-
-def prepare_pipeline_input(
-    x: Any,
-    sampling_rate: int = DEFAULT_SAMPLING_RATE,
-    *,
-    min_samples: int | None = None,
-) -> np.ndarray | dict[str, Any]:
-    """Convert one input of ``AutomaticSpeechRecognitionPipeline`` so the stock ``preprocess`` never resamples.
-
-    The stock pipeline resamples dict inputs through torchaudio and decodes paths/bytes through ffmpeg; after
-    this conversion it does neither. ``sampling_rate`` is the feature extractor's rate.
-
-    Args:
-        x: Anything :func:`load_audio` accepts. Lists are the caller's business (convert element by element).
-        sampling_rate: Target rate, the pipeline feature extractor's ``sampling_rate``.
-        min_samples: Passed to :func:`load_audio`.
-
-    Returns:
-        A 1-D float32 array at ``sampling_rate``, except for a dict input that carries a ``"stride"`` or extra
-        keys (which the pipeline forwards to its output): then a dict ``{"raw": array, "sampling_rate":
-        sampling_rate, "stride": (left, right), **extra}``. ``stride`` is in samples, so it is rescaled by
-        ``sampling_rate / input_rate`` and rounded, as the pipeline itself does; ``"path"`` is dropped like the
-        pipeline drops it.
-    """
-    if isinstance(x, list):
-        raise AudioError("got a list: convert a batch of inputs element by element")
-    array = load_audio(x, sampling_rate, min_samples=min_samples)
-    if not isinstance(x, Mapping):
-        return array
-    extra = {k: v for k, v in x.items() if k not in (*_PIPELINE_AUDIO_KEYS, "sampling_rate", "path", "stride")}
-    stride = x.get("stride")
-    if stride is None and not extra:
-        return array
-    out: dict[str, Any] = {"raw": array, "sampling_rate": sampling_rate, **extra}
-    if stride is not None:
-        out["stride"] = _rescale_stride(stride, sampling_rate / x["sampling_rate"], array.shape[0])
-    return out
-
-
-def _rescale_stride(stride: Any, ratio: float, length: int) -> tuple[int, int]:
-    name = "<audio dict>"
-    try:
-        left, right = (int(v) for v in stride)
-    except (TypeError, ValueError):
-        raise AudioError(f'"stride" must be a pair of sample counts (left, right), got {stride!r}', name) from None
-    left, right = int(round(left * ratio)), int(round(right * ratio))
-    if left < 0 or right < 0:
-        raise AudioError(f'"stride" must not be negative, got {tuple(stride)!r}', name)
-    if left + right > length:
-        raise AudioError(
-            f'"stride" {tuple(stride)!r} is longer than the audio ({length} samples after resampling)', name
-        )
-    return left, right

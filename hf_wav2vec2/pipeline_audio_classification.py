@@ -16,7 +16,6 @@ The ``hf-wav2vec2 classify`` command's arguments and body are :func:`add_argumen
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 from transformers import AudioClassificationPipeline
 
 from .audio import AudioError, load_audio
+from .chunking import receptive_field
+from .pipeline_hf_wav2vec2 import route_stock_task
 
 __all__ = [
     "STOCK_TASK",
@@ -36,20 +37,6 @@ __all__ = [
 STOCK_TASK = "audio-classification"
 #: Model types the stock task builds this class for: ours and transformers' Wav2Vec2 (same feature extractor).
 PIPELINE_MODEL_TYPES = frozenset({"hf_wav2vec2", "wav2vec2"})
-
-
-def _min_samples(config: Any) -> int | None:
-    """Samples the model needs for one output frame (its conv stack's receptive field), or None if unknown."""
-    field = getattr(config, "receptive_field", None)
-    if field is not None:
-        return int(field)
-    kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
-    if not kernels or not strides:
-        return None
-    field = 1
-    for kernel, stride in reversed(list(zip(kernels, strides, strict=False))):
-        field = (field - 1) * stride + kernel
-    return field
 
 
 class HfWav2Vec2AudioClassificationPipeline(AudioClassificationPipeline):
@@ -70,7 +57,7 @@ class HfWav2Vec2AudioClassificationPipeline(AudioClassificationPipeline):
 
     def preprocess(self, inputs: Any) -> Any:
         rate = self.feature_extractor.sampling_rate
-        audio = load_audio(inputs, rate, min_samples=_min_samples(self.model.config))
+        audio = load_audio(inputs, rate, min_samples=receptive_field(self.model.config))
         return super().preprocess(audio)  # a 1-D float32 array at the extractor's rate: no resampling left
 
 
@@ -89,18 +76,7 @@ class _AudioClassificationDispatcher(AudioClassificationPipeline):
 
 def register_audio_classification_pipeline() -> None:
     """Route ``pipeline("audio-classification", ...)`` of wav2vec 2.0 models to our class (idempotent)."""
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    tasks = PIPELINE_REGISTRY.supported_tasks
-    entry = tasks[STOCK_TASK]
-    if entry["impl"] is _AudioClassificationDispatcher:
-        return
-    impl = entry["impl"]
-    if isinstance(impl, str):
-        module, name = impl.rsplit(".", 1)
-        impl = getattr(importlib.import_module(module), name)
-    _AudioClassificationDispatcher.fallback = impl
-    tasks[STOCK_TASK] = {**entry, "impl": _AudioClassificationDispatcher}
+    route_stock_task(STOCK_TASK, _AudioClassificationDispatcher)
 
 
 # ------------------------------------------------------------------------------------- hf-wav2vec2 classify

@@ -15,8 +15,8 @@
 * chunking, stride and ``return_timestamps`` ("char"/"word") as in transformers: timestamps are in seconds of the
   whole input, chunking or not.
 
-This file imports nothing from the package outside its own folder but ``.audio`` (itself numpy/soundfile/soxr
-only), so :func:`save_pipeline_code` can ship it beside a checkpoint as remote code: a process without this package
+This file imports nothing from the package outside its own folder but ``.audio`` and ``.chunking`` (themselves
+numpy/soundfile/soxr only), so :func:`save_pipeline_code` can ship it beside a checkpoint as remote code: a process without this package
 then gets the same pipeline with ``pipeline(model=DIR, trust_remote_code=True)``.
 
 Registration (done by ``import hf_wav2vec2``, see :func:`register_pipelines`): the built-in
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -40,20 +39,15 @@ import numpy as np
 import torch
 from transformers import AutomaticSpeechRecognitionPipeline
 
-from .audio import (
-    _MP3_FRAME_TOLERANCE,
-    AudioError,
-    _sf_reason,
-    _source_bytes_head,
-    _wav_truncation,
-    check_min_samples,
-    prepare_pipeline_input,
-)
+from .audio import AUDIO_DICT_KEYS, DEFAULT_SAMPLING_RATE, AudioError, load_audio
+from .chunking import ArrayReader, frame_duration, iter_chunks, open_stream, receptive_field
 
 __all__ = [
     "PIPELINE_TASK",
     "HfWav2Vec2AutomaticSpeechRecognitionPipeline",
+    "prepare_pipeline_input",
     "register_pipelines",
+    "route_stock_task",
     "save_pipeline_code",
 ]
 
@@ -69,9 +63,6 @@ MODEL_TYPE = "hf_wav2vec2"
 #: transformers' class.
 PIPELINE_MODEL_TYPES = frozenset({MODEL_TYPE, "wav2vec2"})
 
-# Frames read from a file per step while streaming (4 s at 16 kHz): small next to a chunk, large enough that
-# the per-block overhead does not show.
-_STREAM_BLOCK_FRAMES = 1 << 16
 # Logit of every non-blank token in a frame made blank (padding): far below any real logit, finite for the decoders.
 _BLANK_LOGIT_FLOOR = -1.0e4
 
@@ -79,193 +70,82 @@ _BLANK_LOGIT_FLOOR = -1.0e4
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _receptive_field(config: Any) -> int | None:
-    """Samples the model needs for one output frame (``config.receptive_field``, or computed from the convs)."""
-    field = getattr(config, "receptive_field", None)
-    if field is not None:
-        return int(field)
-    kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
-    if not kernels or not strides:
-        return None
-    field = 1
-    for kernel, stride in reversed(list(zip(kernels, strides, strict=False))):
-        field = (field - 1) * stride + kernel
-    return field
-
-
 def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike)) and not str(x).startswith(("http://", "https://"))
 
 
 def _load_decoding_module() -> Any:
-    """This package's ``decoding`` subpackage: the sibling one, or the installed package's from a remote-code copy.
+    """This package's ``decoding`` subpackage, imported by its absolute name.
 
-    Imported by name (not ``from .decoding import``) because transformers copies every ``from .x import`` target
-    of a remote-code file as ``x.py``, and ``decoding`` is a folder.
+    Not ``from .decoding import``: transformers copies every ``from .x import`` target of a remote-code file as a
+    flat ``x.py``, and ``decoding`` is a folder; a remote-code copy of this file uses the installed package's.
     """
-    candidates = [("hf_wav2vec2.decoding", None)]
-    if __package__:
-        candidates.insert(0, (".decoding", __package__))
-    for name, package in candidates:
-        try:
-            return importlib.import_module(name, package)
-        except ImportError:
-            continue
-    raise ImportError(
-        "LM decoding needs the hf-wav2vec2 package (pip install 'hf-wav2vec2[lm]'); this copy of the pipeline "
-        "was loaded as remote code without it"
-    )
+    try:
+        return importlib.import_module("hf_wav2vec2.decoding")
+    except ImportError as error:
+        raise ImportError(
+            "LM decoding needs the hf-wav2vec2 package (pip install 'hf-wav2vec2[lm]'); this copy of the pipeline "
+            f"was loaded as remote code without it ({error})"
+        ) from error
 
 
-class _ArrayReader:
-    """``read(n)``: the next (up to) ``n`` samples of an in-memory array."""
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-        self.position = 0
-
-    def read(self, n: int) -> np.ndarray:
-        out = self.array[self.position : self.position + n]
-        self.position += out.shape[0]
-        return out
+# Former private names of the chunking helpers, still imported by alignment.py: remove once it imports them from
+# .chunking.
+_iter_chunks, _receptive_field = iter_chunks, receptive_field
 
 
-class _SoundFileStream:
-    """``read(n)``: the next (up to) ``n`` samples of a file, decoded, mixed to mono and resampled block by block.
+def prepare_pipeline_input(
+    x: Any,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    *,
+    min_samples: int | None = None,
+) -> np.ndarray | dict[str, Any]:
+    """Convert one input of ``AutomaticSpeechRecognitionPipeline`` so the stock ``preprocess`` never resamples.
 
-    Holds one block of the file plus what the caller has not read yet, so memory does not grow with the file.
-    Problems (undecodable block, NaN/Inf, a file shorter than its header says) raise :class:`AudioError` when they
-    are reached; truncated WAV files and too-short audio are refused before the first block.
+    The stock pipeline resamples dict inputs through torchaudio and decodes paths/bytes through ffmpeg; after
+    this conversion it does neither. ``sampling_rate`` is the feature extractor's rate.
+
+    Args:
+        x: Anything :func:`load_audio` accepts. Lists are the caller's business (convert element by element).
+        sampling_rate: Target rate, the pipeline feature extractor's ``sampling_rate``.
+        min_samples: Passed to :func:`load_audio`.
+
+    Returns:
+        A 1-D float32 array at ``sampling_rate``, except for a dict input that carries a ``"stride"`` or extra
+        keys (which the pipeline forwards to its output): then a dict ``{"raw": array, "sampling_rate":
+        sampling_rate, "stride": (left, right), **extra}``. ``stride`` is in samples, so it is rescaled by
+        ``sampling_rate / input_rate`` and rounded, as the pipeline itself does; ``"path"`` is dropped like the
+        pipeline drops it.
     """
+    if isinstance(x, list):
+        raise AudioError("got a list: convert a batch of inputs element by element")
+    array = load_audio(x, sampling_rate, min_samples=min_samples)
+    if not isinstance(x, Mapping):
+        return array
+    extra = {k: v for k, v in x.items() if k not in (*AUDIO_DICT_KEYS, "sampling_rate", "path", "stride")}
+    stride = x.get("stride")
+    if stride is None and not extra:
+        return array
+    out: dict[str, Any] = {"raw": array, "sampling_rate": sampling_rate, **extra}
+    if stride is not None:
+        out["stride"] = _rescale_stride(stride, sampling_rate / x["sampling_rate"], array.shape[0])
+    return out
 
-    def __init__(self, sound_file: Any, name: str, target_sr: int, min_samples: int | None):
-        self.file = sound_file
-        self.name = name
-        self.declared = sound_file.frames
-        self.rate = sound_file.samplerate
-        self.is_mp3 = sound_file.format == "MP3"
-        self.frames_read = 0
-        self.pending: list[np.ndarray] = []
-        self.buffered = 0
-        self.finished = False
-        if self.declared <= 0:
-            raise AudioError("audio is empty (0 samples)", name)
-        check_min_samples(round(self.declared * target_sr / self.rate), target_sr, min_samples, name)
-        self.resampler = None
-        if self.rate != target_sr:
-            import soxr
 
-            # Streaming gives the same samples as one-shot soxr.resample on the whole signal (same filter, HQ).
-            self.resampler = soxr.ResampleStream(self.rate, target_sr, 1, dtype="float32", quality="HQ")
-
-    def _pull(self) -> None:
-        import soundfile as sf
-
-        try:
-            block = self.file.read(_STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
-        except sf.LibsndfileError as err:
-            self._close()
-            raise AudioError(f"audio file is corrupt or truncated (libsndfile: {_sf_reason(err)})", self.name) from None
-        last = block.shape[0] < _STREAM_BLOCK_FRAMES
-        mono = block.mean(axis=1, dtype=np.float64).astype(np.float32) if block.shape[1] > 1 else block[:, 0]
-        bad = ~np.isfinite(mono)
-        if bad.any():
-            self._close()
-            first = self.frames_read + int(np.argmax(bad))
-            raise AudioError(f"audio contains NaN/Inf samples (first at sample {first})", self.name)
-        self.frames_read += mono.shape[0]
-        if self.resampler is not None:
-            mono = self.resampler.resample_chunk(mono, last=last)
-        if mono.shape[0]:
-            self.pending.append(mono)
-            self.buffered += mono.shape[0]
-        if last:
-            self._finish()
-
-    def _finish(self) -> None:
-        self._close()
-        tolerance = int(self.declared * _MP3_FRAME_TOLERANCE) if self.is_mp3 else 0
-        if self.frames_read + tolerance < self.declared:
-            raise AudioError(
-                f"audio file is truncated: its header declares {self.declared} samples "
-                f"but only {self.frames_read} could be read",
-                self.name,
-            )
-
-    def _close(self) -> None:
-        self.finished = True
-        self.file.close()
-
-    def read(self, n: int) -> np.ndarray:
-        while self.buffered < n and not self.finished:
-            self._pull()
-        joined = np.concatenate(self.pending) if len(self.pending) > 1 else (
-            self.pending[0] if self.pending else np.zeros(0, np.float32)
+def _rescale_stride(stride: Any, ratio: float, length: int) -> tuple[int, int]:
+    name = "<audio dict>"
+    try:
+        left, right = (int(v) for v in stride)
+    except (TypeError, ValueError):
+        raise AudioError(f'"stride" must be a pair of sample counts (left, right), got {stride!r}', name) from None
+    left, right = int(round(left * ratio)), int(round(right * ratio))
+    if left < 0 or right < 0:
+        raise AudioError(f'"stride" must not be negative, got {tuple(stride)!r}', name)
+    if left + right > length:
+        raise AudioError(
+            f'"stride" {tuple(stride)!r} is longer than the audio ({length} samples after resampling)', name
         )
-        out, rest = joined[:n], joined[n:]
-        self.pending = [rest] if rest.shape[0] else []
-        self.buffered = rest.shape[0]
-        return out
-
-
-def _open_stream(path: Any, target_sr: int, min_samples: int | None) -> _SoundFileStream | None:
-    """A stream over ``path`` when libsndfile reads it, else None (the caller then loads it whole, which also
-    produces the right error for missing, empty or undecodable files, and decodes other formats with ffmpeg)."""
-    import soundfile as sf
-
-    name = os.fsdecode(os.fspath(path))
-    if not os.path.isfile(name) or not os.access(name, os.R_OK) or os.path.getsize(name) == 0:
-        return None
-    try:
-        sound_file = sf.SoundFile(name)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        return None
-    try:
-        if sound_file.format in ("WAV", "WAVEX"):
-            # libsndfile silently shortens a truncated WAV; its header still says how long it should be
-            cut = _wav_truncation(*_source_bytes_head(name))
-            if cut is not None:
-                raise AudioError(
-                    f"audio file is truncated: its header declares {cut[0]} bytes of samples but only {cut[1]} are "
-                    "present",
-                    name,
-                )
-        return _SoundFileStream(sound_file, name, target_sr, min_samples)
-    except BaseException:
-        sound_file.close()
-        raise
-
-
-def _iter_chunks(
-    read: Callable[[int], np.ndarray], chunk_len: int, left: int, right: int, min_len: int, align: int
-) -> Any:
-    """Cut a sample stream into overlapping chunks: yields ``(chunk, left_stride, right_stride, is_last)``.
-
-    The geometry is transformers' ``chunk_iter``: chunks of ``chunk_len`` samples start every
-    ``chunk_len - left - right`` samples; the first has no left stride and the last no right stride. It reads one
-    step ahead to know which chunk is the last, so it needs no total length and works on streams. A last chunk
-    shorter than ``min_len`` (possible only with tiny strides) is extended to the left by whole frames (``align``),
-    which become extra left stride, instead of being too short for the model.
-    """
-    step = chunk_len - left - right
-    buffer = read(chunk_len)
-    history = np.zeros(0, np.float32)
-    first = True
-    while True:
-        ahead = read(step) if buffer.shape[0] == chunk_len else np.zeros(0, np.float32)
-        is_last = ahead.shape[0] == 0
-        chunk, chunk_left = buffer, 0 if first else left
-        if is_last and chunk.shape[0] < min_len and history.shape[0]:
-            extra = min(math.ceil((min_len - chunk.shape[0]) / align) * align, history.shape[0] // align * align)
-            chunk = np.concatenate([history[history.shape[0] - extra :], chunk])
-            chunk_left += extra
-        if chunk.shape[0] > chunk_left:
-            yield chunk, chunk_left, 0 if is_last else right, is_last
-        if is_last:
-            return
-        history = np.concatenate([history, buffer[:step]])[-min_len:]
-        buffer = np.concatenate([buffer[step:], ahead])
-        first = False
+    return left, right
 
 
 # ----------------------------------------------------------------------------------------------- the pipeline
@@ -345,11 +225,11 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
 
     def preprocess(self, inputs: Any, chunk_length_s: float = 0, stride_length_s: Any = None) -> Any:
         rate = self.feature_extractor.sampling_rate
-        min_samples = _receptive_field(self.model.config)
+        min_samples = receptive_field(self.model.config)
         chunking = bool(chunk_length_s) and self.type in ("ctc", "ctc_with_lm")
         geometry = self._chunk_geometry(chunk_length_s, stride_length_s, min_samples) if chunking else None
         if chunking and _is_path(inputs):
-            stream = _open_stream(inputs, rate, min_samples)
+            stream = open_stream(inputs, rate, min_samples)
             if stream is not None:
                 yield from self._chunked(stream.read, geometry, {}, min_samples)
                 return
@@ -360,7 +240,7 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
                 # a dict's own "stride" means nothing once the pipeline chunks; other keys pass through
                 extra = {k: v for k, v in converted.items() if k not in ("raw", "sampling_rate", "stride")}
                 converted = converted["raw"]
-            yield from self._chunked(_ArrayReader(converted).read, geometry, extra, min_samples)
+            yield from self._chunked(ArrayReader(converted).read, geometry, extra, min_samples)
             return
         yield from super().preprocess(converted, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s)
 
@@ -391,7 +271,7 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
     def _chunked(self, read: Callable, geometry: tuple[int, int, int], extra: dict, min_samples: int | None) -> Any:
         chunk_len, left, right = geometry
         rate = self.feature_extractor.sampling_rate
-        for chunk, chunk_left, chunk_right, is_last in _iter_chunks(
+        for chunk, chunk_left, chunk_right, is_last in iter_chunks(
             read, chunk_len, left, right, min_samples or 1, self._align_to
         ):
             processed = self.feature_extractor(
@@ -461,10 +341,9 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
         hypothesis = self.decoder.decode_hypothesis(self._stitch_logits(model_outputs))
         result: dict[str, Any] = {"text": hypothesis.text}
         if return_timestamps:
-            seconds_per_frame = self._align_to / self.feature_extractor.sampling_rate
+            seconds = frame_duration(self.model.config, self.feature_extractor.sampling_rate)
             result["chunks"] = [
-                {"text": w.word, "timestamp": (w.start_frame * seconds_per_frame, w.end_frame * seconds_per_frame)}
-                for w in hypothesis.words
+                {"text": w.word, "timestamp": (w.start_time(seconds), w.end_time(seconds))} for w in hypothesis.words
             ]
         extra: dict[str, list] = {}
         for output in model_outputs:
@@ -529,6 +408,23 @@ class _AutomaticSpeechRecognitionDispatcher(AutomaticSpeechRecognitionPipeline):
         return target(model, *args, **kwargs)
 
 
+def route_stock_task(task: str, dispatcher: type) -> None:
+    """Make ``dispatcher`` the class transformers builds for its built-in ``task``, and the class registered before
+    (normally transformers' own) its ``fallback`` for the models it leaves alone. Idempotent."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    tasks = PIPELINE_REGISTRY.supported_tasks
+    entry = tasks[task]
+    impl = entry["impl"]
+    if impl is dispatcher:
+        return
+    if isinstance(impl, str):
+        module, name = impl.rsplit(".", 1)
+        impl = getattr(importlib.import_module(module), name)
+    dispatcher.fallback = impl
+    tasks[task] = {**entry, "impl": dispatcher}
+
+
 def register_pipelines() -> None:
     """Register the pipelines with transformers (idempotent; ``import hf_wav2vec2`` calls it).
 
@@ -541,16 +437,8 @@ def register_pipelines() -> None:
     from transformers import AutoModelForCTC
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    tasks = PIPELINE_REGISTRY.supported_tasks
-    entry = tasks[STOCK_TASK]
-    if entry["impl"] is not _AutomaticSpeechRecognitionDispatcher:
-        impl = entry["impl"]
-        if isinstance(impl, str):
-            module, name = impl.rsplit(".", 1)
-            impl = getattr(importlib.import_module(module), name)
-        _AutomaticSpeechRecognitionDispatcher.fallback = impl
-        tasks[STOCK_TASK] = {**entry, "impl": _AutomaticSpeechRecognitionDispatcher}
-    if PIPELINE_TASK not in tasks:
+    route_stock_task(STOCK_TASK, _AutomaticSpeechRecognitionDispatcher)
+    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
         PIPELINE_REGISTRY.register_pipeline(
             PIPELINE_TASK,
             pipeline_class=HfWav2Vec2AutomaticSpeechRecognitionPipeline,
@@ -562,7 +450,7 @@ def register_pipelines() -> None:
 def save_pipeline_code(directory: str | os.PathLike) -> list[Path]:
     """Make a saved checkpoint load this pipeline in processes that do not have this package.
 
-    Copies this file and the files it imports (``audio.py``) into ``directory`` and adds a ``custom_pipelines``
+    Copies this file and the files it imports (``audio.py``, ``chunking.py``) into ``directory`` and adds a ``custom_pipelines``
     entry for :data:`PIPELINE_TASK` to its ``config.json`` (as ``pipe.save_pretrained`` does for a registered
     pipeline). Then, without ``hf_wav2vec2`` installed::
 

@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from hf_wav2vec2 import HfWav2Vec2Config
 from hf_wav2vec2.audio import (
-    MODEL_MIN_SAMPLES,
     AudioError,
     check_min_samples,
     load_audio,
-    prepare_pipeline_input,
     read_audio,
     resample,
     to_float32_mono,
 )
+from hf_wav2vec2.chunking import receptive_field
+from hf_wav2vec2.pipeline_hf_wav2vec2 import prepare_pipeline_input
 
 SR = 16000
 
@@ -251,7 +252,7 @@ def test_empty_and_too_short_audio(tmp_path):
     with pytest.raises(AudioError, match="empty"):
         load_audio(np.zeros(0, np.float32))
     with pytest.raises(AudioError) as err:
-        load_audio(np.zeros(192, np.float32), min_samples=MODEL_MIN_SAMPLES)
+        load_audio(np.zeros(192, np.float32), min_samples=receptive_field(HfWav2Vec2Config()))
     assert one_line(err) == (
         "<audio array>: audio is 0.012 s (192 samples at 16 kHz); the model needs at least 400 samples (0.025 s)"
     )

@@ -39,7 +39,8 @@ from hf_wav2vec2 import (
 )
 from hf_wav2vec2.audio import AudioError
 from hf_wav2vec2.decoding import is_flashlight_available
-from hf_wav2vec2.pipeline_hf_wav2vec2 import PIPELINE_TASK, _iter_chunks
+from hf_wav2vec2.chunking import iter_chunks
+from hf_wav2vec2.pipeline_hf_wav2vec2 import PIPELINE_TASK
 
 SR = 16000
 FRAME = 320  # samples per output frame of the 7-layer conv stack
@@ -328,7 +329,7 @@ def test_chunked_transcript_equals_unchunked_on_a_local_model(tmp_path):
 
 def test_chunker_extends_a_too_short_last_chunk_and_flags_the_last():
     audio = np.arange(1000, dtype=np.float32)
-    chunks = list(_iter_chunks(iter_reader(audio), chunk_len=400, left=0, right=0, min_len=400, align=20))
+    chunks = list(iter_chunks(iter_reader(audio), chunk_len=400, left=0, right=0, min_len=400, align=20))
     assert [c[3] for c in chunks] == [False, False, True]
     last, left, right, _ = chunks[-1]
     assert last.shape[0] == 400 and last[-1] == 999 and (left, right) == (200, 0)
@@ -607,7 +608,7 @@ def test_saved_checkpoint_in_this_process_and_in_a_fresh_one(model_dir, tmp_path
     for item in model_dir.iterdir():
         (directory / item.name).write_bytes(item.read_bytes())
     copied = save_pipeline_code(directory)
-    assert {p.name for p in copied} == {"pipeline_hf_wav2vec2.py", "audio.py"}
+    assert {p.name for p in copied} == {"pipeline_hf_wav2vec2.py", "audio.py", "chunking.py"}
     assert PIPELINE_TASK in json.loads((directory / "config.json").read_text())["custom_pipelines"]
 
     audio = noise(2.5, seed=7)
@@ -647,7 +648,7 @@ def test_pipeline_save_pretrained_writes_the_code(asr, tmp_path):
     forced = pipeline(PIPELINE_TASK, model=asr.model, tokenizer=asr.tokenizer, feature_extractor=asr.feature_extractor)
     forced.save_pretrained(tmp_path / "saved")
     names = {p.name for p in (tmp_path / "saved").iterdir()}
-    assert {"pipeline_hf_wav2vec2.py", "audio.py", "modeling_hf_wav2vec2.py"} <= names
+    assert {"pipeline_hf_wav2vec2.py", "audio.py", "chunking.py", "modeling_hf_wav2vec2.py"} <= names
     custom = json.loads((tmp_path / "saved" / "config.json").read_text())["custom_pipelines"]
     assert custom[PIPELINE_TASK]["impl"] == "pipeline_hf_wav2vec2.HfWav2Vec2AutomaticSpeechRecognitionPipeline"
     with pytest.raises(FileNotFoundError, match=r"config\.json"):

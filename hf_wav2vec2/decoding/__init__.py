@@ -12,7 +12,6 @@ and ``decode_hypothesis(logits) -> Hypothesis`` (text, word offsets in frames, s
 
 from .beam_search import FLASHLIGHT_INSTALL_HINT, CTCBeamSearchDecoder, is_flashlight_available
 from .ctc import (
-    FRAME_DURATION_S,
     CTCVocabulary,
     GreedyCTCDecoder,
     Hypothesis,
@@ -28,7 +27,6 @@ __all__ = [
     "CTCBeamSearchDecoder",
     "CTCVocabulary",
     "FLASHLIGHT_INSTALL_HINT",
-    "FRAME_DURATION_S",
     "GreedyCTCDecoder",
     "Hypothesis",
     "NgramStats",

@@ -23,27 +23,25 @@ __all__ = [
     "to_log_probs",
 ]
 
-#: Duration of one wav2vec 2.0 output frame: the feature encoder's total stride is 320 samples at 16 kHz.
-FRAME_DURATION_S = 0.02
-
 
 @dataclass(frozen=True)
 class WordOffset:
     """A decoded word and the frames it spans: ``start_frame`` inclusive, ``end_frame`` exclusive.
 
-    Frames are output frames of the acoustic model (20 ms each for wav2vec 2.0 at 16 kHz). The span runs from
-    the first frame of the word's first token to the last frame of its last token; blanks between them count,
-    blanks around them do not.
+    Frames are output frames of the acoustic model. The span runs from the first frame of the word's first token to
+    the last frame of its last token; blanks between them count, blanks around them do not. The times take the
+    model's ``frame_duration`` in seconds, :func:`hf_wav2vec2.chunking.frame_duration` of its config and sampling
+    rate (0.02 for the released wav2vec 2.0 checkpoints at 16 kHz).
     """
 
     word: str
     start_frame: int
     end_frame: int
 
-    def start_time(self, frame_duration: float = FRAME_DURATION_S) -> float:
+    def start_time(self, frame_duration: float) -> float:
         return self.start_frame * frame_duration
 
-    def end_time(self, frame_duration: float = FRAME_DURATION_S) -> float:
+    def end_time(self, frame_duration: float) -> float:
         return self.end_frame * frame_duration
 
 
