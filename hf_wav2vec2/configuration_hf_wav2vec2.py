@@ -23,6 +23,8 @@ SHARED_WITH_TRANSFORMERS = (
     "pad_token_id", "bos_token_id", "eos_token_id",
     # the classification, frame-labelling and x-vector heads (modeling_hf_wav2vec2_classification.py)
     "use_weighted_layer_sum", "classifier_proj_size", "tdnn_dim", "tdnn_kernel", "tdnn_dilation", "xvector_output_dim",
+    # MMS: per-language adapters in every pre-LN transformer layer
+    "adapter_attn_dim",
 )
 
 
@@ -31,7 +33,8 @@ class HfWav2Vec2Config(PretrainedConfig):
 
     Drop-in for transformers' ``Wav2Vec2Config``: ``HfWav2Vec2Config(**Wav2Vec2Config(...).to_dict())`` works. Its
     derived keys (``num_feat_extract_layers``, ``output_hidden_size``) must agree with ``conv_dim`` / ``hidden_size``;
-    adapter keys are accepted switched off (adapters are not supported); ``model_type`` is dropped; other keys (the
+    MMS's per-layer adapters (``adapter_attn_dim``) are a field, the encoder-top conv adapter (``add_adapter``) is
+    accepted switched off only; ``model_type`` is dropped; other keys (the
     classification heads' own are fields, see below) stay attributes. Direct construction takes the fields it is given and
     this class's defaults for the rest; :meth:`from_transformers_config` and ``from_pretrained`` also pick fairseq's
     LARGE recipe for the training-only fields transformers lacks when the encoder is a layer-norm one.
@@ -110,6 +113,11 @@ class HfWav2Vec2Config(PretrainedConfig):
         tdnn_kernel (`tuple[int]`, defaults to (5, 3, 3, 1, 1)): their kernel widths.
         tdnn_dilation (`tuple[int]`, defaults to (1, 2, 3, 1, 1)): their dilations.
         xvector_output_dim (`int`, defaults to 512): size of the x-vector embedding.
+        adapter_attn_dim (`int`, defaults to None): bottleneck width of MMS's per-language adapters (16 in
+            `facebook/mms-1b-all`): every pre-LN transformer layer then ends with ``h + adapter(h)``, adapter =
+            LayerNorm -> Linear(hidden_size -> adapter_attn_dim) -> ReLU -> Linear(-> hidden_size), and each
+            language's adapters and CTC head live in an ``adapter.<lang>.safetensors`` file beside the model
+            (``model.load_adapter(lang)``). None: no adapters. Needs `do_stable_layer_norm`.
     """
 
     model_type = "hf_wav2vec2"
@@ -170,6 +178,7 @@ class HfWav2Vec2Config(PretrainedConfig):
     tdnn_kernel: list[int] | tuple[int, ...] = (5, 3, 3, 1, 1)
     tdnn_dilation: list[int] | tuple[int, ...] = (1, 2, 3, 1, 1)
     xvector_output_dim: int = 512
+    adapter_attn_dim: int | None = None
 
     def __post_init__(self, **kwargs):
         for name in ("conv_dim", "conv_stride", "conv_kernel", "tdnn_dim", "tdnn_kernel", "tdnn_dilation"):
@@ -181,7 +190,8 @@ class HfWav2Vec2Config(PretrainedConfig):
     def _accept_transformers_keys(self, kwargs):
         """Take the keys transformers' ``Wav2Vec2Config.to_dict()`` writes that are no field here (pops them).
 
-        Derived keys must agree with the fields they derive from; adapter keys are accepted only switched off.
+        Derived keys must agree with the fields they derive from; the conv adapter's keys are accepted only
+        switched off (``adapter_attn_dim``, MMS's adapters, is a field).
         Other unknown keys stay plain attributes, as in transformers.
         """
         # model_type is a class attribute: an instance copy ("wav2vec2") would shadow it and mislabel the config
@@ -189,13 +199,13 @@ class HfWav2Vec2Config(PretrainedConfig):
         layers = kwargs.pop("num_feat_extract_layers", None)
         if layers is not None and layers != len(self.conv_dim):
             self._fail(f"num_feat_extract_layers ({layers}) disagrees with len(conv_dim) ({len(self.conv_dim)})")
-        adapter, adapter_attn_dim = kwargs.pop("add_adapter", False), kwargs.pop("adapter_attn_dim", None)
-        if adapter or adapter_attn_dim is not None:
-            self._fail("adapters (add_adapter / adapter_attn_dim) are not supported")
+        if kwargs.pop("add_adapter", False):
+            self._fail("add_adapter=True (transformers' conv adapter on top of the encoder, for speech-to-text "
+                       "decoders) is not supported; MMS's per-layer adapters (adapter_attn_dim) are")
         output_size = kwargs.pop("output_hidden_size", None)
         if output_size is not None and output_size != self.hidden_size:
             self._fail(f"output_hidden_size ({output_size}) differs from hidden_size ({self.hidden_size}); only "
-                       "adapter models have that, and adapters are not supported")
+                       "models with the conv adapter (add_adapter) have that, and it is not supported")
         for name in ("adapter_kernel_size", "adapter_stride", "num_adapter_layers"):  # meaningless without adapters
             kwargs.pop(name, None)
 
@@ -236,6 +246,10 @@ class HfWav2Vec2Config(PretrainedConfig):
             if self.hidden_size % getattr(self, name):
                 fail(f"config.hidden_size ({self.hidden_size}) must be divisible by config.{name} "
                      f"({getattr(self, name)})")
+        if self.adapter_attn_dim is not None and not self.do_stable_layer_norm:
+            # transformers builds adapters only into pre-LN layers: a post-LN model would silently have none
+            fail(f"config.adapter_attn_dim ({self.adapter_attn_dim}) needs config.do_stable_layer_norm=True (MMS "
+                 "adapters sit in pre-LN layers only)")
         if "quantizer" in heads:
             if self.codevector_dim % self.num_codevector_groups:
                 fail(f"config.codevector_dim ({self.codevector_dim}) must be divisible by config.num_codevector_groups "
@@ -270,6 +284,10 @@ class HfWav2Vec2Config(PretrainedConfig):
                      "num_conv_pos_embedding_groups"):
             if int(getattr(self, name)) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.adapter_attn_dim is not None and (isinstance(self.adapter_attn_dim, bool)
+                                                  or not isinstance(self.adapter_attn_dim, int)
+                                                  or self.adapter_attn_dim < 1):
+            fail(f"adapter_attn_dim must be None (no adapters) or an integer >= 1, got {self.adapter_attn_dim!r}")
         for name in ("mask_time_min_masks", "mask_feature_min_masks", "num_negatives"):
             if int(getattr(self, name)) < 0:
                 fail(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -336,8 +354,9 @@ class HfWav2Vec2Config(PretrainedConfig):
             from transformers import Wav2Vec2Config
 
             config = Wav2Vec2Config.from_dict(config)
-        if getattr(config, "add_adapter", False) or getattr(config, "adapter_attn_dim", None):
-            raise ValueError("wav2vec 2.0 checkpoints with adapters (add_adapter / adapter_attn_dim) are not supported")
+        if getattr(config, "add_adapter", False):
+            raise ValueError("wav2vec 2.0 checkpoints with transformers' conv adapter (add_adapter=True) are not "
+                             "supported; MMS's per-layer adapters (adapter_attn_dim) are")
         values = {name: getattr(config, name) for name in SHARED_WITH_TRANSFORMERS if hasattr(config, name)}
         if values.get("feat_extract_norm") == "layer":
             # the layer-norm (LARGE / XLS-R) checkpoints were pre-trained with fairseq's LARGE recipe

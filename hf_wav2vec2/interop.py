@@ -1,8 +1,13 @@
 """Moving checkpoints to transformers' own Wav2Vec2 classes (the reverse direction needs no code:
 ``HfWav2Vec2*.from_pretrained`` reads transformers' directories directly)."""
 
+import shutil
 import tempfile
 from pathlib import Path
+
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 TRANSFORMERS_CLASSES = {
     "HfWav2Vec2Model": "Wav2Vec2Model",
@@ -61,15 +66,47 @@ def to_transformers_processor(processor):
     return transformers.Wav2Vec2Processor(feature_extractor=theirs_fe, tokenizer=theirs_tok)
 
 
+def copy_adapter_files(model, directory) -> list[str]:
+    """Put the MMS adapter files of ``model`` into ``directory`` (the file format is the same in both packages).
+
+    Every ``adapter.<lang>.safetensors`` / ``.bin`` beside the checkpoint the model was loaded from (a local
+    directory) is copied; the loaded language (``model.target_lang``) is written from the model's own weights, so
+    changes made in memory are kept. Returns the languages written; models without adapters write nothing.
+    """
+    from .adapters_hf_wav2vec2 import available_adapters
+
+    if getattr(model.config, "adapter_attn_dim", None) is None:
+        return []
+    directory, name = Path(directory), model.config._name_or_path or ""
+    source, languages = Path(name), []
+    if name and source.is_dir():
+        languages = [] if source.resolve() == directory.resolve() else available_adapters(source)
+    elif name:
+        logger.warning(f"{name} is no local directory: its adapter files are not copied (download them, or load "
+                       "each language and call model.save_adapter)")
+    for lang in languages:
+        if lang == model.target_lang:
+            continue
+        for name in (f"adapter.{lang}.safetensors", f"adapter.{lang}.bin"):
+            if (source / name).is_file() and not (directory / name).exists():
+                shutil.copyfile(source / name, directory / name)
+    if model.target_lang is not None:
+        model.save_adapter(directory, overwrite=True)
+    return sorted(set(languages) | {model.target_lang} - {None})
+
+
 def save_as_transformers(model, directory, processor=None):
     """Write ``model`` (and optionally its processor) as a directory transformers' classes load, without this package.
 
     The processor is saved as transformers' own classes (:func:`to_transformers_processor`), so
-    ``Wav2Vec2Processor.from_pretrained`` and ``pipeline(...)`` work without ``trust_remote_code``.
+    ``Wav2Vec2Processor.from_pretrained`` and ``pipeline(...)`` work without ``trust_remote_code``. MMS models
+    keep their per-language adapter files (:func:`copy_adapter_files`): ``Wav2Vec2ForCTC.from_pretrained(directory,
+    target_lang=...)`` loads each language.
     """
     directory = Path(directory)
     theirs = to_transformers_processor(processor)  # before writing anything: a bad processor leaves no half folder
     to_transformers(model).save_pretrained(directory)
     if theirs is not None:
         theirs.save_pretrained(directory)
+    copy_adapter_files(model, directory)
     return directory

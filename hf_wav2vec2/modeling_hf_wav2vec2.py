@@ -7,7 +7,8 @@ fairseq's ``Wav2Vec2Model`` and ``wav2vec`` criterion; where it deliberately dif
 
 The building blocks live in flat sibling modules (copied with this file by ``save_pretrained`` for
 ``trust_remote_code``): ``modules_hf_wav2vec2`` (feature encoder, transformer), ``masking_hf_wav2vec2`` (span masks,
-distractors) and ``pretraining_hf_wav2vec2`` (quantizer, contrastive objective).
+distractors), ``pretraining_hf_wav2vec2`` (quantizer, contrastive objective) and ``adapters_hf_wav2vec2`` (MMS
+per-language adapters).
 
 Shapes in comments: B batch, L samples, T frames, C conv channels, D hidden size.
 """
@@ -22,6 +23,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput, ModelOutput
 
+from .adapters_hf_wav2vec2 import AdapterMixin
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
 from .masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
 from .modules_hf_wav2vec2 import (
@@ -45,7 +47,10 @@ class HfWav2Vec2BaseModelOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-class HfWav2Vec2PreTrainedModel(PreTrainedModel):
+class HfWav2Vec2PreTrainedModel(AdapterMixin, PreTrainedModel):
+    """Base of the model classes: config checks, weight init, frame lengths and MMS adapters (:class:`AdapterMixin`,
+    listed first so that its ``load_adapter`` hides the PEFT mixin's)."""
+
     config_class = HfWav2Vec2Config
     config: HfWav2Vec2Config
     base_model_prefix = "wav2vec2"
@@ -330,7 +335,10 @@ class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
         self.wav2vec2.freeze_feature_encoder()
 
     def freeze_base_model(self):
-        """Freeze everything but the CTC head (fairseq's ``freeze_finetune_updates`` phase)."""
+        """Freeze everything but the CTC head (fairseq's ``freeze_finetune_updates`` phase).
+
+        MMS adapters freeze too, as in transformers; adapter-only fine-tuning wants ``freeze_all_but_adapters()``.
+        """
         for param in self.wav2vec2.parameters():
             param.requires_grad = False
 

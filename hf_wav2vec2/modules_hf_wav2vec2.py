@@ -194,8 +194,30 @@ class FeedForward(nn.Module):
         return self.output_dropout(self.output_dense(x))
 
 
+class AttnAdapterLayer(nn.Module):
+    """MMS's per-language bottleneck adapter (Pratap et al., 2023), transformers' ``Wav2Vec2AttnAdapterLayer``:
+    LayerNorm -> Linear(D -> ``adapter_attn_dim``) -> ReLU -> Linear(-> D), added to a layer's output.
+
+    The norm keeps torch's default epsilon (1e-5), not ``layer_norm_eps``: so do transformers and fairseq's
+    ``AdapterFast``, whose MMS weights this must reproduce.
+    """
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
+        self.act_fn = nn.ReLU()
+        self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
+
+    def forward(self, x):  # (B, T, D) -> (B, T, D)
+        return self.linear_2(self.act_fn(self.linear_1(self.norm(x))))
+
+
 class EncoderLayer(GradientCheckpointingLayer):
-    """A transformer block; ``layer_norm_first`` selects pre-LN (LARGE, "stable layer norm") over post-LN (BASE)."""
+    """A transformer block; ``layer_norm_first`` selects pre-LN (LARGE, "stable layer norm") over post-LN (BASE).
+
+    With ``config.adapter_attn_dim`` (MMS; pre-LN only) the block ends with ``x + adapter_layer(x)``.
+    """
 
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
@@ -205,6 +227,8 @@ class EncoderLayer(GradientCheckpointingLayer):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = FeedForward(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        adapter = getattr(config, "adapter_attn_dim", None) is not None and self.layer_norm_first
+        self.adapter_layer = AttnAdapterLayer(config) if adapter else None
 
     def forward(self, x, key_padding_mask=None, output_attentions=False):  # (B, T, D) -> (B, T, D)
         residual = x
@@ -212,6 +236,8 @@ class EncoderLayer(GradientCheckpointingLayer):
             x, weights = self.attention(self.layer_norm(x), key_padding_mask, output_attentions)
             x = residual + self.dropout(x)
             x = x + self.feed_forward(self.final_layer_norm(x))
+            if self.adapter_layer is not None:
+                x = x + self.adapter_layer(x)
         else:
             x, weights = self.attention(x, key_padding_mask, output_attentions)
             x = self.layer_norm(residual + self.dropout(x))
@@ -266,5 +292,6 @@ class Encoder(nn.Module):
 
 __all__ = [
     "conv_output_lengths", "GradMultiply", "ConvLayer", "FeatureEncoder", "FeatureProjection",
-    "PositionalConvEmbedding", "eager_attention_forward", "Attention", "FeedForward", "EncoderLayer", "Encoder",
+    "PositionalConvEmbedding", "eager_attention_forward", "Attention", "FeedForward", "AttnAdapterLayer",
+    "EncoderLayer", "Encoder",
 ]

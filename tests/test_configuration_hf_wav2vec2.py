@@ -121,9 +121,27 @@ def test_transformers_config_is_translated(tmp_path):
     assert back.do_stable_layer_norm and back.vocab_size == 50
 
 
-def test_adapter_checkpoints_are_refused():
-    with pytest.raises(ValueError, match="adapter"):
+def test_conv_adapter_checkpoints_are_refused():
+    with pytest.raises(ValueError, match=r"add_adapter=True.*not supported; MMS's per-layer adapters"):
         HfWav2Vec2Config.from_transformers_config(transformers.Wav2Vec2Config(add_adapter=True))
+
+
+def test_mms_adapter_width_translates_both_ways_and_is_checked():
+    theirs = transformers.Wav2Vec2Config(do_stable_layer_norm=True, feat_extract_norm="layer", adapter_attn_dim=16)
+    ours = HfWav2Vec2Config.from_transformers_config(theirs)
+    assert ours.adapter_attn_dim == 16 and HfWav2Vec2Config(**theirs.to_dict()).adapter_attn_dim == 16
+    assert ours.to_transformers_config().adapter_attn_dim == 16
+    assert HfWav2Vec2Config().adapter_attn_dim is None
+    assert HfWav2Vec2Config().to_transformers_config().adapter_attn_dim is None
+    for bad in (0, -3, 2.5, True, "16"):
+        with pytest.raises(ValueError, match=r"adapter_attn_dim must be None \(no adapters\) or an integer >= 1"):
+            HfWav2Vec2Config(adapter_attn_dim=bad)
+    # transformers silently builds no adapters into post-LN layers: here that is an error where the model is built
+    post_ln = HfWav2Vec2Config(adapter_attn_dim=16, hidden_size=32, num_attention_heads=4,
+                               num_conv_pos_embedding_groups=4)
+    with pytest.raises(ValueError, match=r"HfWav2Vec2ForCTC: config.adapter_attn_dim \(16\) needs "
+                                         r"config.do_stable_layer_norm=True"):
+        HfWav2Vec2ForCTC(post_ln)
 
 
 TRANSFORMERS_VARIANTS = {
@@ -175,8 +193,8 @@ def test_every_key_of_transformers_to_dict_is_accepted(variant, without_adapter_
     [
         (dict(num_feat_extract_layers=5), r"num_feat_extract_layers \(5\) disagrees with len\(conv_dim\) \(7\)"),
         (dict(output_hidden_size=512), r"output_hidden_size \(512\) differs from hidden_size \(768\)"),
-        (dict(add_adapter=True), "adapters"),
-        (dict(adapter_attn_dim=16), "adapters"),
+        (dict(add_adapter=True), "add_adapter=True"),
+        (dict(adapter_attn_dim=0), "adapter_attn_dim must be None"),
     ],
 )
 def test_inconsistent_or_unsupported_transformers_keys_fail_in_one_line(change, message):

@@ -332,7 +332,7 @@ def test_auto_classes_and_remote_code_in_a_fresh_process(tmp_path):
     # the modeling file's flat siblings travel with it (the fresh process below can import nothing else)
     code = {p.name for p in (tmp_path / "ckpt").glob("*.py")}
     assert code == {"configuration_hf_wav2vec2.py", "modeling_hf_wav2vec2.py", "modules_hf_wav2vec2.py",
-                    "masking_hf_wav2vec2.py", "pretraining_hf_wav2vec2.py"}, code
+                    "masking_hf_wav2vec2.py", "pretraining_hf_wav2vec2.py", "adapters_hf_wav2vec2.py"}, code
     assert isinstance(AutoConfig.from_pretrained(tmp_path / "ckpt"), type(model.config))
     assert isinstance(AutoModelForCTC.from_pretrained(tmp_path / "ckpt"), HfWav2Vec2ForCTC)
     assert isinstance(AutoModel.from_pretrained(tmp_path / "ckpt"), HfWav2Vec2Model)
