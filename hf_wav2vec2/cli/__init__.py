@@ -3,10 +3,10 @@
 Subcommands::
 
     hf-wav2vec2 transcribe FILES... --model M [--lm LM.arpa] [--timestamps word|char] [--format text|json|srt|vtt]
-    hf-wav2vec2 evaluate DATA --model M [--lm LM.arpa] [--max-examples N] [--format text|json] [--show N]
+    hf-wav2vec2 evaluate DATA --model M [--lm LM.arpa] [--max_examples N] [--format text|json] [--show N]
     hf-wav2vec2 build-lm TEXT OUT.arpa [--order 3]
     hf-wav2vec2 convert SRC OUT [--from F] [--to T] [--dict DICT]
-    hf-wav2vec2 push MODEL_DIR REPO_ID [--dry-run DIR] [--wer X ...]
+    hf-wav2vec2 push MODEL_DIR REPO_ID [--dry_run DIR] [--wer X ...]
     hf-wav2vec2 finetune ...    (hf_wav2vec2.training.finetune; the rest of the line is its own)
     hf-wav2vec2 pretrain ...    (hf_wav2vec2.training.pretrain; the rest of the line is its own)
 
@@ -19,7 +19,7 @@ Adding a subcommand, e.g. ``align``, is one module and one line:
 
    * ``NAME = "align"`` and ``HELP`` (its line in ``hf-wav2vec2 --help``); optionally ``DESCRIPTION`` (the top of
      ``hf-wav2vec2 align --help``) and ``PARENTS``, the shared flags it takes from :mod:`.common` (``MODEL``:
-     ``--model/--device``, ``LM``: ``--lm/--alpha/--beta/--beam-size``, ``CHUNKING``, ``PROGRESS``: ``--quiet``,
+     ``--model/--device``, ``LM``: ``--lm/--alpha/--beta/--beam_size``, ``CHUNKING``, ``PROGRESS``: ``--quiet``,
      ``output_options(...)``: ``--format`` and ``-o/--output``);
    * ``add_arguments(parser)``: its own arguments, validated by argparse types (``common.positive_int``, ...,
      ``choices``) so that bad values are argparse's usage errors;

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from . import common
 from .common import CommandError, one_line
 
 NAME = "build-lm"
@@ -17,18 +17,15 @@ NEEDS_MODELS = False  # no model is loaded: the command runs without importing t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text", metavar="TEXT", help="training text, one sentence per line")
+    parser.add_argument("text", metavar="TEXT", type=common.existing_file, help="training text, one sentence per line")
     parser.add_argument("out", metavar="OUT.arpa", help="ARPA file to write")
-    parser.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    parser.add_argument("--order", type=common.int_at_least(2, "KenLM loads nothing smaller"), default=3,
+                        help="n-gram order (default 3)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..decoding import build_arpa
 
-    if not os.path.isfile(args.text):
-        raise CommandError(f"{args.text}: no such text file")
-    if args.order < 2:
-        raise CommandError(f"--order must be at least 2 (KenLM loads nothing smaller), got {args.order}", 2)
     try:
         stats = build_arpa(args.text, args.out, order=args.order)
     except UnicodeDecodeError:

@@ -8,6 +8,7 @@ and ``hf-wav2vec2 --help`` must answer at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -75,6 +76,38 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def int_at_least(minimum: int, why: str = ""):
+    """An argparse type: an int of at least ``minimum`` (``why``, if given, is said in the error)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}{f' ({why})' if why else ''}, got {text}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
+
+
+def existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"not a file: {text}" if os.path.exists(text) else f"no such file: {text}")
+    return text
+
+
+def existing_directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a directory: {text}" if os.path.exists(text)
+                                         else f"no such directory: {text}")
+    return text
+
+
+def existing_path(text: str) -> str:
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return text
+
+
 # ----------------------------------------------------------------------------------------------- parent parsers
 # Shared flags, spelled once. A subcommand lists the ones it takes in its PARENTS.
 
@@ -89,17 +122,17 @@ MODEL.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (d
 
 LM = _parent()
 _lm = LM.add_argument_group("language model (CTC beam search; needs flashlight-text)")
-_lm.add_argument("--lm", default=None, metavar="LM", help="KenLM model: ARPA file (e.g. from build-lm) or binary")
+_lm.add_argument("--lm", type=existing_file, default=None, metavar="LM", help="KenLM model: ARPA file (e.g. from build-lm) or binary")
 _lm.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5)")
 _lm.add_argument("--beta", type=float, default=None, help="word insertion bonus (default 1.0)")
-_lm.add_argument("--beam-size", type=positive_int, default=None, help="beam size (default 50)")
+_lm.add_argument("--beam_size", type=positive_int, default=None, help="beam size (default 50)")
 
 CHUNKING = _parent()
-CHUNKING.add_argument("--chunk-length", type=non_negative_float, default=20.0, metavar="S",
+CHUNKING.add_argument("--chunk_length", type=non_negative_float, default=20.0, metavar="S",
                       help="transcribe in chunks of S seconds (default 20; 0 = whole files at once)")
-CHUNKING.add_argument("--stride-length", type=non_negative_float, default=None, metavar="S",
+CHUNKING.add_argument("--stride_length", type=non_negative_float, default=None, metavar="S",
                       help="context on each side of a chunk, in seconds (default: chunk length / 6)")
-CHUNKING.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="files or chunks per model call")
+CHUNKING.add_argument("--batch_size", type=positive_int, default=1, metavar="N", help="files or chunks per model call")
 
 PROGRESS = _parent()
 PROGRESS.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

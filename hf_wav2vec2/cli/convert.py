@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import common
 from .common import CommandError, unavailable
 
 NAME = "convert"
@@ -14,15 +15,15 @@ HELP = "convert a fairseq / transformers checkpoint"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..convert import SOURCES, TARGETS  # light: the converters themselves are imported by run
 
-    parser.add_argument("src", metavar="SRC", help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
+    parser.add_argument("src", metavar="SRC", type=common.existing_path, help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
     parser.add_argument("out", metavar="OUT", help="new output directory")
     parser.add_argument("--from", dest="source", choices=SOURCES, default=None,
                         help="format of SRC (default: detected)")
     parser.add_argument("--to", dest="target", choices=TARGETS, default="hf_wav2vec2",
                         help="format to write (default: hf_wav2vec2)")
-    parser.add_argument("--dict", dest="dict_path", default=None, metavar="DICT",
+    parser.add_argument("--dict", dest="dict_path", type=common.existing_file, default=None, metavar="DICT",
                         help="fairseq letter dictionary (dict.ltr.txt) of a fine-tuned checkpoint")
-    parser.add_argument("--unsafe-load", dest="unsafe_load", action="store_true",
+    parser.add_argument("--unsafe_load", dest="unsafe_load", action="store_true",
                         help="unpickle arbitrary objects from a fairseq checkpoint (runs code from the file: trusted "
                              "files only)")
 

@@ -43,10 +43,10 @@ PARENTS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", metavar="DATA", help="labeled folder, metadata file, or path<TAB>transcript list")
-    parser.add_argument("--max-examples", type=common.positive_int, default=None, metavar="N",
+    parser.add_argument("data", metavar="DATA", type=common.existing_path, help="labeled folder, metadata file, or path<TAB>transcript list")
+    parser.add_argument("--max_examples", type=common.positive_int, default=None, metavar="N",
                         help="only the first N rows")
-    parser.add_argument("--show", type=int, default=5, metavar="N",
+    parser.add_argument("--show", type=common.non_negative_int, default=5, metavar="N",
                         help="text format: print the first N utterances with errors, reference and hypothesis "
                              "(default 5; 0 = none)")
 
@@ -154,14 +154,9 @@ def read_labeled_data(data: str | os.PathLike) -> tuple[Path, list[tuple[str, st
 
 def _check_evaluate_arguments(args: argparse.Namespace) -> None:
     if args.lm is None:
-        given = [f"--{name.replace('_', '-')}" for name in ("alpha", "beta", "beam_size")
-                 if getattr(args, name) is not None]
+        given = [f"--{name}" for name in ("alpha", "beta", "beam_size") if getattr(args, name) is not None]
         if given:
             raise CommandError(f"{', '.join(given)} configure the LM beam search: pass --lm as well", 2)
-    elif not os.path.isfile(args.lm):
-        raise CommandError(f"{args.lm}: no such language model file")
-    if args.show < 0:
-        raise CommandError(f"--show must not be negative, got {args.show}", 2)
     if args.output is not None and Path(args.output).is_dir():
         raise CommandError(f"{args.output}: is a directory; --output names a file", 2)
 

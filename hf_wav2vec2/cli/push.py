@@ -1,5 +1,5 @@
 """``hf-wav2vec2 push MODEL_DIR REPO_ID``: publish a model folder on the Hub (:func:`hf_wav2vec2.hub.push_to_hub`),
-or with ``--dry-run DIR`` only write the folder that would be uploaded."""
+or with ``--dry_run DIR`` only write the folder that would be uploaded."""
 
 from __future__ import annotations
 
@@ -14,33 +14,33 @@ HELP = "publish a model directory on the Hub"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="directory saved by hf-wav2vec2 (model + processor)")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=common.existing_directory, help="directory saved by hf-wav2vec2 (model + processor)")
     parser.add_argument("repo_id", metavar="REPO_ID", help="Hub repository, owner/name")
-    parser.add_argument("--dry-run", dest="dry_run", metavar="DIR", default=None,
+    parser.add_argument("--dry_run", dest="dry_run", metavar="DIR", default=None,
                         help="only write the folder that would be uploaded into DIR (new or empty)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
-    parser.add_argument("--commit-message", default=None)
+    parser.add_argument("--commit_message", default=None)
     card = parser.add_argument_group("model card")
     # defaults None: the model directory's card_info.json (written by fine-tuning) fills what is not given
-    card.add_argument("--wer", type=float, default=None, help="word error rate in percent on --dataset")
-    card.add_argument("--cer", type=float, default=None, help="character error rate in percent on --dataset")
+    card.add_argument("--wer", type=common.non_negative_float, default=None, help="word error rate in percent on --dataset")
+    card.add_argument("--cer", type=common.non_negative_float, default=None, help="character error rate in percent on --dataset")
     card.add_argument("--dataset", default=None, metavar="ID",
                       help="Hub id of the evaluation dataset (librispeech_asr); without it the result is in the "
                            "card's table but not in the Hub model-index")
-    card.add_argument("--dataset-name", default=None, help="display name of the evaluation dataset")
-    card.add_argument("--dataset-config", default=None, help="dataset configuration (e.g. clean)")
+    card.add_argument("--dataset_name", default=None, help="display name of the evaluation dataset")
+    card.add_argument("--dataset_config", default=None, help="dataset configuration (e.g. clean)")
     card.add_argument("--split", default="test", help="evaluated split (default: test)")
     card.add_argument("--decoding", default=None, help="how the WER was obtained (e.g. 'greedy CTC, no LM')")
     card.add_argument("--language", default=None,
                       help="language code(s), comma-separated (default: from card_info.json, else en)")
     card.add_argument("--license", default=None, help="(default: from card_info.json, else apache-2.0)")
-    card.add_argument("--train-dataset", action="append", default=[], metavar="ID",
+    card.add_argument("--train_dataset", action="append", default=[], metavar="ID",
                       help="Hub id of a training dataset")
-    card.add_argument("--model-name", default=None, help="name in the card (default: the repository name)")
-    card.add_argument("--base-model", default=None, help="Hub id of the model this one derives from")
+    card.add_argument("--model_name", default=None, help="name in the card (default: the repository name)")
+    card.add_argument("--base_model", default=None, help="Hub id of the model this one derives from")
     card.add_argument("--description", default=None, help="first paragraph of the card")
-    card.add_argument("--training-data", default=None, help="text of the card's training data section")
+    card.add_argument("--training_data", default=None, help="text of the card's training data section")
 
 
 def card_from_args(args: argparse.Namespace) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,9 @@ PARENTS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--timestamps", choices=("word", "char"), default=None, help="also return word or char times")
-    parser.add_argument("--max-words-per-cue", type=common.positive_int, default=7, metavar="N",
+    parser.add_argument("--max_words_per_cue", type=common.positive_int, default=7, metavar="N",
                         help="srt/vtt (default 7)")
-    parser.add_argument("--max-cue-duration", type=common.positive_float, default=5.0, metavar="S",
+    parser.add_argument("--max_cue_duration", type=common.positive_float, default=5.0, metavar="S",
                         help="srt/vtt (default 5)")
 
 
@@ -93,8 +92,6 @@ def _write_outputs(results: list, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_output(args)
-    if args.lm is not None and not os.path.isfile(args.lm):
-        raise CommandError(f"{args.lm}: no such language model file")
     common.quiet_libraries()
     from ..transcribe import asr_pipeline, transcribe_files
 
