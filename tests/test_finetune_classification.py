@@ -1,0 +1,142 @@
+"""Fine-tuning a classifier with Trainer (examples/finetune_classification.py): a folder of labelled clips
+(metadata.csv: file,label), labels taken from the training data, accuracy reported, a model the audio-classification
+pipeline reads; starting points (transformers checkpoints, classification checkpoints with other labels), cropping."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import transformers
+from conftest import NO_DROPOUT
+from transformers import pipeline
+
+from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForSequenceClassification
+from hf_wav2vec2.training.finetune_classification import (
+    DataCollatorForAudioClassification,
+    ModelArguments,
+    _ClassificationTrainer,
+    build_config,
+    build_model,
+    label_mapping,
+    main,
+)
+
+# the real 7-layer conv geometry (20 ms frames) with few channels: a 0.4 s clip is 20 frames, so training is fast
+FAST = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4, feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True,
+    **NO_DROPOUT,
+)
+TONES = {"low": 300.0, "mid": 1200.0, "high": 3000.0}
+
+
+def write_folder(folder, per_label, seed, labels=TONES, column="label"):
+    """Tones of each label's frequency (+-10 %, random length and phase, a little noise), with metadata.csv."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    rows = [f"file,{column}"]
+    for label, frequency in labels.items():
+        for i in range(per_label):
+            t = np.arange(int(16000 * rng.uniform(0.3, 0.5))) / 16000
+            clip = 0.3 * np.sin(2 * np.pi * frequency * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 6.3))
+            clip = clip + 0.02 * rng.standard_normal(t.shape)
+            sf.write(folder / f"{label}_{i}.wav", clip.astype(np.float32), 16000)
+            rows.append(f"{label}_{i}.wav,{label}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture
+def fast_config_dir(tmp_path):
+    HfWav2Vec2Config(**FAST).save_pretrained(tmp_path / "config")
+    return tmp_path / "config"
+
+
+def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_path, fast_config_dir):
+    train = write_folder(tmp_path / "train", per_label=6, seed=0)
+    test = write_folder(tmp_path / "test", per_label=3, seed=1)
+    out = tmp_path / "out"
+    metrics = main([
+        "--from_scratch", "--config_name", str(fast_config_dir), "--train_dir", str(train), "--eval_dir", str(test),
+        "--output_dir", str(out), "--max_steps", "40", "--learning_rate", "3e-3", "--per_device_train_batch_size",
+        "6", "--logging_steps", "10", "--save_strategy", "no", "--seed", "0", "--dataloader_pin_memory", "false",
+    ])
+    assert metrics["eval_samples"] == 9 and metrics["train_samples"] == 18
+    assert metrics["eval_accuracy"] >= 8 / 9, metrics  # chance is 1/3
+    assert set(metrics["eval_accuracy_per_label"]) == set(TONES)
+    saved = json.loads((out / "all_results.json").read_text())
+    assert saved["eval_accuracy"] == metrics["eval_accuracy"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "high", "1": "low", "2": "mid"}  # sorted training labels
+    assert config["problem_type"] == "single_label_classification"
+    assert json.loads((out / "preprocessor_config.json").read_text())["return_attention_mask"] is True
+
+    classifier = pipeline("audio-classification", model=str(out))
+    predicted = [classifier(str(test / f"{label}_{i}.wav"), top_k=1)[0]["label"] for label in TONES for i in range(3)]
+    expected = [label for label in TONES for _ in range(3)]
+    assert np.mean([p == e for p, e in zip(predicted, expected)]) == pytest.approx(metrics["eval_accuracy"])
+
+
+def test_labels_and_their_errors(tmp_path):
+    assert label_mapping(["yes", "no", "yes"], ["no"]) == ({0: "no", 1: "yes"}, {"no": 0, "yes": 1})
+    with pytest.raises(ValueError, match=r"evaluation labels \['up'\] never occur in the training data"):
+        label_mapping(["yes", "no"], ["up", "no"])
+    with pytest.raises(ValueError, match="1 distinct label"):
+        label_mapping(["yes", "yes"])
+    folder = write_folder(tmp_path / "train", per_label=1, seed=0, column="category")
+    with pytest.raises(ValueError, match=r"row 1 has no column\(s\) \['label'\]"):
+        main(["--from_scratch", "--config_preset", "tiny", "--train_dir", str(folder), "--output_dir",
+              str(tmp_path / "out")])
+
+
+def test_starting_points_get_a_fresh_head_unless_trained_on_these_labels(tmp_path):
+    id2label = {0: "no", 1: "yes"}
+    transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**FAST)).save_pretrained(tmp_path / "base")
+    args = ModelArguments(model_name_or_path=str(tmp_path / "base"))
+    model = build_model(args, build_config(args, id2label))
+    assert model.config.id2label == id2label and model.classifier.out_features == 2
+    assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())  # frozen by default
+    assert all(p.requires_grad for p in model.wav2vec2.encoder.parameters())
+
+    trained = HfWav2Vec2ForSequenceClassification(HfWav2Vec2Config(**FAST, num_labels=2, id2label=id2label,
+                                                                   label2id={"no": 0, "yes": 1}))
+    torch.nn.init.constant_(trained.classifier.weight, 0.5)
+    trained.save_pretrained(tmp_path / "kws")
+    args = ModelArguments(model_name_or_path=str(tmp_path / "kws"), freeze_base_model=True)
+    same = build_model(args, build_config(args, id2label))
+    assert torch.equal(same.classifier.weight, trained.classifier.weight)  # same labels: the head is kept
+    assert not any(p.requires_grad for p in same.wav2vec2.parameters())
+    other = build_model(args, build_config(args, {0: "left", 1: "right"}))  # same size, other meaning
+    assert not torch.equal(other.classifier.weight, trained.classifier.weight)
+
+
+def test_training_batches_are_cropped_evaluation_batches_whole():
+    import datasets
+
+    clips = [np.arange(n, dtype=np.float32) for n in (3000, 1200, 800)]
+    dataset = datasets.Dataset.from_dict({"input_values": clips, "labels": [0, 1, 0]})
+    collator = DataCollatorForAudioClassification(transformers.Wav2Vec2FeatureExtractor(), max_length=1000,
+                                                  generator=np.random.default_rng(0))
+    batch = collator([dataset[0], dataset[1], dataset[2]])
+    assert batch["input_values"].shape == (3, 1000)
+    assert batch["attention_mask"].sum(1).tolist() == [1000, 1000, 800]
+    first = batch["input_values"][0]
+    assert torch.equal(first, first[0] + torch.arange(1000.0))  # a contiguous window of the clip
+    starts = {int(collator([dataset[0]])["input_values"][0, 0]) for _ in range(10)}
+    assert len(starts) > 1  # a new offset each time
+    assert batch["labels"].tolist() == [0, 1, 0]
+
+    model = HfWav2Vec2ForSequenceClassification(HfWav2Vec2Config(**FAST, num_labels=2))
+    trainer = _ClassificationTrainer(
+        model=model, args=transformers.TrainingArguments("unused", per_device_eval_batch_size=3,
+                                                         per_device_train_batch_size=3, remove_unused_columns=False,
+                                                         report_to="none", dataloader_pin_memory=False),
+        data_collator=collator, train_dataset=dataset, eval_dataset=dataset,
+    )
+    trainer.eval_collator = DataCollatorForAudioClassification(transformers.Wav2Vec2FeatureExtractor())
+    assert next(iter(trainer.get_train_dataloader()))["input_values"].shape == (3, 1000)
+    assert next(iter(trainer.get_eval_dataloader()))["input_values"].shape == (3, 3000)
+    assert trainer.data_collator is collator  # restored after building the evaluation loader
