@@ -22,6 +22,7 @@ exactly:
 import json
 import math
 import re
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from fnmatch import fnmatch
@@ -30,10 +31,15 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
+from .architectures import ARCHITECTURES, UnknownArchitectureError, architecture
+from .audio import DEFAULT_SAMPLING_RATE
+from .chunking import frame_duration
+from .training.vocab import NORMALIZATION_FILE  # uploaded: a downloaded model is scored with its own normalization
+
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md"
 # Card fields saved beside a model (by fine-tuning) that push uses as the defaults of its card.
 CARD_INFO_FILE = "card_info.json"
-DEFAULT_LANGUAGE, DEFAULT_LICENSE = "en", "apache-2.0"  # when neither the card nor card_info.json says
+DEFAULT_LICENSE = "apache-2.0"  # when neither the card nor card_info.json says (an unknown language stays unknown)
 UNNAMED_DATASET = "unnamed evaluation data"  # a result reported without a dataset id or name
 
 TAGS = ["audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"]
@@ -42,7 +48,7 @@ TAGS = ["audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"]
 ALLOWED_FILES = (
     "README.md", "config.json", "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors",
     "*.py", "vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "processor_config.json", "preprocessor_config.json",
+    "processor_config.json", "preprocessor_config.json", NORMALIZATION_FILE,
 )
 REQUIRED_FILES = ("README.md", "config.json")
 
@@ -51,11 +57,7 @@ REQUIRED_FILES = ("README.md", "config.json")
 STALE_REMOTE_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.safetensors", "*.safetensors.index.json", "*.py"]
 
 # The model classes defined in modeling_hf_wav2vec2.py; any of them loads any checkpoint of this package.
-MODEL_AUTO_MAP = {
-    "AutoModel": "modeling_hf_wav2vec2.HfWav2Vec2Model",
-    "AutoModelForPreTraining": "modeling_hf_wav2vec2.HfWav2Vec2ForPreTraining",
-    "AutoModelForCTC": "modeling_hf_wav2vec2.HfWav2Vec2ForCTC",
-}
+MODEL_AUTO_MAP = {a.auto_class: a.auto_map_entry for a in ARCHITECTURES if a.module == "modeling_hf_wav2vec2"}
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -107,7 +109,8 @@ class CardInfo:
     """What the model card says besides what the config tells.
 
     Fields left None (or empty) are "not given": :meth:`updated` keeps the other card's value for them, and the
-    rendered card says ``language: en`` and ``license: apache-2.0`` when nothing gives them.
+    rendered card says ``license: apache-2.0`` when nothing gives one; a language nothing gives is left out of the
+    metadata and the card says "language not specified".
 
     Args:
         language: ISO 639-1 code(s) of the speech.
@@ -180,20 +183,38 @@ class CardInfo:
 
 
 def _model_class_name(model_or_config) -> str:
+    """This package's class of a model, or of a config's ``architectures`` (ours or transformers' names)."""
     if isinstance(model_or_config, torch.nn.Module):
-        return type(model_or_config).__name__
-    name = (getattr(model_or_config, "architectures", None) or ["HfWav2Vec2ForPreTraining"])[0]
-    return name if name.startswith("Hf") else f"Hf{name}"  # transformers' Wav2Vec2ForCTC -> HfWav2Vec2ForCTC
+        named = model_or_config
+    else:
+        named = getattr(model_or_config, "architectures", None) or ["HfWav2Vec2ForPreTraining"]
+    try:
+        return architecture(named).name
+    except UnknownArchitectureError as error:
+        raise PublishError(str(error)) from None
 
 
 def _parameter_count(model_or_config, class_name: str) -> int:
     if isinstance(model_or_config, torch.nn.Module):
         return sum(p.numel() for p in model_or_config.parameters())
-    import hf_wav2vec2
-
     with torch.device("meta"):  # shapes only, no memory and no initialization
-        model = getattr(hf_wav2vec2, class_name)(model_or_config)
+        model = architecture(class_name).load()(model_or_config)
     return sum(p.numel() for p in model.parameters())
+
+
+def _head_description(config, task: str) -> str:
+    labels = getattr(config, "num_labels", None)
+    return {
+        "ctc": f"a linear CTC head over {config.vocab_size} tokens (blank = id {config.pad_token_id})",
+        "pretraining": (
+            f"the pre-training heads: a product quantizer with {config.num_codevector_groups} codebooks of "
+            f"{config.num_codevectors_per_group} entries and the projections of the contrastive task "
+            f"({config.proj_codevector_dim} dimensions)"
+        ),
+        "audio-classification": f"an utterance classification head (mean pooling) over {labels} labels",
+        "audio-frame-classification": f"a frame classification head over {labels} labels",
+        "audio-xvector": f"an x-vector head ({config.xvector_output_dim}-dimensional speaker embeddings)",
+    }.get(task, "no head (the bare encoder)")
 
 
 def describe_architecture(model_or_config) -> str:
@@ -202,21 +223,15 @@ def describe_architecture(model_or_config) -> str:
     class_name = _model_class_name(model_or_config)
     params = _parameter_count(model_or_config, class_name)
     params = f"{params / 1e6:.1f} M" if params >= 1e6 else f"{params / 1e3:.1f} k"
-    frame_ms = 1000 * config.inputs_to_logits_ratio / 16000
-    receptive_ms = 1000 * config.receptive_field / 16000
+    rate = DEFAULT_SAMPLING_RATE  # a config does not know its feature extractor's rate
+    frame_ms = 1000 * frame_duration(config, rate)
+    receptive_ms = 1000 * config.receptive_field / rate
     norm = (
         "group norm in the first layer only (fairseq `extractor_mode=default`)"
         if config.feat_extract_norm == "group"
         else "layer norm after every convolution (fairseq `extractor_mode=layer_norm`)"
     )
-    head = {
-        "HfWav2Vec2ForCTC": f"a linear CTC head over {config.vocab_size} tokens (blank = id {config.pad_token_id})",
-        "HfWav2Vec2ForPreTraining": (
-            f"the pre-training heads: a product quantizer with {config.num_codevector_groups} codebooks of "
-            f"{config.num_codevectors_per_group} entries and the projections of the contrastive task "
-            f"({config.proj_codevector_dim} dimensions)"
-        ),
-    }.get(class_name, "no head (the bare encoder)")
+    head = _head_description(config, architecture(class_name).task)
     order = (
         "layer norm before each block (pre-LN)" if config.do_stable_layer_norm
         else "layer norm after each block (post-LN)"
@@ -226,7 +241,7 @@ def describe_architecture(model_or_config) -> str:
         (
             f"- Feature encoder: {len(config.conv_dim)} temporal convolutions ({config.conv_dim[-1]} channels, "
             f"kernels {tuple(config.conv_kernel)}, strides {tuple(config.conv_stride)}), {norm}: one frame every "
-            f"{frame_ms:g} ms of 16 kHz audio, {receptive_ms:g} ms receptive field."
+            f"{frame_ms:g} ms of {rate / 1000:g} kHz audio, {receptive_ms:g} ms receptive field."
         ),
         (
             f"- Transformer: {config.num_hidden_layers} layers, width {config.hidden_size}, "
@@ -254,7 +269,7 @@ def _results_markdown(info: CardInfo) -> str:
 
 
 def _usage_markdown(repo_id: str, class_name: str) -> str:
-    if class_name == "HfWav2Vec2ForCTC":
+    if architecture(class_name).task == "ctc":
         return f"""Transcribe speech with the pipeline that ships with the weights (audio files or arrays at any sampling rate,
 resampled with soxr; long files streamed with `chunk_length_s`):
 
@@ -300,7 +315,7 @@ these weights (with a new, randomly initialized head of N outputs)."""
 
 def card_metadata(info: CardInfo, class_name: str, model_name: str) -> ModelCardData:
     """Hub metadata: language, license, datasets, tags, library, pipeline and the model-index results."""
-    is_ctc = class_name == "HfWav2Vec2ForCTC"
+    is_ctc = architecture(class_name).task == "ctc"
     eval_results = []
     for r in (r for r in info.results if r.dataset_type):  # model-index entries need a dataset id
         for metric, value in (("wer", r.wer), ("cer", r.cer)):
@@ -314,11 +329,18 @@ def card_metadata(info: CardInfo, class_name: str, model_name: str) -> ModelCard
     datasets = list(dict.fromkeys([*info.datasets, *(r.dataset_type for r in info.results if r.dataset_type)]))
     tags = TAGS if is_ctc else [t for t in TAGS if t != "automatic-speech-recognition"]
     return ModelCardData(
-        language=info.language or DEFAULT_LANGUAGE, license=info.license or DEFAULT_LICENSE, datasets=datasets or None,
+        language=info.language or None, license=info.license or DEFAULT_LICENSE, datasets=datasets or None,
         tags=list(dict.fromkeys([*tags, *info.tags])), library_name="transformers",
         pipeline_tag="automatic-speech-recognition" if is_ctc else "feature-extraction",
         base_model=info.base_model, model_name=model_name, eval_results=eval_results or None,
     )
+
+
+def _language_line(language) -> str:
+    if not language:
+        return "Language: not specified."
+    codes = [language] if isinstance(language, str) else list(language)
+    return "Language: " + ", ".join(f"`{code}`" for code in codes) + "."
 
 
 def fill_template(template: str, values: dict) -> str:
@@ -341,13 +363,13 @@ def render_model_card(model_or_config, repo_id: str, card=None, template_path=TE
     info = CardInfo.coerce(card)
     class_name = _model_class_name(model_or_config)
     model_name = info.model_name or repo_id.split("/")[-1]
-    kind = "speech recognition (CTC)" if class_name == "HfWav2Vec2ForCTC" else "self-supervised speech representations"
+    kind = "speech recognition (CTC)" if architecture(class_name).task == "ctc" else "self-supervised speech representations"
     values = {
         "metadata": card_metadata(info, class_name, model_name).to_yaml(),
         "title": model_name,
         "description": info.description or f"A wav2vec 2.0 model for {kind}, published with `hf-wav2vec2`.",
         "architecture": describe_architecture(model_or_config),
-        "training_data": info.training_data or "Not documented.",
+        "training_data": (info.training_data or "Not documented.") + f"\n\n{_language_line(info.language)}",
         "results": _results_markdown(info),
         "usage": _usage_markdown(repo_id, class_name),
     }
@@ -483,6 +505,9 @@ def prepare_upload_folder(model_dir_or_model, folder, *, repo_id: str, processor
     _complete_auto_map(folder / "config.json")
     if isinstance(model, HfWav2Vec2ForCTC):  # remote-code users get this package's pipeline (no torchaudio)
         save_pipeline_code(folder)
+    if isinstance(model_dir_or_model, (str, Path)) and (Path(model_dir_or_model) / NORMALIZATION_FILE).is_file():
+        # `hf-wav2vec2 evaluate` of the downloaded model then scores with the normalization it was trained with
+        shutil.copyfile(Path(model_dir_or_model) / NORMALIZATION_FILE, folder / NORMALIZATION_FILE)
     (folder / "README.md").write_text(readme, encoding="utf-8")
     check_upload_folder(folder)
     return folder
@@ -543,7 +568,7 @@ def push_to_hub(
 
 
 __all__ = [
-    "CARD_INFO_FILE", "DEFAULT_LANGUAGE", "DEFAULT_LICENSE", "CardInfo", "PublishError", "Result", "TEMPLATE_PATH",
+    "CARD_INFO_FILE", "DEFAULT_LICENSE", "CardInfo", "PublishError", "Result", "TEMPLATE_PATH",
     "card_metadata", "check_upload_folder", "describe_architecture", "fill_template",
     "prepare_upload_folder", "push_to_hub", "render_model_card",
 ]

@@ -30,7 +30,9 @@ from hf_wav2vec2.hub import (
     CardInfo,
     PublishError,
     Result,
+    card_metadata,
     check_upload_folder,
+    describe_architecture,
     fill_template,
     push_to_hub,
 )
@@ -49,7 +51,7 @@ CODE_FILES = {"modeling_hf_wav2vec2.py"} | {
     Path(path).name for path in get_relative_import_files(str(REPO_ROOT / "hf_wav2vec2" / "modeling_hf_wav2vec2.py"))
 }
 PROCESSOR_CODE_FILES = {"feature_extraction_hf_wav2vec2.py", "tokenization_hf_wav2vec2.py", "processing_hf_wav2vec2.py"}
-PIPELINE_CODE_FILES = {"pipeline_hf_wav2vec2.py", "audio.py"}  # CTC models only
+PIPELINE_CODE_FILES = {"pipeline_hf_wav2vec2.py", "audio.py", "chunking.py"}  # CTC models only
 CTC_FILES = {
     "README.md", "config.json", "model.safetensors", "vocab.json", "tokenizer_config.json", "processor_config.json",
     *CODE_FILES, *PROCESSOR_CODE_FILES, *PIPELINE_CODE_FILES,
@@ -398,7 +400,8 @@ def test_readme_push_command_works(tmp_path, monkeypatch, ctc_model, processor, 
     # the result is in the table, named as unnamed; the Hub's model-index (which needs a dataset id) leaves it out
     assert "| unnamed evaluation data | test | 3.4 | – | – |" in text
     assert "model-index" not in metadata_load(readme)
-    assert metadata_load(readme)["language"] == "en"
+    # no card info: the language is unknown, so the metadata leaves it out instead of guessing English
+    assert "language" not in metadata_load(readme) and "Language: not specified." in text
 
 
 def test_saved_card_info_gives_the_defaults_that_flags_override(tmp_path, ctc_model, processor):
@@ -429,10 +432,11 @@ def test_saved_card_info_gives_the_defaults_that_flags_override(tmp_path, ctc_mo
     folder = push_to_hub(model_dir, "me/es", dry_run_dir=tmp_path / "api", card={"license": "mit"})
     metadata = metadata_load(folder / "README.md")
     assert (metadata["license"], metadata["language"]) == ("mit", "es")
-    # a model object has no directory, so no saved info: the defaults
+    assert "Language: `es`." in (folder / "README.md").read_text()
+    # a model object has no directory, so no saved info: the default license, no language
     folder = push_to_hub(ctc_model, "me/x", processor=processor, dry_run_dir=tmp_path / "obj")
-    assert (metadata_load(folder / "README.md")["language"], metadata_load(folder / "README.md")["license"]) == (
-        "en", "apache-2.0")
+    metadata = metadata_load(folder / "README.md")
+    assert metadata["license"] == "apache-2.0" and "language" not in metadata
 
 
 def test_invalid_saved_card_info_is_a_one_line_error(tmp_path, ctc_model, processor):
@@ -446,3 +450,49 @@ def test_invalid_saved_card_info_is_a_one_line_error(tmp_path, ctc_model, proces
     message = str(exit_info.value)
     assert "card_info.json: not valid JSON" in message and "\n" not in message
     assert not (tmp_path / "u").exists()  # refused before writing anything
+
+def test_language_null_in_card_info_is_left_out_not_english(tmp_path, ctc_model, processor):
+    model_dir = tmp_path / "finetuned"
+    ctc_model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    CardInfo(language=None, description="Tones.").save(model_dir)  # what fine-tuning writes without --language
+    assert json.loads((model_dir / "card_info.json").read_text())["language"] is None
+    folder = push_to_hub(model_dir, "me/tones", dry_run_dir=tmp_path / "upload")
+    readme = folder / "README.md"
+    assert "language" not in metadata_load(readme)
+    assert "Language: not specified." in readme.read_text()
+    ModelCard.load(readme)  # still a valid Hub card
+    card = card_metadata(CardInfo(language=["es", "ca"]), "HfWav2Vec2ForCTC", "x")
+    assert card.language == ["es", "ca"]
+
+
+def test_upload_folder_carries_the_text_normalization_of_fine_tuning(tmp_path, ctc_model, processor):
+    from hf_wav2vec2.training.vocab import NORMALIZATION_FILE, TextNormalization
+    from hf_wav2vec2.transcribe import saved_normalizer
+
+    model_dir = tmp_path / "finetuned"
+    ctc_model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    TextNormalization(case="upper", strip_punctuation=True).save_pretrained(model_dir)
+    folder = push_to_hub(model_dir, "me/tones", dry_run_dir=tmp_path / "upload")
+    assert NORMALIZATION_FILE in check_upload_folder(folder)
+    assert (folder / NORMALIZATION_FILE).read_text() == (model_dir / NORMALIZATION_FILE).read_text()
+    # the downloaded folder scores with the model's own normalization, as fine-tuning did
+    assert saved_normalizer(str(folder))("Hello, world!") == saved_normalizer(str(model_dir))("Hello, world!")
+    assert saved_normalizer(str(folder))("Hello, world!") != saved_normalizer(str(tmp_path))("Hello, world!")
+    # a model without one uploads none
+    (model_dir / NORMALIZATION_FILE).unlink()
+    assert NORMALIZATION_FILE not in files_in(push_to_hub(model_dir, "me/t", dry_run_dir=tmp_path / "plain"))
+
+
+def test_card_names_the_class_of_transformers_and_classification_architectures(ctc_model):
+    from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForXVector
+
+    config = HfWav2Vec2Config(**ctc_model.config.to_dict())
+    config.architectures = ["Wav2Vec2ForCTC"]  # transformers' name
+    assert describe_architecture(config).startswith("- `HfWav2Vec2ForCTC`: wav2vec 2.0 with a linear CTC head")
+    xvector = HfWav2Vec2ForXVector(tiny_config(**NO_DROPOUT, num_labels=3))
+    assert "an x-vector head (512-dimensional speaker embeddings)" in describe_architecture(xvector)
+    config.architectures = ["HubertForCTC"]
+    with pytest.raises(PublishError, match="architecture 'HubertForCTC' is not a model of this package"):
+        describe_architecture(config)
