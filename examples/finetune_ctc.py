@@ -22,6 +22,12 @@ Examples:
     python examples/finetune_ctc.py --model_name_or_path runs/pretrain --train_dir data/asterisk/train \
         --eval_dir data/asterisk/test --text_case upper --output_dir runs/asterisk-10min
 
+    # adapter-only fine-tuning for a new language (MMS recipe): fresh adapters + CTC head, the rest frozen; the
+    # output folder is multilingual (adapter.spa.safetensors, nested vocab.json), and --save_adapter_beside_base
+    # also adds the language to the base folder (load it with model.load_adapter("spa") / target_lang="spa")
+    python examples/finetune_ctc.py --model_name_or_path facebook/mms-1b-all --adapter_lang spa \
+        --train_dir data/es/train --eval_dir data/es/test --learning_rate 1e-3 --output_dir runs/mms-spa
+
     # the randomly initialized baseline
     python examples/finetune_ctc.py --from_scratch --config_preset base --train_dir ... --output_dir ...
 

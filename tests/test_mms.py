@@ -308,3 +308,64 @@ def test_peft_adapters_stay_reachable(mms_dir, monkeypatch):
                      (("lora-dir",), {"adapter_name": "b"}), ((str(mms_dir / "lora"),), {})]
     model.load_adapter("spa")  # a language id is MMS's
     assert model.target_lang == "spa" and len(calls) == 4
+
+
+# ------------------------------------------------------------------ examples/finetune_ctc.py --adapter_lang
+
+
+@pytest.fixture
+def multilingual_base(tmp_path):
+    """A pre-LN CTC model of this package with adapters, an English adapter file and a nested vocabulary."""
+    base = tmp_path / "base"
+    model = HfWav2Vec2ForCTC(HfWav2Vec2Config(**dict(LARGE_LIKE, **NO_DROPOUT, adapter_attn_dim=ADAPTER_DIM)))
+    model.save_pretrained(base)
+    model.save_adapter(base, "eng")
+    (base / "vocab.json").write_text(json.dumps({"eng": ENG}))
+    transformers.Wav2Vec2CTCTokenizer(str(base / "vocab.json"), target_lang="eng").save_pretrained(base)
+    transformers.Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(base)
+    return base
+
+
+def test_adapter_only_finetuning_run_writes_a_language_beside_the_base(multilingual_base, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from test_finetune_ctc import RATE, WORDS, common_args, tone_speech
+
+    from hf_wav2vec2.training.finetune import main
+
+    corpus, rng, rows = tmp_path / "tones", np.random.default_rng(0), ["file,text"]
+    corpus.mkdir()
+    for index in range(8):
+        text = " ".join(rng.choice(WORDS, size=2))
+        sf.write(str(corpus / f"u{index}.wav"), tone_speech(text, rng), RATE)
+        rows.append(f"u{index}.wav,{text}")
+    (corpus / "metadata.csv").write_text("\n".join(rows) + "\n")
+    base_weights = load_file(str(multilingual_base / "model.safetensors"))
+    out = tmp_path / "spa"
+    main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "spa",
+          "--save_adapter_beside_base", "true", *common_args(out, 6)])
+    tuned = load_file(str(out / "model.safetensors"))
+    adapter_keys = set(load_file(str(multilingual_base / "adapter.spa.safetensors")))
+    assert adapter_keys == set(load_file(str(multilingual_base / "adapter.eng.safetensors")))
+    assert set(base_weights) - set(tuned) == {"wav2vec2.masked_spec_embed"}  # the run masks nothing (common_args)
+    for key in set(tuned) - adapter_keys:
+        assert torch.equal(tuned[key], base_weights[key]), key  # the base did not move by a single bit
+    assert any(not torch.equal(tuned[k], base_weights[k]) for k in adapter_keys if k in base_weights)
+    # the adapter file alone, beside the base, gives the fine-tuned model
+    x = torch.randn(1, 4000)
+    assert torch.equal(logits(HfWav2Vec2ForCTC.from_pretrained(multilingual_base, target_lang="spa"), x),
+                       logits(HfWav2Vec2ForCTC.from_pretrained(out), x))
+    # both folders are multilingual now; the base's English is untouched in either
+    english = logits(HfWav2Vec2ForCTC.from_pretrained(multilingual_base, target_lang="eng"), x)
+    assert torch.equal(logits(HfWav2Vec2ForCTC.from_pretrained(out, target_lang="eng"), x), english)
+    for folder in (multilingual_base, out):
+        assert set(json.loads((folder / "vocab.json").read_text())) == {"eng", "spa"}
+    processor = HfWav2Vec2Processor.from_pretrained(out)
+    assert processor.tokenizer.target_lang == "spa" and set(processor.tokenizer.get_vocab()) >= set("abcde")
+    # a second run for the same language keeps what is there
+    with pytest.raises(ValueError, match=r"adapter\.spa\.safetensors exists and is kept"):
+        main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "spa",
+              "--save_adapter_beside_base", "true", *common_args(tmp_path / "again", 1)])
+    with pytest.raises(ValueError, match="--freeze_finetune_updates and --adapter_lang conflict"):
+        main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "fra",
+              "--freeze_finetune_updates", "2", *common_args(tmp_path / "again", 1)])

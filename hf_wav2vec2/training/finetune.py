@@ -47,6 +47,12 @@ from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
 from ..processing_hf_wav2vec2 import HfWav2Vec2Processor
 from ..tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
+from .adapter_finetune import (
+    adapter_config_values,
+    check_adapter_arguments,
+    prepare_adapter_model,
+    save_adapter_outputs,
+)
 from .ctc_data import (
     DataCollatorCTCWithPadding,
     drop_unalignable,
@@ -110,6 +116,18 @@ class ModelArguments:
         default="mean", metadata={"help": "CTC loss reduction.", "choices": ["mean", "sum"]}
     )
     ctc_zero_infinity: bool = field(default=True, metadata={"help": "Zero infinite CTC losses."})
+    adapter_lang: str | None = field(
+        default=None, metadata={"help": "Adapter-only fine-tuning (MMS) for this language id, e.g. 'spa': train only "
+                                        "fresh adapters and CTC head; writes adapter.<lang>.safetensors and a "
+                                        "multilingual vocab.json (see hf_wav2vec2.training.adapter_finetune)."}
+    )
+    adapter_attn_dim: int | None = field(
+        default=None, metadata={"help": "Adapter width for a base without adapters (default 16, as mms-1b-all)."}
+    )
+    save_adapter_beside_base: bool = field(
+        default=False, metadata={"help": "With --adapter_lang: also add the adapter file and the language's "
+                                         "vocabulary to the (local, multilingual) base model's directory."}
+    )
 
 
 @dataclass
@@ -441,7 +459,7 @@ def build_config(model_args: ModelArguments, tokenizer) -> HfWav2Vec2Config:
             raise ValueError("give --model_name_or_path (a pre-trained checkpoint) or --from_scratch")
         base = HfWav2Vec2Config.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
     values = base.to_dict()
-    values.update(overrides)
+    values.update(overrides, **adapter_config_values(model_args, base))
     # from_dict re-runs the config's validation on the combined values
     return HfWav2Vec2Config.from_dict(values)
 
@@ -473,6 +491,8 @@ def build_model(model_args: ModelArguments, config: HfWav2Vec2Config) -> HfWav2V
             # other characters: start the head afresh, as from a pre-training checkpoint.
             torch.nn.init.normal_(model.lm_head.weight, mean=0.0, std=config.initializer_range)
             torch.nn.init.zeros_(model.lm_head.bias)
+    if model_args.adapter_lang is not None:
+        return prepare_adapter_model(model, model_args.adapter_lang)
     if feature_encoder_frozen(model_args):
         model.freeze_feature_encoder()
     return model
@@ -525,6 +545,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
     )
+    check_adapter_arguments(model_args, training_args)
     push_to_hub = hub_pusher() if training_args.push_to_hub else None
     training_args.push_to_hub = False  # the Trainer's own uploading is replaced by hf_wav2vec2.hub
     set_seed(training_args.seed)
@@ -563,6 +584,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
     trainer.save_model()
     if trainer.is_world_process_zero():
         processor.save_pretrained(output_dir)
+        if model_args.adapter_lang is not None:
+            save_adapter_outputs(trainer.model, processor, output_dir, model_args)
     metrics = dict(train_result.metrics, train_samples=len(train_dataset))
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
