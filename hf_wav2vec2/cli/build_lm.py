@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..decoding import build_arpa
 
+    common.refuse_to_overwrite(args.out, common.InputFiles([args.text]), f"the training text {args.text}")
     try:
         stats = build_arpa(args.text, args.out, order=args.order)
     except UnicodeDecodeError:

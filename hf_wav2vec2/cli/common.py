@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 PROG = "hf-wav2vec2"
 
@@ -160,6 +160,42 @@ def emit(text: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
 
 
+class InputFiles:
+    """The files a command reads, so that no output overwrites one: ``path in inputs`` is true for the same resolved
+    path and for the same file under another name (a hard link, another case on a case-insensitive disk)."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike]):
+        self._paths: set[str] = set()
+        self._ids: set[tuple[int, int]] = set()
+        for path in paths:
+            self._paths.add(self._key(path))
+            identity = self._identity(path)
+            if identity is not None:
+                self._ids.add(identity)
+
+    @staticmethod
+    def _key(path: str | os.PathLike) -> str:
+        return os.path.normcase(os.path.realpath(path))
+
+    @staticmethod
+    def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None  # not there (yet): only its path can match
+        return (stat.st_dev, stat.st_ino) if stat.st_ino else None  # some file systems have no inode numbers
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        identity = self._identity(path)
+        return self._key(path) in self._paths or (identity is not None and identity in self._ids)
+
+
+def refuse_to_overwrite(output: str | os.PathLike | None, inputs: InputFiles, what: str = "an input file") -> None:
+    """A usage error when writing ``output`` would replace one of the command's inputs."""
+    if output is not None and output in inputs:
+        raise CommandError(f"{output}: the output would overwrite {what}; choose another --output", 2)
+
+
 # ----------------------------------------------------------------------------------------------- models
 
 
@@ -185,6 +221,57 @@ def quiet_libraries() -> None:
         hub_logging.set_verbosity_error()  # e.g. a warning per failed Hub request before our own one-line error
     except ImportError:
         pass
+
+
+MISMATCH_LIST_LIMIT = 20  # tensors listed; a wrong hidden_size touches every layer, and the first ones tell the story
+
+
+def weight_mismatch(directory: Any, model_class: Any = None) -> str | None:
+    """Why the model folder ``directory`` failed to load, when its config.json disagrees with its weights: a message
+    whose first line says so and whose next lines list the tensors with their shape in the weights and the shape
+    the config asks for. None when ``directory`` is no local folder or shapes are not the problem. ``model_class``
+    loads it (default: the class ``hf-wav2vec2 convert`` and ``push`` load the folder with).
+
+    transformers builds the load report behind "Could not load model ... with any of the following classes" (the
+    pipeline) and "You set `ignore_mismatched_sizes` to `False`" (from_pretrained), as a logged table that the CLI
+    keeps quiet; loading once more with ``ignore_mismatched_sizes=True`` returns the same facts as data.
+    """
+    if not isinstance(directory, (str, os.PathLike)) or not os.path.isfile(os.path.join(directory, "config.json")):
+        return None
+    import transformers
+
+    if model_class is None:
+        from ..convert import model_class_for_directory
+
+        try:
+            model_class = model_class_for_directory(directory)
+        except Exception:  # noqa: BLE001 - an unknown architecture: the caller reports the original error
+            return None
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # the report would print the table we summarize
+    try:
+        _, info = model_class.from_pretrained(directory, ignore_mismatched_sizes=True, output_loading_info=True)
+    except Exception:  # noqa: BLE001 - another problem: the caller reports the original error
+        return None
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    mismatched = sorted(info.get("mismatched_keys") or [])
+    if not mismatched:
+        return None
+    lines = [f"{directory}: config.json does not match the weights: {len(mismatched)} tensors have other shapes "
+             f"(name: shape in the weights, shape config.json asks for)"]
+    lines += [f"  {name}: {tuple(stored)}, {tuple(wanted)}" for name, stored, wanted in mismatched[:MISMATCH_LIST_LIMIT]]
+    if len(mismatched) > MISMATCH_LIST_LIMIT:
+        lines.append(f"  ... and {len(mismatched) - MISMATCH_LIST_LIMIT} more")
+    return "\n".join(lines)
+
+
+def refuse_mismatched_weights(directory: Any, model_class: Any = None) -> None:
+    """Raise the :func:`weight_mismatch` report as a CommandError when that is why ``directory`` did not load
+    (call it while handling the loading error, which is re-raised otherwise)."""
+    report = weight_mismatch(directory, model_class)
+    if report is not None:
+        raise CommandError(report) from None
 
 
 def asks_for_help(argv: list[str]) -> bool:

@@ -13,7 +13,8 @@ HELP = "convert a fairseq / transformers checkpoint"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..convert import SOURCES, TARGETS  # light: the converters themselves are imported by run
+    # light: the converters themselves are imported by run
+    from ..convert import SOURCES, TARGETS
 
     parser.add_argument("src", metavar="SRC", type=common.existing_path, help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
     parser.add_argument("out", metavar="OUT", help="new output directory")
@@ -38,5 +39,8 @@ def run(args: argparse.Namespace) -> int:
                       allow_unsafe_pickle=args.unsafe_load)
     except ConversionError as error:
         raise CommandError(str(error)) from None
+    except RuntimeError:  # from_pretrained's "ignore_mismatched_sizes" error hides which tensors differ
+        common.refuse_mismatched_weights(args.src)
+        raise
     print(f"wrote {args.target} checkpoint to {out}")
     return 0

@@ -196,9 +196,29 @@ def _evaluation_json(result: Any, files: list[str], decoder: str, args: argparse
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
 
+def _refuse_overwriting_the_data(output: str | None, data: str, listing: Path, rows: list[tuple[str, str]]) -> None:
+    """-o must not replace the listing, a listed audio file, or any file of the evaluated folder; nor put a new
+    ``metadata.*`` there, which would change what the folder lists."""
+    if output is None:
+        return
+    common.refuse_to_overwrite(output, common.InputFiles([listing, *(file for file, _ in rows)]),
+                               f"the evaluated data ({listing} or a file it lists)")
+    if not os.path.isdir(data):
+        return
+    folder, target = os.path.realpath(data), os.path.realpath(output)
+    try:
+        inside = os.path.commonpath([folder, target]) == folder
+    except ValueError:  # another drive
+        inside = False
+    if inside and (os.path.exists(target) or Path(target).name.lower().startswith("metadata.")):
+        raise CommandError(f"{output}: the output would overwrite a file of the evaluated folder {data}; "
+                           "choose another --output", 2)
+
+
 def run(args: argparse.Namespace) -> int:
     _check_evaluate_arguments(args)
     listing, rows = read_labeled_data(args.data)
+    _refuse_overwriting_the_data(args.output, args.data, listing, rows)
     if args.max_examples is not None:
         rows = rows[: args.max_examples]
     empty = [number for number, (_, text) in enumerate(rows, start=1) if not (text or "").strip()]
@@ -209,14 +229,20 @@ def run(args: argparse.Namespace) -> int:
     if not any(os.path.isfile(file) for file in files):
         raise CommandError(f"{listing}: none of the {len(files)} listed audio files exists (e.g. {files[0]})")
     common.quiet_libraries()
-    from ..transcribe import evaluate_model
+    from transformers import AutoModelForCTC
 
-    result = evaluate_model(
-        args.model, files, [text for _, text in rows], lm=args.lm, alpha=args.alpha, beta=args.beta,
-        beam_size=args.beam_size, batch_size=args.batch_size, chunk_length_s=args.chunk_length or None,
-        stride_length_s=args.stride_length if args.chunk_length else None, device=args.device,
-        progress=common.progress_wanted(args),
-    )
+    from ..transcribe import ModelLoadError, evaluate_model
+
+    try:
+        result = evaluate_model(
+            args.model, files, [text for _, text in rows], lm=args.lm, alpha=args.alpha, beta=args.beta,
+            beam_size=args.beam_size, batch_size=args.batch_size, chunk_length_s=args.chunk_length or None,
+            stride_length_s=args.stride_length if args.chunk_length else None, device=args.device,
+            progress=common.progress_wanted(args),
+        )
+    except ModelLoadError:
+        common.refuse_mismatched_weights(args.model, AutoModelForCTC)
+        raise
     decoder = "greedy" if args.lm is None else "LM beam search"
     if args.format == "json":
         common.emit(_evaluation_json(result, files, decoder, args), args.output)

@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except PublishError as error:
         raise CommandError(str(error)) from None
+    except RuntimeError:  # from_pretrained's "ignore_mismatched_sizes" error hides which tensors differ
+        common.refuse_mismatched_weights(args.model_dir)
+        raise
     if args.dry_run:
         print(f"wrote the upload folder for {args.repo_id} to {result} (nothing uploaded)")
     else:

@@ -2,12 +2,19 @@
 
 Each bad file is reported in one line and the others are still transcribed; the exit status is 1 when any file
 failed, 2 for a usage error.
+
+Outputs never replace an input (``-o x.wav`` for the input ``x.wav`` is refused) and never each other: srt/vtt for
+several files go to a directory, one file per input at its path relative to the inputs' common folder
+(``a/same.wav b/same.wav -o subs`` writes ``subs/a/same.srt`` and ``subs/b/same.srt``; files of one folder land
+side by side), and an input whose name is taken already (``x.wav`` beside ``x.flac``, a file given twice) gets
+``-2``, ``-3``, ... before the suffix, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +48,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="srt/vtt (default 5)")
 
 
-def _check_output(args: argparse.Namespace) -> None:
+def _writes_a_directory(args: argparse.Namespace) -> bool:
+    return args.output is not None and args.format in ("srt", "vtt") and len(args.files) > 1
+
+
+def subtitle_targets(files: list[str], directory: Path, suffix: str) -> list[Path]:
+    """One subtitle file in ``directory`` per input (in order, failed inputs too, so the names do not depend on
+    which files fail): the input's path relative to the inputs' common folder with ``.suffix``; a target already
+    taken by an earlier input gets ``-2``, ``-3``, ... before the suffix."""
+    folders = [os.path.dirname(os.path.abspath(file)) for file in files]
+    try:
+        common_folder = os.path.commonpath(folders)
+    except ValueError:  # inputs on different drives (Windows): no common folder, names only
+        common_folder = None
+    targets, taken = [], set()
+    for file in files:
+        relative = Path(os.path.relpath(os.path.abspath(file), common_folder)) if common_folder else Path(file).name
+        wanted = directory / Path(relative).with_suffix(f".{suffix}")
+        target, number = wanted, 1
+        while os.path.normcase(target) in taken:
+            number += 1
+            target = wanted.with_name(f"{wanted.stem}-{number}{wanted.suffix}")
+        if target != wanted:
+            common.print_warning(f"{file}: {wanted} is the output of another input; writing {target}")
+        taken.add(os.path.normcase(target))
+        targets.append(target)
+    return targets
+
+
+def _check_output(args: argparse.Namespace) -> list[Path] | None:
+    """Usage errors for an --output that cannot be written or would replace an input, before any model loads;
+    returns the subtitle files to write when --output is a directory of them."""
     if args.output is None:
-        return
+        return None
     out = Path(args.output)
-    several_subtitles = args.format in ("srt", "vtt") and len(args.files) > 1
-    if several_subtitles and out.exists() and not out.is_dir():
+    if _writes_a_directory(args) and out.exists() and not out.is_dir():
         raise CommandError(f"{out}: with several files, --output for {args.format} must be a directory", 2)
-    if not several_subtitles and out.is_dir():
+    if not _writes_a_directory(args) and out.is_dir():
         raise CommandError(f"{out}: is a directory; --output names a file", 2)
+    inputs = common.InputFiles(args.files)
+    if not _writes_a_directory(args):
+        common.refuse_to_overwrite(out, inputs)
+        return None
+    targets = subtitle_targets(args.files, out, args.format)
+    for source, target in zip(args.files, targets, strict=True):
+        common.refuse_to_overwrite(target, inputs, f"an input file (the subtitles of {source})")
+    return targets
 
 
 def _format_result(result: Any, args: argparse.Namespace, many: bool) -> str:
@@ -67,19 +111,18 @@ def _format_result(result: Any, args: argparse.Namespace, many: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_outputs(results: list, args: argparse.Namespace) -> None:
+def _write_outputs(results: list, args: argparse.Namespace, targets: list[Path] | None) -> None:
     good = [r for r in results if r.ok]
     many = len(args.files) > 1
     if args.format == "json":
         text = json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n"
         common.emit(text, args.output)
         return
-    if args.format in ("srt", "vtt") and many and args.output is not None:
-        directory = Path(args.output)
-        directory.mkdir(parents=True, exist_ok=True)
-        for result in good:
-            target = directory / f"{Path(result.source).stem}.{args.format}"
-            target.write_text(_format_result(result, args, many), encoding="utf-8")
+    if targets is not None:  # results come in the order of args.files
+        for result, target in zip(results, targets, strict=True):
+            if result.ok:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(_format_result(result, args, many), encoding="utf-8")
         return
     parts = []
     for result in good:
@@ -91,15 +134,21 @@ def _write_outputs(results: list, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _check_output(args)
+    targets = _check_output(args)
     common.quiet_libraries()
-    from ..transcribe import asr_pipeline, transcribe_files
+    from transformers import AutoModelForCTC
+
+    from ..transcribe import ModelLoadError, asr_pipeline, transcribe_files
 
     timestamps = "word" if args.format in ("srt", "vtt") else args.timestamps
     if args.lm is not None and timestamps == "char":
         raise CommandError("--timestamps char is not available with --lm (the beam search gives word times)", 2)
-    pipe = asr_pipeline(args.model, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
-                        device=args.device)
+    try:
+        pipe = asr_pipeline(args.model, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
+                            device=args.device)
+    except ModelLoadError:
+        common.refuse_mismatched_weights(args.model, AutoModelForCTC)
+        raise
 
     def report(result: Any) -> None:
         if not result.ok:
@@ -111,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         stride_length_s=stride, return_timestamps=timestamps, progress=common.progress_wanted(args),
         on_result=report,
     )
-    _write_outputs(results, args)
+    _write_outputs(results, args, targets)
     failed = sum(not r.ok for r in results)
     if failed:
         common.print_error(f"{failed} of {len(results)} files failed")

@@ -1,0 +1,216 @@
+"""Issue 13 on the command line: no output replaces an input (transcribe, evaluate, build-lm), no two outputs collide
+(subtitles of same-named files), and a model folder whose config.json disagrees with its weights is reported with
+the tensors that differ instead of transformers' "Could not load model ... with any of the following classes"."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from safetensors import safe_open
+from test_cli import tone_model  # noqa: F401 - fixture
+from test_pipeline_hf_wav2vec2 import SR, noise, save_model_dir, tone_track
+
+from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForCTC, cli
+
+
+@pytest.fixture(autouse=True)
+def _restore_library_logging():
+    """In-process commands quiet transformers for the rest of the process (see test_cli)."""
+    import transformers
+
+    verbosity = transformers.utils.logging.get_verbosity()
+    yield
+    transformers.utils.logging.set_verbosity(verbosity)
+
+
+def write_tones(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio, _ = tone_track(text, seconds=3.0)
+    sf.write(path, audio, SR, subtype="FLOAT")
+    return str(path)
+
+
+def error_lines(capsys):
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return captured.err.splitlines()
+
+
+# ----------------------------------------------------------------------------------------------- outputs are not inputs
+
+
+def test_transcribe_refuses_an_output_that_is_one_of_its_inputs(tone_model, tmp_path, capsys):  # noqa: F811
+    first, second = write_tones(tmp_path / "first.wav", "THE CAT"), write_tones(tmp_path / "second.wav", "A HAT")
+    originals = {path: open(path, "rb").read() for path in (first, second)}
+    os.link(first, tmp_path / "hard-link.wav")
+    model = ["--model", str(tone_model)]
+    cases = [
+        ([first], first, "text"),                                   # transcribe x.wav -o x.wav
+        ([first, second], second, "json"),                          # any of the inputs
+        ([first], str(tmp_path / "sub" / ".." / "first.wav"), "text"),  # another spelling of the same path
+        ([first], str(tmp_path / "hard-link.wav"), "srt"),          # the same file under another name
+    ]
+    for files, output, form in cases:
+        assert cli.main(["transcribe", *files, *model, "--format", form, "-o", output]) == 2, output
+        (line,) = error_lines(capsys)
+        assert line == f"hf-wav2vec2: error: {output}: the output would overwrite an input file; choose another --output"
+    assert {path: open(path, "rb").read() for path in originals} == originals
+    # a subtitle file of the output directory that is an input is refused as well
+    (tmp_path / "cue.wav").write_bytes(open(first, "rb").read())
+    assert cli.main(["transcribe", first, str(tmp_path / "cue.wav"), *model, "--format", "vtt", "-o",
+                     str(tmp_path)]) == 0  # first.vtt and cue.vtt: no input among them
+    (tmp_path / "in").mkdir()
+    inputs = [str(tmp_path / "in" / "first.wav"), str(tmp_path / "in" / "first.vtt")]  # named like first's subtitles
+    for path in inputs:
+        shutil.copy(first, path)
+    assert cli.main(["transcribe", *inputs, *model, "--format", "vtt", "-o", str(tmp_path / "in")]) == 2
+    assert error_lines(capsys)[-1] == (
+        f"hf-wav2vec2: error: {inputs[1]}: the output would overwrite an input file (the subtitles of {inputs[0]}); "
+        "choose another --output")
+
+
+def test_evaluate_refuses_to_overwrite_its_data(tone_model, tmp_path, capsys):  # noqa: F811
+    data = tmp_path / "data"
+    write_tones(data / "first.wav", "THE CAT")
+    write_tones(data / "second.wav", "A HAT")
+    (data / "metadata.csv").write_text("file,text\nfirst.wav,THE CAT\nsecond.wav,A HAT\n", encoding="utf-8")
+    (data / "notes.txt").write_text("recorded in the kitchen\n")
+    outside = write_tones(tmp_path / "elsewhere" / "third.wav", "A CAT")
+    (tmp_path / "list.tsv").write_text(f"data/first.wav\tTHE CAT\n{outside}\tA CAT\n", encoding="utf-8")
+    snapshot = {p: p.read_bytes() for p in [*data.iterdir(), tmp_path / "list.tsv"]}
+    model = ["--model", str(tone_model)]
+    refused = [
+        (data, data / "metadata.csv"),       # evaluate -o data/metadata.csv
+        (data, data / "first.wav"),          # a listed audio file
+        (data, data / "notes.txt"),          # any other file of the folder
+        (data, data / "metadata.jsonl"),     # a new metadata file would change what the folder lists
+        (tmp_path / "list.tsv", tmp_path / "list.tsv"),
+        (tmp_path / "list.tsv", tmp_path / "elsewhere" / "third.wav"),  # listed, outside the list's folder
+    ]
+    for source, output in refused:
+        assert cli.main(["evaluate", str(source), *model, "-o", str(output)]) == 2, output
+        (line,) = error_lines(capsys)
+        assert line.startswith(f"hf-wav2vec2: error: {output}: the output would overwrite ") and "--output" in line
+    assert {p: p.read_bytes() for p in snapshot} == snapshot
+    assert not (data / "metadata.jsonl").exists()
+    # a new report beside the data, or anywhere else, is written
+    for output in (data / "report.json", tmp_path / "report.txt"):
+        assert cli.main(["evaluate", str(data), *model, "-o", str(output), "--format", "json"]) == 0
+        assert json.loads(output.read_text())["num_utterances"] == 2
+
+
+def test_build_lm_refuses_to_overwrite_its_corpus(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("THE CAT SAT\nTHE CAT ATE\n")
+    os.link(corpus, tmp_path / "linked.txt")
+    for out in (corpus, tmp_path / "sub" / ".." / "corpus.txt", tmp_path / "linked.txt"):
+        assert cli.main(["build-lm", str(corpus), str(out), "--order", "2"]) == 2
+        (line,) = error_lines(capsys)
+        assert line == (f"hf-wav2vec2: error: {out}: the output would overwrite the training text {corpus}; "
+                        "choose another --output")
+    assert corpus.read_text() == "THE CAT SAT\nTHE CAT ATE\n"
+    assert cli.main(["build-lm", str(corpus), str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
+    assert "\\data\\" in (tmp_path / "lm.arpa").read_text()
+
+
+# ----------------------------------------------------------------------------------------------- outputs do not collide
+
+
+def written(directory):
+    return {p.relative_to(directory).as_posix(): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_subtitles_of_same_named_files_keep_their_folders(tone_model, tmp_path, capsys):  # noqa: F811
+    files = [write_tones(tmp_path / "a" / "same.wav", "THE CAT"), write_tones(tmp_path / "b" / "same.wav", "A HAT"),
+             write_tones(tmp_path / "b" / "deeper" / "other.wav", "A CAT")]
+    subs = tmp_path / "subs"
+    assert cli.main(["transcribe", *files, "--model", str(tone_model), "--format", "srt", "-o", str(subs)]) == 0
+    assert error_lines(capsys) == []
+    out = written(subs)
+    assert sorted(out) == ["a/same.srt", "b/deeper/other.srt", "b/same.srt"]
+    # each file holds its own input's words
+    words = {name: [line for line in text.splitlines() if line and not line.isdigit() and "-->" not in line]
+             for name, text in out.items()}
+    assert " ".join(words["a/same.srt"]) == "THE CAT" and " ".join(words["b/same.srt"]) == "A HAT"
+    assert " ".join(words["b/deeper/other.srt"]) == "A CAT"
+
+
+def test_subtitles_of_one_stem_get_numbered_names(tone_model, tmp_path, capsys):  # noqa: F811
+    wav = write_tones(tmp_path / "x.wav", "THE CAT")
+    flac = str(tmp_path / "x.flac")
+    audio, _ = tone_track("A HAT", seconds=3.0)
+    sf.write(flac, audio, SR)
+    subs = tmp_path / "subs"
+    assert cli.main(["transcribe", wav, flac, wav, "--model", str(tone_model), "--format", "vtt", "-o", str(subs)]) == 0
+    warnings = error_lines(capsys)
+    assert warnings == [
+        f"hf-wav2vec2: warning: {flac}: {subs / 'x.vtt'} is the output of another input; writing {subs / 'x-2.vtt'}",
+        f"hf-wav2vec2: warning: {wav}: {subs / 'x.vtt'} is the output of another input; writing {subs / 'x-3.vtt'}",
+    ]
+    out = written(subs)
+    assert sorted(out) == ["x-2.vtt", "x-3.vtt", "x.vtt"]
+    assert out["x.vtt"] == out["x-3.vtt"] != out["x-2.vtt"] and "HAT" in out["x-2.vtt"]
+
+
+# ----------------------------------------------------------------------------------------------- config vs weights
+
+
+def mismatched_model(tmp_path):
+    """A saved CTC model whose config.json asks for a wider feed-forward than its weights hold; returns the folder
+    and the tensors whose shapes differ, {name: (shape in the weights, shape the config gives)}."""
+    folder = save_model_dir(tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["intermediate_size"] *= 2
+    (folder / "config.json").write_text(json.dumps(config))
+    wanted = {name: tuple(p.shape) for name, p in HfWav2Vec2ForCTC(HfWav2Vec2Config(**config)).state_dict().items()}
+    with safe_open(folder / "model.safetensors", framework="pt") as weights:
+        stored = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    differ = {name: (shape, wanted[name]) for name, shape in stored.items() if name in wanted and shape != wanted[name]}
+    assert differ  # the test really breaks the model
+    return folder, differ
+
+
+@pytest.mark.parametrize("command", ["transcribe", "evaluate", "convert", "push"])
+def test_a_config_that_disagrees_with_the_weights_names_the_tensors(command, tmp_path, capsys):
+    folder, differ = mismatched_model(tmp_path)
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    (tmp_path / "refs.tsv").write_text("a.wav\tHELLO\n")
+    argv = {
+        "transcribe": ["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)],
+        "evaluate": ["evaluate", str(tmp_path / "refs.tsv"), "--model", str(folder)],
+        "convert": ["convert", str(folder), str(tmp_path / "out")],
+        "push": ["push", str(folder), "me/x", "--dry_run", str(tmp_path / "out")],
+    }[command]
+    assert cli.main(argv) == 1
+    lines = error_lines(capsys)
+    assert lines[0] == (f"hf-wav2vec2: error: {folder}: config.json does not match the weights: {len(differ)} tensors "
+                        "have other shapes (name: shape in the weights, shape config.json asks for)")
+    listed = [line.strip().split(": ", 1) for line in lines[1:]]
+    assert {name: shapes for name, shapes in listed} == {
+        name: f"{stored}, {wanted}" for name, (stored, wanted) in differ.items()}
+    assert "Could not load model" not in "\n".join(lines) and not (tmp_path / "out").exists()
+
+
+def test_long_mismatch_lists_are_cut(tmp_path, monkeypatch, capsys):
+    from hf_wav2vec2.cli import common
+
+    folder, differ = mismatched_model(tmp_path)
+    monkeypatch.setattr(common, "MISMATCH_LIST_LIMIT", 2)
+    assert cli.main(["convert", str(folder), str(tmp_path / "out")]) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 4 and lines[-1] == f"  ... and {len(differ) - 2} more"
+
+
+def test_a_model_that_fails_for_another_reason_keeps_its_own_error(tmp_path, capsys):
+    folder = save_model_dir(tmp_path / "model")
+    (folder / "model.safetensors").unlink()  # no weights: not a shape problem
+    sf.write(tmp_path / "a.wav", np.zeros(SR, dtype=np.float32), SR)
+    assert cli.main(["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)]) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith(f"hf-wav2vec2: error: {folder}: ")
+    assert "does not match the weights" not in lines[0]
