@@ -313,8 +313,8 @@ def test_cli_push_dry_run(tmp_path, ctc_model, processor, capsys):
     processor.save_pretrained(model_dir)
     parser = add_push_arguments(argparse.ArgumentParser())
     args = parser.parse_args([
-        str(model_dir), "someone/tiny-ctc", "--dry-run", str(tmp_path / "upload"), "--wer", "4.2", "--cer", "1.5",
-        "--dataset", "librispeech_asr", "--dataset-config", "other", "--language", "en",
+        str(model_dir), "someone/tiny-ctc", "--dry_run", str(tmp_path / "upload"), "--wer", "4.2", "--cer", "1.5",
+        "--dataset", "librispeech_asr", "--dataset_config", "other", "--language", "en",
     ])
     assert run_push(args) == 0
     assert "nothing uploaded" in capsys.readouterr().out
@@ -388,7 +388,7 @@ def test_readme_push_command_works(tmp_path, monkeypatch, ctc_model, processor, 
     from hf_wav2vec2.cli import main
 
     argv = readme_push_command()
-    assert argv == ["push", "out/", "me/wav2vec2-base-960h", "--dry-run", "upload/", "--wer", "3.4"]  # what we test
+    assert argv == ["push", "out/", "me/wav2vec2-base-960h", "--dry_run", "upload/", "--wer", "3.4"]  # what we test
     monkeypatch.chdir(tmp_path)
     ctc_model.save_pretrained("out")  # what `hf-wav2vec2 convert ... out/` leaves: model + processor, no card info
     processor.save_pretrained("out")
@@ -416,7 +416,7 @@ def test_saved_card_info_gives_the_defaults_that_flags_override(tmp_path, ctc_mo
 
     def pushed(*flags):
         folder = tmp_path / f"upload{len(list(tmp_path.iterdir()))}"
-        assert run_push(parser.parse_args([str(model_dir), "me/es", "--dry-run", str(folder), *flags])) == 0
+        assert run_push(parser.parse_args([str(model_dir), "me/es", "--dry_run", str(folder), *flags])) == 0
         assert "card_info.json" not in files_in(folder)  # used for the card, not uploaded
         return metadata_load(folder / "README.md"), (folder / "README.md").read_text()
 
@@ -424,7 +424,7 @@ def test_saved_card_info_gives_the_defaults_that_flags_override(tmp_path, ctc_mo
     assert metadata["language"] == "es" and metadata["base_model"] == "someone/wav2vec2-base"
     assert metadata["model-index"][0]["results"][0]["dataset"]["type"] == "common_voice"
     assert "Spanish CTC." in text and "| 21.5 | 6.1 |" in text
-    metadata, text = pushed("--language", "ca", "--wer", "9", "--dataset", "other_asr", "--base-model", "a/b")
+    metadata, text = pushed("--language", "ca", "--wer", "9", "--dataset", "other_asr", "--base_model", "a/b")
     assert metadata["language"] == "ca" and metadata["base_model"] == "a/b"
     assert [r["dataset"]["type"] for r in metadata["model-index"][0]["results"]] == ["other_asr"]
     assert "Spanish CTC." in text  # fields no flag gives still come from card_info.json
@@ -446,10 +446,11 @@ def test_invalid_saved_card_info_is_a_one_line_error(tmp_path, ctc_model, proces
     (model_dir / "card_info.json").write_text('{"language": "es",')
     parser = add_push_arguments(argparse.ArgumentParser())
     with pytest.raises(CommandError) as exit_info:  # hf-wav2vec2's main prints it as one line and exits 1
-        run_push(parser.parse_args([str(model_dir), "me/x", "--dry-run", str(tmp_path / "u")]))
+        run_push(parser.parse_args([str(model_dir), "me/x", "--dry_run", str(tmp_path / "u")]))
     message = str(exit_info.value)
     assert "card_info.json: not valid JSON" in message and "\n" not in message
     assert not (tmp_path / "u").exists()  # refused before writing anything
+
 
 def test_language_null_in_card_info_is_left_out_not_english(tmp_path, ctc_model, processor):
     model_dir = tmp_path / "finetuned"
