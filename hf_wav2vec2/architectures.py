@@ -46,8 +46,9 @@ class Architecture:
         return f"{self.module}.{self.name}"
 
     def load(self) -> Any:
-        """The class itself (imports its module, and so torch and transformers)."""
-        return getattr(importlib.import_module(f"{__package__}.{self.module}"), self.name)
+        """The class itself, through the package: that registers the Auto classes first (``save_pretrained`` then
+        writes the ``auto_map``), as the first use of a model class always does. Imports torch and transformers."""
+        return getattr(importlib.import_module(__package__), self.name)
 
 
 _CLASSIFICATION = "modeling_hf_wav2vec2_classification"

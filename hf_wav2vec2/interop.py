@@ -7,13 +7,12 @@ from pathlib import Path
 
 from transformers.utils import logging
 
+from .architectures import ARCHITECTURES
+
 logger = logging.get_logger(__name__)
 
-TRANSFORMERS_CLASSES = {
-    "HfWav2Vec2Model": "Wav2Vec2Model",
-    "HfWav2Vec2ForPreTraining": "Wav2Vec2ForPreTraining",
-    "HfWav2Vec2ForCTC": "Wav2Vec2ForCTC",
-}
+# our class -> transformers' class with the same parameter names, every head included
+TRANSFORMERS_CLASSES = {a.name: a.transformers_name for a in ARCHITECTURES}
 
 
 def to_transformers(model):

@@ -18,6 +18,8 @@ import json
 import logging
 from pathlib import Path
 
+from ..architectures import UnknownArchitectureError, architecture, head_owner
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,17 +29,6 @@ class ConversionError(Exception):
 
 SOURCES = ("fairseq", "transformers", "hf_wav2vec2")
 TARGETS = ("hf_wav2vec2", "transformers")
-
-# config.json "architectures" entry (transformers' or ours) -> this package's class
-_MODEL_CLASSES = {
-    "Wav2Vec2Model": "HfWav2Vec2Model",
-    "Wav2Vec2ForPreTraining": "HfWav2Vec2ForPreTraining",
-    "Wav2Vec2ForCTC": "HfWav2Vec2ForCTC",
-    "HfWav2Vec2Model": "HfWav2Vec2Model",
-    "HfWav2Vec2ForPreTraining": "HfWav2Vec2ForPreTraining",
-    "HfWav2Vec2ForCTC": "HfWav2Vec2ForCTC",
-}
-
 
 def detect_format(src) -> str:
     """"fairseq" for a file, else the format named by the directory's config.json ``model_type``."""
@@ -55,25 +46,12 @@ def detect_format(src) -> str:
     raise ConversionError(f"{src}: model_type {model_type!r} is neither 'wav2vec2' (transformers) nor 'hf_wav2vec2'")
 
 
-# Top-level parameter names -> the class whose head they belong to (transformers' and this package's names agree).
-_HEAD_CLASSES = {
-    "lm_head": "HfWav2Vec2ForCTC",
-    "quantizer": "HfWav2Vec2ForPreTraining",
-    "project_q": "HfWav2Vec2ForPreTraining",
-    "project_hid": "HfWav2Vec2ForPreTraining",
-}
-
-
 def model_class_for(architectures):
     """This package's model class for a config's ``architectures`` list (transformers' or ours)."""
-    import hf_wav2vec2
-
-    name = _MODEL_CLASSES.get((architectures or [None])[0])
-    if name is None:
-        raise ConversionError(
-            f"architectures {architectures!r} not supported; expected one of {sorted(set(_MODEL_CLASSES))}"
-        )
-    return getattr(hf_wav2vec2, name)
+    try:
+        return architecture(architectures).load()
+    except UnknownArchitectureError as error:
+        raise ConversionError(str(error)) from None
 
 
 def _weight_names(src: Path) -> set[str]:
@@ -104,15 +82,15 @@ def model_class_for_directory(src):
     whose weights include the quantizer and projections; those load as ``HfWav2Vec2ForPreTraining``."""
     src = Path(src)
     architectures = json.loads((src / "config.json").read_text(encoding="utf-8")).get("architectures")
-    named = _MODEL_CLASSES.get((architectures or [None])[0])
-    heads = {_HEAD_CLASSES[name.split(".")[0]] for name in _weight_names(src) if name.split(".")[0] in _HEAD_CLASSES}
-    if len(heads) == 1 and named not in heads:
-        (name,) = heads
+    owner = head_owner(_weight_names(src))
+    try:
+        named = architecture(architectures)
+    except UnknownArchitectureError:
+        named = None  # model_class_for reports it below, unless the weights tell the class
+    if owner is not None and owner != named:
         logger.info("%s: config says %s but the weights hold the heads of %s; loading %s", src, architectures,
-                    name, name)
-        import hf_wav2vec2
-
-        return getattr(hf_wav2vec2, name)
+                    owner.name, owner.name)
+        return owner.load()
     return model_class_for(architectures)
 
 
