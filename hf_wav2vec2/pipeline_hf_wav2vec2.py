@@ -151,6 +151,16 @@ def _rescale_stride(stride: Any, ratio: float, length: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------- the pipeline
 
 
+def _match_tokenizer_language(model: Any, tokenizer: Any) -> None:
+    """MMS: a model loaded for one language (``model_kwargs={"target_lang": "spa"}``) decodes with that language's
+    vocabulary, whatever ``target_lang`` the multilingual tokenizer was saved with."""
+    lang = getattr(model, "target_lang", None)
+    vocab = getattr(tokenizer, "vocab", None)
+    multilingual = isinstance(vocab, dict) and bool(vocab) and all(isinstance(v, dict) for v in vocab.values())
+    if lang is not None and multilingual and getattr(tokenizer, "target_lang", None) != lang:
+        tokenizer.set_target_lang(lang)  # a language the vocabulary lacks is a one-line error naming those it has
+
+
 class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPipeline):
     """transformers' ASR pipeline with soxr resampling, file streaming, clear input errors and n-gram LM decoding.
 
@@ -164,7 +174,9 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
             None).
         decoder_options: Further ``CTCBeamSearchDecoder`` arguments (``lexicon``, ``hotwords``, ``unigrams``, ...).
 
-    With a decoder, ``return_timestamps`` can only be ``"word"``. Calls accept what transformers' pipeline accepts
+    An MMS model loaded for a language (``model_kwargs={"target_lang": "spa"}``, or ``model.load_adapter``
+    before) switches a multilingual tokenizer to that language. With a decoder, ``return_timestamps`` can only be
+    ``"word"``. Calls accept what transformers' pipeline accepts
     (``chunk_length_s``, ``stride_length_s``, ``batch_size``, ``return_timestamps``) and every input kind listed in
     the module docstring; an empty list is an error. ``progress_callback``, when set, is called with the seconds
     of audio each model call covered (excluding stride overlap), which adds up to the input duration.
@@ -191,6 +203,7 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
         stock = decoder if ours is None else None
         super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, decoder=stock,
                          device=device, **kwargs)
+        _match_tokenizer_language(self.model, self.tokenizer)
         self.progress_callback: Callable[[float], None] | None = None
         if lm is not None:
             ours = self._build_decoder(lm, alpha, beta, beam_size, decoder_options)

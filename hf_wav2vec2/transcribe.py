@@ -70,6 +70,16 @@ def _check_model_source(model: Any) -> None:
         raise ModelLoadError(name, "no such model directory")
 
 
+def _check_adapter_language(model: str, target_lang: str) -> None:
+    """A local MMS folder without the language's adapter file: say so (transformers' error names only classes)."""
+    from .adapters_hf_wav2vec2 import available_adapters
+
+    if os.path.isdir(model) and target_lang not in available_adapters(model):
+        have = available_adapters(model)
+        raise ModelLoadError(model, f"no adapter.{target_lang}.safetensors or adapter.{target_lang}.bin for "
+                                    f"target_lang={target_lang!r} ({'it has: ' + ', '.join(have) if have else 'none'})")
+
+
 def asr_pipeline(
     model: Any,
     *,
@@ -80,6 +90,7 @@ def asr_pipeline(
     decoder: Any = None,
     decoder_options: dict | None = None,
     device: Any = None,
+    target_lang: str | None = None,
     **kwargs: Any,
 ) -> HfWav2Vec2AutomaticSpeechRecognitionPipeline:
     """Speech recognition pipeline (this package's class) for ``model``.
@@ -90,6 +101,8 @@ def asr_pipeline(
         lm, alpha, beta, beam_size, decoder, decoder_options: LM decoding, see
             :class:`~hf_wav2vec2.pipeline_hf_wav2vec2.HfWav2Vec2AutomaticSpeechRecognitionPipeline`.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a device index, ...
+        target_lang: For a multilingual MMS model (``adapter.<lang>.safetensors`` files): the language to load
+            (its adapters, CTC head and vocabulary), e.g. ``"spa"``.
         kwargs: Further arguments of ``transformers.pipeline`` (``chunk_length_s``, ``dtype``, ``token``, ...).
 
     Raises:
@@ -106,6 +119,12 @@ def asr_pipeline(
             kwargs[key] = os.fspath(value) if key == "lm" else value
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
+    if target_lang is not None:
+        if not isinstance(model, str):
+            raise ValueError("target_lang= needs a model directory or Hub id; load a model object with "
+                             "from_pretrained(..., target_lang=...) or model.load_adapter(lang) instead")
+        _check_adapter_language(model, target_lang)
+        kwargs["model_kwargs"] = {**(kwargs.get("model_kwargs") or {}), "target_lang": target_lang}
     try:
         return pipeline(STOCK_TASK, model=model, pipeline_class=HfWav2Vec2AutomaticSpeechRecognitionPipeline, **kwargs)
     except (OSError, ValueError, KeyError) as error:
@@ -304,6 +323,7 @@ def evaluate_model(
     device: Any = None,
     normalize: Callable[[str], str] | str | None = SAVED_NORMALIZATION,
     progress: bool = False,
+    target_lang: str | None = None,
 ) -> EvaluationResult:
     """Word and character error rates of a model on ``audio_files`` against ``references`` (jiwer).
 
@@ -313,6 +333,7 @@ def evaluate_model(
         audio_files, references: Paired lists.
         lm, alpha, beta, beam_size: n-gram LM beam search (see :func:`asr_pipeline`); greedy decoding without ``lm``.
         batch_size, chunk_length_s, stride_length_s: as for :func:`transcribe_files`.
+        target_lang: The language of a multilingual MMS model to evaluate (see :func:`asr_pipeline`).
         normalize: Applied to references and hypotheses before scoring. ``"saved"`` (default): the normalization
             the model was fine-tuned with when its folder has ``text_normalization.json`` (written by fine-tuning),
             so the rates match the ones fine-tuning reported; otherwise :func:`normalize_transcript` (case-fold,
@@ -333,11 +354,13 @@ def evaluate_model(
     elif isinstance(normalize, str):
         raise ValueError(f"normalize must be a function, None or {SAVED_NORMALIZATION!r}, got {normalize!r}")
     if isinstance(model_dir, HfWav2Vec2AutomaticSpeechRecognitionPipeline) or hasattr(model_dir, "preprocess"):
-        if any(v is not None for v in (lm, alpha, beta, beam_size, device)):
-            raise ValueError("lm, alpha, beta, beam_size and device configure a new pipeline: not with a pipeline")
+        if any(v is not None for v in (lm, alpha, beta, beam_size, device, target_lang)):
+            raise ValueError("lm, alpha, beta, beam_size, device and target_lang configure a new pipeline: not with "
+                             "a pipeline")
         pipe = model_dir
     else:
-        pipe = asr_pipeline(model_dir, lm=lm, alpha=alpha, beta=beta, beam_size=beam_size, device=device)
+        pipe = asr_pipeline(model_dir, lm=lm, alpha=alpha, beta=beta, beam_size=beam_size, device=device,
+                            target_lang=target_lang)
     results = transcribe_files(
         pipe, audio_files, batch_size=batch_size, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s,
         progress=progress,

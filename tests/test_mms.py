@@ -143,6 +143,42 @@ def test_mms_1b_all_shape_builds_with_transformers_keys_and_parameter_count():
     assert set(ours._get_adapters()) == set(theirs._get_adapters())
 
 
+def test_pipeline_loads_the_language_with_its_vocabulary(mms_dir, tmp_path):
+    import numpy as np
+
+    from hf_wav2vec2.transcribe import ModelLoadError, asr_pipeline
+
+    folder = tmp_path / "ours"  # this package's format: our tokenizer (transformers' leaks <s> into CTC text)
+    HfWav2Vec2ForCTC.from_pretrained(mms_dir).save_pretrained(folder)
+    HfWav2Vec2Processor.from_pretrained(mms_dir).save_pretrained(folder)
+    for lang in VOCABS:
+        HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang=lang).save_adapter(folder)
+    audio = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    model = HfWav2Vec2ForCTC.from_pretrained(folder, target_lang="spa")
+    tokenizer = HfWav2Vec2Processor.from_pretrained(folder).tokenizer
+    tokenizer.set_target_lang("spa")
+    ids = logits(model, torch.from_numpy((audio - audio.mean()) / audio.std())[None]).argmax(-1)[0]
+    expected = tokenizer.decode(ids)
+    assert expected and set(expected) <= set("AEÑO ")  # Spanish letters: decoded with the Spanish vocabulary
+    assert HfWav2Vec2Processor.from_pretrained(folder).tokenizer.target_lang == "eng"  # saved in English
+    by_task = transformers.pipeline("automatic-speech-recognition", model=str(folder),
+                                    model_kwargs={"target_lang": "spa"})
+    for asr in (by_task, asr_pipeline(folder, target_lang="spa")):
+        assert asr.model.target_lang == "spa" and asr.tokenizer.target_lang == "spa"
+        assert asr(audio)["text"] == expected
+    with pytest.raises(ModelLoadError, match=r"no adapter\.deu\.safetensors or adapter\.deu\.bin .*it has: eng, spa"):
+        asr_pipeline(folder, target_lang="deu")
+    with pytest.raises(ValueError, match="target_lang= needs a model directory or Hub id"):
+        asr_pipeline(model, target_lang="spa")
+    import soundfile as sf
+
+    from hf_wav2vec2.transcribe import evaluate_model
+
+    sf.write(str(tmp_path / "clip.wav"), audio, 16000, subtype="FLOAT")  # the same samples as above
+    scored = evaluate_model(folder, [tmp_path / "clip.wav"], [expected], target_lang="spa")
+    assert scored.hypotheses == [expected.lower()] and scored.cer == 0.0
+
+
 # ------------------------------------------------------------------ adapter files
 
 
