@@ -381,6 +381,24 @@ def test_missing_modules_make_commands_unavailable_not_broken(monkeypatch, tmp_p
     assert "the pretrain command is not available" in capsys.readouterr().err
 
 
+def test_a_new_subcommand_is_one_module_in_the_list(monkeypatch, capsys):
+    """The pattern the package docstring describes: NAME, HELP, PARENTS, add_arguments, run; listed in COMMANDS."""
+    from hf_wav2vec2.cli import common
+
+    seen = []
+    hello = types.ModuleType("hf_wav2vec2.cli.hello")
+    hello.NAME, hello.HELP, hello.NEEDS_MODELS = "hello", "say hello", False
+    hello.PARENTS = (common.PROGRESS,)
+    hello.add_arguments = lambda parser: parser.add_argument("--times", type=common.positive_int, default=1)
+    hello.run = lambda args: seen.append((args.times, args.quiet)) or 3
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, hello))
+    assert cli.main(["hello", "--times", "2", "-q"]) == 3 and seen == [(2, True)]
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "say hello" in capsys.readouterr().out
+    assert "argument --times: must be at least 1" in usage_error(["hello", "--times", "0"], capsys)
+
+
 @pytest.mark.parametrize("command", ["finetune", "pretrain"])
 def test_training_commands_get_the_rest_of_the_command_line(monkeypatch, command):
     seen = []

@@ -60,10 +60,14 @@ def _run_importtime(command, cwd=None):
     (["transcribe", "--help"], 0),
     (["evaluate", "--help"], 0),
     (["convert", "--help"], 0),
+    (["push", "--help"], 0),                   # the Hub client and torch load only to publish
+    (["build-lm", "--help"], 0),
     (["pretrain", "--help"], 0),
     (["transcribe"], 2),                       # usage error: FILE and --model missing
     (["transcribe", "a.wav", "--format", "doc"], 2),
     (["pretrain", "--data", "d"], 2),          # --output_dir missing
+    (["push", "no-such-dir", "me/x"], 2),      # checked by argparse types, before any import
+    (["evaluate", "no-such-data", "-m", "m"], 2),
     (["no-such-command"], 2),
 ])
 def test_console_script_answers_without_torch_or_transformers(console_script, args, status):

@@ -11,7 +11,10 @@ Subcommands::
     hf-wav2vec2 pretrain ...    (hf_wav2vec2.training.pretrain; the rest of the line is its own)
 
 Problems are reported as one line on stderr (``hf-wav2vec2: error: ...``, details if any on the lines below),
-never as a traceback; the exit status is 1 for a failed command and 2 for a usage error.
+never as a traceback; the exit status is 1 for a failed command and 2 for a usage error. Flags are spelled with
+underscores, as the training scripts' (``--batch_size``). No command writes over its inputs
+(:func:`.common.refuse_to_overwrite`), and a model folder whose config.json disagrees with its weights is reported
+with the tensors that differ (:func:`.common.refuse_mismatched_weights`).
 
 Adding a subcommand, e.g. ``align``, is one module and one line:
 
@@ -24,7 +27,8 @@ Adding a subcommand, e.g. ``align``, is one module and one line:
    * ``add_arguments(parser)``: its own arguments, validated by argparse types (``common.positive_int``, ...,
      ``choices``) so that bad values are argparse's usage errors;
    * ``run(args) -> int``: the work, returning the exit status; raise :class:`.common.CommandError` for a problem
-     to report.
+     to report. Check ``--output`` against the inputs (``common.refuse_to_overwrite(output,
+     common.InputFiles(files))``) before loading a model.
    * ``NEEDS_MODELS = False`` when it never loads a model (otherwise :func:`hf_wav2vec2.register` runs before
      ``run``); a command whose own parser reads the rest of the line defines ``main(argv) -> int`` instead of
      ``add_arguments`` and ``run``.

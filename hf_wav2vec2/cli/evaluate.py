@@ -6,7 +6,8 @@ fine-tuned with (``text_normalization.json``) or case-folding. DATA is a folder 
 :func:`hf_wav2vec2.corpora.asterisk.export_prompts` and of ``finetune --train_dir``), one such metadata file itself,
 or a list with one ``path<TAB>transcript`` per line (paths relative to the list's folder). Unreadable audio is scored
 as an empty hypothesis and reported as a warning; the exit status is 1 only when every file failed (or the data
-cannot be read), 2 for a usage error.
+cannot be read), 2 for a usage error. ``-o`` may not name the listing, a listed audio file, or an existing file of
+the evaluated folder, nor a new ``metadata.*`` in it (the folder would list something else next time).
 """
 
 from __future__ import annotations
