@@ -363,7 +363,8 @@ def render_model_card(model_or_config, repo_id: str, card=None, template_path=TE
     info = CardInfo.coerce(card)
     class_name = _model_class_name(model_or_config)
     model_name = info.model_name or repo_id.split("/")[-1]
-    kind = "speech recognition (CTC)" if architecture(class_name).task == "ctc" else "self-supervised speech representations"
+    is_ctc = architecture(class_name).task == "ctc"
+    kind = "speech recognition (CTC)" if is_ctc else "self-supervised speech representations"
     values = {
         "metadata": card_metadata(info, class_name, model_name).to_yaml(),
         "title": model_name,

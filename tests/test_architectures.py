@@ -33,8 +33,8 @@ def top_level_names(model) -> set[str]:
 
 
 def test_every_head_of_the_package_is_a_row():
-    expected = {"HfWav2Vec2Model", "HfWav2Vec2ForPreTraining", "HfWav2Vec2ForCTC", "HfWav2Vec2ForSequenceClassification",
-                "HfWav2Vec2ForAudioFrameClassification", "HfWav2Vec2ForXVector"}
+    expected = {"HfWav2Vec2Model", "HfWav2Vec2ForPreTraining", "HfWav2Vec2ForCTC",
+                "HfWav2Vec2ForSequenceClassification", "HfWav2Vec2ForAudioFrameClassification", "HfWav2Vec2ForXVector"}
     assert set(ROWS) == expected
     assert len({a.task for a in ARCHITECTURES}) == len(ARCHITECTURES)  # one task a row
 

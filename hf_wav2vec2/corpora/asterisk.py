@@ -64,6 +64,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ..audio import DEFAULT_SAMPLING_RATE
+
 logger = logging.getLogger(__name__)
 
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
@@ -79,7 +81,6 @@ MAX_LABELED_SECONDS = 20.0
 TRAIN_SECONDS = 600.0
 TEST_SECONDS = 210.0
 SPLITS = ("train", "test", "unlabeled", "pretrain")
-SAMPLING_RATE = 16000
 
 _DIGIT_WORDS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
 _NOTE = re.compile(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)")
@@ -249,7 +250,7 @@ def summarize(splits: dict[str, list[Prompt]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def export_prompts(prompts: list[Prompt], directory: str | Path, sampling_rate: int = SAMPLING_RATE) -> Path:
+def export_prompts(prompts: list[Prompt], directory: str | Path, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> Path:
     """Write `prompts` as `sampling_rate` PCM WAVs (keeping subfolders) plus ``metadata.csv``; returns the folder.
 
     ``metadata.csv`` has columns ``file`` (relative path), ``text`` (normalized transcript; empty for unreliable
@@ -277,7 +278,7 @@ def export_prompts(prompts: list[Prompt], directory: str | Path, sampling_rate: 
 def export_split(
     split: str,
     directory: str | Path,
-    sampling_rate: int = SAMPLING_RATE,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
     sounds_dir: Path = SOUNDS_DIR,
     transcripts_file: str | Path | None = None,
 ) -> Path:
@@ -288,7 +289,7 @@ def export_split(
 def export_all(
     directory: str | Path,
     splits: tuple[str, ...] = ("train", "test", "pretrain"),
-    sampling_rate: int = SAMPLING_RATE,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
     sounds_dir: Path = SOUNDS_DIR,
     transcripts_file: str | Path | None = None,
 ) -> dict[str, Path]:

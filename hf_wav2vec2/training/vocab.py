@@ -220,16 +220,6 @@ def write_vocab(vocab: dict[str, int], directory: str | Path, filename: str = "v
     return path
 
 
-def build_and_write_vocab(
-    transcripts: Iterable[str],
-    directory: str | Path,
-    options: TextNormalization | None = None,
-    min_count: int = 1,
-) -> Path:
-    """:func:`build_vocab` then :func:`write_vocab`; returns the path of ``vocab.json``."""
-    return write_vocab(build_vocab(transcripts, options, min_count=min_count), directory)
-
-
 def tokenizer_kwargs() -> dict:
     """Constructor arguments of ``HfWav2Vec2CTCTokenizer`` matching the vocabularies built here."""
     return {
@@ -245,7 +235,6 @@ __all__ = [
     "UNK_TOKEN",
     "WORD_DELIMITER",
     "TextNormalization",
-    "build_and_write_vocab",
     "build_vocab",
     "count_characters",
     "normalize_text",
