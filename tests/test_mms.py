@@ -18,6 +18,7 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers
 from conftest import LARGE_LIKE, NO_DROPOUT
 from safetensors.torch import load_file, save_file
@@ -405,3 +406,72 @@ def test_adapter_only_finetuning_run_writes_a_language_beside_the_base(multiling
     with pytest.raises(ValueError, match="--freeze_finetune_updates and --adapter_lang conflict"):
         main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "fra",
               "--freeze_finetune_updates", "2", *common_args(tmp_path / "again", 1)])
+
+
+# ------------------------------------------------------------------ fairseq MMS checkpoints (layer_type=trf_adp)
+
+
+def fairseq_mms_checkpoint(tmp_path, **changes):
+    """A synthetic fine-tuned fairseq MMS checkpoint: LARGE-like (pre-LN), two stacked AdapterFast adapters per
+    layer named by the task's multi_corpus_keys."""
+    import test_convert_fairseq as fs
+
+    hp = fs.LARGE_FS
+    sd = fs.random_fairseq_weights(hp, fine_tuned=True, vocab_size=4 + len(fs.LETTERS))
+    gen = torch.Generator().manual_seed(3)
+    dim = hp["encoder_embed_dim"]
+    for layer in range(hp["encoder_layers"]):
+        prefix = f"w2v_encoder.w2v_model.encoder.layers.{layer}.adapter_layer"
+        shapes = (("W_a", (ADAPTER_DIM, dim), 0), ("b_a", (ADAPTER_DIM,), 0), ("W_b", (dim, ADAPTER_DIM), 0),
+                  ("b_b", (dim,), 0), ("ln_W", (dim,), 1), ("ln_b", (dim,), 0))
+        for name, shape, offset in shapes:
+            sd[f"{prefix}.{name}"] = offset + 0.3 * torch.randn(2, *shape, generator=gen)
+    adapters = dict(layer_type="trf_adp", adp_num=2, adp_dim=ADAPTER_DIM, adp_act_fn="relu", adp_trf_idx="all")
+    checkpoint = fs.cfg_checkpoint(hp, sd, fine_tuned=True, **dict(adapters, **changes))
+    checkpoint["cfg"]["task"]["multi_corpus_keys"] = "eng,spa"
+    return fs.save(tmp_path, checkpoint), fs.write_dictionary(tmp_path / "dict.ltr.txt"), sd, hp
+
+
+def fairseq_mms_logits(sd, hp, wav, k, monkeypatch):
+    """fairseq's forward with adapter k: TransformerSentenceEncoderWithAdapterLayer adds AdapterFast(x, k)."""
+    import test_convert_fairseq as fs
+
+    layer = fs.fs_encoder_layer
+
+    def with_adapter(weights, name, x, hp):
+        x = layer(weights, name, x, hp)
+        a = f"{name}.adapter_layer"
+        h = F.layer_norm(x, (x.shape[-1],), weights[f"{a}.ln_W"][k], weights[f"{a}.ln_b"][k])
+        h = F.relu(F.linear(h, weights[f"{a}.W_a"][k], weights[f"{a}.b_a"][k]))
+        return x + F.linear(h, weights[f"{a}.W_b"][k], weights[f"{a}.b_b"][k])
+
+    monkeypatch.setattr(fs, "fs_encoder_layer", with_adapter)
+    context, _ = fs.fs_context(sd, hp, wav, p="w2v_encoder.w2v_model.")
+    monkeypatch.setattr(fs, "fs_encoder_layer", layer)
+    return fs.fs_linear(sd, "w2v_encoder.proj", context)
+
+
+def test_fairseq_mms_checkpoint_converts_every_adapter(tmp_path, monkeypatch):
+    from hf_wav2vec2.convert.fairseq import load_fairseq_model
+
+    path, dictionary, sd, hp = fairseq_mms_checkpoint(tmp_path)
+    wav = torch.randn(2, 1600)
+    converted = load_fairseq_model(path, dictionary)
+    assert converted.model.target_lang == "eng" and set(converted.adapters) == {"eng", "spa"}
+    assert converted.model.config.adapter_attn_dim == ADAPTER_DIM
+    torch.testing.assert_close(logits(converted.model, wav), fairseq_mms_logits(sd, hp, wav, 0, monkeypatch),
+                               atol=1e-5, rtol=0)
+    out = converted.save_pretrained(tmp_path / "out")
+    spa = HfWav2Vec2ForCTC.from_pretrained(out, target_lang="spa")
+    torch.testing.assert_close(logits(spa, wav), fairseq_mms_logits(sd, hp, wav, 1, monkeypatch), atol=1e-5, rtol=0)
+    assert set(load_file(str(out / "adapter.spa.safetensors"))) == set(spa._get_adapters())
+    chosen = load_fairseq_model(path, dictionary, target_lang="spa").model
+    torch.testing.assert_close(logits(chosen, wav), logits(spa, wav))
+    from hf_wav2vec2.convert import ConversionError
+
+    with pytest.raises(ConversionError, match="target_lang 'deu' is not one of the checkpoint's adapters: eng, spa"):
+        load_fairseq_model(path, dictionary, target_lang="deu")
+    for change, message in ((dict(adp_trf_idx="0:1"), r"adp_trf_idx='0:1'"), (dict(adp_act_fn="gelu"), "ReLU")):
+        bad, bad_dict, *_ = fairseq_mms_checkpoint(tmp_path, **change)
+        with pytest.raises(ConversionError, match=message):
+            load_fairseq_model(bad, bad_dict)

@@ -29,6 +29,13 @@ from pathlib import Path
 import torch
 
 from . import ConversionError
+from .fairseq_adapters import (
+    apply_finetuning_overrides,
+    check_adapter_options,
+    corpus_keys,
+    split_adapters,
+    uses_adapters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +116,9 @@ _RULES = [
     (r"encoder\.layers\.(\d+)\.fc1\.(weight|bias)", r"B.encoder.layers.\1.feed_forward.intermediate_dense.\2"),
     (r"encoder\.layers\.(\d+)\.fc2\.(weight|bias)", r"B.encoder.layers.\1.feed_forward.output_dense.\2"),
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"B.encoder.layers.\1.final_layer_norm.\2"),
+    # MMS adapters, once fairseq_adapters.split_adapters has taken one language out of the stacked AdapterFast
+    (r"encoder\.layers\.(\d+)\.adapter_layer\.(norm|linear_1|linear_2)\.(weight|bias)",
+     r"B.encoder.layers.\1.adapter_layer.\2.\3"),
     # GumbelVectorQuantizer (weight_proj is a plain nn.Linear when weight_proj_depth == 1, the only depth used)
     (r"quantizer\.vars", r"quantizer.codevectors"),
     (r"quantizer\.weight_proj\.(weight|bias)", r"quantizer.weight_proj.\1"),
@@ -231,6 +241,7 @@ def read_hyperparameters(state: dict, fine_tuned: bool) -> FairseqHyperParameter
         pre_model = pre_task = pretraining
     # fairseq asserts that fine-tuning and pre-training agree on `normalize`; the fine-tuning task is authoritative
     task = {**pre_task, **{k: v for k, v in task.items() if k == "normalize"}}
+    pre_model = apply_finetuning_overrides(pre_model, model)  # MMS: layer_type / adp_* of the fine-tuning run
     return FairseqHyperParameters(model=pre_model, task=task, criterion={}, finetuning=model)
 
 
@@ -315,7 +326,7 @@ def _check_supported(model: dict, fine_tuned: bool):
     mode, layer_type, depth = _get(model, "extractor_mode"), _get(model, "layer_type"), _get(model, "pos_conv_depth")
     if mode not in ("default", "layer_norm"):
         raise ConversionError(f"extractor_mode {mode!r} is not supported ('default', 'layer_norm')")
-    if layer_type != "transformer":
+    if layer_type not in ("transformer", "trf_adp"):  # trf_adp: MMS adapters (fairseq_adapters.py)
         raise ConversionError(f"layer_type {layer_type!r} (e.g. conformer) is not supported")
     if int(depth) != 1:
         raise ConversionError(f"pos_conv_depth={depth} (a stack of positional convs) is not supported")
@@ -389,6 +400,8 @@ def config_from_fairseq(hp: FairseqHyperParameters, vocab_size: int | None = Non
         max_gumbel_temperature=max_temp, min_gumbel_temperature=min_temp, gumbel_temperature_decay=decay,
         quantize_targets=bool(_get(model, "quantize_targets")),
     )
+    if uses_adapters(model):
+        values["adapter_attn_dim"] = check_adapter_options(model)
     loss_weights = hp.criterion.get("loss_weights")
     if loss_weights is not None:  # fairseq's wav2vec criterion: [diversity, feature penalty]
         weights = _parse_numbers(loss_weights, 0, "loss_weights")
@@ -590,32 +603,48 @@ class ConvertedCheckpoint:
 
     ``model``: HfWav2Vec2ForPreTraining or HfWav2Vec2ForCTC (eval mode, fp32); ``processor``: the CTC processor
     (None for pre-trained checkpoints); ``feature_extractor``: always set (the processor's for CTC models);
-    ``dropped``: ``(fairseq_key, reason)`` for tensors left out on purpose.
+    ``dropped``: ``(fairseq_key, reason)`` for tensors left out on purpose; ``adapters``: MMS checkpoints' state
+    dict per language (``adapter.<lang>.safetensors`` contents; the model holds ``model.target_lang``'s).
     """
 
     model: object
     feature_extractor: object
     processor: object = None
     dropped: list = field(default_factory=list)
+    adapters: dict = field(default_factory=dict)
 
     def save_pretrained(self, directory) -> Path:
         directory = Path(directory)
         self.model.save_pretrained(directory)
         (self.processor or self.feature_extractor).save_pretrained(directory)
+        self.save_adapters(directory)
         return directory
+
+    def save_adapters(self, directory) -> list[Path]:
+        """Write every language's ``adapter.<lang>.safetensors`` (MMS checkpoints; nothing otherwise)."""
+        from safetensors.torch import save_file
+
+        paths = []
+        for lang, state in self.adapters.items():
+            paths.append(Path(directory) / f"adapter.{lang}.safetensors")
+            save_file({k: v.contiguous() for k, v in state.items()}, str(paths[-1]), metadata={"format": "pt"})
+        return paths
 
 
 def is_fine_tuned(fairseq_state: dict) -> bool:
     return any(key.startswith("w2v_encoder.") for key in fairseq_state)
 
 
-def load_fairseq_model(checkpoint_path, dict_path=None, *, allow_unsafe_pickle: bool = False) -> ConvertedCheckpoint:
+def load_fairseq_model(checkpoint_path, dict_path=None, *, allow_unsafe_pickle: bool = False,
+                       target_lang: str | None = None) -> ConvertedCheckpoint:
     """Read a fairseq wav2vec 2.0 checkpoint into this package's classes (nothing is written).
 
     Args:
         checkpoint_path: the fairseq ``.pt`` file.
         dict_path: fairseq's letter dictionary (``dict.ltr.txt``); required for fine-tuned (CTC) checkpoints.
         allow_unsafe_pickle: load with full pickle (see :func:`load_checkpoint`).
+        target_lang: MMS checkpoints (``layer_type=trf_adp``): the adapter loaded into the model (default "eng"
+            when there is one, else the first); every adapter is in ``adapters`` (see ``fairseq_adapters``).
     """
     state = load_checkpoint(checkpoint_path, allow_unsafe_pickle)
     weights = state["model"]
@@ -645,14 +674,27 @@ def load_fairseq_model(checkpoint_path, dict_path=None, *, allow_unsafe_pickle: 
         raise ConversionError("pre-trained checkpoints with target_glu=True are not supported")
 
     config = config_from_fairseq(hp, vocab_size=len(vocabulary) if vocabulary else None)
+    adapters, chosen = {}, None
+    if uses_adapters(hp.model):
+        cfg = _plain(state["cfg"] if state.get("cfg") is not None else state["args"])
+        cfg_task = cfg["task"] if isinstance(cfg.get("task"), dict) else cfg  # argparse: one flat namespace
+        names = corpus_keys(cfg_task, int(hp.model["adp_num"]))
+        weights, adapters, chosen = split_adapters(weights, names, target_lang)
+    elif target_lang is not None:
+        raise ConversionError("target_lang given, but the checkpoint has no MMS adapters (layer_type='trf_adp')")
     model, dropped = _build_model(config, weights, fine_tuned)
+    model.target_lang = chosen
+    if fine_tuned:  # fairseq has one CTC head for every corpus: each language's file carries it
+        head = {f"lm_head.{name}": p.detach().clone() for name, p in model.lm_head.named_parameters()}
+        adapters = {lang: {**state_dict, **head} for lang, state_dict in adapters.items()}
     normalize = bool(hp.task.get("normalize", False))
     if fine_tuned:
         processor = build_processor(vocabulary, config, normalize)
-        return ConvertedCheckpoint(model, processor.feature_extractor, processor, dropped)
+        return ConvertedCheckpoint(model, processor.feature_extractor, processor, dropped, adapters)
     from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 
-    return ConvertedCheckpoint(model, HfWav2Vec2FeatureExtractor.for_config(config, do_normalize=normalize), None, dropped)
+    extractor = HfWav2Vec2FeatureExtractor.for_config(config, do_normalize=normalize)
+    return ConvertedCheckpoint(model, extractor, None, dropped, adapters)
 
 
 def convert_fairseq_checkpoint(
