@@ -258,6 +258,16 @@ class TestSources:
         assert decode_audio({"bytes": data, "path": "utt0.wav"}).shape == (8000,)
         assert decode_audio({"bytes": None, "path": str(folder / "clips" / "utt0.wav")}).shape == (8000,)
 
+    def test_undecodable_record_names_its_file_once(self):
+        from hf_wav2vec2.audio import AudioError
+
+        with pytest.raises(AudioError) as error:
+            decode_audio({"bytes": b"\x01" * 4000, "path": "clip.wav"})
+        assert str(error.value).startswith("clip.wav: not a readable audio file (")
+        assert "<audio bytes>" not in str(error.value) and error.value.source == "clip.wav"
+        with pytest.raises(AudioError, match=r"^<audio bytes>: not a readable audio file"):
+            decode_audio({"bytes": b"\x01" * 4000, "path": None})  # no file name: the bytes, named once
+
 
 class TestWithoutTorchcodec:
     """datasets 4+ decodes and even encodes audio through torchcodec; loading must not need it."""

@@ -38,13 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import AudioError, load_audio
+from ..audio import DEFAULT_SAMPLING_RATE, AudioError, load_audio
 from ..modeling_hf_wav2vec2 import conv_output_lengths
 from .vocab import TextNormalization, normalize_text
 
 logger = logging.getLogger(__name__)
 
-SAMPLING_RATE = 16000
 LABEL_PAD_ID = -100
 METADATA_NAMES = ("metadata.csv", "metadata.tsv", "metadata.jsonl")
 AUDIO = "audio"
@@ -233,7 +232,7 @@ def load_labeled_dataset(
     return dataset.rename_columns(renames) if renames else dataset
 
 
-def decode_audio(value: Any, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def decode_audio(value: Any, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> np.ndarray:
     """Mono float32 audio at `sampling_rate` from a path, an undecoded ``{"bytes", "path"}`` record of
     ``datasets.Audio(decode=False)``, or a decoded ``{"array", "sampling_rate"}`` record."""
     if isinstance(value, dict):
@@ -242,8 +241,8 @@ def decode_audio(value: Any, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
         if value.get("bytes"):
             try:
                 return load_audio(value["bytes"], sampling_rate)
-            except AudioError as error:
-                raise AudioError(f"{value.get('path') or '<audio bytes>'}: {error}") from error
+            except AudioError as error:  # name the record's file, not "<audio bytes>", once
+                raise AudioError(error.reason, value.get("path") or error.source) from error
         if value.get("path"):
             return load_audio(value["path"], sampling_rate)
         raise AudioError(f"audio record without bytes, path or array: keys {sorted(value)}")
@@ -269,7 +268,7 @@ def prepare_ctc_dataset(
     processor,
     normalization: TextNormalization | None = None,
     num_proc: int | None = None,
-    sampling_rate: int = SAMPLING_RATE,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
     description: str = "data",
 ):
     """Featurize a dataset with ``audio`` and ``text`` columns for CTC training.
@@ -298,7 +297,7 @@ def prepare_ctc_dataset(
 
 
 def filter_duration(dataset, min_seconds: float = 0.0, max_seconds: float | None = None,
-                    sampling_rate: int = SAMPLING_RATE):
+                    sampling_rate: int = DEFAULT_SAMPLING_RATE):
     """Keep utterances with ``min_seconds <= duration <= max_seconds`` (memory: attention is quadratic in length)."""
     low = int(min_seconds * sampling_rate)
     high = None if max_seconds is None else int(max_seconds * sampling_rate)
@@ -391,7 +390,6 @@ def pad_labels(labels: Sequence[Sequence[int]], pad_id: int = LABEL_PAD_ID) -> t
 
 __all__ = [
     "LABEL_PAD_ID",
-    "SAMPLING_RATE",
     "DataCollatorCTCWithPadding",
     "DatasetColumnError",
     "ctc_required_frames",

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .ctc_data import SAMPLING_RATE
+from ..audio import DEFAULT_SAMPLING_RATE
 from .metrics import decode_predictions, finetuning_panels, plot_training_curves
 from .vocab import TextNormalization
 
@@ -70,7 +70,7 @@ def _hub_dataset_id(name: str | None) -> str | None:
 
 def _training_data_text(model_args, data_args, train_dataset, normalization: TextNormalization) -> str:
     """The card's "Training data" section: where the clips came from, how many, how long, how cleaned."""
-    seconds = sum(train_dataset["input_length"]) / SAMPLING_RATE
+    seconds = sum(train_dataset["input_length"]) / DEFAULT_SAMPLING_RATE
     amount = f"{len(train_dataset)} transcribed clips, {_format_duration(seconds)}"
     if data_args.dataset_name:
         name = data_args.dataset_name
