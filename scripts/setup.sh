@@ -11,9 +11,10 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 
 # System packages: real recorded English speech (asterisk prompts, CC-BY-SA 3.0) for the demo, tests and
 # benchmarks, with its transcripts package (--no-install-recommends does not pull it in; where /usr/share/doc is
-# excluded, the copy shipped in hf_wav2vec2/corpora/data/ is used); ffmpeg to decode formats libsndfile cannot.
+# excluded, the copy shipped in hf_wav2vec2/corpora/data/ is used); the Spanish prompts (same speaker) for the
+# keyword-spotting benchmark's digits; ffmpeg to decode formats libsndfile cannot.
 need_apt=()
-for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en ffmpeg; do
+for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-core-sounds-es-wav ffmpeg; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
