@@ -122,7 +122,8 @@ MODEL.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (d
 
 LM = _parent()
 _lm = LM.add_argument_group("language model (CTC beam search; needs flashlight-text)")
-_lm.add_argument("--lm", type=existing_file, default=None, metavar="LM", help="KenLM model: ARPA file (e.g. from build-lm) or binary")
+_lm.add_argument("--lm", type=existing_file, default=None, metavar="LM",
+                 help="KenLM model: ARPA file (e.g. from build-lm) or binary")
 _lm.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5)")
 _lm.add_argument("--beta", type=float, default=None, help="word insertion bonus (default 1.0)")
 _lm.add_argument("--beam_size", type=positive_int, default=None, help="beam size (default 50)")
@@ -260,7 +261,8 @@ def weight_mismatch(directory: Any, model_class: Any = None) -> str | None:
         return None
     lines = [f"{directory}: config.json does not match the weights: {len(mismatched)} tensors have other shapes "
              f"(name: shape in the weights, shape config.json asks for)"]
-    lines += [f"  {name}: {tuple(stored)}, {tuple(wanted)}" for name, stored, wanted in mismatched[:MISMATCH_LIST_LIMIT]]
+    shown = mismatched[:MISMATCH_LIST_LIMIT]
+    lines += [f"  {name}: {tuple(stored)}, {tuple(wanted)}" for name, stored, wanted in shown]
     if len(mismatched) > MISMATCH_LIST_LIMIT:
         lines.append(f"  ... and {len(mismatched) - MISMATCH_LIST_LIMIT} more")
     return "\n".join(lines)

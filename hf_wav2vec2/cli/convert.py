@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # light: the converters themselves are imported by run
     from ..convert import SOURCES, TARGETS
 
-    parser.add_argument("src", metavar="SRC", type=common.existing_path, help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
+    parser.add_argument("src", metavar="SRC", type=common.existing_path,
+                        help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
     parser.add_argument("out", metavar="OUT", help="new output directory")
     parser.add_argument("--from", dest="source", choices=SOURCES, default=None,
                         help="format of SRC (default: detected)")

@@ -44,7 +44,8 @@ PARENTS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", metavar="DATA", type=common.existing_path, help="labeled folder, metadata file, or path<TAB>transcript list")
+    parser.add_argument("data", metavar="DATA", type=common.existing_path,
+                        help="labeled folder, metadata file, or path<TAB>transcript list")
     parser.add_argument("--max_examples", type=common.positive_int, default=None, metavar="N",
                         help="only the first N rows")
     parser.add_argument("--show", type=common.non_negative_int, default=5, metavar="N",
@@ -169,7 +170,7 @@ def _evaluation_text(result: Any, files: list[str], decoder: str, show: int) -> 
     summary = (f"WER {100 * result.wer:.2f}%  CER {100 * result.cer:.2f}%  "
                f"({result.num_utterances} utterances, decoder: {decoder})")
     lines = [summary]
-    wrong = [i for i, (ref, hyp) in enumerate(zip(result.references, result.hypotheses)) if ref != hyp]
+    wrong = [i for i, (ref, hyp) in enumerate(zip(result.references, result.hypotheses, strict=True)) if ref != hyp]
     for i in wrong[:show]:
         lines += [files[i], f"  REF: {result.references[i]}", f"  HYP: {result.hypotheses[i]}"]
     if 0 < show < len(wrong):
@@ -191,7 +192,7 @@ def _evaluation_json(result: Any, files: list[str], decoder: str, args: argparse
         "beam_size": args.beam_size,
         "utterances": [
             {"file": file, "reference": ref, "hypothesis": hyp, "error": result.failed.get(file)}
-            for file, ref, hyp in zip(files, result.references, result.hypotheses)
+            for file, ref, hyp in zip(files, result.references, result.hypotheses, strict=True)
         ],
     }
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

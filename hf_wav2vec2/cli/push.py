@@ -14,7 +14,8 @@ HELP = "publish a model directory on the Hub"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", type=common.existing_directory, help="directory saved by hf-wav2vec2 (model + processor)")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=common.existing_directory,
+                        help="directory saved by hf-wav2vec2 (model + processor)")
     parser.add_argument("repo_id", metavar="REPO_ID", help="Hub repository, owner/name")
     parser.add_argument("--dry_run", dest="dry_run", metavar="DIR", default=None,
                         help="only write the folder that would be uploaded into DIR (new or empty)")
@@ -23,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--commit_message", default=None)
     card = parser.add_argument_group("model card")
     # defaults None: the model directory's card_info.json (written by fine-tuning) fills what is not given
-    card.add_argument("--wer", type=common.non_negative_float, default=None, help="word error rate in percent on --dataset")
-    card.add_argument("--cer", type=common.non_negative_float, default=None, help="character error rate in percent on --dataset")
+    card.add_argument("--wer", type=common.non_negative_float, default=None,
+                      help="word error rate in percent on --dataset")
+    card.add_argument("--cer", type=common.non_negative_float, default=None,
+                      help="character error rate in percent on --dataset")
     card.add_argument("--dataset", default=None, metavar="ID",
                       help="Hub id of the evaluation dataset (librispeech_asr); without it the result is in the "
                            "card's table but not in the Hub model-index")
