@@ -441,7 +441,7 @@ def test_unsafe_pickle_needs_explicit_opt_in(tmp_path):
     with pytest.raises(ConversionError) as error:
         load_fairseq_model(path)
     message = str(error.value)
-    assert "PickledConfig" in message and "allow_unsafe_pickle=True" in message and "--unsafe-load" in message
+    assert "PickledConfig" in message and "allow_unsafe_pickle=True" in message and "--unsafe_load" in message
     assert "\n" not in message
     assert load_fairseq_model(path, allow_unsafe_pickle=True).model is not None
 
@@ -453,7 +453,7 @@ def test_omegaconf_checkpoint_with_unsafe_load(tmp_path):
     checkpoint = cfg_checkpoint(BASE_FS, sd, fine_tuned=True, **FINETUNING)
     checkpoint["cfg"] = omegaconf.OmegaConf.create(checkpoint["cfg"])
     path = save(tmp_path, checkpoint)
-    with pytest.raises(ConversionError, match="omegaconf.*--unsafe-load"):
+    with pytest.raises(ConversionError, match="omegaconf.*--unsafe_load"):
         load_fairseq_model(path, write_dictionary(tmp_path / "dict.ltr.txt"))
     model = load_fairseq_model(path, write_dictionary(tmp_path / "dict.ltr.txt"), allow_unsafe_pickle=True).model
     wav = torch.randn(1, 1600)

@@ -166,7 +166,7 @@ def load_checkpoint(path, allow_unsafe_pickle: bool = False) -> dict:
         except pickle.UnpicklingError as error:
             raise ConversionError(
                 f"{path} contains pickled Python objects ({_unsafe_globals(path)}) that torch's safe loader "
-                "refuses; if you trust the file, pass allow_unsafe_pickle=True (CLI: --unsafe-load), which lets "
+                "refuses; if you trust the file, pass allow_unsafe_pickle=True (CLI: --unsafe_load), which lets "
                 "the file run arbitrary code while loading"
             ) from error
     if not isinstance(state, dict) or "model" not in state:
