@@ -3,6 +3,8 @@
 Subcommands::
 
     hf-wav2vec2 transcribe FILES... --model M [--lm LM.arpa] [--timestamps word|char] [--format text|json|srt|vtt]
+    hf-wav2vec2 transcribe - --stream --model M [--rate HZ] [--chunk_length S]   (raw PCM or WAV from stdin)
+    hf-wav2vec2 align AUDIO TRANSCRIPT|--text_file F --model M [--format json|srt|vtt|textgrid|audacity]
     hf-wav2vec2 evaluate DATA --model M [--lm LM.arpa] [--max_examples N] [--format text|json] [--show N]
     hf-wav2vec2 build-lm TEXT OUT.arpa [--order 3]
     hf-wav2vec2 convert SRC OUT [--from F] [--to T] [--dict DICT]
@@ -45,12 +47,22 @@ import argparse
 import sys
 from types import ModuleType
 
-from . import build_lm, common, convert, evaluate, finetune, pretrain, push, transcribe
+from . import (
+    align,
+    build_lm,
+    common,
+    convert,
+    evaluate,
+    finetune,
+    pretrain,
+    push,
+    transcribe,
+)
 from .common import CommandError
 
 PROG = common.PROG
 # The order of hf-wav2vec2 --help.
-COMMANDS: tuple[ModuleType, ...] = (transcribe, evaluate, build_lm, convert, push, finetune, pretrain)
+COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, build_lm, convert, push, finetune, pretrain)
 
 
 def _passes_through(module: ModuleType) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="srt/vtt (default 7)")
     parser.add_argument("--max_cue_duration", type=common.positive_float, default=5.0, metavar="S",
                         help="srt/vtt (default 5)")
+    live = parser.add_argument_group("live transcription (hf_wav2vec2.streaming)")
+    live.add_argument("--stream", action="store_true",
+                      help="FILE is '-' (stdin) or one file of raw PCM or WAV: print the transcript as it is heard, "
+                           "the same as without --stream; --chunk_length 4 gives final lines every few seconds")
+    live.add_argument("--rate", type=common.positive_int, default=16000, metavar="HZ",
+                      help="--stream: sampling rate of raw 16-bit PCM (default 16000; a WAV stream has its own)")
 
 
 def _writes_a_directory(args: argparse.Namespace) -> bool:
@@ -133,7 +140,31 @@ def _write_outputs(results: list, args: argparse.Namespace, targets: list[Path] 
     common.emit(("\n" if args.format in ("srt", "vtt") else "").join(parts), args.output)
 
 
+def _run_stream(args: argparse.Namespace) -> int:
+    """--stream: one stream of raw PCM or WAV (stdin or a file), transcribed and printed as it arrives."""
+    if len(args.files) != 1:
+        raise CommandError("--stream reads one stream: '-' for stdin, or one file", 2)
+    refused = [flag for flag, given in (("--lm", args.lm), ("--timestamps", args.timestamps),
+                                        ("--output", args.output), ("--format", args.format != "text")) if given]
+    if refused:
+        raise CommandError(f"--stream prints plain text as it is heard; it does not take {', '.join(refused)}", 2)
+    if not args.chunk_length:
+        raise CommandError("--stream needs a --chunk_length above 0", 2)
+    common.quiet_libraries()
+    from ..streaming import StreamingTranscriber, print_stream, read_pcm_stream
+
+    name = args.files[0]
+    with (sys.stdin.buffer if name == "-" else open(name, "rb")) as source:
+        rate, blocks = read_pcm_stream(source, args.rate, name="<stdin>" if name == "-" else name)
+        transcriber = StreamingTranscriber(args.model, chunk_s=args.chunk_length, context_s=args.stride_length,
+                                           sampling_rate=rate, device=args.device)
+        print_stream(transcriber, blocks)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.stream:
+        return _run_stream(args)
     targets = _check_output(args)
     common.quiet_libraries()
     from transformers import AutoModelForCTC
