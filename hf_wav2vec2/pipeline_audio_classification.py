@@ -11,13 +11,11 @@ Registration (:func:`register_audio_classification_pipeline`, called by ``import
 ``"audio-classification"`` task builds this class for models whose ``model_type`` is ``hf_wav2vec2`` or
 ``wav2vec2`` and the previously registered class (transformers' own) for every other model type.
 
-The ``hf-wav2vec2 classify`` command's arguments and body are :func:`add_arguments` and :func:`run`.
+:func:`classify_files` labels a list of files, skipping unreadable ones (the ``hf-wav2vec2 classify`` command).
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 from transformers import AudioClassificationPipeline
@@ -29,9 +27,8 @@ from .pipeline_hf_wav2vec2 import route_stock_task
 __all__ = [
     "STOCK_TASK",
     "HfWav2Vec2AudioClassificationPipeline",
-    "add_arguments",
+    "classify_files",
     "register_audio_classification_pipeline",
-    "run",
 ]
 
 STOCK_TASK = "audio-classification"
@@ -79,42 +76,22 @@ def register_audio_classification_pipeline() -> None:
     route_stock_task(STOCK_TASK, _AudioClassificationDispatcher)
 
 
-# ------------------------------------------------------------------------------------- hf-wav2vec2 classify
+# ------------------------------------------------------------------------------------------------- files
 
 
-def add_arguments(parser: Any) -> None:
-    """Arguments of ``hf-wav2vec2 classify FILES --model M [--top_k K] [--format text|json]``."""
-    parser.add_argument("files", nargs="+", help="audio files (any format and rate; resampled with soxr)")
-    parser.add_argument("--model", required=True, help="a classification model: directory or Hub id")
-    parser.add_argument("--top_k", type=int, default=5, help="labels to print per file (default 5; 0: all)")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cpu)")
-
-
-def run(args: Any, out: Any = None) -> int:
-    """Classify ``args.files``; print one line per file (text) or a JSON list. Returns the exit status:
-    0 when every file was classified, 1 when some could not be read (those are reported on stderr)."""
-    from transformers import pipeline
-
-    out = sys.stdout if out is None else out
-    if args.top_k < 0:
-        raise ValueError(f"--top_k must be >= 0, got {args.top_k}")
-    classifier = pipeline(STOCK_TASK, model=args.model, device=args.device)
-    top_k = args.top_k or None
-    results, failed = [], 0
-    for path in args.files:
+def classify_files(classifier: Any, files: list[str], top_k: int | None = 5,
+                   on_error: Any = None) -> list[dict[str, Any]]:
+    """Classify audio files one by one: ``[{"file", "labels": [{"label", "score"}, ...]}]`` for the files that could
+    be read, best label first (``top_k=None``: every label). A file that cannot be read is skipped after calling
+    ``on_error(file, AudioError)``, so one bad file does not stop the others (without ``on_error`` it raises)."""
+    results = []
+    for path in files:
         try:
             labels = classifier(path, top_k=top_k)
         except AudioError as error:
-            print(f"hf-wav2vec2 classify: {error}", file=sys.stderr)
-            failed += 1
+            if on_error is None:
+                raise
+            on_error(path, error)
             continue
-        results.append({"file": path, "labels": labels})
-    if args.format == "json":
-        json.dump(results, out, indent=2)
-        out.write("\n")
-    else:
-        for result in results:
-            shown = ", ".join(f"{item['label']} {item['score']:.3f}" for item in result["labels"])
-            print(f"{result['file']}\t{shown}", file=out)
-    return 1 if failed else 0
+        results.append({"file": str(path), "labels": labels})
+    return results

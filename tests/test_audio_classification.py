@@ -1,8 +1,6 @@
 """pipeline("audio-classification") for wav2vec 2.0 classifiers: this package's audio path (files, any rate, soxr
-resampling, one-line errors), top_k, transformers' own model types untouched, and the classify command's body."""
+resampling, one-line errors), top_k, transformers' own model types untouched, and ``hf-wav2vec2 classify``."""
 
-import argparse
-import io
 import json
 
 import numpy as np
@@ -17,7 +15,6 @@ from transformers import AudioClassificationPipeline, pipeline
 from hf_wav2vec2 import HfWav2Vec2AudioClassificationPipeline, HfWav2Vec2FeatureExtractor
 from hf_wav2vec2.audio import AudioError
 from hf_wav2vec2.modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
-from hf_wav2vec2.pipeline_audio_classification import add_arguments, run
 
 LABELS = {0: "yes", 1: "no", 2: "up", 3: "down"}
 HEAD = dict(num_labels=4, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, classifier_proj_size=8,
@@ -117,13 +114,22 @@ def test_bad_input_is_a_one_line_error_naming_it(tmp_path, model_dir):
         classifier([])
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(argv)
+@pytest.fixture
+def classify_command(monkeypatch):
+    """``hf-wav2vec2 classify`` through the command line's own main (listed in COMMANDS if it is not yet)."""
+    from hf_wav2vec2 import cli
+    from hf_wav2vec2.cli import classify
+
+    if classify not in cli.COMMANDS:
+        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, classify))
+    yield cli.main
+    import transformers  # the command quiets transformers for the process; later tests expect its warnings
+
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.enable_progress_bar()
 
 
-def test_classify_command_body(tmp_path, model_dir, capsys):
+def test_classify_command(tmp_path, model_dir, classify_command, capsys):
     clips = []
     for seed in (1, 2):
         path = tmp_path / f"clip{seed}.wav"
@@ -131,20 +137,39 @@ def test_classify_command_body(tmp_path, model_dir, capsys):
         clips.append(path)
     model = HfWav2Vec2ForSequenceClassification.from_pretrained(model_dir).eval()
     expected = [by_hand(model, sf.read(path, dtype="float32")[0], 8000) for path in clips]
+    capsys.readouterr()  # the loading bar above
 
-    out = io.StringIO()
     files = [str(clips[0]), str(tmp_path / "nope.wav"), str(clips[1])]
-    assert run(parse([*files, "--model", str(model_dir), "--format", "json", "--top_k", "0"]), out=out) == 1
-    results = json.loads(out.getvalue())
+    assert classify_command(["classify", *files, "--model", str(model_dir), "--format", "json", "--top_k", "0"]) == 1
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
     assert [r["file"] for r in results] == [str(clips[0]), str(clips[1])]  # the unreadable one is skipped
     for result, wanted in zip(results, expected):
         assert_same(result["labels"], wanted)
-    assert "nope.wav" in capsys.readouterr().err
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and "nope.wav" in errors[0] and errors[1].endswith("1 of 3 files failed")
 
-    out = io.StringIO()
-    assert run(parse([str(clips[0]), "--model", str(model_dir), "--top_k", "2"]), out=out) == 0
-    line = out.getvalue().strip()
+    out = tmp_path / "labels.txt"
+    assert classify_command(["classify", str(clips[0]), "--model", str(model_dir), "--top-k", "2", "-o", str(out)]) == 0
     (label1, score1), (label2, score2) = expected[0][:2]
-    assert line == f"{clips[0]}\t{label1} {score1:.3f}, {label2} {score2:.3f}"
-    with pytest.raises(ValueError, match="--top_k must be >= 0"):
-        run(parse([str(clips[0]), "--model", str(model_dir), "--top_k", "-1"]))
+    assert out.read_text() == f"{clips[0]}\t{label1} {score1:.3f}, {label2} {score2:.3f}\n"
+    with pytest.raises(SystemExit) as usage:
+        classify_command(["classify", str(clips[0]), "--model", str(model_dir), "--top_k", "-1"])
+    assert usage.value.code == 2
+    assert classify_command(["classify", str(clips[0]), "--model", str(model_dir), "-o", str(clips[0])]) == 2
+    assert "would overwrite an input file" in capsys.readouterr().err
+
+
+def test_classify_files_skips_unreadable_files_only_when_asked(tmp_path, model_dir):
+    from hf_wav2vec2.pipeline_audio_classification import classify_files
+
+    classifier = pipeline("audio-classification", model=str(model_dir))
+    good = tmp_path / "good.wav"
+    sf.write(good, clip_8k(), 8000)
+    seen = []
+    results = classify_files(classifier, [str(tmp_path / "bad.wav"), str(good)], top_k=1,
+                             on_error=lambda path, error: seen.append((path, type(error))))
+    assert [r["file"] for r in results] == [str(good)] and len(results[0]["labels"]) == 1
+    assert seen == [(str(tmp_path / "bad.wav"), AudioError)]
+    with pytest.raises(AudioError, match="bad.wav"):
+        classify_files(classifier, [str(tmp_path / "bad.wav")])

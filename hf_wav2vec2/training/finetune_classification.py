@@ -35,10 +35,11 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
+from ..audio import DEFAULT_SAMPLING_RATE as SAMPLING_RATE
 from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
 from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
-from .ctc_data import AUDIO, SAMPLING_RATE, TEXT, decode_audio, load_labeled_dataset, load_labeled_folder
+from .ctc_data import AUDIO, TEXT, decode_audio, load_labeled_dataset, load_labeled_folder
 
 logger = logging.getLogger(__name__)
 
