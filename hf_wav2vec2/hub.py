@@ -482,11 +482,12 @@ def check_upload_folder(folder) -> list[str]:
 
 
 def _empty_directory(path) -> Path:
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise PublishError(f"{path} already exists and is not empty; the upload folder must start empty")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    from .convert import ConversionError, new_directory
+
+    try:
+        return new_directory(path)
+    except ConversionError:
+        raise PublishError(f"{path} already exists and is not empty; the upload folder must start empty") from None
 
 
 def prepare_upload_folder(model_dir_or_model, folder, *, repo_id: str, processor=None, card=None) -> Path:

@@ -497,3 +497,13 @@ def test_card_names_the_class_of_transformers_and_classification_architectures(c
     config.architectures = ["HubertForCTC"]
     with pytest.raises(PublishError, match="architecture 'HubertForCTC' is not a model of this package"):
         describe_architecture(config)
+
+
+def test_upload_folder_must_be_new_or_empty(tmp_path, ctc_model, processor):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    with pytest.raises(PublishError, match=r"used already exists and is not empty; the upload folder must start empty$"):
+        push_to_hub(ctc_model, "me/x", processor=processor, dry_run_dir=tmp_path / "used")
+    assert (tmp_path / "used" / "notes.txt").read_text() == "mine"  # nothing of the user's is touched
+    (tmp_path / "empty").mkdir()
+    assert push_to_hub(ctc_model, "me/x", processor=processor, dry_run_dir=tmp_path / "empty") == tmp_path / "empty"

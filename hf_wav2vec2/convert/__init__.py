@@ -123,7 +123,9 @@ def _load_processor(src: Path):
     return None
 
 
-def _new_directory(out) -> Path:
+def new_directory(out) -> Path:
+    """Create ``out`` (or take it when empty); a file or a directory with files in it is a ConversionError, so
+    nothing the user has is overwritten or mixed with what is written there."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConversionError(f"{out} already exists and is not an empty directory; choose a new output directory")
@@ -163,7 +165,7 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
     else:
         model, processor = load_model_directory(src)
 
-    out = _new_directory(out)
+    out = new_directory(out)
     if target == "hf_wav2vec2":
         from ..modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
         from ..pipeline_hf_wav2vec2 import save_pipeline_code
