@@ -16,8 +16,8 @@
   whole input, chunking or not.
 
 This file imports nothing from the package outside its own folder but ``.audio`` and ``.chunking`` (themselves
-numpy/soundfile/soxr only), so :func:`save_pipeline_code` can ship it beside a checkpoint as remote code: a process without this package
-then gets the same pipeline with ``pipeline(model=DIR, trust_remote_code=True)``.
+numpy/soundfile/soxr only), so :func:`save_pipeline_code` can ship it beside a checkpoint as remote code: a process
+without this package then gets the same pipeline with ``pipeline(model=DIR, trust_remote_code=True)``.
 
 Registration (done by ``import hf_wav2vec2``, see :func:`register_pipelines`): the built-in
 ``"automatic-speech-recognition"`` task builds this class for models whose ``model_type`` is ``hf_wav2vec2`` or
@@ -89,8 +89,8 @@ def _load_decoding_module() -> Any:
         ) from error
 
 
-# Former private names of the chunking helpers, still imported by alignment.py: remove once it imports them from
-# .chunking.
+# Former private names of the chunking helpers, still imported by alignment.py and streaming.py: remove once they
+# import them from .chunking.
 _iter_chunks, _receptive_field = iter_chunks, receptive_field
 
 
@@ -463,9 +463,9 @@ def register_pipelines() -> None:
 def save_pipeline_code(directory: str | os.PathLike) -> list[Path]:
     """Make a saved checkpoint load this pipeline in processes that do not have this package.
 
-    Copies this file and the files it imports (``audio.py``, ``chunking.py``) into ``directory`` and adds a ``custom_pipelines``
-    entry for :data:`PIPELINE_TASK` to its ``config.json`` (as ``pipe.save_pretrained`` does for a registered
-    pipeline). Then, without ``hf_wav2vec2`` installed::
+    Copies this file and the files it imports (``audio.py``, ``chunking.py``) into ``directory`` and adds a
+    ``custom_pipelines`` entry for :data:`PIPELINE_TASK` to its ``config.json`` (as ``pipe.save_pretrained`` does for
+    a registered pipeline). Then, without ``hf_wav2vec2`` installed::
 
         pipeline(model=directory, trust_remote_code=True)            # the task is read from config.json
         pipeline("hf-wav2vec2-asr", model=directory, trust_remote_code=True)
