@@ -10,9 +10,11 @@ exactly:
   (``save_pretrained`` copies them because the classes are registered for the Auto classes);
 * the processor files (``vocab.json``, ``tokenizer_config.json``, ``processor_config.json`` or, for a feature
   extractor alone, ``preprocessor_config.json``) with their code files, so ``AutoProcessor`` works without this
-  package; for CTC models also this package's pipeline (``pipeline_hf_wav2vec2.py``, ``audio.py``, a
-  ``custom_pipelines`` entry), which ``pipeline(model=REPO, trust_remote_code=True)`` builds: soxr resampling
+  package; for CTC models also this package's pipeline (``pipeline_hf_wav2vec2.py``, ``audio.py``, ``chunking.py``,
+  a ``custom_pipelines`` entry), which ``pipeline(model=REPO, trust_remote_code=True)`` builds: soxr resampling
   instead of torchaudio, file streaming;
+* ``text_normalization.json`` when fine-tuning wrote one beside the model, so ``hf-wav2vec2 evaluate`` of the
+  downloaded model scores with the normalization it was trained with;
 * ``README.md``: a model card rendered from the packaged template ``hf_wav2vec2/templates/model_card.md`` (the
   single source of truth; ``model_cards/template.md`` is a verbatim copy for readers of the repository), with Hub
   ``model-index`` metadata for the reported WER / CER. Its defaults come from the model directory's
