@@ -376,3 +376,56 @@ def test_write_picks_the_format_from_the_name_and_never_overwrites(alignment, tm
     write_alignment(alignment, tmp_path / "a.srt", overwrite=True)
     with pytest.raises(ValueError, match=r"a\.xyz: cannot tell the format"):
         write_alignment(alignment, tmp_path / "a.xyz")
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def tone_model_dir(monkeypatch, tmp_path):
+    """A saved model whose class's forward is the soft tone model (replaced for the test only)."""
+    forward = SoftTones(16000)
+    monkeypatch.setattr(HfWav2Vec2ForCTC, "forward", lambda self, input_values, **kw: forward(input_values))
+    return save_model_dir(tmp_path / "tone-model", do_normalize=False), forward
+
+
+@pytest.fixture
+def restore_logging():
+    """In-process commands quiet transformers for the rest of the process (as the real command wants)."""
+    import transformers
+
+    verbosity = transformers.utils.logging.get_verbosity()
+    yield
+    transformers.utils.logging.set_verbosity(verbosity)
+
+
+def test_align_command(tone_model_dir, tmp_path, capsys, restore_logging):
+    import soundfile as sf
+
+    from hf_wav2vec2 import cli
+
+    directory, forward = tone_model_dir
+    audio, truth = forward.track(TEXT, seconds=6.0)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, audio, 16000, subtype="FLOAT")
+    assert cli.main(["align", str(wav), TEXT, "--model", str(directory)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert_within_one_frame([(w["text"], w["start"], w["end"]) for w in data["words"]], words_of(truth), 0.021)
+    (tmp_path / "words.txt").write_text(TEXT + "\n", encoding="utf-8")
+    grid = tmp_path / "out" / "clip.TextGrid"
+    argv = ["align", str(wav), "--text_file", str(tmp_path / "words.txt"), "-m", str(directory), "-o", str(grid)]
+    assert cli.main(argv) == 0
+    assert grid.read_text(encoding="utf-8").startswith('File type = "ooTextFile"')
+    assert cli.main(argv) == 2 and "clip.TextGrid: exists; pass --overwrite" in capsys.readouterr().err
+    assert cli.main([*argv, "--overwrite", "--format", "srt"]) == 0
+    assert grid.read_text(encoding="utf-8").startswith("1\n00:00:00,140 --> ")
+    for bad, message in [
+        (["align", str(wav), "-m", str(directory)], "either as TRANSCRIPT or with --text_file"),
+        (["align", str(wav), TEXT, "-m", str(directory), "-o", str(wav)], "would overwrite an input file"),
+        (["align", str(wav), TEXT, "-m", str(directory), "-o", str(tmp_path / "a.doc")], "cannot tell the format"),
+    ]:
+        assert cli.main(bad) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert cli.main(["align", str(wav), "A VERY LONG TEXT " * 40, "-m", str(directory)]) == 1
+    assert "too short for the rest of the transcript" in capsys.readouterr().err

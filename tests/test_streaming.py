@@ -8,7 +8,10 @@ cut wrongly or a token lost between two pushes changes the text.
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -224,3 +227,59 @@ def test_torch_input(asr):
     for i in range(0, audio.shape[0], 4000):
         transcriber.push(torch.from_numpy(audio[i : i + 4000]))
     assert transcriber.finish().committed == asr(audio, chunk_length_s=1.0, stride_length_s=0.25)["text"]
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def restore_logging():
+    """In-process commands quiet transformers for the rest of the process (as the real command wants)."""
+    import transformers
+
+    verbosity = transformers.utils.logging.get_verbosity()
+    yield
+    transformers.utils.logging.set_verbosity(verbosity)
+
+
+class FakeStdin:
+    def __init__(self, data: bytes):
+        self.buffer = io.BytesIO(data)
+
+
+def test_transcribe_stream_from_stdin_in_process(asr, model_dir, tmp_path, monkeypatch, capsys, restore_logging):
+    from hf_wav2vec2 import cli
+
+    audio = noise(4.0, seed=19)
+    pcm = np.round(0.9 * audio / np.abs(audio).max() * 32767).astype(np.int16)
+    expected = asr(pcm / 32768.0, chunk_length_s=1.5, stride_length_s=0.3)["text"]
+    monkeypatch.setattr("sys.stdin", FakeStdin(pcm.tobytes()))
+    argv = ["transcribe", "-", "--stream", "-m", str(model_dir), "--chunk_length", "1.5", "--stride_length", "0.3"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert " ".join(out.splitlines()) == expected and "\r" not in out  # captured output is no terminal
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, pcm, SR, subtype="PCM_16")
+    assert cli.main(["transcribe", str(wav), "--stream", "-m", str(model_dir), "--chunk_length", "1.5",
+                     "--stride_length", "0.3"]) == 0
+    assert " ".join(capsys.readouterr().out.splitlines()) == expected
+    for files, extra, message in [([], ["--format", "json"], "does not take --format"),
+                                  ([str(wav)], [], "reads one stream"),
+                                  ([], ["--chunk_length", "0"], "needs a --chunk_length above 0")]:
+        assert cli.main(["transcribe", "-", *files, "--stream", "-m", str(model_dir), *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_transcribe_stream_through_a_real_pipe(asr, model_dir):
+    """``ffmpeg ... -f wav - | hf-wav2vec2 transcribe - --stream``: a WAV stream whose header cannot know its size."""
+    audio = noise(3.0, seed=23)
+    audio = 0.9 * audio / np.abs(audio).max()  # 16-bit PCM clips what is louder
+    data = wav_bytes(audio, SR, "PCM_16", data_size=0xFFFFFFFF)
+    expected = asr(sf.read(io.BytesIO(wav_bytes(audio, SR, "PCM_16")), dtype="float32")[0], chunk_length_s=1.0,
+                   stride_length_s=0.2)["text"]
+    script = shutil.which("hf-wav2vec2")
+    command = [script] if script else [sys.executable, "-m", "hf_wav2vec2.cli"]
+    done = subprocess.run([*command, "transcribe", "-", "--stream", "-m", str(model_dir), "--chunk_length", "1",
+                           "--stride_length", "0.2"], input=data, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert " ".join(done.stdout.decode().splitlines()) == expected

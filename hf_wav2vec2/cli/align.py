@@ -59,14 +59,6 @@ def _check_output(args: argparse.Namespace) -> str:
     """The format to write; usage errors for an output that would replace an input or an existing file."""
     from ..alignment_formats import format_for
 
-    fmt = args.format
-    if fmt is None:
-        fmt = "json"
-        if args.output is not None:
-            try:
-                fmt = format_for(args.output)
-            except ValueError as error:
-                raise CommandError(f"{common.one_line(error)}", 2) from None
     if args.output is not None:
         inputs = common.InputFiles([args.audio] + ([args.text_file] if args.text_file else []))
         common.refuse_to_overwrite(args.output, inputs)
@@ -74,7 +66,13 @@ def _check_output(args: argparse.Namespace) -> str:
             raise CommandError(f"{args.output}: is a directory; --output names a file", 2)
         if os.path.exists(args.output) and not args.overwrite:
             raise CommandError(f"{args.output}: exists; pass --overwrite to replace it", 2)
-    return fmt
+    if args.format is not None or args.output is None:
+        return args.format or "json"
+    try:
+        return format_for(args.output)
+    except ValueError:
+        raise CommandError(f"{args.output}: cannot tell the format from the name; pass --format "
+                           f"({', '.join(FORMATS)})", 2) from None
 
 
 def run(args: argparse.Namespace) -> int:
