@@ -12,9 +12,10 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 # System packages: real recorded English speech (asterisk prompts, CC-BY-SA 3.0) for the demo, tests and
 # benchmarks, with its transcripts package (--no-install-recommends does not pull it in; where /usr/share/doc is
 # excluded, the copy shipped in hf_wav2vec2/corpora/data/ is used); the Spanish prompts (same speaker) for the
-# keyword-spotting benchmark's digits; ffmpeg to decode formats libsndfile cannot.
+# keyword-spotting benchmark's digits; ffmpeg to decode formats libsndfile cannot; chromium for the demo page's
+# browser test (tests/test_app.py).
 need_apt=()
-for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-core-sounds-es-wav ffmpeg; do
+for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-core-sounds-es-wav ffmpeg chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -29,4 +30,4 @@ fi
 if ! $PYTHON -c "import torch" >/dev/null 2>&1; then
     $PYTHON -m pip install -q "torch==2.13.0"
 fi
-$PYTHON -m pip install -q -e ".[train,lm,test]"
+$PYTHON -m pip install -q -e ".[train,lm,test,demo]"
