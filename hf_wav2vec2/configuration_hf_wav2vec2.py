@@ -6,9 +6,12 @@ checkpoints move between the two packages. The defaults are the paper's BASE pre
 """
 
 import functools
+import logging
 import operator
 
 from transformers import PretrainedConfig
+
+logger = logging.getLogger(__name__)
 
 # Attributes of transformers' Wav2Vec2Config that mean the same thing here.
 SHARED_WITH_TRANSFORMERS = (
@@ -26,6 +29,11 @@ SHARED_WITH_TRANSFORMERS = (
     # MMS: per-language adapters in every pre-LN transformer layer
     "adapter_attn_dim",
 )
+# fairseq-only training terms and the values that reproduce transformers' Wav2Vec2ForPreTraining (which has neither):
+# what a transformers-format config (model_type "wav2vec2") gets unless it sets them itself. Measured in issue 17:
+# fairseq's BASE values (10, 0.1) silently applied to a small transformers-format model stopped it learning (held-out
+# contrastive accuracy 0.058 -> 0.046 in 800 updates where transformers' objective reached 0.089).
+TRANSFORMERS_OBJECTIVE = {"feature_penalty_weight": 0.0, "feature_grad_mult": 1.0}
 
 
 class HfWav2Vec2Config(PretrainedConfig):
@@ -37,7 +45,14 @@ class HfWav2Vec2Config(PretrainedConfig):
     accepted switched off only; ``model_type`` is dropped; other keys (the
     classification heads' own are fields, see below) stay attributes. Direct construction takes the fields it is given and
     this class's defaults for the rest; :meth:`from_transformers_config` and ``from_pretrained`` also pick fairseq's
-    LARGE recipe for the training-only fields transformers lacks when the encoder is a layer-norm one.
+    LARGE recipe for the Gumbel floor when the encoder is a layer-norm one.
+
+    A transformers-format config (``model_type: wav2vec2``: ``from_pretrained`` of a transformers checkpoint,
+    :meth:`from_transformers_config`, or ``HfWav2Vec2Config(**Wav2Vec2Config().to_dict())``) trains transformers'
+    objective: ``feature_penalty_weight`` 0 and ``feature_grad_mult`` 1.0, never fairseq's BASE terms a user did not
+    ask for (continued pre-training of ``facebook/wav2vec2-base`` included). A value such a config sets itself is
+    kept, with a warning; in direct construction a value equal to this class's default counts as not set. fairseq's
+    values belong to the pre-training recipes: :meth:`base` (10, 0.1) and :meth:`large` (0, 1.0).
 
     Validation, as in transformers, is split: consistency between fields (``hidden_size`` divisible by
     ``num_attention_heads`` and ``num_conv_pos_embedding_groups``, ``codevector_dim`` by ``num_codevector_groups``,
@@ -195,7 +210,13 @@ class HfWav2Vec2Config(PretrainedConfig):
         Other unknown keys stay plain attributes, as in transformers.
         """
         # model_type is a class attribute: an instance copy ("wav2vec2") would shadow it and mislabel the config
-        kwargs.pop("model_type", None)
+        if kwargs.pop("model_type", None) == "wav2vec2":
+            for name, value in TRANSFORMERS_OBJECTIVE.items():
+                given = getattr(self, name)
+                if given == getattr(type(self), name):  # the class default: not set by the transformers config
+                    setattr(self, name, value)
+                elif given != value:
+                    _warn_fairseq_term(name, given)
         layers = kwargs.pop("num_feat_extract_layers", None)
         if layers is not None and layers != len(self.conv_dim):
             self._fail(f"num_feat_extract_layers ({layers}) disagrees with len(conv_dim) ({len(self.conv_dim)})")
@@ -346,9 +367,9 @@ class HfWav2Vec2Config(PretrainedConfig):
         """Build a config from transformers' ``Wav2Vec2Config`` (or its dict), keeping every shared attribute.
 
         transformers omits attributes equal to its own defaults when saving, so the dict is first completed by
-        transformers' class. Attributes transformers does not have (feature penalty, gradient multiplier, Gumbel
-        floor) take the values of fairseq's recipe for that architecture: BASE's for group-norm encoders, LARGE's
-        for layer-norm ones. They change no forward value.
+        transformers' class. The feature penalty and gradient multiplier, which transformers does not have, get
+        transformers' behaviour (0 and 1.0) unless the config sets them (kept, with a warning); the Gumbel floor
+        takes fairseq's LARGE value (0.1) for layer-norm encoders. None of them changes a forward value.
         """
         if isinstance(config, dict):
             from transformers import Wav2Vec2Config
@@ -358,9 +379,14 @@ class HfWav2Vec2Config(PretrainedConfig):
             raise ValueError("wav2vec 2.0 checkpoints with transformers' conv adapter (add_adapter=True) are not "
                              "supported; MMS's per-layer adapters (adapter_attn_dim) are")
         values = {name: getattr(config, name) for name in SHARED_WITH_TRANSFORMERS if hasattr(config, name)}
+        for name, value in TRANSFORMERS_OBJECTIVE.items():
+            # transformers keeps unknown keys as attributes: a user's explicit value survives (with a warning)
+            values[name] = getattr(config, name, value)
+            if values[name] != value:
+                _warn_fairseq_term(name, values[name])
         if values.get("feat_extract_norm") == "layer":
             # the layer-norm (LARGE / XLS-R) checkpoints were pre-trained with fairseq's LARGE recipe
-            values.update(feature_penalty_weight=0.0, feature_grad_mult=1.0, min_gumbel_temperature=0.1)
+            values.update(min_gumbel_temperature=0.1)
         for name in ("architectures", "id2label", "label2id", "problem_type", "_name_or_path", "dtype"):
             if getattr(config, name, None):
                 values[name] = getattr(config, name)
@@ -376,6 +402,14 @@ class HfWav2Vec2Config(PretrainedConfig):
         # the classification heads' labels (their head sizes follow num_labels)
         values.update(id2label=dict(self.id2label), label2id=dict(self.label2id), problem_type=self.problem_type)
         return Wav2Vec2Config(**values)
+
+
+def _warn_fairseq_term(name, value):
+    logger.warning(
+        "HfWav2Vec2Config: the transformers-format config sets %s=%r, a fairseq-only pre-training term that "
+        "transformers' Wav2Vec2ForPreTraining ignores; kept (transformers' behaviour is %s=%r)",
+        name, value, name, TRANSFORMERS_OBJECTIVE[name],
+    )
 
 
 __all__ = ["HfWav2Vec2Config"]

@@ -67,6 +67,14 @@ class HfWav2Vec2PreTrainedModel(AdapterMixin, PreTrainedModel):
         config.check_model_consistency(type(self).__name__, self._config_checks)
         super().__init__(config, *inputs, **kwargs)
 
+    def _initialize_weights(self, module, is_custom_code: bool = False):
+        # transformers treats any class outside its package as remote code and then marks a module without direct
+        # parameters as initialized before _init_weights sees it, which skipped the FeatureProjection, positional
+        # conv and pre-training head branches below (those layers kept std 0.02 instead of transformers' and
+        # fairseq's fan-in init; issue 17). Every init here goes through transformers' guarded init functions, so
+        # the shortcut is not needed: loaded weights are still left alone.
+        super()._initialize_weights(module, is_custom_code=False)
+
     def _init_weights(self, module):
         std = self.config.initializer_range
         if isinstance(module, HfWav2Vec2ForPreTraining):
