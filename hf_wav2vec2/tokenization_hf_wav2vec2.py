@@ -97,6 +97,13 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
         target_lang=None,
         **kwargs,
     ):
+        if vocab_file is None:  # from_pretrained of a folder that holds a model but no tokenizer files
+            where = kwargs.get("name_or_path") or "the model folder"
+            # FileNotFoundError would be an OSError, which transformers replaces with a message naming no file
+            raise ValueError(
+                f"{where}: no vocab.json, so there is no tokenizer to decode with; save the processor beside the "
+                "model (processor.save_pretrained(DIR)) or pass tokenizer=/processor= explicitly"
+            )
         with open(vocab_file, encoding="utf-8") as handle:
             self.vocab = json.load(handle)
         self._vocab_file_name = os.path.basename(vocab_file)

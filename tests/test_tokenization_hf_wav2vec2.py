@@ -522,3 +522,17 @@ def test_set_target_lang_with_sparse_vocabularies_without_special_tokens(tmp_pat
     reloaded = HfWav2Vec2CTCTokenizer.from_pretrained(tmp_path / "saved")
     assert reloaded.target_lang == "ita" and reloaded.decode([6, 9, 9]) == "ad"
     assert reloaded("ad a")["input_ids"] == [6, 9, 10, 6]
+
+
+def test_folder_without_vocab_names_the_folder_and_the_fix(tmp_path):
+    # a model saved without its processor (README's "Load" snippet before it saved the processor too)
+    from transformers import pipeline
+
+    from conftest import tiny_config
+    from hf_wav2vec2 import HfWav2Vec2ForCTC
+
+    HfWav2Vec2ForCTC(tiny_config()).save_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match=r"model: no vocab\.json.*processor\.save_pretrained"):
+        HfWav2Vec2CTCTokenizer.from_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match=r"no vocab\.json.*processor\.save_pretrained"):
+        pipeline("automatic-speech-recognition", model=str(tmp_path / "model"))
