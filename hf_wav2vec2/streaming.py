@@ -112,7 +112,8 @@ class StreamingTranscriber:
         model: A CTC model directory or Hub id, an ASR pipeline of this package (greedy), or a loaded CTC model
             (then ``processor=``).
         chunk_s: Chunk length in seconds (the pipeline's ``chunk_length_s``).
-        context_s: Context on each side of a chunk, or ``(left, right)`` (the pipeline's ``stride_length_s``).
+        context_s: Context on each side of a chunk, or ``(left, right)`` (the pipeline's ``stride_length_s``;
+            None: ``chunk_s / 6``, as the pipeline).
         partial_s: Decode the not yet committed audio every this many seconds of new audio (0 or None: never).
         sampling_rate: Rate of the pushed samples (default: the model's); other rates are resampled with soxr.
         processor / device: For a loaded model / a model loaded from a path.
@@ -121,7 +122,7 @@ class StreamingTranscriber:
     chunk and returns the final update; ``reset()`` starts a new stream with the same model.
     """
 
-    def __init__(self, model: Any, chunk_s: float = 4.0, context_s: float | tuple[float, float] = 1.0, *,
+    def __init__(self, model: Any, chunk_s: float = 4.0, context_s: float | tuple[float, float] | None = 1.0, *,
                  partial_s: float | None = 0.5, sampling_rate: int | None = None, processor: Any = None,
                  device: Any = None):
         self.pipe = _greedy_pipeline(model, processor, device)
