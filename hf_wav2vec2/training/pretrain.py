@@ -1,18 +1,20 @@
 """Self-supervised wav2vec 2.0 pre-training with Accelerate (one CPU, several CPU processes, or GPUs).
 
-The script reads top to bottom like accelerate's ``nlp_example``: :func:`parse_args`, :func:`get_dataloader`,
-:func:`training_function`, :func:`main`. Examples::
+The script reads top to bottom like accelerate's ``nlp_example``: :func:`get_dataloader`, the steps of
+:func:`training_function` (:func:`set_up`, :func:`resume`, :func:`train_update`, :func:`finish`) and :func:`main`.
+Its arguments are a :class:`~hf_wav2vec2.training.pretrain_args.PretrainArguments` (``parse_args`` makes one from
+the command line; Python callers build it directly). Examples::
 
     # a few minutes on a laptop CPU: the "tiny" preset on a synthetic corpus
     python -c "from hf_wav2vec2.training.synthetic import make_synthetic_corpus as m; m('data/synth', 64)"
-    python examples/pretrain.py --data data/synth --output_dir runs/tiny --preset tiny --max_updates 300 \
+    python examples/pretrain.py --data data/synth --output_dir runs/tiny --preset tiny --max_updates 300 \\
         --max_tokens 64000 --max_sample_size 32000 --min_sample_size 16000
 
     # two CPU processes (gloo) or several GPUs
     accelerate launch --multi_gpu --num_processes 2 examples/pretrain.py --cpu --data ... --output_dir ...
 
     # the paper's BASE recipe on LibriSpeech (64 GPUs x 1.4M samples in the paper)
-    accelerate launch examples/pretrain.py --preset base --data /data/librispeech --output_dir runs/base \
+    accelerate launch examples/pretrain.py --preset base --data /data/librispeech --output_dir runs/base \\
         --max_updates 400000 --mixed_precision fp16 --checkpoint_every 5000
 
 Recipe (fairseq ``wav2vec2_base_librispeech.yaml``): Adam(0.9, 0.98, eps 1e-6), weight decay 0.01, peak lr 5e-4
@@ -34,181 +36,86 @@ Presets (``--preset``):
 ``--config file.json`` and ``--config_overrides key=value ...`` (values parsed as JSON when possible) override any
 config field; ``--ablation`` selects one of the paper's Table 4 input/target variants.
 
-Outputs in ``output_dir``: ``checkpoints/checkpoint-<update>/`` (atomic, every ``--checkpoint_every`` updates and
-at the end; ``--resume`` continues exactly from the latest one), ``train_log.jsonl`` (one JSON object per logged
-update, plus ``epoch_end`` records with the examples every rank saw), TensorBoard logs (``--report_to``),
-``training_curves.png``, and finally the model (``HfWav2Vec2ForPreTraining.save_pretrained``) with its feature
-extractor, which ``HfWav2Vec2ForCTC.from_pretrained(output_dir)`` loads for fine-tuning.
+Outputs in ``output_dir`` (which must be empty, unless ``--resume`` continues the run in it or
+``--overwrite_output_dir`` replaces it): ``checkpoints/checkpoint-<update>/`` (atomic, every ``--checkpoint_every``
+updates and at the end; ``--resume`` continues exactly from the latest one; see :mod:`.checkpoints`),
+``train_log.jsonl`` (one JSON object per logged update, plus ``epoch_end`` records with the examples every rank
+saw), TensorBoard logs (``--report_to``), ``training_curves.png``, and finally the model
+(``HfWav2Vec2ForPreTraining.save_pretrained``) with its feature extractor, which
+``HfWav2Vec2ForCTC.from_pretrained(output_dir)`` loads for fine-tuning.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import math
 import os
-import random
 import shutil
-import statistics
 import time
+import uuid
 import warnings
-from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from typing import TYPE_CHECKING
+from .checkpoints import (
+    RANK_KEYS,
+    TRAINER_FILE,
+    TRAINER_KEYS,
+    CheckpointError,
+    check_config,
+    checkpoint_update,
+    latest_checkpoint,
+    load_checkpoint_file,
+    load_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .health import TrainingHealth, TrainingHealthWarning
+from .pretrain_args import ABLATIONS, DEFAULT_LR, TINY_PRESET, PretrainArguments, build_config, parse_args
+from .pretrain_log import RunLog, plot_curves, read_log
 
 # numpy, torch, transformers and the model are imported by the functions that use them, so that
 # ``hf-wav2vec2 pretrain --help`` (and a bad flag) answers without the seconds they take to import.
-if TYPE_CHECKING:
-    from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
+
+__all__ = [
+    "ABLATIONS", "DEFAULT_LR", "TINY_PRESET", "CheckpointError", "PretrainArguments", "TrainingHealth",
+    "TrainingHealthWarning", "UpdateStats", "build_config", "get_dataloader", "latest_checkpoint", "lr_lambda",
+    "main", "parse_args", "plot_curves", "training_function",
+]
 
 logger = logging.getLogger(__name__)
-
-# Pre-LN (fairseq layer_norm_first, as LARGE): with post-LN the tiny transformer stayed on the blank-only CTC
-# plateau for 3000 fine-tuning updates on the 10-minute split; pre-LN leaves it after about 400 (see
-# benchmarks/results/main_job_cpu.md).
-TINY_PRESET = dict(
-    hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, do_stable_layer_norm=True,
-    conv_dim=(128,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
-    codevector_dim=128, proj_codevector_dim=128, num_codevectors_per_group=64, num_codevector_groups=2,
-    num_negatives=50, hidden_dropout=0.1, attention_dropout=0.1, feat_proj_dropout=0.1,
-    feat_quantizer_dropout=0.1, activation_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
-)
-DEFAULT_LR = {"tiny": 1e-3, "base": 5e-4, "large": 3e-4}
-#: --ablation -> (quantize_input, quantize_targets), the paper's Table 4 rows (input / targets).
-ABLATIONS = {
-    "continuous_quantized": (False, True),  # the paper's choice
-    "quantized_quantized": (True, True),
-    "quantized_continuous": (True, False),
-    "continuous_continuous": (False, False),
-}
-CHECKPOINT_PREFIX = "checkpoint-"
+SAMPLE_RATE = 16_000  # the data pipeline's rate: audio seconds per second are counted at it
+#: What a run writes into output_dir, deleted by --overwrite_output_dir (the model files are simply rewritten;
+#: "pretrain" is the TensorBoard tracker's folder).
+RUN_OUTPUTS = ("checkpoints", "train_log.jsonl", "pretrain_results.json", "training_curves.png", "pretrain")
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Arguments
-# ------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------- data
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """Command-line options (``hf-wav2vec2 pretrain --help``)."""
-    p = argparse.ArgumentParser(prog="hf-wav2vec2 pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="audio folder, fairseq .tsv manifest, or datasets name / path")
-    p.add_argument("--output_dir", required=True)
-    p.add_argument("--preset", choices=("tiny", "base", "large"), default="base")
-    p.add_argument("--config", help="JSON file of config overrides")
-    p.add_argument("--config_overrides", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--ablation", choices=tuple(ABLATIONS), default=None,
-                   help="input/target quantization variant of the paper's Table 4")
-    p.add_argument("--learning_rate", type=float, default=None, help="peak lr (default: tiny 1e-3, base 5e-4, "
-                   "large 3e-4)")
-    p.add_argument("--gumbel_anneal_fraction", type=float, default=None,
-                   help="reach the minimum Gumbel temperature after this fraction of --max_updates (sets the config's "
-                   "per-update decay; fairseq's 0.999995 over 400k updates is 0.69). Default: 0.7 for the tiny preset, "
-                   "whose runs are short, the config's decay otherwise")
-    p.add_argument("--weight_decay", type=float, default=0.01)
-    p.add_argument("--adam_betas", type=float, nargs=2, default=(0.9, 0.98))
-    p.add_argument("--adam_eps", type=float, default=1e-6)
-    p.add_argument("--warmup_ratio", type=float, default=0.08)
-    p.add_argument("--lr_decay", choices=("linear", "polynomial"), default="linear")
-    p.add_argument("--lr_power", type=float, default=2.0, help="exponent of the polynomial decay")
-    p.add_argument("--max_updates", type=int, default=400_000)
-    p.add_argument("--stop_after", type=int, default=None,
-                   help="stop (checkpoint, save) after this many updates without changing the lr schedule, e.g. to "
-                   "split a run into jobs resumed with --resume")
-    p.add_argument("--max_train_seconds", type=float, default=None,
-                   help="wall-clock budget: stop after the update that exceeds it, checkpoint and save")
-    p.add_argument("--max_tokens", type=int, default=1_400_000, help="samples per batch per process")
-    p.add_argument("--max_sample_size", type=int, default=250_000)
-    p.add_argument("--min_sample_size", type=int, default=32_000)
-    p.add_argument("--pad", action="store_true", help="pad batches (attention mask) instead of cropping")
-    p.add_argument("--normalize", action="store_true", default=None,
-                   help="zero-mean unit-variance inputs (default: on for layer-norm feature encoders)")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--max_grad_norm", type=float, default=10.0, help="clip (0 disables)")
-    p.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), default="no")
-    p.add_argument("--cpu", action="store_true", help="train on CPU even if a GPU is present")
-    p.add_argument("--gradient_checkpointing", action="store_true")
-    p.add_argument("--checkpoint_every", type=int, default=0, help="checkpoint every N updates (0: only at end)")
-    p.add_argument("--keep_checkpoints", type=int, default=2, help="how many recent checkpoints to keep")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--num_workers", type=int, default=0)
-    p.add_argument("--cache_dir", default=None)
-    p.add_argument("--log_every", type=int, default=10)
-    p.add_argument("--report_to", choices=("tensorboard", "none"), default="tensorboard")
-    p.add_argument("--no_plot", action="store_true", help="skip training_curves.png")
-    args = p.parse_args(argv)
-    if args.learning_rate is None:
-        args.learning_rate = DEFAULT_LR[args.preset]
-    if args.gumbel_anneal_fraction is not None and not 0 < args.gumbel_anneal_fraction <= 1:
-        p.error("--gumbel_anneal_fraction must be in (0, 1]")
-    if args.gradient_accumulation_steps < 1 or args.max_updates < 1:
-        p.error("--gradient_accumulation_steps and --max_updates must be >= 1")
-    return args
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def build_config(args: argparse.Namespace) -> HfWav2Vec2Config:
-    """Preset, then ``--config`` JSON, then ``--config_overrides``, then ``--ablation``."""
-    from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
-
-    overrides = dict(TINY_PRESET) if args.preset == "tiny" else {}
-    if args.config:
-        overrides.update(json.loads(Path(args.config).read_text()))
-    for item in args.config_overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--config_overrides expects KEY=VALUE, got {item!r}")
-        overrides[key] = _parse_value(value)
-    if args.ablation:
-        overrides["quantize_input"], overrides["quantize_targets"] = ABLATIONS[args.ablation]
-    fraction = args.gumbel_anneal_fraction
-    if fraction is None and args.preset == "tiny" and "gumbel_temperature_decay" not in overrides:
-        fraction = 0.7
-    factory = HfWav2Vec2Config.large if args.preset == "large" else HfWav2Vec2Config.base
-    config = factory(**overrides)
-    if fraction is not None:
-        # max_temp * decay**n == min_temp at n = fraction * max_updates
-        ratio = config.min_gumbel_temperature / config.max_gumbel_temperature
-        config.gumbel_temperature_decay = ratio ** (1.0 / max(1.0, fraction * args.max_updates))
-    return config
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def get_dataloader(args: argparse.Namespace, accelerator, config: HfWav2Vec2Config):
+def get_dataloader(args: PretrainArguments, accelerator, config):
     """This process's shard of pre-training batches.
 
     The loader shards by rank itself and tracks its position for exact resume, so it is *not* passed through
     ``accelerator.prepare`` (that would shard it again); batches are moved with ``.to(device)``.
     """
-    from hf_wav2vec2.training.data import get_pretraining_dataloader
+    from hf_wav2vec2.training.data import BatchingOptions, get_pretraining_dataloader
 
     normalize = config.feat_extract_norm == "layer" if args.normalize is None else args.normalize
+    batching = BatchingOptions(max_tokens=args.max_tokens, max_sample_size=args.max_sample_size,
+                               min_sample_size=args.min_sample_size, pad=args.pad, normalize=normalize,
+                               seed=args.seed)
     # Every rank scans / caches the corpus; the data module coordinates the cache between ranks.
-    return get_pretraining_dataloader(
-        args.data, max_tokens=args.max_tokens, max_sample_size=args.max_sample_size,
-        min_sample_size=args.min_sample_size, pad=args.pad, normalize=normalize, num_workers=args.num_workers,
-        seed=args.seed, rank=accelerator.process_index, world_size=accelerator.num_processes,
-        cache_dir=args.cache_dir,
-    )
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Schedule, checkpoints, logging helpers
-# ------------------------------------------------------------------------------------------------------------------
+    return get_pretraining_dataloader(args.data, batching, num_workers=args.num_workers,
+                                      rank=accelerator.process_index, world_size=accelerator.num_processes,
+                                      cache_dir=args.cache_dir)
 
 
 def lr_lambda(max_updates: int, warmup_ratio: float, decay: str = "linear", power: float = 2.0):
@@ -224,253 +131,165 @@ def lr_lambda(max_updates: int, warmup_ratio: float, decay: str = "linear", powe
     return factor
 
 
-def _rng_state() -> dict:
-    import numpy as np
-    import torch
-
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    # plain Python values and tensors only, so that resuming can load with torch.load(weights_only=True)
-    state = {"python": random.getstate(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# ------------------------------------------------------------------------------------------------- run state
 
 
-def _set_rng_state(state: dict) -> None:
-    import numpy as np
-    import torch
+@dataclass
+class UpdateStats:
+    """One update's sums over its micro-batches (this process's, then, after :meth:`reduce`, every process's).
 
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _load_checkpoint_file(path: Path) -> dict:
-    """A checkpoint file, unpickled safely (tensors and plain Python values only)."""
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ValueError(f"{path}: holds objects that cannot be loaded safely (a checkpoint written before "
-                         f"hf-wav2vec2 stored plain RNG states?); resume from a newer checkpoint or start without "
-                         f"--resume in another --output_dir") from None
-
-
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    """The complete checkpoint with the highest update count (temporary folders are ignored)."""
-    root = Path(output_dir) / "checkpoints"
-    found = [p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-    return max(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
-
-
-def save_checkpoint(accelerator, output_dir, model, optimizer, scheduler, scaler_state, loader, state: dict,
-                    keep: int) -> Path:
-    """Write ``checkpoints/checkpoint-<update>`` atomically: everything goes to a temporary folder that is renamed
-    only once every rank has written its RNG state, so an interrupted save never looks like a checkpoint."""
-    import torch
-
-    root = Path(output_dir) / "checkpoints"
-    final = root / f"{CHECKPOINT_PREFIX}{state['num_updates']}"
-    tmp = root / f".tmp-{CHECKPOINT_PREFIX}{state['num_updates']}"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    # RNG and data position differ per rank (different dropout streams and shards).
-    torch.save({"rng": _rng_state(), "data": loader.state_dict()}, tmp / f"rank{accelerator.process_index}.pt")
-    if accelerator.is_main_process:
-        torch.save(
-            {
-                "model": accelerator.unwrap_model(model).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler_state,
-                "state": state,
-                "world_size": accelerator.num_processes,
-            },
-            tmp / "trainer.pt",
-        )
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        old = sorted((p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX):].isdigit()),
-                     key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
-        for stale in old[: max(0, len(old) - max(1, keep))]:
-            shutil.rmtree(stale, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def plot_curves(records: list[dict], path: Path) -> None:
-    """Training curves (per-frame loss, accuracy, perplexities, lr / temperature) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not records:
-        return
-    x = [r["update"] for r in records]
-    panels = [
-        ("loss per masked frame", ["loss", "contrastive_loss"]),
-        ("contrastive accuracy", ["accuracy"]),
-        ("codebook perplexity", ["code_perplexity", "prob_perplexity"]),
-        ("Gumbel temperature (left) / lr (right)", ["gumbel_temperature"]),
-    ]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for ax, (title, keys) in zip(axes.flat, panels):
-        for key in keys:
-            values = [r.get(key, float("nan")) for r in records]
-            smooth = len(values) >= 20 and key != "gumbel_temperature"
-            line, = ax.plot(x, values, label=key, alpha=0.45 if smooth else 1.0)
-            if smooth:
-                # batches differ a lot in length, so per-update values are noisy: add a running mean
-                ax.plot(x, _running_mean(values, max(5, len(values) // 20)), color=line.get_color(),
-                        label=f"{key} (running mean)")
-        ax.set_title(title)
-        ax.set_xlabel("update")
-        ax.legend(fontsize=8)
-    lr_axis = axes.flat[3].twinx()
-    lr_axis.plot(x, [r.get("lr", float("nan")) for r in records], color="tab:red", label="lr")
-    lr_axis.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def _running_mean(values: list[float], window: int) -> list[float]:
-    """Mean of the last ``window`` finite values at each position (NaN until one is seen)."""
-    out, recent = [], deque(maxlen=window)
-    for value in values:
-        if math.isfinite(value):
-            recent.append(value)
-        out.append(sum(recent) / len(recent) if recent else float("nan"))
-    return out
-
-
-# Indices of the reduced per-update statistics vector (one all-reduce per update).
-_STATS = ("num_masked", "loss", "contrastive", "diversity", "feature_penalty", "code_ppl", "prob_ppl", "correct",
-          "micro_batches", "nonfinite", "samples", "over_budget")
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Training
-# ------------------------------------------------------------------------------------------------------------------
-
-
-class TrainingHealthWarning(UserWarning):
-    """A known pre-training failure mode seen in the logged metrics (see :class:`TrainingHealth`)."""
-
-
-class TrainingHealth:
-    """Checks each update's metrics for known wav2vec 2.0 pre-training failure modes; pure Python, no torch.
-
-    The training loop calls :meth:`update` once per update with the global metrics it logs. Kinds of problem:
-
-    * ``codebook_collapse``: after the lr warm-up, the code perplexity (distinct codewords used in the batch) is
-      below ``collapse_fraction`` (10 %) of G*V; with accuracy above ``trivial_accuracy`` (0.95) the message adds
-      that the task has become trivial (the model solves it with a handful of codewords).
-    * ``grad_norm_explosion``: the (pre-clipping) gradient norm is over ``spike_factor`` (100x) the median of the
-      last ``history`` finite norms, once at least ``min_history`` (10) are known.
-    * ``contrastive_loss_vanished``: the contrastive loss per masked frame is below ``zero_loss`` (1e-3), i.e. the
-      positive gets essentially all the probability mass (identical / collapsed targets).
-
-    Updates whose loss is not finite (skipped updates) are ignored. Each kind is warned (a
-    :class:`TrainingHealthWarning`) at most once per ``log_every`` updates; ``counts`` holds, per kind, on how many
-    updates the condition held (rate-limited or not) and ``emitted`` how many warnings were issued.
+    One all-reduce of these numbers gives every rank the global masked-frame count (fairseq's ``sample_size``),
+    the NaN verdict and the stop decision, so all ranks take identical decisions.
     """
 
-    KINDS = ("codebook_collapse", "grad_norm_explosion", "contrastive_loss_vanished")
+    num_masked: float = 0.0  # masked frames: the loss is normalized by their global count
+    loss: float = 0.0  # summed over masked frames, finite micro-batches only
+    contrastive: float = 0.0
+    diversity: float = 0.0  # the per-micro-batch values below are summed, averaged in metrics()
+    feature_penalty: float = 0.0
+    code_ppl: float = 0.0
+    prob_ppl: float = 0.0
+    correct: float = 0.0  # accuracy x masked frames
+    micro_batches: float = 0.0
+    nonfinite: float = 0.0  # micro-batches whose loss is NaN or infinite
+    samples: float = 0.0  # audio samples in the batches (throughput)
+    over_budget: float = 0.0  # 1 where this process is past --max_train_seconds
 
-    def __init__(self, num_vars: int, *, warmup_updates: int = 0, log_every: int = 10, uses_quantizer: bool = True,
-                 history: int = 100, min_history: int = 10, spike_factor: float = 100.0,
-                 collapse_fraction: float = 0.1, trivial_accuracy: float = 0.95, zero_loss: float = 1e-3):
-        self.num_vars = num_vars
-        self.warmup_updates = warmup_updates
-        self.log_every = max(1, int(log_every))
-        self.uses_quantizer = uses_quantizer
-        self.min_history = min_history
-        self.spike_factor = spike_factor
-        self.collapse_fraction = collapse_fraction
-        self.trivial_accuracy = trivial_accuracy
-        self.zero_loss = zero_loss
-        self.grad_norms: deque[float] = deque(maxlen=history)
-        self.counts = dict.fromkeys(self.KINDS, 0)
-        self.emitted = dict.fromkeys(self.KINDS, 0)
-        self._last_emitted: dict[str, int] = {}
+    def add(self, out, lengths) -> None:
+        """Add one micro-batch's model output (the loss only when it is finite)."""
+        n = int(out.num_masked)
+        loss = float(out.loss.detach())
+        finite = math.isfinite(loss)
+        self.num_masked += n
+        self.loss += loss if finite else 0.0
+        self.contrastive += float(out.contrastive_loss.detach()) if finite else 0.0
+        self.diversity += float(out.diversity_loss.detach())
+        self.feature_penalty += float(out.feature_penalty.detach())
+        self.code_ppl += float(out.code_perplexity.detach())
+        self.prob_ppl += float(out.prob_perplexity.detach())
+        self.correct += float(out.accuracy) * n
+        self.micro_batches += 1.0
+        self.nonfinite += 0.0 if finite else 1.0
+        self.samples += float(lengths.sum())
 
-    def update(self, update: int, *, code_perplexity: float, accuracy: float, grad_norm: float,
-               contrastive_loss: float | None = None, finite: bool = True, emit: bool = True) -> list[tuple[str, str]]:
-        """Check one update; returns the ``(kind, message)`` pairs warned about now (after rate limiting), which
-        are also issued with :func:`warnings.warn` unless ``emit`` is false."""
-        if not finite:
-            return []
-        found = []
-        if self.uses_quantizer and update > self.warmup_updates and \
-                code_perplexity < self.collapse_fraction * self.num_vars:
-            hint = " while accuracy is near 1 (trivial task)" if accuracy > self.trivial_accuracy else ""
-            found.append(("codebook_collapse", (f"codebook collapse? code perplexity {code_perplexity:.1f} < "
-                          f"{self.collapse_fraction:.0%} of G*V={self.num_vars}{hint} at update {update}")))
-        if math.isfinite(grad_norm):
-            if len(self.grad_norms) >= self.min_history:
-                median = statistics.median(self.grad_norms)
-                if grad_norm > self.spike_factor * median:
-                    found.append(("grad_norm_explosion", (f"gradient norm {grad_norm:.3g} at update {update} is "
-                                  f"over {self.spike_factor:g}x the running median {median:.3g}")))
-            self.grad_norms.append(grad_norm)
-        if contrastive_loss is not None and contrastive_loss < self.zero_loss:
-            found.append(("contrastive_loss_vanished", (f"contrastive loss {contrastive_loss:.2e} per masked "
-                          f"frame at update {update}: the task has become trivial (collapsed targets?)")))
-        issued = []
-        for kind, message in found:
-            self.counts[kind] += 1
-            previous = self._last_emitted.get(kind)
-            if previous is not None and update - previous < self.log_every:
-                continue
-            self._last_emitted[kind] = update
-            self.emitted[kind] += 1
-            issued.append((kind, message))
-            if emit:
-                warnings.warn(message, TrainingHealthWarning, stacklevel=2)
-        return issued
+    def reduce(self, accelerator) -> UpdateStats:
+        import torch
+
+        values = torch.tensor(dataclasses.astuple(self), dtype=torch.float64)
+        return UpdateStats(*accelerator.reduce(values.to(accelerator.device), reduction="sum").cpu().tolist())
+
+    @property
+    def skipped(self) -> bool:
+        return self.nonfinite > 0 or self.num_masked == 0
+
+    def metrics(self) -> dict[str, float]:
+        """Per masked frame (losses, accuracy) and per micro-batch (the rest) averages."""
+        frames, mbs = max(1.0, self.num_masked), max(1.0, self.micro_batches)
+        return {"loss": self.loss / frames, "contrastive_loss": self.contrastive / frames,
+                "diversity_loss": self.diversity / mbs, "feature_penalty": self.feature_penalty / mbs,
+                "code_perplexity": self.code_ppl / mbs, "prob_perplexity": self.prob_ppl / mbs,
+                "accuracy": self.correct / frames, "num_masked": int(self.num_masked)}
 
 
-def training_function(args: argparse.Namespace) -> dict:
-    """Pre-train; returns the final metrics and output paths."""
+@dataclass
+class TrainingState:
+    """What a checkpoint records of the run's progress (``trainer.pt``'s ``state``, plain values)."""
+
+    num_updates: int = 0
+    epoch: int = 0
+    num_skipped_updates: int = 0
+    elapsed: float = 0.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrainingState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in known})  # older checkpoints have no run_id
+
+
+@dataclass
+class Run:
+    """Everything a pre-training run works with, made by :func:`set_up`."""
+
+    args: PretrainArguments
+    config: Any
+    accelerator: Any
+    model: Any  # as prepared by Accelerate (DDP-wrapped when distributed)
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    output_dir: Path
+    state: TrainingState = field(default_factory=TrainingState)
+    start_time: float = field(default_factory=time.time)
+    stopped_by_budget: bool = False
+
+    @property
+    def unwrapped(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def scaler(self):
+        return getattr(self.accelerator, "scaler", None)  # fp16's gradient scaler, else None
+
+    def last_update(self) -> int:
+        return min(self.args.max_updates, self.args.stop_after or self.args.max_updates)
+
+    def over_time_budget(self) -> bool:
+        budget = self.args.max_train_seconds
+        return budget is not None and time.time() - self.start_time > budget
+
+
+# ---------------------------------------------------------------------------------------------------- set up
+
+
+def prepare_output_dir(args: PretrainArguments) -> None:
+    """Refuse a non-empty ``output_dir`` unless resuming or told to overwrite (then delete the previous run's
+    outputs). Runs on every process before the Accelerator starts: no process has written anything yet, and the
+    process group's start-up waits for all of them, so a refused run leaves the folder as it was."""
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output_dir {out}: exists and is not a folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return
+    if args.resume:
+        if latest_checkpoint(out) is None and (out / "model.safetensors").exists():
+            raise ValueError(f"--output_dir {out} holds a saved model but no checkpoint to resume from: pass "
+                             "--overwrite_output_dir to replace it, or another --output_dir")
+        return
+    if not args.overwrite_output_dir:
+        finished = (out / "pretrain_results.json").exists() or (out / "model.safetensors").exists()
+        held = "a finished pre-training run" if finished else f"{', '.join(entries[:3])}{', ...' * (len(entries) > 3)}"
+        raise ValueError(f"--output_dir {out} is not empty (it holds {held}): pass --resume to continue the run in "
+                         "it, --overwrite_output_dir to replace it, or another --output_dir")
+    if int(os.environ.get("RANK", "0")) == 0:  # one process deletes; the others find it done
+        for name in RUN_OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            elif target.exists():
+                target.unlink(missing_ok=True)
+
+
+def set_up(args: PretrainArguments, config) -> Run:
+    """The Accelerator, model, data, optimizer and lr schedule of a run."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
-    import hf_wav2vec2
-    from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
     from hf_wav2vec2.modeling_hf_wav2vec2 import HfWav2Vec2ForPreTraining
 
-    # save_pretrained writes the auto_map and the code only for registered classes; the hf-wav2vec2 command defers
-    # registration to here (see hf_wav2vec2.register)
-    hf_wav2vec2.register()
-
     output_dir = Path(args.output_dir)
-    use_tb = args.report_to == "tensorboard"
     # Accumulation is done here, not by Accelerate: normalizing by the masked frames of all micro-batches and all
     # processes needs the counts of every micro-batch, and accelerator.backward would divide by the step count.
     accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision,
-                              log_with="tensorboard" if use_tb else None, project_dir=str(output_dir))
+                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
+                              project_dir=str(output_dir))
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
 
     set_seed(args.seed)  # the same initial weights on every rank (DDP broadcasts rank 0's anyway)
-    config = build_config(args)
     model = HfWav2Vec2ForPreTraining(config)
     if args.gradient_checkpointing:
         try:
@@ -478,7 +297,6 @@ def training_function(args: argparse.Namespace) -> dict:
         except (ValueError, AttributeError) as err:
             warnings.warn(f"gradient checkpointing unavailable: {err}")
     loader = get_dataloader(args, accelerator, config)
-
     # fairseq's "adam" decays weights decoupled from the gradient, i.e. AdamW.
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=tuple(args.adam_betas),
                                   eps=args.adam_eps, weight_decay=args.weight_decay)
@@ -486,209 +304,216 @@ def training_function(args: argparse.Namespace) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(args.max_updates, args.warmup_ratio, args.lr_decay, args.lr_power))
     model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-    scaler = getattr(accelerator, "scaler", None)
+    return Run(args, config, accelerator, model, optimizer, scheduler, loader, output_dir)
 
-    state = {"num_updates": 0, "epoch": 0, "num_skipped_updates": 0, "elapsed": 0.0}
-    resume_rng = None
-    if args.resume and (ckpt := latest_checkpoint(output_dir)) is not None:
-        trainer = _load_checkpoint_file(ckpt / "trainer.pt")
-        if trainer["world_size"] != accelerator.num_processes:
-            raise ValueError(f"{ckpt} was written by {trainer['world_size']} processes; exact resume needs as many")
-        unwrapped.load_state_dict(trainer["model"])
-        optimizer.load_state_dict(trainer["optimizer"])
-        scheduler.load_state_dict(trainer["scheduler"])
-        if scaler is not None and trainer.get("scaler"):
-            scaler.load_state_dict(trainer["scaler"])
-        state.update(trainer["state"])
-        mine = _load_checkpoint_file(ckpt / f"rank{accelerator.process_index}.pt")
-        loader.load_state_dict(mine["data"])
-        # Restored only after the epoch's iterator exists: creating a DataLoader iterator draws from torch's RNG.
-        resume_rng = mine["rng"]
-        accelerator.print(f"resumed from {ckpt} at update {state['num_updates']}")
+
+def resume(run: Run) -> dict | None:
+    """Continue from the latest checkpoint with ``--resume`` (else seed a fresh run); returns this process's RNG
+    state, which is restored only once the epoch's data iterator exists."""
+    from accelerate.utils import set_seed
+
+    checkpoint = latest_checkpoint(run.output_dir) if run.args.resume else None
+    if checkpoint is None:
+        set_seed(run.args.seed + run.accelerator.process_index)  # different dropout / mask streams per rank
+        return None
+    rank = run.accelerator.process_index
+    trainer = load_checkpoint_file(checkpoint / TRAINER_FILE, TRAINER_KEYS)
+    if trainer["world_size"] != run.accelerator.num_processes:
+        raise CheckpointError(f"{checkpoint} was written by {trainer['world_size']} processes; exact resume needs "
+                              "as many")
+    mine = load_checkpoint_file(checkpoint / f"rank{rank}.pt", RANK_KEYS)
+    check_config(checkpoint, run.config)
+    path = checkpoint / TRAINER_FILE
+    load_state(path, "model", run.unwrapped, trainer["model"])
+    load_state(path, "optimizer", run.optimizer, trainer["optimizer"])
+    load_state(path, "lr scheduler", run.scheduler, trainer["scheduler"])
+    if run.scaler is not None and trainer.get("scaler"):
+        load_state(path, "gradient scaler", run.scaler, trainer["scaler"])
+    load_state(checkpoint / f"rank{rank}.pt", "data loader", run.loader, mine["data"])
+    run.state = TrainingState.from_dict(trainer["state"])
+    run.start_time = time.time() - run.state.elapsed
+    run.accelerator.print(f"resumed from {checkpoint} at update {run.state.num_updates}")
+    return mine["rng"]
+
+
+# ------------------------------------------------------------------------------------------------------ one update
+
+
+def accumulate_gradients(run: Run, micro: list[dict]) -> tuple[UpdateStats, float]:
+    """Forward and backward over the micro-batches (gradients synced on the last one); returns this process's
+    sums and the constant the losses were scaled by (keeps the summed loss's gradients O(1), fp16's range)."""
+    accelerator, stats, grad_scale = run.accelerator, UpdateStats(), None
+    for i, batch in enumerate(micro):
+        inputs = batch["input_values"].to(accelerator.device)
+        mask = batch.get("attention_mask")
+        mask = mask.to(accelerator.device) if mask is not None else None
+        sync = accelerator.no_sync(run.model) if i < len(micro) - 1 else contextlib.nullcontext()
+        with sync, accelerator.autocast():
+            out = run.model(inputs, attention_mask=mask)
+            if grad_scale is None:
+                grad_scale = 1.0 / max(1, int(out.num_masked) * len(micro) * accelerator.num_processes)
+            accelerator.backward(out.loss * grad_scale)
+        stats.add(out, batch["lengths"])
+    return stats, grad_scale
+
+
+def apply_gradients(run: Run, stats: UpdateStats, grad_scale: float) -> tuple[bool, float]:
+    """Rescale, clip and step, or skip a non-finite update; returns (skipped, pre-clipping gradient norm)."""
+    accelerator, args, skipped, grad_norm = run.accelerator, run.args, stats.skipped, float("nan")
+    if not skipped:
+        # DDP averaged the gradients of (loss * grad_scale) over ranks; rescale to sum(loss) / sum(masked).
+        factor = accelerator.num_processes / (stats.num_masked * grad_scale)
+        for param in run.model.parameters():
+            if param.grad is not None:
+                param.grad.mul_(factor)
+        max_norm = args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else float("inf")
+        grad_norm = float(accelerator.clip_grad_norm_(run.model.parameters(), max_norm))
+        if not math.isfinite(grad_norm) and run.scaler is None:
+            skipped = True  # fp16's scaler handles overflow itself (skips and lowers the scale)
+    if skipped:
+        run.state.num_skipped_updates += 1
+        if accelerator.is_main_process:  # every rank takes the same decision: say it once
+            warnings.warn(f"non-finite loss or gradient at update {run.state.num_updates}: update skipped "
+                          f"({run.state.num_skipped_updates} so far)")
     else:
-        # Different dropout / mask / distractor streams per rank, reproducible from the seed.
-        set_seed(args.seed + accelerator.process_index)
+        run.optimizer.step()
+        if not accelerator.optimizer_step_was_skipped:
+            run.scheduler.step()
+        run.state.num_updates += 1
+    run.optimizer.zero_grad(set_to_none=True)
+    return skipped, grad_norm
 
-    if use_tb:
-        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
-        accelerator.init_trackers("pretrain", config=hparams)
-    log_path = output_dir / "train_log.jsonl"
-    log_file = open(log_path, "a") if accelerator.is_main_process else None
 
-    def write_log(record: dict) -> None:
-        if log_file is not None:
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
+def train_update(run: Run, micro: list[dict]) -> tuple[UpdateStats, float, bool]:
+    """One update over the micro-batches: the global statistics, the gradient norm, and whether it was skipped."""
+    run.unwrapped.set_gumbel_temperature(run.config.gumbel_temperature_at(run.state.num_updates))
+    run.model.train()
+    stats, grad_scale = accumulate_gradients(run, micro)
+    stats.over_budget = float(run.over_time_budget())
+    stats = stats.reduce(run.accelerator)
+    skipped, grad_norm = apply_gradients(run, stats, grad_scale)
+    return stats, grad_norm, skipped
 
-    health = TrainingHealth(config.num_codevector_groups * config.num_codevectors_per_group,
-                            warmup_updates=int(round(args.warmup_ratio * args.max_updates)),
-                            log_every=args.log_every, uses_quantizer=config.quantize_input or config.quantize_targets)
-    records: list[dict] = []
-    last = {}
-    stop = state["num_updates"] >= min(args.max_updates, args.stop_after or args.max_updates)
-    last_written = None
-    stopped_by_budget = False
-    start_time = time.time() - state["elapsed"]
-    progress = tqdm(total=args.max_updates, initial=state["num_updates"], disable=not accelerator.is_main_process,
-                    desc="pretrain", dynamic_ncols=True)
-    micro: list[dict] = []
-    step_start = time.time()
 
-    while not stop:
-        loader.set_epoch(state["epoch"])
-        batches = iter(loader)
+def update_record(run: Run, stats: UpdateStats, grad_norm: float, seconds: float) -> dict[str, Any]:
+    """The logged metrics of one update (global per-frame averages)."""
+    return {"update": run.state.num_updates, "epoch": run.state.epoch, **stats.metrics(),
+            "gumbel_temperature": run.unwrapped.quantizer.temperature, "lr": run.scheduler.get_last_lr()[0],
+            "grad_norm": grad_norm, "audio_seconds_per_second": stats.samples / SAMPLE_RATE / max(1e-9, seconds),
+            "skipped_updates": run.state.num_skipped_updates, "elapsed": time.time() - run.start_time}
+
+
+def should_stop(run: Run, stats: UpdateStats) -> bool:
+    if stats.over_budget > 0:  # any process past the budget: all stop at this update
+        run.stopped_by_budget = True
+        run.accelerator.print(f"time budget of {run.args.max_train_seconds}s reached at update "
+                              f"{run.state.num_updates}")
+    return run.stopped_by_budget or run.state.num_updates >= run.last_update()
+
+
+# ------------------------------------------------------------------------------------------------------ the loop
+
+
+def micro_batch_groups(run: Run, resume_rng: dict | None, log: RunLog) -> Iterator[list[dict]]:
+    """The loader's batches in groups of ``--gradient_accumulation_steps``, epoch after epoch (a partial group
+    carries over into the next epoch, as in fairseq)."""
+    group: list[dict] = []
+    while True:
+        run.loader.set_epoch(run.state.epoch)
+        batches = iter(run.loader)
         # Fetching the first batch creates the DataLoader iterator, which draws a seed from torch's RNG; the saved
         # RNG state was taken after that draw, so it is restored only now.
         first = next(batches, None)
         if resume_rng is not None:
-            _set_rng_state(resume_rng)
+            set_rng_state(resume_rng)
             resume_rng = None
         for batch in itertools.chain([] if first is None else [first], batches):
-            micro.append(batch)
-            if len(micro) < args.gradient_accumulation_steps:
-                continue
-            # ---- one update: forward/backward over the micro-batches, gradients synced on the last one
-            unwrapped.set_gumbel_temperature(config.gumbel_temperature_at(state["num_updates"]))
-            model.train()
-            stats = torch.zeros(len(_STATS), dtype=torch.float64)
-            grad_scale = None  # a constant factor that keeps the summed loss's gradients O(1) (fp16 range)
-            for i, mb in enumerate(micro):
-                inputs = mb["input_values"].to(accelerator.device)
-                mask = mb.get("attention_mask")
-                mask = mask.to(accelerator.device) if mask is not None else None
-                sync = accelerator.no_sync(model) if i < len(micro) - 1 else _nullcontext()
-                with sync, accelerator.autocast():
-                    out = model(inputs, attention_mask=mask)
-                    n = int(out.num_masked)
-                    if grad_scale is None:
-                        grad_scale = 1.0 / max(1, n * len(micro) * accelerator.num_processes)
-                    accelerator.backward(out.loss * grad_scale)
-                loss_value = float(out.loss.detach())
-                finite = math.isfinite(loss_value)
-                stats += torch.tensor([
-                    n, loss_value if finite else 0.0, float(out.contrastive_loss.detach()) if finite else 0.0,
-                    float(out.diversity_loss.detach()), float(out.feature_penalty.detach()),
-                    float(out.code_perplexity.detach()), float(out.prob_perplexity.detach()), float(out.accuracy) * n, 1.0, 0.0 if finite else 1.0,
-                    float(mb["lengths"].sum()), 0.0,
-                ], dtype=torch.float64)
-            micro = []
-            over = args.max_train_seconds is not None and time.time() - start_time > args.max_train_seconds
-            stats[_STATS.index("over_budget")] = float(over)
-            # One all-reduce gives every rank the global masked-frame count (fairseq's sample_size), the NaN
-            # verdict and the stop decision, so all ranks take identical decisions.
-            total = accelerator.reduce(stats.to(accelerator.device), reduction="sum").cpu()
-            s = dict(zip(_STATS, total.tolist()))
+            group.append(batch)
+            if len(group) == run.args.gradient_accumulation_steps:
+                yield group
+                group = []
+        log_epoch_examples(run, log)
+        run.state.epoch += 1
 
-            skipped = s["nonfinite"] > 0 or s["num_masked"] == 0
-            grad_norm = float("nan")
-            if not skipped:
-                # DDP averaged the gradients of (loss * grad_scale) over ranks; rescale to sum(loss) / sum(masked).
-                factor = accelerator.num_processes / (s["num_masked"] * grad_scale)
-                for param in model.parameters():
-                    if param.grad is not None:
-                        param.grad.mul_(factor)
-                if args.max_grad_norm and args.max_grad_norm > 0:
-                    grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm))
-                else:
-                    grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), float("inf")))
-                if not math.isfinite(grad_norm) and scaler is None:
-                    skipped = True  # fp16's scaler handles overflow itself (skips and lowers the scale)
-            if skipped:
-                state["num_skipped_updates"] += 1
-                if accelerator.is_main_process:  # every rank takes the same decision: say it once
-                    warnings.warn(f"non-finite loss or gradient at update {state['num_updates']}: update skipped "
-                                  f"({state['num_skipped_updates']} so far)")
-                optimizer.zero_grad(set_to_none=True)
-            else:
-                optimizer.step()
-                if not accelerator.optimizer_step_was_skipped:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["num_updates"] += 1
-                progress.update(1)
 
-            # ---- metrics (global per-frame averages)
-            now = time.time()
-            frames = max(1.0, s["num_masked"])
-            mbs = max(1.0, s["micro_batches"])
-            last = {
-                "update": state["num_updates"], "epoch": state["epoch"],
-                "loss": s["loss"] / frames, "contrastive_loss": s["contrastive"] / frames,
-                "diversity_loss": s["diversity"] / mbs, "feature_penalty": s["feature_penalty"] / mbs,
-                "code_perplexity": s["code_ppl"] / mbs, "prob_perplexity": s["prob_ppl"] / mbs,
-                "accuracy": s["correct"] / frames, "num_masked": int(s["num_masked"]),
-                "gumbel_temperature": unwrapped.quantizer.temperature, "lr": scheduler.get_last_lr()[0],
-                "grad_norm": grad_norm, "audio_seconds_per_second": s["samples"] / 16000 / max(1e-9, now - step_start),
-                "skipped_updates": state["num_skipped_updates"], "elapsed": now - start_time,
-            }
-            step_start = now
-            health.update(last["update"], code_perplexity=last["code_perplexity"], accuracy=last["accuracy"],
-                          grad_norm=grad_norm, contrastive_loss=last["contrastive_loss"], finite=not skipped,
-                          emit=accelerator.is_main_process)  # global metrics: the same warnings on every rank
-            if not skipped:
-                records.append(last)
-                if state["num_updates"] % max(1, args.log_every) == 0 or state["num_updates"] == 1:
-                    write_log(last)
-                    last_written = last["update"]
-                    if use_tb:
-                        accelerator.log({f"train/{k}": v for k, v in last.items()
-                                         if k not in ("update", "epoch") and math.isfinite(v)},
-                                        step=state["num_updates"])
-                progress.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.3f}",
-                                     ppl=f"{last['code_perplexity']:.1f}", lr=f"{last['lr']:.2e}")
+def log_epoch_examples(run: Run, log: RunLog) -> None:
+    """Record which examples each rank was planned this epoch (tests check each is seen exactly once)."""
+    sampler = run.loader.batch_sampler
+    if not hasattr(sampler, "rank_batches"):
+        return
+    mine = [int(r.index) for b in sampler.rank_batches(run.state.epoch) for r in b]
+    from accelerate.utils import gather_object
 
-            if args.checkpoint_every and not skipped and state["num_updates"] % args.checkpoint_every == 0:
-                state["elapsed"] = time.time() - start_time
-                save_checkpoint(accelerator, output_dir, model, optimizer, scheduler,
-                                scaler.state_dict() if scaler is not None else None, loader, state,
-                                args.keep_checkpoints)
-            if s["over_budget"] > 0:
-                stopped_by_budget = True
-                accelerator.print(f"time budget of {args.max_train_seconds}s reached at update {state['num_updates']}")
-            if stopped_by_budget or state["num_updates"] >= args.max_updates or \
-                    (args.stop_after is not None and state["num_updates"] >= args.stop_after):
-                stop = True
-                break
-        else:
-            # The epoch is exhausted (a partial accumulation group carries over, as in fairseq).
-            _log_epoch_examples(accelerator, loader, state["epoch"], write_log)
-            state["epoch"] += 1
-    progress.close()
+    per_rank = gather_object([mine]) if run.accelerator.num_processes > 1 else [mine]
+    log.write({"event": "epoch_end", "epoch": run.state.epoch, "examples_per_rank": per_rank,
+               "num_examples": len(run.loader.dataset)})
 
-    # ---- final checkpoint (for --resume), model, feature extractor, plot
-    state["elapsed"] = time.time() - start_time
-    if latest_checkpoint(output_dir) is None or \
-            int(latest_checkpoint(output_dir).name[len(CHECKPOINT_PREFIX):]) != state["num_updates"]:
-        save_checkpoint(accelerator, output_dir, model, optimizer, scheduler,
-                        scaler.state_dict() if scaler is not None else None, loader, state, args.keep_checkpoints)
-    dataset = loader.dataset
-    skipped_files = int(getattr(dataset, "num_skipped", 0))
-    too_short = int(getattr(dataset, "num_too_short", 0))
+
+def checkpoint(run: Run) -> None:
+    """Save ``checkpoints/checkpoint-<update>`` of this run (see :func:`~.checkpoints.save_checkpoint`)."""
+    run.state.elapsed = time.time() - run.start_time
+    scaler = run.scaler
+
+    def trainer_state() -> dict:
+        return {"model": run.unwrapped.state_dict(), "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
+                "state": dataclasses.asdict(run.state), "world_size": run.accelerator.num_processes}
+
+    save_checkpoint(run.accelerator, run.output_dir, num_updates=run.state.num_updates, run_id=run.state.run_id,
+                    rank_state={"rng": rng_state(), "data": run.loader.state_dict()}, trainer_state=trainer_state,
+                    config_json=run.config.to_json_string(use_diff=False), keep=run.args.keep_checkpoints)
+
+
+def open_log(run: Run) -> RunLog:
+    from tqdm.auto import tqdm
+
+    accelerator, args = run.accelerator, run.args
+    tracker = None
+    if args.report_to == "tensorboard":
+        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in args.to_dict().items()}
+        accelerator.init_trackers("pretrain", config=hparams)
+        tracker = lambda values, step: accelerator.log(values, step=step)  # noqa: E731
+    progress = tqdm(total=args.max_updates, initial=run.state.num_updates,
+                    disable=not accelerator.is_main_process, desc="pretrain", dynamic_ncols=True)
+    health = TrainingHealth(run.config.num_codevector_groups * run.config.num_codevectors_per_group,
+                            warmup_updates=int(round(args.warmup_ratio * args.max_updates)), log_every=args.log_every,
+                            uses_quantizer=run.config.quantize_input or run.config.quantize_targets)
+    path = run.output_dir / "train_log.jsonl" if accelerator.is_main_process else None
+    return RunLog(path, health, log_every=args.log_every, tracker=tracker, progress=progress)
+
+
+def finish(run: Run, log: RunLog) -> dict:
+    """Final checkpoint (for --resume), summary, model, feature extractor and plot; ends the process group."""
+    from hf_wav2vec2.feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+
+    accelerator, output_dir = run.accelerator, run.output_dir
+    if checkpoint_update(latest_checkpoint(output_dir, run.state.run_id)) != run.state.num_updates:
+        checkpoint(run)
+    dataset = run.loader.dataset
+    skipped_files, too_short = int(getattr(dataset, "num_skipped", 0)), int(getattr(dataset, "num_too_short", 0))
     accelerator.print(f"data: {len(dataset)} examples used, {skipped_files} undecodable files skipped, "
-                      f"{too_short} shorter than min_sample_size={args.min_sample_size}")
-    if records and last_written != records[-1]["update"]:
-        write_log(records[-1])  # the curves end at the last update
+                      f"{too_short} shorter than min_sample_size={run.args.min_sample_size}")
+    log.finish()
+    selection = getattr(dataset, "selection", None)  # None for streaming datasets
     result = {
-        **{k: v for k, v in (records[-1] if records else {}).items()},
-        "num_updates": state["num_updates"], "num_skipped_updates": state["num_skipped_updates"],
-        "stopped_by_time_budget": stopped_by_budget, "num_examples": len(dataset),
+        **(log.last or {}),
+        "num_updates": run.state.num_updates, "num_skipped_updates": run.state.num_skipped_updates,
+        "stopped_by_time_budget": run.stopped_by_budget, "num_examples": len(dataset),
         "num_skipped_files": skipped_files, "num_too_short_files": too_short,
-        # what indexing kept and dropped, per reason (logged at start-up; None for streaming datasets)
-        "data_selection": selection.to_dict() if (selection := getattr(dataset, "selection", None)) else None,
-        "output_dir": str(output_dir), "log_file": str(log_path),
-        "checkpoint": str(latest_checkpoint(output_dir)), "world_size": accelerator.num_processes,
-        "health_warnings": dict(health.counts),
+        # what indexing kept and dropped, per reason (logged at start-up)
+        "data_selection": selection.to_dict() if selection else None,
+        "output_dir": str(output_dir), "log_file": str(output_dir / "train_log.jsonl"),
+        "checkpoint": str(latest_checkpoint(output_dir, run.state.run_id)),
+        "world_size": accelerator.num_processes, "health_warnings": dict(log.health.counts),
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
-        HfWav2Vec2FeatureExtractor.for_config(config).save_pretrained(output_dir)
-        if not args.no_plot:
-            plot_curves(_read_log(log_path), output_dir / "training_curves.png")
+        run.unwrapped.save_pretrained(output_dir)
+        HfWav2Vec2FeatureExtractor.for_config(run.config).save_pretrained(output_dir)
+        if not run.args.no_plot:
+            plot_curves(read_log(output_dir / "train_log.jsonl"), output_dir / "training_curves.png")
             result["plot"] = str(output_dir / "training_curves.png")
         (output_dir / "pretrain_results.json").write_text(json.dumps(result, indent=2))
-        log_file.close()
     # end_training also destroys the process group, so it comes after the last barrier (a barrier after it raised
     # "Default process group has not been initialized" on every rank and made a finished run exit 1).
     accelerator.wait_for_everyone()
@@ -696,38 +521,33 @@ def training_function(args: argparse.Namespace) -> dict:
     return result
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
+def training_function(args: PretrainArguments) -> dict:
+    """Pre-train; returns the final metrics and output paths."""
+    import hf_wav2vec2
 
-    def __exit__(self, *exc):
-        return False
-
-
-def _log_epoch_examples(accelerator, loader, epoch: int, write_log) -> None:
-    """Record which examples each rank was planned this epoch (tests check each is seen exactly once)."""
-    sampler = loader.batch_sampler
-    if not hasattr(sampler, "rank_batches"):
-        return
-    mine = [int(r.index) for b in sampler.rank_batches(epoch) for r in b]
-    from accelerate.utils import gather_object
-
-    per_rank = gather_object([mine]) if accelerator.num_processes > 1 else [mine]
-    write_log({"event": "epoch_end", "epoch": epoch, "examples_per_rank": per_rank,
-               "num_examples": len(loader.dataset)})
-
-
-def _read_log(path: Path) -> list[dict]:
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    seen = {}
-    for row in rows:  # after a resume the log may repeat updates; keep the latest of each
-        if "update" in row and "event" not in row:
-            seen[row["update"]] = row
-    return [seen[k] for k in sorted(seen)]
+    # save_pretrained writes the auto_map and the code only for registered classes; the hf-wav2vec2 command defers
+    # registration to here (see hf_wav2vec2.register)
+    hf_wav2vec2.register()
+    config = build_config(args)  # a bad config fails before anything starts
+    prepare_output_dir(args)
+    run = set_up(args, config)
+    resume_rng = resume(run)
+    with open_log(run) as log:
+        step_start = time.time()
+        if run.state.num_updates < run.last_update():
+            for micro in micro_batch_groups(run, resume_rng, log):
+                stats, grad_norm, skipped = train_update(run, micro)
+                log.update(update_record(run, stats, grad_norm, time.time() - step_start), skipped,
+                           emit=run.accelerator.is_main_process)  # global metrics: the same warnings on every rank
+                step_start = time.time()
+                if args.checkpoint_every and not skipped and run.state.num_updates % args.checkpoint_every == 0:
+                    checkpoint(run)
+                if should_stop(run, stats):
+                    break
+        return finish(run, log)
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     """Entry point of ``hf-wav2vec2 pretrain`` and ``examples/pretrain.py``; returns the final metrics."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return training_function(parse_args(argv))
