@@ -42,6 +42,10 @@ _EXPORTS = {
     "HfWav2Vec2CTCTokenizer": "tokenization_hf_wav2vec2",
     "asr_pipeline": "transcribe",
     "evaluate_model": "transcribe",
+    # need the onnx extra (onnxruntime, onnx, onnxscript); imported only when used
+    "export_onnx": "onnx",
+    "OnnxWav2Vec2ForCTC": "onnx",
+    "quantize": "quantization",
 }
 # Names the console script may be started as: pip's launcher on POSIX, its -script.py / .exe forms on Windows.
 _CONSOLE_SCRIPT_NAMES = ("hf-wav2vec2", "hf-wav2vec2-script.py", "hf-wav2vec2-script.pyw", "hf-wav2vec2.exe")
@@ -162,6 +166,9 @@ __all__ = [
     "HfWav2Vec2AudioClassificationPipeline",
     "asr_pipeline",
     "evaluate_model",
+    "export_onnx",
+    "OnnxWav2Vec2ForCTC",
+    "quantize",
     "register",
     "save_pipeline_code",
     "compute_mask_indices",
