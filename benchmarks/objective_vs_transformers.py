@@ -1,0 +1,316 @@
+"""Our pre-training objective against transformers' ``Wav2Vec2ForPreTraining`` in one neutral training loop (issue 17).
+
+Only the model class differs between the two sides: the same transformers-style config keys, the same random 2 s
+crops of the Debian asterisk prompts (every installed language), the same optimizer and schedule, and the same masks
+(transformers' ``_compute_mask_indices``, ``min_masks=2``) and distractors (its ``_sample_negative_indices``) from a
+seeded numpy state, passed to both models. Each side's summed loss is divided by its number of masked frames.
+
+Held-out accuracy is computed ONE way for both sides (:func:`contrastive_accuracy`): eval mode, 4 fixed batches with
+fixed masks and distractors, cosine between ``projected_states`` and ``projected_quantized_states``, distractors
+equal to the positive excluded, chance 1 / (1 + K).
+
+Variants of our side (``--sides``): ``ours`` (the config a transformers-format config now gets: no feature penalty,
+gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multiplier 0.1), ``ours_penalty`` (penalty
+10 only), ``ours_gradmult`` (multiplier 0.1 only), ``ours_sampling`` (our model samples its own masks and
+distractors); ``transformers``. ``--init transformers`` loads transformers' initial weights into our class (same
+parameter names), ``own`` lets each class initialize itself.
+
+    nice -n 5 python3 benchmarks/objective_vs_transformers.py --updates 800 --seeds 0 1 --variants post_ln pre_ln \
+        --sides ours transformers --json runs/objective.jsonl
+    python3 benchmarks/objective_vs_transformers.py --report runs/objective.jsonl \
+        --markdown benchmarks/results/objective_vs_transformers.md --plot benchmarks/results/objective_vs_transformers.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SOUNDS_ROOT = Path("/usr/share/asterisk/sounds")
+SAMPLE_RATE = 16_000
+# The issue's tiny config, as transformers-style keys given to both classes.
+TINY_KEYS = dict(
+    hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512, conv_dim=(128,) * 7,
+    num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=8, num_codevectors_per_group=64,
+    num_codevector_groups=2, codevector_dim=64, proj_codevector_dim=64, num_negatives=20, hidden_dropout=0.0,
+    activation_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0, feat_quantizer_dropout=0.0,
+    final_dropout=0.0, layerdrop=0.0, mask_time_prob=0.65, mask_time_length=10, diversity_loss_weight=0.1,
+)
+VARIANTS = {
+    "post_ln": dict(do_stable_layer_norm=False, feat_extract_norm="group", conv_bias=False),
+    "pre_ln": dict(do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True),
+}
+# our side's overrides of the fairseq-only terms, applied after the transformers-format translation
+OURS_TERMS = {
+    "ours": {}, "ours_sampling": {},
+    "ours_fairseq": dict(feature_penalty_weight=10.0, feature_grad_mult=0.1),
+    "ours_penalty": dict(feature_penalty_weight=10.0, feature_grad_mult=1.0),
+    "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
+}
+SIDES = ("transformers", *OURS_TERMS)
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+
+def load_clips(root: Path = SOUNDS_ROOT, min_seconds: float = 2.0) -> tuple[list[np.ndarray], list[str]]:
+    """Every asterisk prompt of every installed voice (``en_US_f_Allison``, ``fr_CA_f_June``, ...: the folders, not
+    the language symlinks beside them) at least ``min_seconds`` long, resampled to 16 kHz."""
+    import soundfile as sf
+    import soxr
+
+    voice_dirs = sorted(p for p in root.glob("*_*_*") if p.is_dir() and not p.is_symlink())
+    paths = sorted(p for voice in voice_dirs for p in voice.rglob("*.wav"))
+    if not paths:
+        raise SystemExit(f"objective_vs_transformers: no asterisk prompts under {root} (apt-get install "
+                         "asterisk-core-sounds-en-wav)")
+    clips, voices = [], sorted({p.relative_to(root).parts[0] for p in paths})
+    for path in paths:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio = audio.mean(1)
+        if rate != SAMPLE_RATE:
+            audio = soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32)
+        if len(audio) >= min_seconds * SAMPLE_RATE:
+            clips.append(audio)
+    return clips, voices
+
+
+def split_clips(clips, held_out: int = 40):
+    """A fixed held-out set: every (len // held_out)-th clip, the rest for training."""
+    step = max(1, len(clips) // held_out)
+    test = set(range(0, len(clips), step)[:held_out])
+    return [c for i, c in enumerate(clips) if i not in test], [clips[i] for i in sorted(test)]
+
+
+def crop_batch(clips, batch_size, samples, rng):
+    """Random ``samples``-long crops, each normalized to zero mean and unit variance (B, samples)."""
+    out = np.empty((batch_size, samples), dtype=np.float32)
+    for row, index in enumerate(rng.integers(0, len(clips), batch_size)):
+        clip = clips[index]
+        start = rng.integers(0, len(clip) - samples + 1)
+        piece = clip[start:start + samples]
+        out[row] = (piece - piece.mean()) / (piece.std() + 1e-7)
+    return torch.from_numpy(out)
+
+
+def masks_and_negatives(batch_size, frames, config):
+    """transformers' masks (min_masks 2) and distractors among masked frames, from numpy's global state."""
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+
+    mask = _compute_mask_indices((batch_size, frames), config.mask_time_prob, config.mask_time_length, min_masks=2)
+    negatives = _sample_negative_indices((batch_size, frames), config.num_negatives, mask)
+    return torch.from_numpy(mask), torch.from_numpy(negatives).long()
+
+
+# ---------------------------------------------------------------------------------------------------------- models
+
+def build_models(side: str, keys: dict, init: str, seed: int):
+    """(model, config) for ``side``; both classes see the same transformers-format keys."""
+    import transformers
+
+    from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForPreTraining
+
+    theirs_config = transformers.Wav2Vec2Config(**keys)
+    torch.manual_seed(seed)
+    theirs = transformers.Wav2Vec2ForPreTraining(theirs_config)
+    if side == "transformers":
+        return theirs, theirs_config
+    config = HfWav2Vec2Config(**theirs_config.to_dict())  # the drop-in path a user of transformers' keys takes
+    for name, value in OURS_TERMS[side].items():
+        setattr(config, name, value)
+    torch.manual_seed(seed)
+    ours = HfWav2Vec2ForPreTraining(config)
+    if init == "transformers":
+        ours.load_state_dict(theirs.state_dict(), strict=True)
+    return ours, config
+
+
+@torch.no_grad()
+def contrastive_accuracy(projected, quantized, mask, negatives):
+    """Fraction of masked frames whose positive has the highest cosine; distractors equal to it excluded."""
+    dim = projected.shape[-1]
+    predictions = projected.reshape(-1, dim)[mask.reshape(-1)]  # (N, P)
+    targets = quantized.reshape(-1, dim)
+    positives = targets[mask.reshape(-1)]  # (N, P)
+    distractors = targets[negatives.reshape(-1, negatives.shape[-1])[mask.reshape(-1)]]  # (N, K, P)
+    candidates = torch.cat([positives[:, None], distractors], 1)  # (N, 1 + K, P)
+    cosine = torch.cosine_similarity(predictions[:, None].float(), candidates.float(), dim=-1)
+    same = (distractors == positives[:, None]).all(-1)
+    cosine[:, 1:] = cosine[:, 1:].masked_fill(same, float("-inf"))
+    return float((cosine.argmax(-1) == 0).float().mean())
+
+
+@torch.no_grad()
+def evaluate(model, eval_batches):
+    model.eval()
+    accuracies = []
+    for inputs, mask, negatives in eval_batches:
+        out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)
+        accuracies.append(contrastive_accuracy(out.projected_states, out.projected_quantized_states, mask, negatives))
+    model.train()
+    return float(np.mean(accuracies))
+
+
+def frames_of(model, samples):
+    return int(model._get_feat_extract_output_lengths(torch.tensor([samples]))[0])
+
+
+# ---------------------------------------------------------------------------------------------------------- loop
+
+def train_one(side, variant, seed, train, eval_batches, *, updates, keys, init="own", batch_size=8, samples=32_000,
+              lr=5e-4, eval_every=100, log=print):
+    """One run of the neutral loop; returns its record (curves and final numbers)."""
+    model, config = build_models(side, keys, init, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    warmup = max(1, updates // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    crops, frames = np.random.default_rng(seed), frames_of(model, samples)
+    np.random.seed(seed)  # masks and distractors: the same sequence for every side of this seed
+    record = dict(side=side, variant=variant, seed=seed, init=init, updates=updates, batch_size=batch_size,
+                  num_negatives=config.num_negatives, feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
+                  feature_grad_mult=getattr(config, "feature_grad_mult", 1.0), curve=[])
+    record["curve"].append(dict(update=0, accuracy=evaluate(model, eval_batches)))
+    model.train()
+    window, started = [], time.perf_counter()
+    for step in range(updates):
+        model.set_gumbel_temperature(max(2.0 * 0.9995**step, 0.5))
+        inputs = crop_batch(train, batch_size, samples, crops)
+        mask, negatives = masks_and_negatives(batch_size, frames, config)
+        if side == "ours_sampling":
+            out = model(inputs)
+            masked = out.mask_time_indices.sum()
+        else:
+            out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)
+            masked = mask.sum()
+        (out.loss / masked).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step(), scheduler.step(), optimizer.zero_grad(set_to_none=True)
+        window.append((out.contrastive_loss.item() / masked.item(), out.codevector_perplexity.item()))
+        if (step + 1) % eval_every == 0 or step + 1 == updates:
+            loss, ppl = np.mean(window, 0)
+            point = dict(update=step + 1, accuracy=evaluate(model, eval_batches), contrastive_loss=float(loss),
+                         perplexity=float(ppl), seconds_per_update=(time.perf_counter() - started) / (step + 1))
+            record["curve"].append(point)
+            window = []
+            log(f"  {side:14s} {variant} seed {seed} update {step + 1:5d}  acc {point['accuracy']:.3f}  "
+                f"loss/frame {loss:.3f}  ppl {ppl:.1f}  {point['seconds_per_update']:.2f} s/update")
+    record.update(record["curve"][-1], accuracy_start=record["curve"][0]["accuracy"],
+                  chance=1.0 / (1 + config.num_negatives))
+    return record
+
+
+def fixed_eval_batches(test, keys, batch_size=8, samples=32_000, batches=4):
+    """4 held-out batches with their masks and distractors, the same for every run."""
+    import transformers
+
+    from hf_wav2vec2.modules_hf_wav2vec2 import conv_output_lengths
+
+    config = transformers.Wav2Vec2Config(**keys)
+    frames = int(conv_output_lengths(torch.tensor([samples]), config.conv_kernel, config.conv_stride)[0])
+    state = np.random.get_state()
+    np.random.seed(12_345)
+    rng = np.random.default_rng(12_345)
+    out = [(crop_batch(test, batch_size, samples, rng), *masks_and_negatives(batch_size, frames, config))
+           for _ in range(batches)]
+    np.random.set_state(state)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- report
+
+def report(records, markdown=None, plot=None):
+    """Mean over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, loss, perplexity, s/update."""
+    groups = {}
+    for r in records:
+        key = (r["variant"], r["num_negatives"], r.get("crop_seconds", 2.0), r["updates"], r["init"], r["side"])
+        groups.setdefault(key, []).append(r)
+    lines = ["| variant | K | crop s | updates | init | side | seeds | held-out acc start -> end (per seed) | "
+             "mean end acc | chance | loss/frame | code ppl | s/update |", "|" + "---|" * 13]
+    for (variant, k, crop, updates, init, side), rs in sorted(groups.items()):
+        per_seed = ", ".join(f"{r['accuracy_start']:.3f}->{r['accuracy']:.3f}" for r in sorted(rs, key=lambda r: r["seed"]))
+        lines.append(f"| {variant} | {k} | {crop:g} | {updates} | {init} | {side} | {len(rs)} | {per_seed} | "
+                     f"{np.mean([r['accuracy'] for r in rs]):.3f} | {rs[0]['chance']:.3f} | "
+                     f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | {np.mean([r['perplexity'] for r in rs]):.1f} | "
+                     f"{np.mean([r['seconds_per_update'] for r in rs]):.2f} |")
+    table = "\n".join(lines)
+    if markdown:
+        Path(markdown).write_text(table + "\n")
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        variants = sorted({r["variant"] for r in records})
+        fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False)
+        for ax, variant in zip(axes[0], variants):
+            for r in (r for r in records if r["variant"] == variant):
+                ax.plot([p["update"] for p in r["curve"]], [p["accuracy"] for p in r["curve"]],
+                        label=f"{r['side']} ({r['init']} init) seed {r['seed']}",
+                        linestyle="-" if r["side"] == "transformers" else "--")
+            ax.axhline(records[0]["chance"], color="grey", linewidth=0.8)
+            ax.set(title=variant, xlabel="update", ylabel="held-out contrastive accuracy")
+            ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(plot, dpi=110)
+    return table
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--updates", type=int, nargs="+", default=[800])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["post_ln", "pre_ln"])
+    parser.add_argument("--negatives", type=int, nargs="+", default=[20])
+    parser.add_argument("--sides", nargs="+", choices=SIDES, default=["ours", "transformers"])
+    parser.add_argument("--init", choices=("own", "transformers"), default="own")
+    parser.add_argument("--crop_seconds", type=float, default=2.0, help="length of the random training crops")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--eval_every", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (runs are sequential)")
+    parser.add_argument("--json", type=Path, help="append each run's record to this JSON-lines file")
+    parser.add_argument("--report", type=Path, help="only print the table of an existing JSON-lines file")
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--plot", type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.report:
+        records = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+        print(report(records, args.markdown, args.plot))
+        return records
+    torch.set_num_threads(args.threads)
+    samples = int(args.crop_seconds * SAMPLE_RATE)
+    clips, voices = load_clips(min_seconds=args.crop_seconds)
+    train, test = split_clips(clips)
+    print(f"{len(train)} training and {len(test)} held-out clips >= {args.crop_seconds:g} s from {', '.join(voices)}", flush=True)
+    records = []
+    for variant in args.variants:
+        for k in args.negatives:
+            keys = dict(TINY_KEYS, num_negatives=k, **VARIANTS[variant])
+            eval_batches = fixed_eval_batches(test, keys, args.batch_size, samples)
+            for updates in args.updates:
+                for seed in args.seeds:
+                    for side in args.sides:
+                        record = train_one(side, variant, seed, train, eval_batches, updates=updates, keys=keys,
+                                           init=args.init, eval_every=args.eval_every, samples=samples,
+                                           batch_size=args.batch_size,
+                                           log=lambda s: print(s, flush=True))
+                        record.update(voices=voices, crop_seconds=args.crop_seconds)
+                        records.append(record)
+                        if args.json:
+                            with args.json.open("a") as f:
+                                f.write(json.dumps(record) + "\n")
+    print(report(records, args.markdown, args.plot))
+    return records
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)

@@ -1,0 +1,100 @@
+"""benchmarks/objective_vs_transformers.py on a tiny config and synthetic audio: a handful of updates, no timing."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import NO_DROPOUT, TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("objective_vs_transformers", ROOT / "benchmarks" / "objective_vs_transformers.py")
+bench = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bench)
+
+KEYS = dict({k: v for k, v in TINY.items() if k != "vocab_size"}, **NO_DROPOUT, mask_time_prob=0.5, mask_time_length=2)
+SAMPLES = 1600  # 0.1 s: 39 frames with TINY's 3 conv layers
+
+
+def _clips(count=12, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(2 * SAMPLES) / 16_000
+    return [(np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
+            for _ in range(count)]
+
+
+def _eval_batches(keys):
+    return bench.fixed_eval_batches(_clips(4, seed=1), keys, batch_size=2, samples=SAMPLES, batches=2)
+
+
+def test_accuracy_is_the_share_of_frames_whose_positive_wins():
+    quantized = torch.eye(6)[None]  # (1, T=6, P=6): frame t's target is unit vector t
+    projected = quantized.clone()
+    projected[0, 3] = quantized[0, 5]  # frame 3 predicts frame 5's target
+    mask = torch.tensor([[True, False, True, True, False, False]])
+    negatives = torch.tensor([[[1, 5]] * 6])  # every frame's distractors: frames 1 and 5
+    assert bench.contrastive_accuracy(projected, quantized, mask, negatives) == pytest.approx(2 / 3)
+    # a distractor identical to the positive is excluded, not counted as a win of the distractor
+    quantized[0, 1] = quantized[0, 0]
+    projected[0, 0] = quantized[0, 0] + 0.01 * quantized[0, 1]
+    assert bench.contrastive_accuracy(projected, quantized, mask, negatives) == pytest.approx(2 / 3)
+
+
+def test_eval_batches_are_the_same_for_every_run_and_leave_numpy_state_alone():
+    np.random.seed(7)
+    before = np.random.random()
+    np.random.seed(7)
+    first, second = _eval_batches(KEYS), _eval_batches(KEYS)
+    assert np.random.random() == before
+    for (a, ma, na), (b, mb, nb) in zip(first, second):
+        assert torch.equal(a, b) and torch.equal(ma, mb) and torch.equal(na, nb)
+        assert ma.sum(-1).min() >= 2  # min_masks 2
+        rows = nb.view(-1, nb.shape[-1])[ma.view(-1)]  # the distractors of masked frames are masked frames
+        assert ma.view(-1)[rows.reshape(-1)].all()
+
+
+def test_same_init_loads_transformers_weights_into_ours():
+    theirs, _ = bench.build_models("transformers", KEYS, "own", seed=3)
+    ours, config = bench.build_models("ours_fairseq", KEYS, "transformers", seed=3)
+    assert (config.feature_penalty_weight, config.feature_grad_mult) == (10.0, 0.1)
+    for name, value in theirs.state_dict().items():
+        assert torch.equal(value, ours.state_dict()[name]), name
+    _, plain = bench.build_models("ours", KEYS, "own", seed=3)
+    assert (plain.feature_penalty_weight, plain.feature_grad_mult) == (0.0, 1.0)  # a transformers-format config
+
+
+@pytest.mark.parametrize("side", ["ours", "transformers", "ours_sampling"])
+def test_a_few_updates_of_each_side(side):
+    eval_batches = _eval_batches(KEYS)
+    record = bench.train_one(side, "post_ln", 0, _clips(), eval_batches, updates=4, keys=KEYS, batch_size=2,
+                             samples=SAMPLES, eval_every=2, log=lambda s: None)
+    assert [p["update"] for p in record["curve"]] == [0, 2, 4]
+    for point in record["curve"][1:]:
+        assert 0.0 <= point["accuracy"] <= 1.0 and math.isfinite(point["contrastive_loss"]) and point["perplexity"] > 0
+    assert record["chance"] == pytest.approx(1 / (1 + KEYS["num_negatives"]))
+
+
+def test_same_seed_same_masks_means_same_run_for_identical_models():
+    # ours with transformers' init and terms is transformers' objective: the loop must feed both the same data
+    eval_batches = _eval_batches(KEYS)
+    runs = [bench.train_one(side, "post_ln", 0, _clips(), eval_batches, updates=2, keys=KEYS, init="transformers",
+                            batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None)
+            for side in ("ours", "transformers")]
+    assert runs[0]["contrastive_loss"] == pytest.approx(runs[1]["contrastive_loss"], rel=0.05)
+
+
+def test_report_and_plot_from_json_lines(tmp_path):
+    eval_batches = _eval_batches(KEYS)
+    lines = tmp_path / "runs.jsonl"
+    for seed in (0, 1):
+        record = bench.train_one("transformers", "post_ln", seed, _clips(), eval_batches, updates=2, keys=KEYS,
+                                 batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None)
+        record["crop_seconds"] = SAMPLES / 16_000
+        lines.open("a").write(json.dumps(record) + "\n")
+    table = bench.main(["--report", str(lines), "--markdown", str(tmp_path / "t.md"), "--plot", str(tmp_path / "c.png")])
+    text = (tmp_path / "t.md").read_text()
+    assert "| post_ln | 6 | 0.1 | 2 | own | transformers | 2 |" in text and (tmp_path / "c.png").stat().st_size > 0
+    assert len(table) == 2
