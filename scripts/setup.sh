@@ -31,4 +31,4 @@ fi
 if ! $PYTHON -c "import torch" >/dev/null 2>&1; then
     $PYTHON -m pip install -q "torch==2.13.0"
 fi
-$PYTHON -m pip install -q -e ".[train,lm,test,demo]"
+$PYTHON -m pip install -q -e ".[train,lm,test,demo,onnx]"
