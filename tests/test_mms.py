@@ -144,16 +144,48 @@ def test_mms_1b_all_shape_builds_with_transformers_keys_and_parameter_count():
     assert set(ours._get_adapters()) == set(theirs._get_adapters())
 
 
-def test_pipeline_loads_the_language_with_its_vocabulary(mms_dir, tmp_path):
-    import numpy as np
-
-    from hf_wav2vec2.transcribe import ModelLoadError, asr_pipeline
-
-    folder = tmp_path / "ours"  # this package's format: our tokenizer (transformers' leaks <s> into CTC text)
+@pytest.fixture
+def ours_mms_dir(mms_dir, tmp_path):
+    """mms_dir in this package's format: our tokenizer (transformers' leaks <s> into CTC text), same adapters."""
+    folder = tmp_path / "ours"
     HfWav2Vec2ForCTC.from_pretrained(mms_dir).save_pretrained(folder)
     HfWav2Vec2Processor.from_pretrained(mms_dir).save_pretrained(folder)
     for lang in VOCABS:
         HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang=lang).save_adapter(folder)
+    return folder
+
+
+def spanish_transcript(folder, audio):
+    model = HfWav2Vec2ForCTC.from_pretrained(folder, target_lang="spa")
+    tokenizer = HfWav2Vec2Processor.from_pretrained(folder).tokenizer
+    tokenizer.set_target_lang("spa")
+    return tokenizer.decode(logits(model, torch.from_numpy((audio - audio.mean()) / audio.std())[None]).argmax(-1)[0])
+
+
+def test_cli_transcribe_and_evaluate_take_the_language(ours_mms_dir, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from hf_wav2vec2 import cli
+
+    audio = np.random.default_rng(1).standard_normal(8000).astype(np.float32)
+    sf.write(str(tmp_path / "clip.wav"), audio, 16000, subtype="FLOAT")
+    expected = spanish_transcript(ours_mms_dir, audio)
+    assert cli.main(["transcribe", str(tmp_path / "clip.wav"), "--model", str(ours_mms_dir), "--lang", "spa",
+                     "--format", "json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["text"] == expected
+    (tmp_path / "list.tsv").write_text(f"{tmp_path / 'clip.wav'}\t{expected}\n")
+    assert cli.main(["evaluate", str(tmp_path / "list.tsv"), "--model", str(ours_mms_dir), "--lang", "spa",
+                     "--format", "json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["cer"] == 0.0
+
+
+def test_pipeline_loads_the_language_with_its_vocabulary(ours_mms_dir, tmp_path):
+    import numpy as np
+
+    from hf_wav2vec2.transcribe import ModelLoadError, asr_pipeline
+
+    folder = ours_mms_dir
     audio = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
     model = HfWav2Vec2ForCTC.from_pretrained(folder, target_lang="spa")
     tokenizer = HfWav2Vec2Processor.from_pretrained(folder).tokenizer

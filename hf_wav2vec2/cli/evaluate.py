@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="labeled folder, metadata file, or path<TAB>transcript list")
     parser.add_argument("--max_examples", type=common.positive_int, default=None, metavar="N",
                         help="only the first N rows")
+    parser.add_argument("--lang", default=None, metavar="LANG",
+                        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and "
+                             "vocabulary (e.g. spa)")
     parser.add_argument("--show", type=common.non_negative_int, default=5, metavar="N",
                         help="text format: print the first N utterances with errors, reference and hypothesis "
                              "(default 5; 0 = none)")
@@ -240,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
             args.model, files, [text for _, text in rows], lm=args.lm, alpha=args.alpha, beta=args.beta,
             beam_size=args.beam_size, batch_size=args.batch_size, chunk_length_s=args.chunk_length or None,
             stride_length_s=args.stride_length if args.chunk_length else None, device=args.device,
-            progress=common.progress_wanted(args),
+            progress=common.progress_wanted(args), target_lang=args.lang,
         )
     except ModelLoadError:
         common.refuse_mismatched_weights(args.model, AutoModelForCTC)

@@ -43,6 +43,9 @@ PARENTS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--timestamps", choices=("word", "char"), default=None, help="also return word or char times")
+    parser.add_argument("--lang", default=None, metavar="LANG",
+                        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and "
+                             "vocabulary (e.g. spa)")
     parser.add_argument("--max_words_per_cue", type=common.positive_int, default=7, metavar="N",
                         help="srt/vtt (default 7)")
     parser.add_argument("--max_cue_duration", type=common.positive_float, default=5.0, metavar="S",
@@ -144,7 +147,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     """--stream: one stream of raw PCM or WAV (stdin or a file), transcribed and printed as it arrives."""
     if len(args.files) != 1:
         raise CommandError("--stream reads one stream: '-' for stdin, or one file", 2)
-    refused = [flag for flag, given in (("--lm", args.lm), ("--timestamps", args.timestamps),
+    refused = [flag for flag, given in (("--lm", args.lm), ("--timestamps", args.timestamps), ("--lang", args.lang),
                                         ("--output", args.output), ("--format", args.format != "text")) if given]
     if refused:
         raise CommandError(f"--stream prints plain text as it is heard; it does not take {', '.join(refused)}", 2)
@@ -176,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--timestamps char is not available with --lm (the beam search gives word times)", 2)
     try:
         pipe = asr_pipeline(args.model, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
-                            device=args.device)
+                            device=args.device, target_lang=args.lang)
     except ModelLoadError:
         common.refuse_mismatched_weights(args.model, AutoModelForCTC)
         raise
