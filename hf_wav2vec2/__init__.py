@@ -42,6 +42,8 @@ _EXPORTS = {
     "HfWav2Vec2CTCTokenizer": "tokenization_hf_wav2vec2",
     "asr_pipeline": "transcribe",
     "evaluate_model": "transcribe",
+    "align": "alignment",
+    "StreamingTranscriber": "streaming",
     # need the onnx extra (onnxruntime, onnx, onnxscript); imported only when used
     "export_onnx": "onnx",
     "OnnxWav2Vec2ForCTC": "onnx",
@@ -166,6 +168,8 @@ __all__ = [
     "HfWav2Vec2AudioClassificationPipeline",
     "asr_pipeline",
     "evaluate_model",
+    "align",
+    "StreamingTranscriber",
     "export_onnx",
     "OnnxWav2Vec2ForCTC",
     "quantize",
