@@ -16,7 +16,9 @@ stages use it when torch sees one). ``--quick`` is a minutes-long smoke run (use
 """
 
 import argparse
+import dataclasses
 import json
+import logging
 import shutil
 import sys
 import time
@@ -84,41 +86,39 @@ ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", 
 def architecture_changes(args, data: Path, pretrained: Path) -> list[str]:
     """The architecture fields in which ``pretrained`` differs from what ``--preset`` builds now."""
     saved = json.loads((pretrained / "config.json").read_text())
-    wanted = pretrain.build_config(pretrain.parse_args(pretraining_argv(args, data, pretrained)))
+    wanted = pretrain.build_config(pretraining_arguments(args, data, pretrained))
     wanted = json.loads(json.dumps({key: getattr(wanted, key) for key in ARCHITECTURE_KEYS}))  # tuples -> lists
     return [f"{key}={saved.get(key)!r} (preset: {value!r})" for key, value in wanted.items() if saved.get(key) != value]
 
 
-def pretraining_argv(args, data: Path, output: Path) -> list:
-    return [
-        "--data", str(data), "--output_dir", str(output), "--preset", args.preset,
-        "--max_train_seconds", str(int(args.pretrain_minutes * 60)), "--max_updates", str(args.pretrain_updates),
-        "--max_tokens", str(args.pretrain_max_tokens),
-        # the prompts are short (median about 2 s): keep everything above half a second
-        "--min_sample_size", "8000",
-        "--seed", str(args.seed), "--report_to", "none",
-    ]
+def pretraining_arguments(args, data: Path, output: Path) -> pretrain.PretrainArguments:
+    return pretrain.PretrainArguments(
+        data=str(data), output_dir=str(output), preset=args.preset,
+        max_train_seconds=int(args.pretrain_minutes * 60), max_updates=args.pretrain_updates,
+        max_tokens=args.pretrain_max_tokens,
+        min_sample_size=8000,  # the prompts are short (median about 2 s): keep everything above half a second
+        seed=args.seed, report_to="none",
+    )
 
 
 def run_pretraining(args, data: Path, output: Path) -> dict:
-    return pretrain.main(pretraining_argv(args, data, output))
+    return pretrain.training_function(pretraining_arguments(args, data, output))
 
 
-def run_finetuning(args, model_argv: list, folders: dict, output: Path) -> dict:
-    argv = [
-        *model_argv,
-        "--train_dir", str(folders["train"]), "--eval_dir", str(folders["test"]), "--output_dir", str(output),
-        "--text_case", "upper",
-        "--max_steps", str(args.finetune_steps), "--learning_rate", str(args.finetune_lr),
-        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "8",
-        "--group_by_length", "true", "--eval_strategy", "no", "--save_strategy", "no",
-        "--logging_steps", "25", "--report_to", "none", "--seed", str(args.seed),
-        "--dataloader_num_workers", "0",
-        "--mask_time_prob", str(args.finetune_mask_prob), "--mask_feature_prob", "0.0", "--layerdrop", "0.0",
-    ]
-    if args.quick:
-        argv += ["--max_train_samples", "32", "--max_eval_samples", "16"]
-    return finetune.main(argv)
+def run_finetuning(args, model_args: finetune.ModelArguments, folders: dict, output: Path) -> dict:
+    """CTC fine-tuning of ``model_args``'s model on the labeled split (the recorded runs' recipe)."""
+    model_args = dataclasses.replace(model_args, mask_time_prob=args.finetune_mask_prob, mask_feature_prob=0.0,
+                                     layerdrop=0.0)
+    quick = {"max_train_samples": 32, "max_eval_samples": 16} if args.quick else {}
+    data_args = finetune.DataArguments(train_dir=str(folders["train"]), eval_dir=str(folders["test"]),
+                                       text_case="upper", **quick)
+    training_args = finetune.CTCTrainingArguments(
+        output_dir=str(output), max_steps=args.finetune_steps, learning_rate=args.finetune_lr,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=8, group_by_length=True,
+        eval_strategy="no", save_strategy="no", logging_steps=25, report_to="none", seed=args.seed,
+        dataloader_num_workers=0,
+    )
+    return finetune.run(model_args, data_args, training_args)
 
 
 def clip_by_clip(model_dir: Path, test_dir: Path) -> dict:
@@ -131,6 +131,7 @@ def clip_by_clip(model_dir: Path, test_dir: Path) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -166,7 +167,7 @@ def main(argv=None) -> dict:
     banner(f"3/4 CTC fine-tuning on the 10-minute labeled split ({args.finetune_steps} updates)")
     t0 = time.time()
     model_dir = workdir / "ctc"
-    metrics = run_finetuning(args, ["--model_name_or_path", str(pretrained)], folders, model_dir)
+    metrics = run_finetuning(args, finetune.ModelArguments(model_name_or_path=str(pretrained)), folders, model_dir)
     timings["finetune_min"] = (time.time() - t0) / 60
 
     results = {"pretrained": dict(wer=metrics["eval_wer"], cer=metrics["eval_cer"],
@@ -176,7 +177,8 @@ def main(argv=None) -> dict:
         banner("extra: the same architecture fine-tuned from random weights (no pre-training)")
         t0 = time.time()
         scratch = run_finetuning(
-            args, ["--from_scratch", "true", "--config_name", str(pretrained)], folders, workdir / "ctc_scratch"
+            args, finetune.ModelArguments(from_scratch=True, config_name=str(pretrained)), folders,
+            workdir / "ctc_scratch",
         )
         results["scratch"] = dict(wer=scratch["eval_wer"], cer=scratch["eval_cer"], minutes=(time.time() - t0) / 60,
                                   pipeline=clip_by_clip(workdir / "ctc_scratch", folders["test"]))
