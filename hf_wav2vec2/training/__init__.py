@@ -1,11 +1,14 @@
 """Training utilities for hf-wav2vec2.
 
-The pre-training data pipeline (:mod:`hf_wav2vec2.training.data`) and the synthetic audio
-generator (:mod:`hf_wav2vec2.training.synthetic`) are re-exported here; other submodules are
-imported on their own (``from hf_wav2vec2.training.<module> import ...``).
+Pre-training: :mod:`.data` (the data pipeline, a package), :mod:`.pretrain` (the Accelerate training function),
+:mod:`.pretrain_args` (its typed arguments and model config), :mod:`.checkpoints` (atomic, checked checkpoints),
+:mod:`.pretrain_log` (log, curves), :mod:`.health` (failure-mode warnings), :mod:`.synthetic` (speech-like test
+audio). Fine-tuning: :mod:`.finetune`, :mod:`.ctc_data`, :mod:`.vocab`, :mod:`.metrics`.
 
-The re-exports are resolved on first access (PEP 562): importing a submodule such as
-:mod:`hf_wav2vec2.training.pretrain` to parse ``--help`` must not import torch through this package.
+The data pipeline's public names and the synthetic audio generator are re-exported here; other submodules are
+imported on their own (``from hf_wav2vec2.training.<module> import ...``). The re-exports are resolved on first
+access (PEP 562): importing a submodule such as :mod:`hf_wav2vec2.training.pretrain` to parse ``--help`` must not
+import torch through this package.
 """
 
 from __future__ import annotations
