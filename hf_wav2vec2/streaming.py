@@ -12,7 +12,8 @@ committed up to where its right context starts, which no later audio changes.
   context) is complete: at most ``chunk_s - context_s`` seconds after the sample arrived, plus the time of one
   forward pass. Between chunks, every ``partial_s`` seconds of new audio, the audio not committed yet is decoded
   on its own into the *partial* text (a guess the next chunk may revise; it always starts with the committed
-  text).
+  text). A guess that took ``d`` seconds is not repeated before ``2 d`` seconds of new audio have come, so on a
+  slow machine the guesses thin out instead of delaying the committed text.
 * **Memory** is bounded by one chunk of samples plus the model's receptive field; decoded tokens are kept only
   back to the last character (the text before it is final), so an hour of audio holds no more than a minute.
 * Decoding is greedy: an LM beam search revises earlier words as later ones arrive, which committed text must not.
@@ -29,6 +30,7 @@ import os
 import shutil
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -147,6 +149,7 @@ class StreamingTranscriber:
         self._received = 0  # samples at the model's rate
         self._committed_samples = 0
         self._since_partial = 0
+        self._partial_cost = 0.0  # wall seconds the last partial decoding took
         self._text = _CommittedText(self.pipe.tokenizer)
         self._partial = ""
         self._resampler = None
@@ -178,9 +181,12 @@ class StreamingTranscriber:
             self._buffer = self._buffer[self.step :]
             self._first = False
             ran = True
-        if ran:
+        if ran:  # the partial text is the committed text now; the next guess can wait for new audio
             self._partial = self._text.text
-        if self.partial_samples and self._since_partial >= self.partial_samples:
+            self._since_partial = 0
+        # A guess that took d seconds is not repeated before 2 d seconds of audio came: committed text first.
+        due = max(self.partial_samples, round(2 * self._partial_cost * self.rate))
+        if self.partial_samples and self._since_partial >= due:
             self._update_partial()
         return self._update(before)
 
@@ -234,7 +240,9 @@ class StreamingTranscriber:
         if self._buffer.shape[0] < max(self.min_samples, left + 1):
             self._partial = self._text.text
             return
+        started = time.perf_counter()
         self._partial = self._text.preview(self._tokens(self._buffer, left, 0, True))
+        self._partial_cost = time.perf_counter() - started
 
     def _update(self, before: str, final: bool = False) -> StreamUpdate:
         committed = self._text.text

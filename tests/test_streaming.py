@@ -86,7 +86,7 @@ def test_committed_text_only_grows_and_partials_start_with_it(asr):
         assert update.partial.startswith(update.committed)
         partial_changes += update.tentative != ""
         committed = update.committed
-    assert partial_changes > 10  # partial text did show up between chunks
+    assert partial_changes > 3  # partial text did show up between chunks
     assert len({u.committed for u in updates}) > 3  # committed text grew during the stream, not only at the end
 
 
