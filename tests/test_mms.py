@@ -519,3 +519,27 @@ def test_fairseq_mms_checkpoint_converts_every_adapter(tmp_path, monkeypatch):
         bad, bad_dict, *_ = fairseq_mms_checkpoint(tmp_path, **change)
         with pytest.raises(ConversionError, match=message):
             load_fairseq_model(bad, bad_dict)
+
+
+@pytest.mark.parametrize("target", ["hf_wav2vec2", "transformers"])
+def test_convert_keeps_every_language(mms_dir, tmp_path, target):
+    from hf_wav2vec2.convert import convert
+
+    source = mms_dir if target == "hf_wav2vec2" else convert(mms_dir, tmp_path / "ours")  # transformers -> ours -> it
+    out = convert(source, tmp_path / target, target=target)
+    assert {p.name for p in out.glob("adapter.*.safetensors")} == {"adapter.eng.safetensors", "adapter.spa.safetensors"}
+    wav = torch.randn(1, 1600)
+    for lang in VOCABS:
+        reference = transformers.Wav2Vec2ForCTC.from_pretrained(mms_dir, target_lang=lang)
+        converted = (HfWav2Vec2ForCTC if target == "hf_wav2vec2" else transformers.Wav2Vec2ForCTC).from_pretrained(
+            out, target_lang=lang)
+        torch.testing.assert_close(logits(converted, wav), logits(reference, wav), atol=1e-5, rtol=0)
+
+
+def test_convert_of_a_fairseq_mms_checkpoint_writes_every_adapter(tmp_path):
+    from hf_wav2vec2.convert import convert
+
+    path, dictionary, *_ = fairseq_mms_checkpoint(tmp_path)
+    out = convert(path, tmp_path / "out", dict_path=dictionary)
+    assert {p.name for p in out.glob("adapter.*.safetensors")} == {"adapter.eng.safetensors", "adapter.spa.safetensors"}
+    assert HfWav2Vec2ForCTC.from_pretrained(out, target_lang="spa").target_lang == "spa"

@@ -153,7 +153,7 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
     if source == target == "transformers":
         raise ConversionError("source and target are both transformers: nothing to convert")
     if source != "fairseq" and (dict_path is not None or allow_unsafe_pickle):
-        raise ConversionError("--dict and --unsafe-load only apply to fairseq checkpoints")
+        raise ConversionError("--dict and --unsafe_load only apply to fairseq checkpoints")
     if source != "fairseq" and detect_format(src) != source:
         raise ConversionError(f"{src} is a {detect_format(src)} directory, not {source}")
 
@@ -163,16 +163,20 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
         converted = load_fairseq_model(src, dict_path, allow_unsafe_pickle=allow_unsafe_pickle)
         model, processor = converted.model, converted.processor or converted.feature_extractor
     else:
+        converted = None
         model, processor = load_model_directory(src)
 
     out = new_directory(out)
     if target == "hf_wav2vec2":
+        from ..interop import copy_adapter_files
         from ..modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
         from ..pipeline_hf_wav2vec2 import save_pipeline_code
 
         model.save_pretrained(out)
         if processor is not None:
             processor.save_pretrained(out)
+        if converted is None:
+            copy_adapter_files(model, out)  # MMS: every language's adapter file beside the weights
         if isinstance(model, HfWav2Vec2ForCTC):
             # remote-code users (no hf_wav2vec2) get this package's pipeline: soxr resampling, streaming, LM
             save_pipeline_code(out)
@@ -183,6 +187,8 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
             save_as_transformers(model, out, processor=processor)
         except (TypeError, ValueError, RuntimeError) as error:
             raise ConversionError(f"cannot export to transformers: {error}") from error
+    if converted is not None:
+        converted.save_adapters(out)  # fairseq MMS: one adapter file per language (the format is shared)
     return out
 
 
