@@ -50,13 +50,14 @@ TAGS = ["audio", "automatic-speech-recognition", "wav2vec2", "hf-wav2vec2"]
 ALLOWED_FILES = (
     "README.md", "config.json", "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors",
     "*.py", "vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "processor_config.json", "preprocessor_config.json", NORMALIZATION_FILE,
+    "processor_config.json", "preprocessor_config.json", NORMALIZATION_FILE, "adapter.*.safetensors",
 )
 REQUIRED_FILES = ("README.md", "config.json")
 
 # Remote files an upload replaces or removes: weights and code of an earlier upload (a stale pytorch_model.bin
 # next to new safetensors would be loaded by older clients). Other files in the repository are left alone.
-STALE_REMOTE_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.safetensors", "*.safetensors.index.json", "*.py"]
+# MMS adapter files are replaced one by one (an upload of one language must not delete the others).
+STALE_REMOTE_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "model*.safetensors", "*.safetensors.index.json", "*.py"]
 
 # The model classes defined in modeling_hf_wav2vec2.py; any of them loads any checkpoint of this package.
 MODEL_AUTO_MAP = {a.auto_class: a.auto_map_entry for a in ARCHITECTURES if a.module == "modeling_hf_wav2vec2"}
@@ -496,6 +497,7 @@ def prepare_upload_folder(model_dir_or_model, folder, *, repo_id: str, processor
     """Write the files to upload for ``repo_id`` into the new (or empty) directory ``folder``.
 
     ``card`` fields override those of the model directory's ``card_info.json`` (see :meth:`CardInfo.save`)."""
+    from .interop import copy_adapter_files
     from .modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
     from .pipeline_hf_wav2vec2 import save_pipeline_code
 
@@ -506,6 +508,7 @@ def prepare_upload_folder(model_dir_or_model, folder, *, repo_id: str, processor
     folder = _empty_directory(folder)
     model.save_pretrained(folder)  # safetensors; copies configuration_/modeling_hf_wav2vec2.py
     processor.save_pretrained(folder)
+    copy_adapter_files(model, folder)  # MMS: every language's adapter file
     _complete_auto_map(folder / "config.json")
     if isinstance(model, HfWav2Vec2ForCTC):  # remote-code users get this package's pipeline (no torchaudio)
         save_pipeline_code(folder)

@@ -543,3 +543,17 @@ def test_convert_of_a_fairseq_mms_checkpoint_writes_every_adapter(tmp_path):
     out = convert(path, tmp_path / "out", dict_path=dictionary)
     assert {p.name for p in out.glob("adapter.*.safetensors")} == {"adapter.eng.safetensors", "adapter.spa.safetensors"}
     assert HfWav2Vec2ForCTC.from_pretrained(out, target_lang="spa").target_lang == "spa"
+
+
+def test_push_uploads_every_language_and_never_deletes_remote_adapters(mms_dir, ours_mms_dir, tmp_path):
+    from hf_wav2vec2.hub import STALE_REMOTE_FILES, push_to_hub
+
+    folder = push_to_hub(ours_mms_dir, "me/mms-tiny", dry_run_dir=tmp_path / "upload")
+    assert {p.name for p in folder.glob("adapter.*.safetensors")} == {"adapter.eng.safetensors", "adapter.spa.safetensors"}
+    from fnmatch import fnmatch
+
+    assert not any(fnmatch("adapter.fra.safetensors", pattern) for pattern in STALE_REMOTE_FILES)
+    assert any(fnmatch("model.safetensors", pattern) for pattern in STALE_REMOTE_FILES)
+    spa = HfWav2Vec2ForCTC.from_pretrained(folder, target_lang="spa")
+    wav = torch.randn(1, 1600)
+    torch.testing.assert_close(logits(spa, wav), logits(HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang="spa"), wav))
