@@ -37,6 +37,7 @@ __all__ = [
     "OnnxExportError",
     "OnnxWav2Vec2ForCTC",
     "export_onnx",
+    "onnx_model",
     "quantize_onnx",
 ]
 
@@ -274,6 +275,54 @@ def export_onnx(
     loaded.config.save_pretrained(out)
     _save_processor(model, out)
     return out
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _saved_folder(model: Any) -> Path | None:
+    """The folder a model was loaded from or exported to, when it holds a config (else None)."""
+    if isinstance(model, OnnxWav2Vec2ForCTC):
+        return model.path.parent
+    source = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
+    if not source or not Path(source, "config.json").is_file():
+        return None
+    return Path(source)
+
+
+def onnx_model(model: Any, *, int8: bool = False, cache_dir: str | os.PathLike | None = None,
+               num_threads: int | None = None) -> OnnxWav2Vec2ForCTC:
+    """An ONNX Runtime model (int8 with ``int8``) for ``model``, exporting only when no exported graph exists.
+
+    ``model``: an :class:`OnnxWav2Vec2ForCTC`, a CTC model, a model directory or a Hub id. The folder it comes from
+    is searched for ``model_int8.onnx`` / ``model.onnx`` first (``export_onnx`` writes them); an fp32 graph there
+    is quantized into ``cache_dir``, never next to it. Exports go to ``cache_dir`` (kept), by default a temporary
+    folder removed with the returned model.
+    """
+    if isinstance(model, OnnxWav2Vec2ForCTC) and model.is_int8 == int8:
+        return model
+    folder = _saved_folder(model)
+    wanted = ONNX_INT8_FILE if int8 else ONNX_FILE
+    if folder is not None and (folder / wanted).is_file():
+        return OnnxWav2Vec2ForCTC.from_pretrained(folder, int8=int8, num_threads=num_threads)
+    tmp = None
+    if cache_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="hf_wav2vec2_onnx_")
+        cache_dir = tmp.name
+    cache_dir = Path(cache_dir)
+    if folder is not None and (folder / ONNX_FILE).is_file():  # int8 wanted, only the fp32 graph exported
+        if (cache_dir / ONNX_INT8_FILE).exists():
+            raise OnnxExportError(f"{cache_dir / ONNX_INT8_FILE}: already exists; load it with "
+                                  "OnnxWav2Vec2ForCTC.from_pretrained(..., int8=True)")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        quantize_onnx(folder / ONNX_FILE, cache_dir / ONNX_INT8_FILE)
+        shutil.copyfile(folder / "config.json", cache_dir / "config.json")
+    else:
+        export_onnx(folder if isinstance(model, OnnxWav2Vec2ForCTC) else model, cache_dir,
+                    quantize="int8" if int8 else None)
+    loaded = OnnxWav2Vec2ForCTC.from_pretrained(cache_dir, int8=int8, num_threads=num_threads)
+    loaded._tmp = tmp  # the session has read the file; the folder is its name_or_path while it lives
+    return loaded
 
 
 # ----------------------------------------------------------------------------------------------- inference

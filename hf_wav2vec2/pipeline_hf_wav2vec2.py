@@ -94,6 +94,22 @@ def _load_decoding_module() -> Any:
 _iter_chunks, _receptive_field = iter_chunks, receptive_field
 
 
+_RUNTIMES = {"onnx": False, "onnx-int8": True}  # runtime= -> int8 weights
+
+
+def _onnx_runtime_model(model: Any, runtime: str) -> Any:
+    """The ONNX Runtime model for ``runtime=`` (this package's ``onnx`` module, imported by name as
+    :func:`_load_decoding_module` explains)."""
+    if runtime not in _RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(map(repr, _RUNTIMES))} or None, got {runtime!r}")
+    try:
+        onnx_module = importlib.import_module("hf_wav2vec2.onnx")
+    except ImportError:
+        raise ImportError("runtime= needs the hf-wav2vec2 package with its onnx extra "
+                          "(pip install 'hf-wav2vec2[onnx]')") from None
+    return onnx_module.onnx_model(model, int8=_RUNTIMES[runtime])
+
+
 def prepare_pipeline_input(
     x: Any,
     sampling_rate: int = DEFAULT_SAMPLING_RATE,
@@ -173,6 +189,9 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
         alpha, beta, beam_size: LM weight, word bonus and beam size of that decoder (the decoder's defaults when
             None).
         decoder_options: Further ``CTCBeamSearchDecoder`` arguments (``lexicon``, ``hotwords``, ``unigrams``, ...).
+        runtime: ``"onnx"`` runs the model with ONNX Runtime (fp32), ``"onnx-int8"`` with int8 weights (needs this
+            package's ``onnx`` extra). A folder written by ``hf-wav2vec2 export-onnx`` is used as it is; otherwise
+            the model is exported first (a minute or more for BASE). ``None``: the PyTorch model.
 
     An MMS model loaded for a language (``model_kwargs={"target_lang": "spa"}``, or ``model.load_adapter``
     before) switches a multilingual tokenizer to that language. With a decoder, ``return_timestamps`` can only be
@@ -195,10 +214,13 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
         beta: float | None = None,
         beam_size: int | None = None,
         decoder_options: Mapping[str, Any] | None = None,
+        runtime: str | None = None,
         **kwargs: Any,
     ):
         if decoder is not None and lm is not None:
             raise ValueError("pass either decoder= or lm=, not both")
+        if runtime is not None:
+            model = _onnx_runtime_model(model, runtime)
         ours = decoder if decoder is not None and hasattr(decoder, "decode_hypothesis") else None
         stock = decoder if ours is None else None
         super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, decoder=stock,

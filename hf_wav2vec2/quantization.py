@@ -15,13 +15,11 @@ quantize="int8")``) and load ``OUT`` afterwards, which :func:`from_pretrained` d
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from .onnx import ONNX_FILE, ONNX_INT8_FILE, OnnxExportError, OnnxWav2Vec2ForCTC, export_onnx, quantize_onnx
+from .onnx import OnnxWav2Vec2ForCTC, export_onnx, onnx_model
 
-__all__ = ["QUANTIZE_MODES", "from_pretrained", "quantize"]
+__all__ = ["QUANTIZE_MODES", "export_onnx", "from_pretrained", "quantize"]
 
 QUANTIZE_MODES = ("int8",)
 
@@ -31,12 +29,6 @@ def _check_mode(mode: Any, argument: str) -> None:
         raise ValueError(f"{argument} must be one of {', '.join(map(repr, QUANTIZE_MODES))}, got {mode!r}")
 
 
-def _keep_alive(model: OnnxWav2Vec2ForCTC, tmp: tempfile.TemporaryDirectory) -> OnnxWav2Vec2ForCTC:
-    # the session has read the file, but the folder is the model's name_or_path: keep it while the model lives
-    model._tmp = tmp
-    return model
-
-
 def quantize(model: Any, mode: str = "int8", *, cache_dir: str | os.PathLike | None = None,
              num_threads: int | None = None) -> OnnxWav2Vec2ForCTC:
     """An int8 ONNX Runtime copy of a CTC model.
@@ -44,49 +36,16 @@ def quantize(model: Any, mode: str = "int8", *, cache_dir: str | os.PathLike | N
     Args:
         model: ``HfWav2Vec2ForCTC`` (or transformers' ``Wav2Vec2ForCTC``), a model directory or a Hub id. A folder
             written by ``export_onnx(..., quantize="int8")`` is loaded as it is; one with only ``model.onnx`` is
-            quantized from it.
+            quantized from it (into ``cache_dir``, never into that folder).
         mode: ``"int8"`` (the only mode).
         cache_dir: Folder to write the exported files to (kept); default a temporary folder removed with the model.
         num_threads: onnxruntime's intra-op threads (default: ``torch.get_num_threads()``).
     """
     _check_mode(mode, "quantize: mode")
-    if isinstance(model, OnnxWav2Vec2ForCTC):
-        if model.is_int8:
-            return model
-        model = model.path.parent
-    if isinstance(model, (str, os.PathLike)) and Path(model, "config.json").is_file():
-        folder = Path(model)
-        if (folder / ONNX_INT8_FILE).is_file():
-            return OnnxWav2Vec2ForCTC.from_pretrained(folder, int8=True, num_threads=num_threads)
-        if (folder / ONNX_FILE).is_file():
-            config = OnnxWav2Vec2ForCTC.from_pretrained(folder, num_threads=num_threads).config
-            return _from_fp32_graph(folder / ONNX_FILE, config, cache_dir, num_threads)
-    tmp = None
-    if cache_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="hf_wav2vec2_int8_")
-        cache_dir = tmp.name
-    export_onnx(model, cache_dir, quantize="int8")
-    loaded = OnnxWav2Vec2ForCTC.from_pretrained(cache_dir, int8=True, num_threads=num_threads)
-    return _keep_alive(loaded, tmp) if tmp is not None else loaded
+    return onnx_model(model, int8=True, cache_dir=cache_dir, num_threads=num_threads)
 
 
 _quantize_model = quantize  # from_pretrained's argument is called quantize too (transformers' loader style)
-
-
-def _from_fp32_graph(source: Path, config: Any, cache_dir: Any, num_threads: Any) -> OnnxWav2Vec2ForCTC:
-    """Quantize an exported fp32 graph into ``cache_dir`` (or a temporary folder), not next to the user's file."""
-    tmp = None
-    if cache_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="hf_wav2vec2_int8_")
-        cache_dir = tmp.name
-    target = Path(cache_dir) / ONNX_INT8_FILE
-    if target.exists():
-        raise OnnxExportError(f"{target}: already exists; load it with OnnxWav2Vec2ForCTC.from_pretrained(..., int8=True)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    quantize_onnx(source, target)
-    loaded = OnnxWav2Vec2ForCTC(target, config, num_threads=num_threads)
-    loaded.name_or_path = str(source.parent)
-    return _keep_alive(loaded, tmp) if tmp is not None else loaded
 
 
 def from_pretrained(source: str | os.PathLike, quantize: str = "int8", **kwargs: Any) -> OnnxWav2Vec2ForCTC:

@@ -3,6 +3,7 @@ padded batches with attention_mask, any batch size and length; int8 graphs quant
 Runtime model runs in the pipeline."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,25 @@ def test_onnx_model_refuses_what_it_cannot_do(exported):
         onnx_model(torch.zeros(4000))
     with pytest.raises(OnnxExportError, match="only takes input_values and attention_mask"):
         onnx_model(torch.zeros(1, 4000), labels=torch.zeros(1, 3))
+
+
+def test_pipeline_runtime_option_uses_the_exported_graphs(exported, tmp_path):
+    from transformers import pipeline
+
+    _, model_dir, out = exported
+    both = tmp_path / "both"  # a model folder that export-onnx also wrote into: nothing is exported again
+    shutil.copytree(model_dir, both)
+    for name in (ONNX_FILE, ONNX_INT8_FILE):
+        shutil.copyfile(out / name, both / name)
+    audio = np.random.default_rng(1).standard_normal(16000 * 2).astype(np.float32) * 0.1
+    texts = {}
+    for runtime in (None, "onnx", "onnx-int8"):
+        asr = pipeline("automatic-speech-recognition", model=str(both), runtime=runtime)
+        assert isinstance(asr, HfWav2Vec2AutomaticSpeechRecognitionPipeline)
+        if runtime:
+            assert isinstance(asr.model, OnnxWav2Vec2ForCTC)
+            assert asr.model.path == both / (ONNX_INT8_FILE if runtime == "onnx-int8" else ONNX_FILE)
+        texts[runtime] = asr(audio)["text"]
+    assert texts["onnx"] == texts[None]
+    with pytest.raises(ValueError, match="runtime must be one of 'onnx', 'onnx-int8' or None, got 'tensorrt'"):
+        pipeline("automatic-speech-recognition", model=str(both), runtime="tensorrt")
