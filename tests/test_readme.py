@@ -69,6 +69,27 @@ def write_hub_like_models(root: Path) -> None:
         root / "facebook/wav2vec2-base-960h")
     Wav2Vec2ForPreTraining(tiny_transformers_config()).save_pretrained(root / "facebook/wav2vec2-base")
     extractor.save_pretrained(root / "facebook/wav2vec2-base")
+    write_mms_like_model(root / "facebook/mms-1b-all")
+
+
+def write_mms_like_model(folder: Path) -> None:
+    """A tiny ``facebook/mms-1b-all``: pre-LN with adapters, one adapter file per language, a nested vocab.json."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    model = Wav2Vec2ForCTC(tiny_transformers_config(adapter_attn_dim=8, do_stable_layer_norm=True,
+                                                    feat_extract_norm="layer", conv_bias=True))
+    model.save_pretrained(folder)
+    vocabs = {lang: {token: i for i, token in enumerate(LETTERS[: 10 + k])} for k, lang in enumerate(("eng", "spa", "fra"))}
+    for lang, vocab in vocabs.items():
+        state = {k: 0.1 * torch.randn(v.shape) for k, v in model._get_adapters().items() if not k.startswith("lm_head")}
+        state["lm_head.weight"] = 0.1 * torch.randn(len(vocab), model.config.hidden_size)
+        state["lm_head.bias"] = torch.zeros(len(vocab))
+        save_file(state, str(folder / f"adapter.{lang}.safetensors"))
+    (folder / "vocab.json").write_text(json.dumps(vocabs))
+    tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), target_lang="eng")
+    Wav2Vec2Processor(feature_extractor=Wav2Vec2FeatureExtractor(), tokenizer=tokenizer).save_pretrained(folder)
 
 
 def write_audio_files(root: Path) -> None:
