@@ -140,3 +140,25 @@ def test_training_batches_are_cropped_evaluation_batches_whole():
     assert next(iter(trainer.get_train_dataloader()))["input_values"].shape == (3, 1000)
     assert next(iter(trainer.get_eval_dataloader()))["input_values"].shape == (3, 3000)
     assert trainer.data_collator is collator  # restored after building the evaluation loader
+
+
+def test_clips_are_decoded_at_the_feature_extractors_rate(tmp_path):
+    """A model made for 8 kHz audio (telephone speech): its extractor's rate is the rate training decodes at and the
+    rate the pipeline resamples to; --config_name's folder gives it for a model trained from scratch."""
+    from hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+    from hf_wav2vec2.training.finetune_classification import build_feature_extractor, prepare_classification_dataset
+    from hf_wav2vec2.training.ctc_data import load_labeled_folder
+
+    folder = write_folder(tmp_path / "train", per_label=1, seed=0, labels={"low": 300.0})  # 16 kHz files
+    config_dir = tmp_path / "config"
+    HfWav2Vec2Config(**FAST).save_pretrained(config_dir)
+    HfWav2Vec2FeatureExtractor(sampling_rate=8000).save_pretrained(config_dir)
+    extractor = build_feature_extractor(ModelArguments(from_scratch=True, config_name=str(config_dir)), None)
+    assert extractor.sampling_rate == 8000
+    dataset = load_labeled_folder(folder, text_column="label").rename_column("text", "label")
+    featurized = prepare_classification_dataset(dataset, extractor, {"low": 0})
+    samples_16k = sf.info(folder / "low_0.wav").frames
+    assert abs(featurized[0]["input_length"] - samples_16k / 2) <= 1
+    default = build_feature_extractor(ModelArguments(from_scratch=True, config_preset="tiny"),
+                                      HfWav2Vec2Config(**FAST))
+    assert default.sampling_rate == 16000

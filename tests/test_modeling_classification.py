@@ -22,10 +22,10 @@ from hf_wav2vec2 import (
     HfWav2Vec2ForAudioFrameClassification,
     HfWav2Vec2ForSequenceClassification,
     HfWav2Vec2ForXVector,
+    interop,
     speaker_similarity,
     verify_speakers,
 )
-from hf_wav2vec2 import interop
 from hf_wav2vec2.interop import to_transformers
 
 TOL = 1e-5
@@ -212,7 +212,7 @@ def test_padded_batch_equals_one_by_one(weighted):
 def test_without_a_mask_padding_is_pooled():
     """The contrast of the test above: the mask is what keeps padding frames out of the mean."""
     model = HfWav2Vec2ForSequenceClassification(our_config("large")).eval()
-    values, mask = batch_and_mask((6000, 3000))
+    values, _ = batch_and_mask((6000, 3000))
     with torch.no_grad():
         unmasked = model(values).logits[1]
         alone = model(values[1:, :3000]).logits[0]

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from ..audio import DEFAULT_SAMPLING_RATE as SAMPLING_RATE
 from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
 from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
@@ -62,7 +61,8 @@ class ModelArguments:
     config_preset: str = field(default="base", metadata={"help": "Architecture for --from_scratch.",
                                                          "choices": list(CONFIG_PRESETS)})
     config_name: str | None = field(
-        default=None, metadata={"help": "Config (directory or config.json) for --from_scratch; overrides the preset."}
+        default=None, metadata={"help": "Config (directory or config.json) for --from_scratch; overrides the preset. "
+                                        "A directory's preprocessor_config.json, if any, gives the feature extractor."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
     freeze_feature_encoder: bool | None = field(
@@ -185,12 +185,14 @@ def label_mapping(train_labels, eval_labels=None) -> tuple[dict[int, str], dict[
 
 def prepare_classification_dataset(dataset, feature_extractor, label2id: dict[str, int], num_proc: int | None = None,
                                    description: str = "data"):
-    """Featurize clips: ``input_values`` (16 kHz, normalized by the feature extractor), ``labels`` (class id) and
-    ``input_length`` (samples). Clips shorter than the model can read are refused by the caller's check."""
+    """Featurize clips: ``input_values`` (at the feature extractor's rate, 16 kHz for every released checkpoint,
+    normalized by it), ``labels`` (class id) and ``input_length`` (samples). Clips shorter than the model can read
+    are refused by the caller's check."""
+    rate = feature_extractor.sampling_rate
 
     def featurize(example):
-        audio = decode_audio(example[AUDIO], SAMPLING_RATE)
-        values = feature_extractor(audio, sampling_rate=SAMPLING_RATE).input_values[0]
+        audio = decode_audio(example[AUDIO], rate)
+        values = feature_extractor(audio, sampling_rate=rate).input_values[0]
         return {"input_values": np.asarray(values, dtype=np.float32), "labels": label2id[str(example[LABEL])],
                 "input_length": len(values)}
 
@@ -292,14 +294,14 @@ def build_model(model_args: ModelArguments, config: HfWav2Vec2Config) -> HfWav2V
 
 
 def build_feature_extractor(model_args: ModelArguments, config) -> HfWav2Vec2FeatureExtractor:
-    """The checkpoint's feature extractor when it has one, else the one matching the architecture."""
-    if not model_args.from_scratch:
+    """The feature extractor of the checkpoint (or, from scratch, of ``--config_name``'s folder) when it has one,
+    else the one matching the architecture. Its ``sampling_rate`` is the rate the clips are decoded at."""
+    source = model_args.config_name if model_args.from_scratch else model_args.model_name_or_path
+    if source:
         try:
-            return HfWav2Vec2FeatureExtractor.from_pretrained(model_args.model_name_or_path,
-                                                              cache_dir=model_args.cache_dir)
+            return HfWav2Vec2FeatureExtractor.from_pretrained(source, cache_dir=model_args.cache_dir)
         except OSError:
-            logger.info("%s has no preprocessor_config.json; using the default for its architecture",
-                        model_args.model_name_or_path)
+            logger.info("%s has no preprocessor_config.json; using the default for its architecture", source)
     return HfWav2Vec2FeatureExtractor.for_config(config)
 
 
@@ -309,10 +311,10 @@ def feature_encoder_frozen(model_args: ModelArguments) -> bool:
     return model_args.freeze_feature_encoder
 
 
-def _check_lengths(dataset, config, name: str) -> None:
+def _check_lengths(dataset, config, name: str, rate: int) -> None:
     shortest = min(dataset["input_length"]) if len(dataset) else 0
     if shortest < config.receptive_field:
-        raise ValueError(f"a {name} clip has {shortest} samples at 16 kHz; the model needs at least "
+        raise ValueError(f"a {name} clip has {shortest} samples at {rate} Hz; the model needs at least "
                          f"{config.receptive_field} (its receptive field)")
 
 
@@ -361,9 +363,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Cla
         evaluation = prepare_classification_dataset(raw_eval, feature_extractor, label2id, num_proc, "evaluation")
     for dataset, name in ((train, "training"), (evaluation, "evaluation")):
         if dataset is not None:
-            _check_lengths(dataset, config, name)
+            _check_lengths(dataset, config, name, feature_extractor.sampling_rate)
 
-    max_length = int((data_args.max_length_seconds or 0) * SAMPLING_RATE) or None
+    max_length = int((data_args.max_length_seconds or 0) * feature_extractor.sampling_rate) or None
     trainer = _ClassificationTrainer(
         model=build_model(model_args, config), args=training_args,
         data_collator=DataCollatorForAudioClassification(
