@@ -1,0 +1,540 @@
+"""Performance of this package against transformers, side by side in one run: the issue-15 table.
+
+    python benchmarks/bench_all.py [--size base|tiny] [--repeats 3] [--skip onnx,pretrain,...]
+                                   [--out benchmarks/results/performance_cpu.md]
+
+Same weights (a random BASE transformers ``Wav2Vec2ForCTC`` / ``Wav2Vec2ForPreTraining`` saved once and loaded by
+both packages), same inputs, same threads. Every timing is the median of ``--repeats`` interleaved rounds (each
+round runs every contender once, after a warm-up), and each round also times a 2048^3 fp32 matmul, so the matmul
+peak is measured under the same load as the models: on a shared machine the ratios and the fraction of the peak
+are the numbers to read, not the seconds. Sections (``--skip`` any):
+
+* ``forward``: CTC forward, 10 s, batch 1 and 8: transformers fp32, ours fp32, ours ONNX Runtime fp32 and int8
+  (``onnx``: exported once, export time reported), with the fraction of the matmul peak (analytic FLOPs);
+* ``pretrain``: ForPreTraining step (forward + backward), 4 x 5 s, each package in its own subprocess (run twice,
+  alternating) for its peak RSS; same masks and distractors count;
+* ``finetune``: ForCTC step with the conv stack frozen, 4 x 5 s;
+* ``import``: ``import hf_wav2vec2`` and ``hf-wav2vec2 --help`` against ``from transformers import Wav2Vec2ForCTC``;
+* ``scaling``: our forward at 10, 30, 60 s (time, time per audio second, peak RSS, attention's FLOP share), then
+  5 min through the pipeline in chunks of 10, 20 and 40 s; plotted to ``performance_cpu.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+SR = 16000
+SIZES = {
+    "base": {},
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                 conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                 codevector_dim=32, proj_codevector_dim=32, num_codevectors_per_group=16),
+}
+NO_DROPOUT = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+                  feat_quantizer_dropout=0.0, final_dropout=0.0, layerdrop=0.0)
+SECTIONS = ("forward", "onnx", "accuracy", "pretrain", "finetune", "import", "scaling")
+
+
+# ----------------------------------------------------------------------------------------------- measuring
+
+
+def matmul_seconds(n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    a @ b
+    return time.perf_counter() - start
+
+
+def interleaved(fns: dict, repeats: int, n: int = 2048) -> tuple[dict, list[float]]:
+    """Warm every function up, then ``repeats`` rounds of all of them plus a matmul probe: (times, peaks GFLOP/s)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    peaks = []
+    with torch.no_grad() if all(getattr(f, "no_grad", True) for f in fns.values()) else torch.enable_grad():
+        for fn in fns.values():
+            fn()
+        for _ in range(repeats):
+            peaks.append(2 * n**3 / matmul_seconds(n) / 1e9)
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return times, peaks
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def forward_flops(config, samples: int) -> dict[str, float]:
+    """Multiply-adds x 2 of one CTC forward on ``samples`` samples: conv stack, transformer, attention part."""
+    conv, length, channels = 0.0, samples, 1
+    for dim, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride):
+        length = (length - kernel) // stride + 1
+        conv += 2.0 * length * dim * channels * kernel
+        channels = dim
+    frames, d, ff = length, config.hidden_size, config.intermediate_size
+    pos = 2.0 * frames * d * (d // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings
+    dense = 2.0 * frames * (4 * d * d + 2 * d * ff) * config.num_hidden_layers + 2.0 * frames * channels * d
+    attention = 2.0 * 2 * frames * frames * d * config.num_hidden_layers
+    return {"conv": conv, "transformer": dense + pos + attention, "attention": attention,
+            "total": conv + dense + pos + attention, "frames": frames}
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def save_checkpoints(root: Path, size: str) -> Path:
+    """Random transformers ForPreTraining weights (seed 0) saved once; the CTC models load them with a new head."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.Wav2Vec2Config(**SIZES[size], **NO_DROPOUT, vocab_size=32, mask_time_prob=0.65,
+                                         attn_implementation="sdpa")
+    transformers.Wav2Vec2ForPreTraining(config).save_pretrained(root / "pretrain")
+    torch.manual_seed(0)
+    ctc = transformers.Wav2Vec2ForCTC(config).eval()
+    ctc.save_pretrained(root / "ctc")
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
+    vocab.update({c: 5 + i for i, c in enumerate("ETAONIHSRDLUMWCFGYPBVK'XJQZ")})
+    (root / "ctc" / "vocab.json").write_text(json.dumps(vocab))
+    transformers.Wav2Vec2Processor(
+        transformers.Wav2Vec2FeatureExtractor(return_attention_mask=False),
+        transformers.Wav2Vec2CTCTokenizer(str(root / "ctc" / "vocab.json")),
+    ).save_pretrained(root / "ctc")
+    return root
+
+
+def load_ctc(root: Path, impl: str):
+    if impl == "transformers":
+        import transformers
+
+        return transformers.Wav2Vec2ForCTC.from_pretrained(root / "ctc").eval()
+    from hf_wav2vec2 import HfWav2Vec2ForCTC
+
+    return HfWav2Vec2ForCTC.from_pretrained(root / "ctc").eval()
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+def bench_forward(root: Path, args, results: dict) -> None:
+    models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
+    if "onnx" not in args.skip:
+        from hf_wav2vec2.onnx import OnnxWav2Vec2ForCTC, export_onnx
+
+        start = time.perf_counter()
+        export_onnx(root / "ctc", root / "onnx", quantize="int8")
+        results["onnx_export_s"] = time.perf_counter() - start
+        models["ONNX Runtime fp32"] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx")
+        models["ONNX Runtime int8"] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx", int8=True)
+    config = models["hf-wav2vec2"].config
+    samples = int(args.seconds * SR)
+    rows = []
+    for batch in args.batches:
+        x = torch.randn(batch, samples, generator=torch.Generator().manual_seed(batch))
+        fns = {name: (lambda m=m: m(x).logits) for name, m in models.items()}
+        with torch.no_grad():
+            reference = models["transformers"](x).logits
+            agreement = {name: float((m(x).logits.argmax(-1) == reference.argmax(-1)).float().mean())
+                         for name, m in models.items()}
+        times, peaks = interleaved(fns, args.repeats)
+        flops = forward_flops(config, samples)["total"] * batch
+        for name in models:
+            t = med(times[name])
+            rows.append(dict(batch=batch, impl=name, seconds=t, runs=times[name], peak=med(peaks),
+                             ratio=med(times["transformers"]) / t, utilization=flops / t / 1e9 / med(peaks),
+                             argmax_agreement=agreement[name]))
+    results["forward"] = rows
+    results["clip_seconds"] = args.seconds
+
+
+def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: int) -> dict:
+    """In a subprocess: ForPreTraining steps; the process's peak RSS is that package's."""
+    import hf_wav2vec2
+
+    if impl == "transformers":
+        import transformers
+
+        model = transformers.Wav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
+    else:
+        model = hf_wav2vec2.HfWav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
+    model.train()
+    x = torch.randn(batch, int(seconds * SR), generator=torch.Generator().manual_seed(0))
+    frames = int(model._get_feat_extract_output_lengths(x.shape[1]))
+    mask = hf_wav2vec2.compute_mask_indices((batch, frames), 0.65, 10, 2)
+    kwargs = {}
+    if impl == "transformers":  # transformers' model takes its masks and distractors; ours samples them itself
+        kwargs = dict(mask_time_indices=mask, sampled_negative_indices=hf_wav2vec2.sample_negative_indices(mask, 100))
+    times, losses = [], []
+    for _ in range(steps + 1):
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        out = model(x, **kwargs)
+        out.loss.backward()
+        times.append(time.perf_counter() - start)
+        losses.append(float(out.loss))
+    return {"times": times[1:], "peak_rss_mb": peak_rss_mb(), "loss": losses[-1]}
+
+
+def run_worker(root: Path, worker: str, argv: list[str]) -> dict:
+    """Run this script as ``--worker WORKER`` in a fresh process (its own peak RSS); returns its JSON answer."""
+    command = [sys.executable, __file__, *argv, "--worker", worker, "--root", str(root)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {worker} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_pretrain(root: Path, args, results: dict) -> None:
+    runs: dict[str, list[dict]] = {"transformers": [], "hf-wav2vec2": []}
+    peaks = []
+    for _ in range(args.pretrain_rounds):  # alternate whole processes, so the load falls on both alike
+        for impl in runs:
+            peaks.append(2 * 2048**3 / matmul_seconds() / 1e9)
+            runs[impl].append(run_worker(root, impl, args.argv))
+    results["pretrain"] = {impl: {"seconds": med([t for r in rs for t in r["times"]]),
+                                  "runs": [t for r in rs for t in r["times"]],
+                                  "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "loss": rs[-1]["loss"]}
+                           for impl, rs in runs.items()}
+    results["pretrain_peak"] = med(peaks)
+
+
+def bench_finetune(root: Path, args, results: dict) -> None:
+    models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
+    x = torch.randn(args.train_batch, int(args.train_seconds * SR), generator=torch.Generator().manual_seed(1))
+    labels = torch.randint(5, 32, (args.train_batch, int(args.train_seconds * 12)),
+                           generator=torch.Generator().manual_seed(2))
+
+    def step(model):
+        def run():
+            model.zero_grad(set_to_none=True)
+            model(x, labels=labels).loss.backward()
+        run.no_grad = False
+        return run
+
+    for model in models.values():
+        model.train()
+        model.freeze_feature_encoder()
+    times, peaks = interleaved({name: step(m) for name, m in models.items()}, args.repeats)
+    results["finetune"] = {name: {"seconds": med(t), "runs": t} for name, t in times.items()}
+    results["finetune_peak"] = med(peaks)
+
+
+def bench_import(args, results: dict) -> None:
+    commands = {
+        "import hf_wav2vec2": [sys.executable, "-c", "import hf_wav2vec2"],
+        "from transformers import Wav2Vec2ForCTC": [sys.executable, "-c", "from transformers import Wav2Vec2ForCTC"],
+        "hf-wav2vec2 --help": [sys.executable, "-m", "hf_wav2vec2.cli", "--help"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(max(2, args.repeats)):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            times[name].append(time.perf_counter() - start)
+    results["import"] = {name: {"seconds": med(t), "runs": t} for name, t in times.items()}
+
+
+def transcribe_clips(model, processor, clips: list) -> tuple[list[str], list]:
+    texts, frames = [], []
+    for audio in clips:
+        inputs = processor.feature_extractor(audio, sampling_rate=SR, return_tensors="pt")
+        with torch.no_grad():
+            ids = model(inputs.input_values).logits.argmax(-1)
+        frames.append(ids[0])
+        texts.append(processor.tokenizer.batch_decode(ids)[0])
+    return texts, frames
+
+
+def bench_accuracy(root: Path, args, results: dict) -> None:
+    """int8 against fp32 on held-out real speech (the asterisk test split): the CER of each against the references
+    (meaningful for a fine-tuned ``--ctc-model``), of int8 against fp32, and the frames whose token changed."""
+    import csv
+
+    import jiwer
+
+    from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2Processor
+    from hf_wav2vec2.audio import load_audio
+    from hf_wav2vec2.corpora import asterisk
+    from hf_wav2vec2.onnx import onnx_model
+
+    if not asterisk.is_installed():
+        results["accuracy"] = {"skipped": f"{asterisk.DEBIAN_PACKAGE} is not installed"}
+        return
+    split = asterisk.export_split("test", root / "test")
+    with (split / "metadata.csv").open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["text"]][: args.accuracy_clips]
+    clips = [load_audio(str(split / r["file"]), SR) for r in rows]
+    references = [r["text"].upper() for r in rows]
+    source = args.ctc_model or root / "ctc"
+    processor = HfWav2Vec2Processor.from_pretrained(source)
+    fp32 = HfWav2Vec2ForCTC.from_pretrained(source).eval()
+    int8 = onnx_model(root / "onnx" if args.ctc_model is None and (root / "onnx").is_dir() else fp32, int8=True)
+    hyp32, frames32 = transcribe_clips(fp32, processor, clips)
+    hyp8, frames8 = transcribe_clips(int8, processor, clips)
+    changed = sum(int((a != b).sum()) for a, b in zip(frames32, frames8)) / sum(a.numel() for a in frames32)
+
+    def cer(truth, hypothesis):
+        pairs = [(t, h) for t, h in zip(truth, hypothesis) if t.strip()]
+        return 100 * jiwer.cer([t for t, _ in pairs], [h.upper() or " " for _, h in pairs]) if pairs else float("nan")
+
+    results["accuracy"] = dict(model=str(args.ctc_model or f"random {args.size.upper()} weights (transformers')"),
+                               clips=len(clips), audio_seconds=sum(len(c) for c in clips) / SR,
+                               cer_fp32=cer(references, hyp32), cer_int8=cer(references, hyp8),
+                               cer_int8_vs_fp32=cer([h.upper() for h in hyp32], hyp8),
+                               frames_changed=100 * changed)
+
+
+def bench_scaling(root: Path, args, results: dict) -> None:
+    results.update(run_worker(root, "scaling", args.argv))
+
+
+def scaling_worker(root: Path, args) -> dict:
+    """In a subprocess: our forward at growing lengths (the peak RSS after each is that length's, as lengths only
+    grow), then long audio through the pipeline in chunks (the peak can only be read as "so far" there)."""
+    from hf_wav2vec2 import HfWav2Vec2AutomaticSpeechRecognitionPipeline, HfWav2Vec2Processor
+
+    model = load_ctc(root, "hf-wav2vec2")
+    rows = []
+    for seconds in args.scaling_seconds:
+        x = torch.randn(1, int(seconds * SR), generator=torch.Generator().manual_seed(3))
+        times, peaks = interleaved({"ours": lambda: model(x).logits}, max(1, args.repeats - 1))
+        flops = forward_flops(model.config, x.shape[1])
+        rows.append(dict(seconds=seconds, time=med(times["ours"]), per_second=med(times["ours"]) / seconds,
+                         peak_rss_mb=peak_rss_mb(), attention_share=flops["attention"] / flops["total"],
+                         utilization=flops["total"] / med(times["ours"]) / 1e9 / med(peaks)))
+    processor = HfWav2Vec2Processor.from_pretrained(root / "ctc")
+    pipe = HfWav2Vec2AutomaticSpeechRecognitionPipeline(model=model, tokenizer=processor.tokenizer,
+                                                        feature_extractor=processor.feature_extractor)
+    audio = torch.randn(int(args.long_seconds * SR), generator=torch.Generator().manual_seed(4)).numpy() * 0.1
+    chunked = []
+    for chunk in args.chunk_lengths:
+        start = time.perf_counter()
+        pipe(audio, chunk_length_s=chunk, stride_length_s=chunk / 6)
+        elapsed = time.perf_counter() - start
+        chunked.append(dict(chunk=chunk, time=elapsed, rtf=elapsed / args.long_seconds, peak_rss_mb=peak_rss_mb()))
+    return {"scaling": rows, "chunked": chunked}
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def machine_line() -> str:
+    import transformers
+
+    sys.path.insert(0, str(HERE))
+    from machine import cpu_name
+
+    try:
+        import onnxruntime
+
+        ort = f", onnxruntime {onnxruntime.__version__}"
+    except ImportError:
+        ort = ""
+    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"transformers {transformers.__version__}{ort}")
+
+
+def runs_text(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def forward_table(results: dict) -> list[str]:
+    lines = ["## CTC forward (inference, no grad)", "",
+             f"| batch x {results['clip_seconds']:g} s | implementation | median (s) | vs transformers fp32 | matmul peak used | "
+             "argmax = transformers' | runs (s) |", "|---|---|---|---|---|---|---|"]
+    for r in results["forward"]:
+        lines.append(f"| {r['batch']} | {r['impl']} | {r['seconds']:.2f} | **{r['ratio']:.2f}x** | "
+                     f"{100 * r['utilization']:.0f} % | {100 * r['argmax_agreement']:.1f} % | {runs_text(r['runs'])} |")
+    if "onnx_export_s" in results:
+        lines += ["", f"ONNX export + int8 quantization of the model took {results['onnx_export_s']:.0f} s (once)."]
+    return lines
+
+
+def accuracy_lines(results: dict) -> list[str]:
+    a = results.get("accuracy")
+    if not a:
+        return []
+    if "skipped" in a:
+        return ["## int8 accuracy on real speech", "", f"Skipped: {a['skipped']}.", ""]
+    return ["## int8 accuracy on real speech (asterisk test split, held out)", "",
+            f"Model: {a['model']}; {a['clips']} clips, {a['audio_seconds']:.0f} s; greedy decoding.", "",
+            "| CER fp32 vs references | CER int8 vs references | change | CER int8 vs fp32 transcripts | "
+            "frames whose token changed |", "|---|---|---|---|---|",
+            f"| {a['cer_fp32']:.1f} % | {a['cer_int8']:.1f} % | {a['cer_int8'] - a['cer_fp32']:+.1f} points | "
+            f"{a['cer_int8_vs_fp32']:.1f} % | {a['frames_changed']:.1f} % |", ""]
+
+
+def training_tables(results: dict) -> list[str]:
+    lines = []
+    if "pretrain" in results:
+        p = results["pretrain"]
+        t, o = p["transformers"], p["hf-wav2vec2"]
+        lines += ["## Pre-training step (ForPreTraining forward + backward, fp32, each in its own process)", "",
+                  "| implementation | median step (s) | peak RSS (MB) | last loss | runs (s) |", "|---|---|---|---|---|"]
+        for name, r in p.items():
+            lines.append(f"| {name} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['loss']:.3f} | "
+                         f"{runs_text(r['runs'])} |")
+        lines += ["", f"Speed-up **{t['seconds'] / o['seconds']:.2f}x**, peak memory ratio ours / transformers "
+                      f"**{o['peak_rss_mb'] / t['peak_rss_mb']:.2f}**; matmul peak {results['pretrain_peak']:.0f} "
+                      "GFLOP/s (losses differ by design: ours samples its own masks and distractors).", ""]
+    if "finetune" in results:
+        f = results["finetune"]
+        lines += ["## Fine-tuning step (ForCTC, conv stack frozen, fp32)", "",
+                  "| implementation | median step (s) | runs (s) |", "|---|---|---|"]
+        for name, r in f.items():
+            lines.append(f"| {name} | {r['seconds']:.2f} | {runs_text(r['runs'])} |")
+        lines += ["", f"Speed-up **{f['transformers']['seconds'] / f['hf-wav2vec2']['seconds']:.2f}x**.", ""]
+    if "import" in results:
+        lines += ["## Start-up (fresh process)", "", "| command | median (s) | runs (s) |", "|---|---|---|"]
+        for name, r in results["import"].items():
+            lines.append(f"| `{name}` | {r['seconds']:.2f} | {runs_text(r['runs'])} |")
+        lines.append("")
+    return lines
+
+
+def scaling_tables(results: dict) -> list[str]:
+    lines = ["## Scaling with audio length (hf-wav2vec2 fp32, batch 1)", "",
+             "| audio (s) | forward (s) | s per audio s | attention's FLOP share | matmul peak used | "
+             "peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    for r in results["scaling"]:
+        lines.append(f"| {r['seconds']:g} | {r['time']:.2f} | {r['per_second']:.3f} | "
+                     f"{100 * r['attention_share']:.0f} % | {100 * r['utilization']:.0f} % | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "Long audio through the pipeline (chunked, stride = chunk / 6 each side):", "",
+              "| chunk (s) | wall (s) | RTF | peak RSS so far (MB) |", "|---|---|---|---|"]
+    for r in results["chunked"]:
+        lines.append(f"| {r['chunk']:g} | {r['time']:.1f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |")
+    best = min(results["chunked"], key=lambda r: r["rtf"])
+    lines += ["", f"Fastest chunk length here: {best['chunk']:g} s.", ""]
+    return lines
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["scaling"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    seconds = [r["seconds"] for r in rows]
+    ax1.plot(seconds, [r["per_second"] for r in rows], "o-", label="full-length forward")
+    for r in results["chunked"]:
+        ax1.axhline(r["rtf"], linestyle="--", linewidth=0.8, color="gray")
+        ax1.annotate(f"{r['chunk']:g} s chunks", (seconds[0], r["rtf"]), fontsize=8)
+    ax1.set_xlabel("audio length (s)")
+    ax1.set_ylabel("seconds per second of audio")
+    ax1.set_title("forward time per audio second")
+    ax1.legend()
+    ax2.plot(seconds, [100 * r["attention_share"] for r in rows], "s-")
+    ax2.set_xlabel("audio length (s)")
+    ax2.set_ylabel("attention's share of the FLOPs (%)")
+    ax2.set_title("where the quadratic term grows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(results: dict, args, out: Path) -> str:
+    lines = [f"# Performance on CPU: hf-wav2vec2 against transformers ({args.size.upper()} size, random weights)", "",
+             f"Machine: {machine_line()}.", f"Load average (1/5/15 min) before: {results['load_before']}, after: "
+             f"{load_average()}; wall time of the whole run {time.perf_counter() - results['start']:.0f} s.",
+             f"Command: `python benchmarks/bench_all.py {' '.join(sys.argv[1:])}`. Medians of {args.repeats} "
+             "interleaved rounds after a warm-up; each round also times a 2048^3 fp32 matmul (the peak the "
+             "fractions below refer to).", ""]
+    if results.get("peaks"):
+        lines += [f"fp32 matmul peak during the forward rounds: median {med(results['peaks']):.0f} GFLOP/s.", ""]
+    if "forward" in results:
+        lines += forward_table(results) + [""]
+    lines += accuracy_lines(results)
+    lines += training_tables(results)
+    if "scaling" in results:
+        lines += scaling_tables(results)
+        plot(results, out.with_suffix(".png"))
+        lines += [f"![time against audio length]({out.with_suffix('.png').name})", ""]
+    text = "\n".join(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    return text
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="base")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length of the forward section")
+    parser.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
+    parser.add_argument("--train-batch", type=int, default=4)
+    parser.add_argument("--train-seconds", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=1, help="timed pre-training steps per worker process")
+    parser.add_argument("--pretrain-rounds", type=int, default=2)
+    parser.add_argument("--scaling-seconds", type=lambda s: [float(x) for x in s.split(",")], default=[10, 30, 60])
+    parser.add_argument("--long-seconds", type=float, default=300.0)
+    parser.add_argument("--chunk-lengths", type=lambda s: [float(x) for x in s.split(",")], default=[10, 20, 40])
+    parser.add_argument("--ctc-model", type=Path, help="fine-tuned CTC model (with processor) for the int8 CER check")
+    parser.add_argument("--accuracy-clips", type=int, default=1000, help="at most this many test clips")
+    parser.add_argument("--skip", type=lambda s: set(filter(None, s.split(","))), default=set())
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "performance_cpu.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # passed on to the worker processes
+    unknown = args.skip - set(SECTIONS)
+    if unknown:
+        parser.error(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    if args.worker == "scaling":
+        print(json.dumps(scaling_worker(args.root, args)))
+        return
+    if args.worker:
+        print(json.dumps(pretrain_worker(args.root, args.worker, args.train_batch, args.train_seconds, args.steps)))
+        return
+    results = {"start": time.perf_counter(), "load_before": load_average(), "size": args.size}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = save_checkpoints(Path(tmp), args.size)
+        for name, section in (("forward", bench_forward), ("accuracy", bench_accuracy), ("pretrain", bench_pretrain),
+                              ("finetune", bench_finetune), ("scaling", bench_scaling)):
+            if name not in args.skip:
+                print(f"[bench_all] {name} ...", file=sys.stderr, flush=True)
+                section(root, args, results)
+        if "import" not in args.skip:
+            bench_import(args, results)
+    print(write_report(results, args, args.out))
+
+
+if __name__ == "__main__":
+    main()
