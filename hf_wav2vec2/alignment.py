@@ -31,7 +31,6 @@ SRT/VTT, Praat TextGrid or Audacity labels.
 
 from __future__ import annotations
 
-import math
 import os
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from .alignment_formats import Alignment, Span, WordSpan
+from .chunking import ArrayReader, frame_duration, iter_chunks, receptive_field
 
 __all__ = ["Alignment", "Span", "WordSpan", "align", "ctc_forced_align", "frame_duration"]
 
@@ -246,25 +246,15 @@ def _build_target(transcript: str, tokenizer: Any, unknown: str, star_id: int) -
 # ----------------------------------------------------------------------------------------------- model side
 
 
-def frame_duration(config: Any, sampling_rate: float) -> float:
-    """Seconds per output frame: the conv stack's total stride (``prod(config.conv_stride)``) over the rate."""
-    strides = getattr(config, "conv_stride", None)
-    if not strides:
-        raise ValueError("the model config has no conv_stride: cannot tell the duration of an output frame")
-    return math.prod(int(s) for s in strides) / float(sampling_rate)
-
-
 def _emissions(model: Any, feature_extractor: Any, audio: np.ndarray, chunk_length_s: float,
                stride_length_s: float) -> torch.Tensor:
     """``(T, V)`` float32 log-probabilities on the model's device; long audio in overlapping chunks, stitched with
     the chunked pipeline's stride arithmetic."""
-    from .pipeline_hf_wav2vec2 import _iter_chunks, _receptive_field
-
     rate = feature_extractor.sampling_rate
-    align_to = math.prod(int(s) for s in model.config.conv_stride)
+    align_to = round(frame_duration(model.config, rate) * rate)  # samples per output frame
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    min_len = _receptive_field(model.config) or 1
+    min_len = receptive_field(model.config) or 1
 
     def forward(samples: np.ndarray) -> torch.Tensor:
         inputs = feature_extractor(samples, sampling_rate=rate, return_tensors="pt")
@@ -280,9 +270,9 @@ def _emissions(model: Any, feature_extractor: Any, audio: np.ndarray, chunk_leng
     if chunk <= 2 * stride or chunk < min_len:
         raise ValueError(f"chunk_length_s={chunk_length_s} must be longer than twice stride_length_s="
                          f"{stride_length_s} and than the model's receptive field")
-    reader = _ArrayReader(audio)
+    reader = ArrayReader(audio)
     pieces = []
-    for samples, left, right, is_last in _iter_chunks(reader.read, chunk, stride, stride, min_len, align_to):
+    for samples, left, right, is_last in iter_chunks(reader.read, chunk, stride, stride, min_len, align_to):
         out = forward(samples)
         frames = round(samples.shape[0] / align_to)
         if not is_last and out.shape[0] < frames:  # a chunk ending on a frame boundary lacks its last frame
@@ -291,16 +281,6 @@ def _emissions(model: Any, feature_extractor: Any, audio: np.ndarray, chunk_leng
         stop = frames - round(right / samples.shape[0] * frames)
         pieces.append(out[start:stop])
     return torch.cat(pieces)
-
-
-class _ArrayReader:
-    def __init__(self, array: np.ndarray):
-        self.array, self.position = array, 0
-
-    def read(self, n: int) -> np.ndarray:
-        out = self.array[self.position : self.position + n]
-        self.position += out.shape[0]
-        return out
 
 
 def _with_star(log_probs: torch.Tensor, spelling_ids: list[int]) -> torch.Tensor:
@@ -440,7 +420,8 @@ def _paths(items: list[tuple[torch.Tensor, _Target]], blank: int, window: int, m
     if len(short) > 1:
         frames = [items[i][0].shape[0] for i in short]
         lengths = [len(items[i][1].ids) for i in short]
-        log_probs = torch.zeros((len(short), max(frames), items[short[0]][0].shape[1]), device=items[short[0]][0].device)
+        first = items[short[0]][0]
+        log_probs = torch.zeros((len(short), max(frames), first.shape[1]), device=first.device)
         targets = torch.ones((len(short), max(lengths)), dtype=torch.long)
         for row, i in enumerate(short):
             log_probs[row, : frames[row]] = items[i][0]
@@ -508,7 +489,6 @@ def align(
         An :class:`Alignment`, or a list of them for a list of clips.
     """
     from .audio import load_audio
-    from .pipeline_hf_wav2vec2 import _receptive_field
 
     many = isinstance(audio, (list, tuple)) and not _is_sample_tuple(audio)
     clips, texts = (list(audio), transcript) if many else ([audio], [transcript])
@@ -526,7 +506,7 @@ def align(
     try:
         items, durations = [], []
         for clip, text in zip(clips, texts, strict=True):
-            samples = load_audio(clip, rate, sampling_rate=sampling_rate, min_samples=_receptive_field(model.config))
+            samples = load_audio(clip, rate, sampling_rate=sampling_rate, min_samples=receptive_field(model.config))
             log_probs = _emissions(model, feature_extractor, samples, chunk_length_s, stride_length_s)
             log_probs = _with_star(log_probs, sorted(spelling.values()))
             items.append((log_probs, _build_target(text, tokenizer, unknown, star_id=log_probs.shape[1] - 1)))

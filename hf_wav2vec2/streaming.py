@@ -129,9 +129,9 @@ class StreamingTranscriber:
                  device: Any = None):
         self.pipe = _greedy_pipeline(model, processor, device)
         self.rate = int(self.pipe.feature_extractor.sampling_rate)
-        from .pipeline_hf_wav2vec2 import _receptive_field
+        from .chunking import receptive_field
 
-        self.min_samples = _receptive_field(self.pipe.model.config) or 1
+        self.min_samples = receptive_field(self.pipe.model.config) or 1
         self.chunk, self.left, self.right = self.pipe._chunk_geometry(chunk_s, context_s, self.min_samples)
         self.step = self.chunk - self.left - self.right
         self.partial_samples = round(partial_s * self.rate) if partial_s else 0
