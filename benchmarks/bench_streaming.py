@@ -99,8 +99,8 @@ def paced_run(transcriber: StreamingTranscriber, audio: np.ndarray, block: int) 
     assert round(final.committed_s * SR) == audio.shape[0]
     arrivals = [start + end / SR for end in ends]
     return {
-        "committed": [c - a for c, a in zip(committed_at, arrivals)],
-        "partial": [min(p, c) - a for p, c, a in zip(partial_at, committed_at, arrivals)],
+        "committed": [c - a for c, a in zip(committed_at, arrivals, strict=True)],
+        "partial": [min(p, c) - a for p, c, a in zip(partial_at, committed_at, arrivals, strict=True)],
         "behind": behind,
     }
 

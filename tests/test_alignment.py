@@ -156,7 +156,7 @@ def test_viterbi_equals_the_numpy_reference_on_random_emissions(free_end):
         padded[b, : len(target)] = target
     labels, scores = ctc_forced_align(torch.from_numpy(log_probs), torch.from_numpy(padded), torch.tensor(frames),
                                       torch.tensor([len(t) for t in targets]), blank=blank, free_end=free_end)
-    for b, (n, target) in enumerate(zip(frames, targets)):
+    for b, (n, target) in enumerate(zip(frames, targets, strict=True)):
         best, path = reference_viterbi(log_probs[b, :n].astype(np.float64), target, blank, free_end)
         assert labels[b, :n].tolist() == path
         assert float(scores[b, :n].sum()) == pytest.approx(best, abs=1e-3)
@@ -285,10 +285,10 @@ def test_lower_case_transcripts_and_empty_ones(tones):
 def test_a_list_of_clips_is_batched_and_equals_one_by_one(tones):
     model, processor, forward = tones()
     texts = ["TEA CAT", "NOT ON ICE", "HE"]
-    clips = [forward.track(text, seconds=s)[0] for text, s in zip(texts, [3.0, 4.5, 1.5])]
+    clips = [forward.track(text, seconds=s)[0] for text, s in zip(texts, [3.0, 4.5, 1.5], strict=True)]
     together = align(model, clips, texts, processor=processor)
     assert [r.to_dict() for r in together] == [align(model, c, t, processor=processor).to_dict()
-                                              for c, t in zip(clips, texts)]
+                                              for c, t in zip(clips, texts, strict=True)]
     with pytest.raises(ValueError, match="3 clips need as many transcripts"):
         align(model, clips, texts[:2], processor=processor)
 
@@ -349,7 +349,7 @@ def test_textgrid_tiles_the_clip_with_word_and_char_tiers(alignment):
     xmins = [float(x) for x in _values(word_tier, "xmin")][2:]  # skip the grid's and the tier's own
     xmaxs = [float(x) for x in _values(word_tier, "xmax")][2:]
     assert xmins[0] == 0 and xmaxs[-1] == alignment.duration
-    assert all(math.isclose(a, b) for a, b in zip(xmaxs[:-1], xmins[1:]))  # intervals tile the tier
+    assert all(math.isclose(a, b) for a, b in zip(xmaxs[:-1], xmins[1:], strict=True))  # intervals tile the tier
     texts = [t for t in _values(word_tier, "text") if t != '""']
     assert texts == [f'"{w}"' for w in TEXT.split()]
 
