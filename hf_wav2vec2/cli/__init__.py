@@ -7,6 +7,7 @@ Subcommands::
     hf-wav2vec2 align AUDIO TRANSCRIPT|--text_file F --model M [--format json|srt|vtt|textgrid|audacity]
     hf-wav2vec2 evaluate DATA --model M [--lm LM.arpa] [--max_examples N] [--format text|json] [--show N]
     hf-wav2vec2 build-lm TEXT OUT.arpa [--order 3]
+    hf-wav2vec2 export-onnx MODEL OUT [--int8]   (ONNX Runtime: then transcribe --onnx / --int8)
     hf-wav2vec2 convert SRC OUT [--from F] [--to T] [--dict DICT]
     hf-wav2vec2 push MODEL_DIR REPO_ID [--dry_run DIR] [--wer X ...]
     hf-wav2vec2 finetune ...    (hf_wav2vec2.training.finetune; the rest of the line is its own)
@@ -53,6 +54,7 @@ from . import (
     common,
     convert,
     evaluate,
+    export_onnx,
     finetune,
     pretrain,
     push,
@@ -62,7 +64,8 @@ from .common import CommandError
 
 PROG = common.PROG
 # The order of hf-wav2vec2 --help.
-COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, build_lm, convert, push, finetune, pretrain)
+COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, build_lm, convert, export_onnx, push, finetune,
+                                    pretrain)
 
 
 def _passes_through(module: ModuleType) -> bool:

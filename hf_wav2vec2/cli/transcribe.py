@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="srt/vtt (default 7)")
     parser.add_argument("--max_cue_duration", type=common.positive_float, default=5.0, metavar="S",
                         help="srt/vtt (default 5)")
+    runtime = parser.add_mutually_exclusive_group()
+    runtime.add_argument("--onnx", action="store_true",
+                         help="run the model with ONNX Runtime (the onnx extra; uses MODEL/model.onnx from "
+                              "export-onnx, else exports first)")
+    runtime.add_argument("--int8", action="store_true",
+                         help="ONNX Runtime with int8 weights (MODEL/model_int8.onnx from export-onnx --int8, else "
+                              "exported and quantized first)")
     live = parser.add_argument_group("live transcription (hf_wav2vec2.streaming)")
     live.add_argument("--stream", action="store_true",
                       help="FILE is '-' (stdin) or one file of raw PCM or WAV: print the transcript as it is heard, "
@@ -148,6 +155,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     if len(args.files) != 1:
         raise CommandError("--stream reads one stream: '-' for stdin, or one file", 2)
     refused = [flag for flag, given in (("--lm", args.lm), ("--timestamps", args.timestamps), ("--lang", args.lang),
+                                        ("--onnx", args.onnx), ("--int8", args.int8),
                                         ("--output", args.output), ("--format", args.format != "text")) if given]
     if refused:
         raise CommandError(f"--stream prints plain text as it is heard; it does not take {', '.join(refused)}", 2)
@@ -177,9 +185,13 @@ def run(args: argparse.Namespace) -> int:
     timestamps = "word" if args.format in ("srt", "vtt") else args.timestamps
     if args.lm is not None and timestamps == "char":
         raise CommandError("--timestamps char is not available with --lm (the beam search gives word times)", 2)
+    runtime = "onnx-int8" if args.int8 else ("onnx" if args.onnx else None)
+    if runtime and args.lang:  # a graph in MODEL's folder was exported for whichever language was loaded then
+        raise CommandError("--lang is not available with --onnx/--int8: load the language, then export-onnx it", 2)
+    extra = {"runtime": runtime} if runtime else {}
     try:
         pipe = asr_pipeline(args.model, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
-                            device=args.device, target_lang=args.lang)
+                            device=args.device, target_lang=args.lang, **extra)
     except ModelLoadError:
         common.refuse_mismatched_weights(args.model, AutoModelForCTC)
         raise
