@@ -81,7 +81,7 @@ def med(values: list[float]) -> float:
 def forward_flops(config, samples: int) -> dict[str, float]:
     """Multiply-adds x 2 of one CTC forward on ``samples`` samples: conv stack, transformer, attention part."""
     conv, length, channels = 0.0, samples, 1
-    for dim, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride):
+    for dim, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride, strict=True):
         length = (length - kernel) // stride + 1
         conv += 2.0 * length * dim * channels * kernel
         channels = dim
@@ -156,7 +156,7 @@ def bench_forward(root: Path, args, results: dict) -> None:
     rows = []
     for batch in args.batches:
         x = torch.randn(batch, samples, generator=torch.Generator().manual_seed(batch))
-        fns = {name: (lambda m=m: m(x).logits) for name, m in models.items()}
+        fns = {name: (lambda m=m, x=x: m(x).logits) for name, m in models.items()}
         with torch.no_grad():
             reference = models["transformers"](x).logits
             agreement = {name: float((m(x).logits.argmax(-1) == reference.argmax(-1)).float().mean())
@@ -296,10 +296,11 @@ def bench_accuracy(root: Path, args, results: dict) -> None:
     int8 = onnx_model(root / "onnx" if args.ctc_model is None and (root / "onnx").is_dir() else fp32, int8=True)
     hyp32, frames32 = transcribe_clips(fp32, processor, clips)
     hyp8, frames8 = transcribe_clips(int8, processor, clips)
-    changed = sum(int((a != b).sum()) for a, b in zip(frames32, frames8)) / sum(a.numel() for a in frames32)
+    changed = sum(int((a != b).sum()) for a, b in zip(frames32, frames8, strict=True))
+    changed /= sum(a.numel() for a in frames32)
 
     def cer(truth, hypothesis):
-        pairs = [(t, h) for t, h in zip(truth, hypothesis) if t.strip()]
+        pairs = [(t, h) for t, h in zip(truth, hypothesis, strict=True) if t.strip()]
         return 100 * jiwer.cer([t for t, _ in pairs], [h.upper() or " " for _, h in pairs]) if pairs else float("nan")
 
     results["accuracy"] = dict(model=str(args.ctc_model or f"random {args.size.upper()} weights (transformers')"),
@@ -322,7 +323,7 @@ def scaling_worker(root: Path, args) -> dict:
     rows = []
     for seconds in args.scaling_seconds:
         x = torch.randn(1, int(seconds * SR), generator=torch.Generator().manual_seed(3))
-        times, peaks = interleaved({"ours": lambda: model(x).logits}, max(1, args.repeats - 1))
+        times, peaks = interleaved({"ours": lambda x=x: model(x).logits}, max(1, args.repeats - 1))
         flops = forward_flops(model.config, x.shape[1])
         rows.append(dict(seconds=seconds, time=med(times["ours"]), per_second=med(times["ours"]) / seconds,
                          peak_rss_mb=peak_rss_mb(), attention_share=flops["attention"] / flops["total"],
@@ -365,7 +366,8 @@ def runs_text(values: list[float]) -> str:
 
 def forward_table(results: dict) -> list[str]:
     lines = ["## CTC forward (inference, no grad)", "",
-             f"| batch x {results['clip_seconds']:g} s | implementation | median (s) | vs transformers fp32 | matmul peak used | "
+             f"| batch x {results['clip_seconds']:g} s | implementation | median (s) | vs transformers fp32 | "
+             "matmul peak used | "
              "argmax = transformers' | runs (s) |", "|---|---|---|---|---|---|---|"]
     for r in results["forward"]:
         lines.append(f"| {r['batch']} | {r['impl']} | {r['seconds']:.2f} | **{r['ratio']:.2f}x** | "
@@ -395,7 +397,8 @@ def training_tables(results: dict) -> list[str]:
         p = results["pretrain"]
         t, o = p["transformers"], p["hf-wav2vec2"]
         lines += ["## Pre-training step (ForPreTraining forward + backward, fp32, each in its own process)", "",
-                  "| implementation | median step (s) | peak RSS (MB) | last loss | runs (s) |", "|---|---|---|---|---|"]
+                  "| implementation | median step (s) | peak RSS (MB) | last loss | runs (s) |",
+                  "|---|---|---|---|---|"]
         for name, r in p.items():
             lines.append(f"| {name} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['loss']:.3f} | "
                          f"{runs_text(r['runs'])} |")

@@ -104,7 +104,7 @@ class _ChannelsLastFeatureEncoder(nn.Module):
 
     def forward(self, input_values):
         x = input_values[:, :, None]
-        for conv, norm, kind, activation in zip(self.convs, self.norms, self.kinds, self.activations):
+        for conv, norm, kind, activation in zip(self.convs, self.norms, self.kinds, self.activations, strict=True):
             x = conv(x)
             if kind == "group":  # one group per channel: normalize each channel over time
                 mean = x.mean(dim=1, keepdim=True)
@@ -344,7 +344,8 @@ class OnnxWav2Vec2ForCTC:
         ort = _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
-            raise OnnxExportError(f"{self.path}: no such ONNX file (write one with export_onnx / hf-wav2vec2 export-onnx)")
+            raise OnnxExportError(f"{self.path}: no such ONNX file (write one with export_onnx or "
+                                  "hf-wav2vec2 export-onnx)")
         options = ort.SessionOptions()
         # onnxruntime's default pool takes every core; torch's thread setting is what users already tune
         options.intra_op_num_threads = int(num_threads or torch.get_num_threads())
