@@ -150,7 +150,7 @@ def test_classify_command(tmp_path, model_dir, classify_command, capsys):
     assert len(errors) == 2 and "nope.wav" in errors[0] and errors[1].endswith("1 of 3 files failed")
 
     out = tmp_path / "labels.txt"
-    assert classify_command(["classify", str(clips[0]), "--model", str(model_dir), "--top-k", "2", "-o", str(out)]) == 0
+    assert classify_command(["classify", str(clips[0]), "--model", str(model_dir), "--top_k", "2", "-o", str(out)]) == 0
     (label1, score1), (label2, score2) = expected[0][:2]
     assert out.read_text() == f"{clips[0]}\t{label1} {score1:.3f}, {label2} {score2:.3f}\n"
     with pytest.raises(SystemExit) as usage:

@@ -51,6 +51,7 @@ from types import ModuleType
 from . import (
     align,
     build_lm,
+    classify,
     common,
     convert,
     evaluate,
@@ -64,7 +65,7 @@ from .common import CommandError
 
 PROG = common.PROG
 # The order of hf-wav2vec2 --help.
-COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, build_lm, convert, export_onnx, push, finetune,
+COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, classify, build_lm, convert, export_onnx, push, finetune,
                                     pretrain)
 
 

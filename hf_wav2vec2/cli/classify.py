@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--model", "-m", required=True, help="model directory or Hub id of a classification model")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cpu)")
-    parser.add_argument("--top_k", "--top-k", type=common.non_negative_int, default=5, metavar="K",
+    parser.add_argument("--top_k", type=common.non_negative_int, default=5, metavar="K",
                         help="labels per file, best first (default 5; 0 = every label)")
 
 
