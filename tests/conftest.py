@@ -44,6 +44,28 @@ def _seed():
     torch.manual_seed(0)
 
 
+def _library_logging() -> tuple[int, bool]:
+    import transformers
+
+    return transformers.utils.logging.get_verbosity(), transformers.utils.logging.is_progress_bar_enabled()
+
+
+_LIBRARY_LOGGING = _library_logging()  # as the suite found it, before any command quieted it
+
+
+@pytest.fixture(autouse=True)
+def _restore_library_logging():
+    """In-process commands quiet transformers for the rest of the process, as the real console script wants; the
+    next test expects transformers' warnings. The state restored is the suite's start, not the test's: a
+    module-scoped fixture that runs a command sets up before any function-scoped fixture could take a snapshot."""
+    yield
+    import transformers
+
+    verbosity, progress = _LIBRARY_LOGGING
+    transformers.utils.logging.set_verbosity(verbosity)
+    (transformers.utils.logging.enable_progress_bar if progress else transformers.utils.logging.disable_progress_bar)()
+
+
 # Under CI=true a skip is a failure: everything the suite needs is installed by scripts/setup.sh, so a skipped
 # test there means a missing install step that a green run would hide. A test that may legitimately skip in CI
 # (hardware the CI machine cannot have) says so with @pytest.mark.skip_ok_in_ci.

@@ -389,17 +389,7 @@ def tone_model_dir(monkeypatch, tmp_path):
     return save_model_dir(tmp_path / "tone-model", do_normalize=False), forward
 
 
-@pytest.fixture
-def restore_logging():
-    """In-process commands quiet transformers for the rest of the process (as the real command wants)."""
-    import transformers
-
-    verbosity = transformers.utils.logging.get_verbosity()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-
-
-def test_align_command(tone_model_dir, tmp_path, capsys, restore_logging):
+def test_align_command(tone_model_dir, tmp_path, capsys):
     import soundfile as sf
 
     from hf_wav2vec2 import cli

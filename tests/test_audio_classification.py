@@ -122,11 +122,7 @@ def classify_command(monkeypatch):
 
     if classify not in cli.COMMANDS:
         monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, classify))
-    yield cli.main
-    import transformers  # the command quiets transformers for the process; later tests expect its warnings
-
-    transformers.utils.logging.set_verbosity_warning()
-    transformers.utils.logging.enable_progress_bar()
+    return cli.main  # conftest gives transformers' verbosity back after the test
 
 
 def test_classify_command(tmp_path, model_dir, classify_command, capsys):

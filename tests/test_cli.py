@@ -30,20 +30,6 @@ from hf_wav2vec2 import HfWav2Vec2ForCTC, cli
 from hf_wav2vec2.decoding import ArpaModel
 
 
-@pytest.fixture(autouse=True)
-def _restore_library_logging():
-    """In-process commands quiet transformers for the rest of the process, as the real command wants; later test
-    files in the same process expect transformers' warnings, so each test here gives the verbosity back."""
-    import transformers
-
-    verbosity = transformers.utils.logging.get_verbosity()
-    progress = transformers.utils.logging.is_progress_bar_enabled()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-    if progress:
-        transformers.utils.logging.enable_progress_bar()
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return save_model_dir(tmp_path_factory.mktemp("cli") / "model")

@@ -14,16 +14,6 @@ from hf_wav2vec2 import cli  # noqa: E402
 from hf_wav2vec2.onnx import ONNX_FILE, ONNX_INT8_FILE, OnnxWav2Vec2ForCTC  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _restore_library_logging():
-    """In-process commands quiet transformers; later test files expect its warnings back."""
-    import transformers
-
-    verbosity = transformers.utils.logging.get_verbosity()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-
-
 @pytest.fixture(scope="module")
 def exported_model(tmp_path_factory):
     """A model folder that export-onnx --int8 wrote its graphs into (one export for the module)."""

@@ -18,16 +18,6 @@ from test_pipeline_hf_wav2vec2 import SR, noise, save_model_dir, tone_track
 from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForCTC, cli
 
 
-@pytest.fixture(autouse=True)
-def _restore_library_logging():
-    """In-process commands quiet transformers for the rest of the process (see test_cli)."""
-    import transformers
-
-    verbosity = transformers.utils.logging.get_verbosity()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-
-
 def write_tones(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     audio, _ = tone_track(text, seconds=3.0)
@@ -186,6 +176,7 @@ def test_a_config_that_disagrees_with_the_weights_names_the_tensors(command, tmp
         "convert": ["convert", str(folder), str(tmp_path / "out")],
         "push": ["push", str(folder), "me/x", "--dry_run", str(tmp_path / "out")],
     }[command]
+    capsys.readouterr()  # what building the folder printed (progress bars) is not the command's
     assert cli.main(argv) == 1
     lines = error_lines(capsys)
     assert lines[0] == (f"hf-wav2vec2: error: {folder}: config.json does not match the weights: {len(differ)} tensors "
@@ -201,6 +192,7 @@ def test_long_mismatch_lists_are_cut(tmp_path, monkeypatch, capsys):
 
     folder, differ = mismatched_model(tmp_path)
     monkeypatch.setattr(common, "MISMATCH_LIST_LIMIT", 2)
+    capsys.readouterr()  # what building the folder printed (progress bars) is not the command's
     assert cli.main(["convert", str(folder), str(tmp_path / "out")]) == 1
     lines = error_lines(capsys)
     assert len(lines) == 4 and lines[-1] == f"  ... and {len(differ) - 2} more"
@@ -210,6 +202,7 @@ def test_a_model_that_fails_for_another_reason_keeps_its_own_error(tmp_path, cap
     folder = save_model_dir(tmp_path / "model")
     (folder / "model.safetensors").unlink()  # no weights: not a shape problem
     sf.write(tmp_path / "a.wav", np.zeros(SR, dtype=np.float32), SR)
+    capsys.readouterr()  # what building the folder printed (progress bars) is not the command's
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)]) == 1
     lines = error_lines(capsys)
     assert len(lines) == 1 and lines[0].startswith(f"hf-wav2vec2: error: {folder}: ")

@@ -411,9 +411,11 @@ def test_audiofolder_without_torchcodec_and_evaluation_matching_finetuning(
     result = evaluate_model(str(output_dir), files, references)
     assert result.cer == pytest.approx(metrics["eval_cer"], abs=1e-12)
     assert result.wer == pytest.approx(metrics["eval_wer"], abs=1e-12)
-    assert any(result.hypotheses)  # the model says something, so the normalization matters:
+    # the saved normalization is what scored the run (20 updates may leave a model saying nothing, so the references
+    # are compared, not the rates): lower case, no punctuation, unlike the transcripts as written
+    assert result.references == [text.lower().replace(",", "").replace("!", "") for text in references]
     unnormalized = evaluate_model(str(output_dir), files, references, normalize=normalize_transcript)
-    assert unnormalized.cer != pytest.approx(metrics["eval_cer"])
+    assert unnormalized.references != result.references
 
     # what the run leaves beside the model
     assert TextNormalization.from_pretrained(output_dir) == TextNormalization()

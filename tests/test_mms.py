@@ -162,19 +162,7 @@ def spanish_transcript(folder, audio):
     return tokenizer.decode(logits(model, torch.from_numpy((audio - audio.mean()) / audio.std())[None]).argmax(-1)[0])
 
 
-@pytest.fixture
-def restore_library_logging():
-    """The in-process command quiets transformers for the rest of the process (as the real command wants); later
-    tests expect its warnings, so the verbosity is given back."""
-    verbosity = transformers.utils.logging.get_verbosity()
-    progress = transformers.utils.logging.is_progress_bar_enabled()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-    if progress:
-        transformers.utils.logging.enable_progress_bar()
-
-
-def test_cli_transcribe_and_evaluate_take_the_language(ours_mms_dir, tmp_path, capsys, restore_library_logging):
+def test_cli_transcribe_and_evaluate_take_the_language(ours_mms_dir, tmp_path, capsys):
     import numpy as np
     import soundfile as sf
 

@@ -232,22 +232,12 @@ def test_torch_input(asr):
 # ----------------------------------------------------------------------------------------------- command line
 
 
-@pytest.fixture
-def restore_logging():
-    """In-process commands quiet transformers for the rest of the process (as the real command wants)."""
-    import transformers
-
-    verbosity = transformers.utils.logging.get_verbosity()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-
-
 class FakeStdin:
     def __init__(self, data: bytes):
         self.buffer = io.BytesIO(data)
 
 
-def test_transcribe_stream_from_stdin_in_process(asr, model_dir, tmp_path, monkeypatch, capsys, restore_logging):
+def test_transcribe_stream_from_stdin_in_process(asr, model_dir, tmp_path, monkeypatch, capsys):
     from hf_wav2vec2 import cli
 
     audio = noise(4.0, seed=19)

@@ -208,12 +208,17 @@ def register_models() -> None:
     hf_wav2vec2.register()
 
 
-def quiet_libraries() -> None:
-    """transformers' and the Hub's own progress bars and warnings would drown the output on stderr."""
+def quiet_transformers() -> None:
+    """transformers' progress bars and warnings (a bar per weight load) would drown the command's own lines."""
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+def quiet_libraries() -> None:
+    """transformers' and the Hub's own progress bars and warnings would drown the output on stderr."""
+    quiet_transformers()
     try:
         from huggingface_hub.utils import disable_progress_bars
         from huggingface_hub.utils import logging as hub_logging

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         from ..convert import ConversionError, convert
     except ImportError as error:
         raise unavailable(NAME, error) from None
+    common.quiet_transformers()
     try:
         out = convert(args.src, args.out, source=args.source, target=args.target, dict_path=args.dict_path,
                       allow_unsafe_pickle=args.unsafe_load)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from .common import unavailable
 
 NAME = "finetune"
@@ -11,7 +13,8 @@ HELP = "fine-tune a model with CTC (arguments of examples/finetune_ctc.py)"
 
 def main(argv: list[str]) -> int:
     try:
-        from ..training import finetune
+        # import_module, not `from ..training import`: the package attribute would outlive a sys.modules entry
+        finetune = importlib.import_module("..training.finetune", __package__)
     except ImportError as error:
         raise unavailable(NAME, error) from None
     result = finetune.main(argv)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from .common import unavailable
 
 NAME = "pretrain"
@@ -14,7 +16,8 @@ NEEDS_MODELS = False
 
 def main(argv: list[str]) -> int:
     try:
-        from ..training import pretrain
+        # import_module, not `from ..training import`: the package attribute would outlive a sys.modules entry
+        pretrain = importlib.import_module("..training.pretrain", __package__)
     except ImportError as error:
         raise unavailable(NAME, error) from None
     result = pretrain.main(argv)

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         from ..hub import PublishError, push_to_hub
     except ImportError as error:
         raise unavailable(NAME, error) from None
+    common.quiet_transformers()  # the Hub's upload bars stay: a large upload takes minutes
     if (args.wer is not None or args.cer is not None) and not args.dataset:
         common.print_warning("no --dataset: the WER/CER go into the card's table but not into the Hub model-index")
     try:
