@@ -365,6 +365,9 @@ def test_missing_modules_make_commands_unavailable_not_broken(monkeypatch, tmp_p
     monkeypatch.setitem(sys.modules, "hf_wav2vec2.training.pretrain", None)  # import fails
     assert cli.main(["pretrain", "--x"]) == 1
     assert "the pretrain command is not available" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "hf_wav2vec2.training.finetune_classification", None)
+    assert cli.main(["finetune-classification", "--x"]) == 1
+    assert "the finetune-classification command is not available" in capsys.readouterr().err
 
 
 def test_a_new_subcommand_is_one_module_in_the_list(monkeypatch, capsys):
@@ -385,12 +388,14 @@ def test_a_new_subcommand_is_one_module_in_the_list(monkeypatch, capsys):
     assert "argument --times: must be at least 1" in usage_error(["hello", "--times", "0"], capsys)
 
 
-@pytest.mark.parametrize("command", ["finetune", "pretrain"])
-def test_training_commands_get_the_rest_of_the_command_line(monkeypatch, command):
+@pytest.mark.parametrize("command, module", [
+    ("finetune", "finetune"), ("pretrain", "pretrain"), ("finetune-classification", "finetune_classification"),
+])
+def test_training_commands_get_the_rest_of_the_command_line(monkeypatch, command, module):
     seen = []
-    fake = types.ModuleType(f"hf_wav2vec2.training.{command}")
-    fake.main = lambda argv: seen.append(argv) or {"eval_wer": 0.5}
-    monkeypatch.setitem(sys.modules, f"hf_wav2vec2.training.{command}", fake)
+    fake = types.ModuleType(f"hf_wav2vec2.training.{module}")
+    fake.main = lambda argv: seen.append(argv) or {"eval_accuracy": 0.5}
+    monkeypatch.setitem(sys.modules, f"hf_wav2vec2.training.{module}", fake)
     assert cli.main([command, "--output_dir", "runs/x", "--help"]) == 0
     assert seen == [["--output_dir", "runs/x", "--help"]]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -62,7 +63,9 @@ def _run_importtime(command, cwd=None):
     (["convert", "--help"], 0),
     (["push", "--help"], 0),                   # the Hub client and torch load only to publish
     (["build-lm", "--help"], 0),
+    (["classify", "--help"], 0),
     (["pretrain", "--help"], 0),
+    (["classify", "a.wav"], 2),               # --model missing
     (["transcribe"], 2),                       # usage error: FILE and --model missing
     (["transcribe", "a.wav", "--format", "doc"], 2),
     (["pretrain", "--data", "d"], 2),          # --output_dir missing
@@ -77,6 +80,16 @@ def test_console_script_answers_without_torch_or_transformers(console_script, ar
     assert "Traceback" not in completed.stderr
     assert "hf_wav2vec2" in imported  # the parsing really ran through the package
     assert not imported & set(HEAVY), f"hf-wav2vec2 {' '.join(args)} imported {sorted(imported & set(HEAVY))}"
+
+
+def test_help_lists_every_command_without_importing_them(console_script):
+    """The training commands (finetune, finetune-classification) parse their own arguments with transformers; the
+    top-level --help names them without importing that."""
+    completed, imported = _run_importtime([str(console_script), "--help"])
+    for name in ("classify", "finetune", "finetune-classification", "pretrain"):
+        assert re.search(rf"^ +{name}(\s|$)", completed.stdout, re.MULTILINE), completed.stdout
+    assert not imported & set(HEAVY)
+    assert "hf_wav2vec2.training" not in completed.stderr  # -X importtime lists every module imported
 
 
 def test_python_m_cli_help_is_fast_too():

@@ -6,11 +6,13 @@ Subcommands::
     hf-wav2vec2 transcribe - --stream --model M [--rate HZ] [--chunk_length S]   (raw PCM or WAV from stdin)
     hf-wav2vec2 align AUDIO TRANSCRIPT|--text_file F --model M [--format json|srt|vtt|textgrid|audacity]
     hf-wav2vec2 evaluate DATA --model M [--lm LM.arpa] [--max_examples N] [--format text|json] [--show N]
+    hf-wav2vec2 classify FILES... --model M [--top_k K] [--format text|json]
     hf-wav2vec2 build-lm TEXT OUT.arpa [--order 3]
     hf-wav2vec2 export-onnx MODEL OUT [--int8]   (ONNX Runtime: then transcribe --onnx / --int8)
     hf-wav2vec2 convert SRC OUT [--from F] [--to T] [--dict DICT]
     hf-wav2vec2 push MODEL_DIR REPO_ID [--dry_run DIR] [--wer X ...]
     hf-wav2vec2 finetune ...    (hf_wav2vec2.training.finetune; the rest of the line is its own)
+    hf-wav2vec2 finetune-classification ...    (hf_wav2vec2.training.finetune_classification, likewise)
     hf-wav2vec2 pretrain ...    (hf_wav2vec2.training.pretrain; the rest of the line is its own)
 
 Problems are reported as one line on stderr (``hf-wav2vec2: error: ...``, details if any on the lines below),
@@ -57,6 +59,7 @@ from . import (
     evaluate,
     export_onnx,
     finetune,
+    finetune_classification,
     pretrain,
     push,
     transcribe,
@@ -65,8 +68,8 @@ from .common import CommandError
 
 PROG = common.PROG
 # The order of hf-wav2vec2 --help.
-COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, classify, build_lm, convert, export_onnx, push, finetune,
-                                    pretrain)
+COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, classify, build_lm, convert, export_onnx, push,
+                                    finetune, finetune_classification, pretrain)
 
 
 def _passes_through(module: ModuleType) -> bool:
