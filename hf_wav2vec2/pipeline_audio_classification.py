@@ -9,13 +9,22 @@ file. ``top_k`` and ``function_to_apply`` are transformers' (``top_k=None``: eve
 
 Registration (:func:`register_audio_classification_pipeline`, called by ``import hf_wav2vec2``): the built-in
 ``"audio-classification"`` task builds this class for models whose ``model_type`` is ``hf_wav2vec2`` or
-``wav2vec2`` and the previously registered class (transformers' own) for every other model type.
+``wav2vec2`` and the previously registered class (transformers' own) for every other model type; the task
+:data:`PIPELINE_TASK` always builds it.
+
+Remote code (:func:`save_classification_pipeline_code`): this file imports only ``.audio``, ``.chunking`` and
+``.pipeline_hf_wav2vec2`` (all remote-code safe), so it ships beside a classifier with a ``custom_pipelines`` entry,
+and ``pipeline(model=DIR, trust_remote_code=True)`` builds this class in a process without this package.
 
 :func:`classify_files` labels a list of files, skipping unreadable ones (the ``hf-wav2vec2 classify`` command).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from transformers import AudioClassificationPipeline
@@ -25,13 +34,19 @@ from .chunking import receptive_field
 from .pipeline_hf_wav2vec2 import route_stock_task
 
 __all__ = [
+    "PIPELINE_TASK",
     "STOCK_TASK",
     "HfWav2Vec2AudioClassificationPipeline",
     "classify_files",
     "register_audio_classification_pipeline",
+    "save_classification_pipeline_code",
 ]
 
 STOCK_TASK = "audio-classification"
+#: Task name of this pipeline in a saved config's ``custom_pipelines``. Not :data:`STOCK_TASK`: transformers refuses
+#: every task listed there without ``trust_remote_code=True``, which would break ``pipeline(STOCK_TASK, model=DIR)``
+#: in processes that import this package (the same reason as the ASR pipeline's ``hf-wav2vec2-asr``).
+PIPELINE_TASK = "hf-wav2vec2-audio-classification"
 #: Model types the stock task builds this class for: ours and transformers' Wav2Vec2 (same feature extractor).
 PIPELINE_MODEL_TYPES = frozenset({"hf_wav2vec2", "wav2vec2"})
 
@@ -72,8 +87,43 @@ class _AudioClassificationDispatcher(AudioClassificationPipeline):
 
 
 def register_audio_classification_pipeline() -> None:
-    """Route ``pipeline("audio-classification", ...)`` of wav2vec 2.0 models to our class (idempotent)."""
+    """Route ``pipeline("audio-classification", ...)`` of wav2vec 2.0 models to our class and register
+    :data:`PIPELINE_TASK` (idempotent)."""
+    from transformers import AutoModelForAudioClassification
+    from transformers.pipelines import PIPELINE_REGISTRY
+
     route_stock_task(STOCK_TASK, _AudioClassificationDispatcher)
+    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
+        PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=HfWav2Vec2AudioClassificationPipeline,
+                                            pt_model=AutoModelForAudioClassification, type="audio")
+
+
+def save_classification_pipeline_code(directory: str | os.PathLike) -> list[Path]:
+    """Make a saved classifier build this pipeline in processes that do not have this package.
+
+    Copies this file and the files it imports into ``directory`` and adds a ``custom_pipelines`` entry for
+    :data:`PIPELINE_TASK` to its ``config.json``. Then, without ``hf_wav2vec2``, ``pipeline(model=directory,
+    trust_remote_code=True)`` classifies files and arrays at any rate (soxr); ``pipeline("audio-classification",
+    model=directory, trust_remote_code=True)`` builds transformers' own class, which needs torchaudio to resample.
+    Returns the copied paths; ``FileNotFoundError`` when ``directory`` has no ``config.json``."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    directory = Path(directory)
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{directory}: no config.json (save the model there first)")
+    source = Path(__file__)
+    copied = []
+    for path in [source, *map(Path, get_relative_import_files(source))]:
+        copied.append(Path(shutil.copyfile(path, directory / path.name)))
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config.setdefault("custom_pipelines", {})[PIPELINE_TASK] = {
+        "impl": f"{source.stem}.{HfWav2Vec2AudioClassificationPipeline.__name__}",
+        "pt": ["AutoModelForAudioClassification"],
+        "type": "audio",
+    }
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return copied
 
 
 # ------------------------------------------------------------------------------------------------- files

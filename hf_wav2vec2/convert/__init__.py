@@ -170,6 +170,8 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
     if target == "hf_wav2vec2":
         from ..interop import copy_adapter_files
         from ..modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
+        from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
+        from ..pipeline_audio_classification import save_classification_pipeline_code
         from ..pipeline_hf_wav2vec2 import save_pipeline_code
 
         model.save_pretrained(out)
@@ -180,6 +182,8 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
         if isinstance(model, HfWav2Vec2ForCTC):
             # remote-code users (no hf_wav2vec2) get this package's pipeline: soxr resampling, streaming, LM
             save_pipeline_code(out)
+        elif isinstance(model, HfWav2Vec2ForSequenceClassification):  # likewise for audio classification
+            save_classification_pipeline_code(out)
     else:
         from ..interop import save_as_transformers
 

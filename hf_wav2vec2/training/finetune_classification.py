@@ -38,6 +38,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
 from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
+from ..pipeline_audio_classification import save_classification_pipeline_code
 from .ctc_data import AUDIO, TEXT, decode_audio, load_labeled_dataset, load_labeled_folder
 
 logger = logging.getLogger(__name__)
@@ -378,6 +379,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Cla
     trainer.save_model()
     if trainer.is_world_process_zero():
         feature_extractor.save_pretrained(training_args.output_dir)
+        # remote-code users (no hf_wav2vec2) get this package's pipeline: files and any rate, soxr resampling
+        save_classification_pipeline_code(training_args.output_dir)
     metrics = dict(train_result.metrics, train_samples=len(train))
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
