@@ -141,8 +141,9 @@ def train(workdir: Path, args) -> tuple[dict, float]:
     HfWav2Vec2Config(**MODEL).save_pretrained(workdir / "config")
     argv = [
         "--from_scratch", "--config_name", str(workdir / "config"), "--train_dir", str(workdir / "train"),
-        "--eval_dir", str(workdir / "test"), "--output_dir", str(workdir / "model"), "--max_steps", str(args.max_steps), "--learning_rate",
-        str(args.learning_rate), "--per_device_train_batch_size", str(args.batch_size), "--warmup_steps", "0.1",
+        "--eval_dir", str(workdir / "test"), "--output_dir", str(workdir / "model"),
+        "--max_steps", str(args.max_steps), "--learning_rate", str(args.learning_rate),
+        "--per_device_train_batch_size", str(args.batch_size), "--warmup_steps", "0.1",
         "--mask_time_prob", "0.05", "--mask_time_length", "5", "--logging_steps", "100", "--save_strategy", "no",
         "--seed", str(args.seed), "--dataloader_pin_memory", "false", "--disable_tqdm", "true",
     ]
@@ -164,7 +165,8 @@ def report(args, clips, missing, results, metrics, seconds, parameters) -> str:
         "# Keyword spotting on the asterisk digit prompts (CPU)", "", "Command:", "", f"    {command.strip()}", "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
         f"threads), transformers {transformers.__version__}.", "",
-        f"Data: digits 0-9 of the asterisk prompts in {', '.join(languages)} ({', '.join(VOICES[l] for l in languages)}"
+        f"Data: digits 0-9 of the asterisk prompts in {', '.join(languages)} "
+        f"({', '.join(VOICES[lang] for lang in languages)}"
         f"; one speaker, 8 kHz, resampled to 16 kHz with soxr): {len(clips)} recordings, 10 labels (a digit's words "
         "in both languages share its label)." + (f" Not installed: {', '.join(missing)}." if missing else ""),
         f"Training: {args.copies} augmented copies per recording ({args.copies * len(clips)} clips of "
@@ -185,11 +187,11 @@ def report(args, clips, missing, results, metrics, seconds, parameters) -> str:
         "",
         "Scored clip by clip through `pipeline(\"audio-classification\", model=...)` (this package's pipeline: files "
         "decoded with soundfile, resampled with soxr):", "",
-        "| held-out set | clips | accuracy | " + " | ".join(f"accuracy ({l})" for l in languages) + " |",
+        "| held-out set | clips | accuracy | " + " | ".join(f"accuracy ({lang})" for lang in languages) + " |",
         "|---|---|---|" + "---|" * len(languages),
     ]
     for name, result in results.items():
-        per = " | ".join(f"{100 * result['per_language'].get(l, float('nan')):.1f}%" for l in languages)
+        per = " | ".join(f"{100 * result['per_language'].get(lang, float('nan')):.1f}%" for lang in languages)
         lines.append(f"| {name} | {result['clips']} | {100 * result['accuracy']:.1f}% | {per} |")
     lines += ["", "Most frequent confusions (label->predicted: count): "]
     for name, result in results.items():

@@ -18,10 +18,11 @@ computed once per clip, which makes an update several times cheaper than fine-tu
     override its layer-norm order (fairseq ``layer_norm_first``);
   * ``bilstm``: a reference outside wav2vec 2.0: conv (stride 1) + 2-layer BiLSTM of 256 per direction.
 
-Every ``--eval_every`` updates it prints (and ``main`` returns) the mean training CTC loss (per target character) and the greedy CER on
-every 4th training clip and on the held-out test split (WER too). A model on the plateau emits only blanks (CER
-1.000). Batches are ``--batch_size`` clips of similar length; AdamW (0.9, 0.98), 10 % linear warm-up then constant
-lr, gradient norm clipped to 1, no dropout unless ``--dropout``, no masking unless ``--mask_time_prob``.
+Every ``--eval_every`` updates it prints (and ``main`` returns) the mean training CTC loss (per target character)
+and the greedy CER on every 4th training clip and on the held-out test split (WER too). A model on the plateau emits
+only blanks (CER 1.000). Batches are ``--batch_size`` clips of similar length; AdamW (0.9, 0.98), 10 % linear
+warm-up then constant lr, gradient norm clipped to 1, no dropout unless ``--dropout``, no masking unless
+``--mask_time_prob``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def log_mel(audio: np.ndarray, n_mels: int = 80) -> torch.Tensor:
     mel = np.linspace(0, 2595 * np.log10(1 + SR / 2 / 700), n_mels + 2)
     edges = 700 * (10 ** (mel / 2595) - 1)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    bank = torch.tensor(np.clip(np.minimum((hz - lo) / (mid - lo), (hi - hz) / (hi - mid)), 0, None), dtype=torch.float32)
+    triangles = np.clip(np.minimum((hz - lo) / (mid - lo), (hi - hz) / (hi - mid)), 0, None)
+    bank = torch.tensor(triangles, dtype=torch.float32)
     frames = torch.log(bank @ power + 1e-6).T  # (T, n_mels)
     frames = (frames - frames.mean(0)) / (frames.std(0) + 1e-5)
     usable = len(frames) // 2 * 2

@@ -18,7 +18,8 @@ parameter names), ``own`` lets each class initialize itself.
     nice -n 5 python3 benchmarks/objective_vs_transformers.py --updates 800 --seeds 0 1 --variants post_ln pre_ln \
         --sides ours transformers --json runs/objective.jsonl
     python3 benchmarks/objective_vs_transformers.py --report runs/objective.jsonl \
-        --markdown benchmarks/results/objective_vs_transformers.md --plot benchmarks/results/objective_vs_transformers.png
+        --markdown benchmarks/results/objective_vs_transformers.md \
+        --plot benchmarks/results/objective_vs_transformers.png
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ def train_one(side, variant, seed, train, eval_batches, *, updates, keys, init="
     crops, frames = np.random.default_rng(seed), frames_of(model, samples)
     np.random.seed(seed)  # masks and distractors: the same sequence for every side of this seed
     record = dict(side=side, variant=variant, seed=seed, init=init, updates=updates, batch_size=batch_size,
-                  num_negatives=config.num_negatives, feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
+                  num_negatives=config.num_negatives,
+                  feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
                   feature_grad_mult=getattr(config, "feature_grad_mult", 1.0), curve=[])
     record["curve"].append(dict(update=0, accuracy=evaluate(model, eval_batches)))
     model.train()
@@ -224,7 +226,7 @@ def fixed_eval_batches(test, keys, batch_size=8, samples=32_000, batches=4):
 # ---------------------------------------------------------------------------------------------------------- report
 
 def report(records, markdown=None, plot=None):
-    """Mean over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, loss, perplexity, s/update."""
+    """Means over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, loss, ppl, s/update."""
     groups = {}
     for r in records:
         key = (r["variant"], r["num_negatives"], r.get("crop_seconds", 2.0), r["updates"], r["init"], r["side"])
@@ -232,10 +234,12 @@ def report(records, markdown=None, plot=None):
     lines = ["| variant | K | crop s | updates | init | side | seeds | held-out acc start -> end (per seed) | "
              "mean end acc | chance | loss/frame | code ppl | s/update |", "|" + "---|" * 13]
     for (variant, k, crop, updates, init, side), rs in sorted(groups.items()):
-        per_seed = ", ".join(f"{r['accuracy_start']:.3f}->{r['accuracy']:.3f}" for r in sorted(rs, key=lambda r: r["seed"]))
+        by_seed = sorted(rs, key=lambda r: r["seed"])
+        per_seed = ", ".join(f"{r['accuracy_start']:.3f}->{r['accuracy']:.3f}" for r in by_seed)
         lines.append(f"| {variant} | {k} | {crop:g} | {updates} | {init} | {side} | {len(rs)} | {per_seed} | "
                      f"{np.mean([r['accuracy'] for r in rs]):.3f} | {rs[0]['chance']:.3f} | "
-                     f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | {np.mean([r['perplexity'] for r in rs]):.1f} | "
+                     f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | "
+                     f"{np.mean([r['perplexity'] for r in rs]):.1f} | "
                      f"{np.mean([r['seconds_per_update'] for r in rs]):.2f} |")
     table = "\n".join(lines)
     if markdown:
@@ -248,7 +252,7 @@ def report(records, markdown=None, plot=None):
 
         variants = sorted({r["variant"] for r in records})
         fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False)
-        for ax, variant in zip(axes[0], variants):
+        for ax, variant in zip(axes[0], variants, strict=True):
             for r in (r for r in records if r["variant"] == variant):
                 ax.plot([p["update"] for p in r["curve"]], [p["accuracy"] for p in r["curve"]],
                         label=f"{r['side']} ({r['init']} init) seed {r['seed']}",
@@ -290,7 +294,8 @@ def main(argv=None):
     samples = int(args.crop_seconds * SAMPLE_RATE)
     clips, voices = load_clips(min_seconds=args.crop_seconds)
     train, test = split_clips(clips)
-    print(f"{len(train)} training and {len(test)} held-out clips >= {args.crop_seconds:g} s from {', '.join(voices)}", flush=True)
+    print(f"{len(train)} training and {len(test)} held-out clips >= {args.crop_seconds:g} s from {', '.join(voices)}",
+          flush=True)
     records = []
     for variant in args.variants:
         for k in args.negatives:
