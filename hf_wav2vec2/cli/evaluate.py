@@ -64,14 +64,14 @@ METADATA_SUFFIXES = (".csv", ".jsonl", ".json")  # always with a header / keys; 
 
 def _read_labeled_metadata(path: Path) -> list[tuple[str, str]]:
     """(audio path, transcript) rows of a metadata file, read by ctc_data.read_metadata, in one-line errors."""
-    from ..training.ctc_data import read_metadata
+    from ..training.ctc_data import MetadataError, read_metadata
 
     first_error: Exception | None = None
     for column in AUDIO_COLUMNS:
         try:
             entries = read_metadata(path, audio_column=column, text_column="text")
-        except UnicodeDecodeError:
-            raise CommandError(f"{path}: not UTF-8 text") from None
+        except MetadataError as error:  # not UTF-8, no rows: the same whatever the audio column
+            raise CommandError(one_line(error)) from None
         except (ValueError, TypeError, KeyError, AttributeError, csv.Error) as error:
             first_error = first_error or error
             continue
@@ -109,10 +109,12 @@ def _first_bad_json_line(path: Path) -> int | str:
 
 def _read_list(path: Path) -> list[tuple[str, str]]:
     """``path<TAB>transcript`` lines (no header); relative paths are resolved against the list's folder."""
+    from ..training.ctc_data import MetadataError, read_text
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise CommandError(f"{path}: not UTF-8 text") from None
+        lines = read_text(path).splitlines()
+    except MetadataError as error:
+        raise CommandError(one_line(error)) from None
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -27,6 +27,7 @@ ignores.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import logging
@@ -70,21 +71,44 @@ def find_metadata(directory: str | Path) -> Path:
     raise FileNotFoundError(f"{directory}: no metadata file ({', '.join(METADATA_NAMES)})")
 
 
+class MetadataError(ValueError):
+    """A metadata file that cannot be used; the message (one line) names the file, the line or row, and the cause."""
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a metadata or list file (UTF-8, a byte-order mark ignored); a :class:`MetadataError` naming the
+    line of the first byte that is not UTF-8 (a spreadsheet's export in Latin-1 or UTF-16, say)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise MetadataError(
+            f"{path}: line {line} is not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _metadata_rows(path: Path, text: str) -> list[dict]:
+    """The records of a JSONL file, or the rows of a CSV/TSV file under its header."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if suffix in (".csv", ".tsv"):
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
+    raise MetadataError(f"{path}: metadata must be .csv, .tsv or .jsonl")
+
+
 def read_metadata(path: str | Path, audio_column: str = "file", text_column: str = "text") -> list[dict[str, str]]:
     """Read a CSV (comma), TSV (tab) or JSONL metadata file into ``[{"audio": absolute path, "text": ...}]``.
 
-    Relative audio paths are resolved against the metadata file's folder, so a folder can be moved as a whole.
+    Relative audio paths are resolved against the metadata file's folder, so a folder can be moved as a whole. A file
+    that is not UTF-8 or lists no utterance is a :class:`MetadataError` (one line naming the file).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-    elif suffix in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
-    else:
-        raise ValueError(f"{path}: metadata must be .csv, .tsv or .jsonl")
+    text = read_text(path)
+    rows = _metadata_rows(path, text)
+    if not rows:
+        raise MetadataError(f"{path}: no rows{' (only a header)' if text.strip() else ' (the file is empty)'}")
     entries = []
     for line_number, row in enumerate(rows, start=1):
         missing = [column for column in (audio_column, text_column) if column not in row]
@@ -318,7 +342,7 @@ def drop_unalignable(dataset, config, description: str = "data"):
     Audio shorter than the model's receptive field (no frame at all) is removed as well, and logged separately.
     """
     keep, too_long, no_frames = [], 0, 0
-    for index, (length, labels) in enumerate(zip(dataset["input_length"], dataset["labels"])):
+    for index, (length, labels) in enumerate(zip(dataset["input_length"], dataset["labels"], strict=True)):
         available = output_frames(length, config)
         if available < 1:
             no_frames += 1
@@ -392,6 +416,7 @@ __all__ = [
     "LABEL_PAD_ID",
     "DataCollatorCTCWithPadding",
     "DatasetColumnError",
+    "MetadataError",
     "ctc_required_frames",
     "decode_audio",
     "drop_unalignable",
@@ -403,4 +428,5 @@ __all__ = [
     "pad_labels",
     "prepare_ctc_dataset",
     "read_metadata",
+    "read_text",
 ]
