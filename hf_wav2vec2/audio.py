@@ -32,10 +32,12 @@ __all__ = [
     "AUDIO_DICT_KEYS",
     "AudioError",
     "DEFAULT_SAMPLING_RATE",
+    "audio_record_source",
     "check_frames_read",
     "check_min_samples",
     "check_wav_truncation",
     "corrupt_file_error",
+    "decode_record",
     "load_audio",
     "probe_num_samples",
     "read_audio",
@@ -537,3 +539,49 @@ def load_audio(
     samples = resample(samples, rate, target_sr)
     check_min_samples(samples.shape[0], target_sr, min_samples, name)
     return samples
+
+
+# ------------------------------------------------------------------------------------------ dataset records
+
+
+def audio_record_source(value: Any) -> tuple[Any, str | None]:
+    """What to decode for one audio value of a dataset, and the file name for messages (None when unknown).
+
+    A path is itself. A ``datasets.Audio`` record gives its encoded ``bytes`` (undecoded, ``decode=False``), else its
+    ``path``, or, decoded, ``{"array", "sampling_rate"}``; its ``path`` names it in errors rather than
+    ``<audio bytes>``. Anything else (bytes, a file object, an array) is returned unnamed.
+    """
+    if isinstance(value, (str, os.PathLike)):
+        return value, os.fsdecode(os.fspath(value))
+    if not isinstance(value, Mapping):
+        return value, None
+    path = value.get("path") or None
+    if value.get("array") is not None:
+        return {"array": value["array"], "sampling_rate": value.get("sampling_rate")}, path
+    if value.get("bytes"):
+        return value["bytes"], path
+    if path:
+        return path, path
+    raise AudioError(f"audio record without bytes, path or array: keys {sorted(value)}")
+
+
+def decode_record(
+    value: Any, target_sr: int | float = DEFAULT_SAMPLING_RATE, *, ffmpeg: bool = True, allow_empty: bool = False
+) -> np.ndarray:
+    """Mono float32 samples at ``target_sr`` of a path, encoded bytes or a ``datasets.Audio`` record (see
+    :func:`audio_record_source`): the one decoder of fine-tuning and pre-training data.
+
+    ``ffmpeg=False`` leaves out the ffmpeg fallback; ``allow_empty`` returns empty audio instead of raising (for
+    callers that count it as too short). Errors are :class:`AudioError` naming the record's file once.
+    """
+    target_sr = _check_rate(target_sr, "target_sr", None)
+    source, path = audio_record_source(value)
+    try:
+        samples, rate, name = _read(source, None, target_sr, ffmpeg)
+        if samples.size == 0 and not allow_empty:
+            raise AudioError("audio is empty (0 samples)", name)
+    except AudioError as error:
+        if path is None or error.source == path:
+            raise
+        raise AudioError(error.reason, path) from error
+    return resample(samples, rate, target_sr)

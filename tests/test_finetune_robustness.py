@@ -76,3 +76,31 @@ def test_evaluate_reference_file_errors(tmp_path):
     (tmp_path / "list.txt").write_bytes(b"a.wav\tok\n\nb.wav\t\xe9t\xe9\n")
     with pytest.raises(CommandError, match=r"list.txt: line 3 is not UTF-8"):
         read_labeled_data(tmp_path / "list.txt")
+
+
+# ------------------------------------------------------------------------------------------- one decoder
+
+
+def test_fine_tuning_and_pre_training_share_one_record_decoder(tmp_path):
+    from hf_wav2vec2.audio import AudioError, decode_record
+    from hf_wav2vec2.training.ctc_data import decode_audio as ctc_decode
+    from hf_wav2vec2.training.data.sources import AudioDecodeError, hf_audio_source
+    from hf_wav2vec2.training.data.sources import decode_audio as pretrain_decode
+
+    rng = np.random.default_rng(0)
+    stereo = (0.1 * rng.standard_normal((4000, 2))).astype(np.float32)
+    sf.write(str(tmp_path / "st.wav"), stereo, 8000, subtype="FLOAT")
+    record = {"bytes": (tmp_path / "st.wav").read_bytes(), "path": "st.wav"}
+    expected = decode_record(record)
+    assert expected.shape == (8000,)
+    np.testing.assert_array_equal(ctc_decode(record), expected)
+    np.testing.assert_array_equal(pretrain_decode(hf_audio_source(record)), expected)
+    np.testing.assert_array_equal(pretrain_decode(tmp_path / "st.wav"), expected)
+    with pytest.raises(AudioError, match=r"^clip.wav: not a readable audio file"):
+        decode_record({"bytes": b"\x01" * 4000, "path": "clip.wav"})
+    with pytest.raises(AudioDecodeError, match=r"^not a readable audio file"):  # the reason alone, as before
+        pretrain_decode(b"\x01" * 4000)
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0, np.float32), 16000)
+    assert pretrain_decode(tmp_path / "empty.wav").size == 0  # pre-training counts it as too short
+    with pytest.raises(AudioError, match=r"empty.wav: audio is empty"):
+        ctc_decode(str(tmp_path / "empty.wav"))

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import DEFAULT_SAMPLING_RATE, AudioError, load_audio
+from ..audio import DEFAULT_SAMPLING_RATE, AudioError, decode_record
 from ..modeling_hf_wav2vec2 import conv_output_lengths
 from .vocab import TextNormalization, normalize_text
 
@@ -258,19 +258,9 @@ def load_labeled_dataset(
 
 def decode_audio(value: Any, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> np.ndarray:
     """Mono float32 audio at `sampling_rate` from a path, an undecoded ``{"bytes", "path"}`` record of
-    ``datasets.Audio(decode=False)``, or a decoded ``{"array", "sampling_rate"}`` record."""
-    if isinstance(value, dict):
-        if value.get("array") is not None:
-            return load_audio({"array": value["array"], "sampling_rate": value["sampling_rate"]}, sampling_rate)
-        if value.get("bytes"):
-            try:
-                return load_audio(value["bytes"], sampling_rate)
-            except AudioError as error:  # name the record's file, not "<audio bytes>", once
-                raise AudioError(error.reason, value.get("path") or error.source) from error
-        if value.get("path"):
-            return load_audio(value["path"], sampling_rate)
-        raise AudioError(f"audio record without bytes, path or array: keys {sorted(value)}")
-    return load_audio(value, sampling_rate)
+    ``datasets.Audio(decode=False)``, or a decoded ``{"array", "sampling_rate"}`` record: the package's one record
+    decoder, :func:`hf_wav2vec2.audio.decode_record`, with the ffmpeg fallback; empty audio is an ``AudioError``."""
+    return decode_record(value, sampling_rate)
 
 
 # ------------------------------------------------------------------------------------------ featurizing

@@ -4,9 +4,9 @@ Sources: a folder of audio files (scanned recursively), a fairseq manifest (``.t
 directory, then ``relative_path<TAB>num_samples`` in 16 kHz samples), or a Hugging Face ``datasets`` dataset (an
 object, a ``save_to_disk`` folder or a hub name). A *reader* (:class:`FileReader`, :class:`HFReader`) gives the
 dataset four things per item ``i``: a name for messages, a cache key, the length from the header alone, and the
-decoded 16 kHz mono float32 waveform. Decoding is :func:`hf_wav2vec2.audio.read_audio` (soundfile + soxr, no ffmpeg
-fallback); every failure becomes an :class:`AudioDecodeError` whose message is the reason alone (skip records carry
-the file name separately).
+decoded 16 kHz mono float32 waveform. Decoding is :func:`hf_wav2vec2.audio.decode_record`, fine-tuning's decoder
+too (soundfile + soxr, here without the ffmpeg fallback); every failure becomes an :class:`AudioDecodeError` whose
+message is the reason alone (skip records carry the file name separately).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ...audio import AudioError, read_audio, resample
+from ...audio import AudioError, audio_record_source, decode_record
 from ...audio import probe_num_samples as audio_probe_num_samples
 from .constants import AUDIO_EXTENSIONS, TARGET_SAMPLE_RATE
 
@@ -53,12 +53,12 @@ def decode_audio(source: Any, target_sample_rate: int = TARGET_SAMPLE_RATE) -> n
     """Decode a file path, encoded bytes or binary file object to mono float32 at the target rate.
 
     Decoding, mono mixing, resampling (soxr "HQ") and the truncation/corruption checks are those
-    of :func:`hf_wav2vec2.audio.read_audio` (soundfile only, no ffmpeg fallback). Any failure
-    raises :class:`AudioDecodeError`.
+    of :func:`hf_wav2vec2.audio.decode_record`, the decoder fine-tuning uses too (here without the
+    ffmpeg fallback; empty audio is returned, to be counted as too short). Any failure raises
+    :class:`AudioDecodeError`.
     """
     with _decode_errors():
-        wave, sample_rate = read_audio(source, ffmpeg=False)
-        return resample(wave, sample_rate, target_sample_rate)
+        return decode_record(source, target_sample_rate, ffmpeg=False, allow_empty=True)
 
 
 def probe_num_samples(source: Any, target_sample_rate: int = TARGET_SAMPLE_RATE) -> int:
@@ -167,16 +167,11 @@ class FileReader:
 
 def hf_audio_source(value: Any) -> Any:
     """What to decode for one value of an ``Audio(decode=False)`` (or path string) column:
-    the embedded bytes if present, else the path."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        if value.get("bytes") is not None:
-            return value["bytes"]
-        if value.get("path"):
-            return value["path"]
-        raise AudioDecodeError("row holds neither audio bytes nor a path")
-    raise AudioDecodeError(f"unsupported audio value of type {type(value).__name__}")
+    the embedded bytes if present, else the path (:func:`hf_wav2vec2.audio.audio_record_source`)."""
+    if not isinstance(value, (str, dict)):
+        raise AudioDecodeError(f"unsupported audio value of type {type(value).__name__}")
+    with _decode_errors():
+        return audio_record_source(value)[0]
 
 
 def hf_audio_name(value: Any, fallback: str) -> str:
