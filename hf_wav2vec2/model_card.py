@@ -318,8 +318,8 @@ with torch.no_grad():
     output = model(**inputs).{output}
 ```"""
     if task == "ctc":
-        return f"""Transcribe speech with the pipeline that ships with the weights (audio files or arrays at any sampling
-rate, resampled with soxr; long files streamed with `chunk_length_s`):
+        return f"""Transcribe speech with the pipeline that ships with the weights (audio files or arrays at any
+sampling rate, resampled with soxr; long files streamed with `chunk_length_s`):
 
 ```python
 from transformers import pipeline

@@ -77,7 +77,14 @@ def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_pat
     classifier = pipeline("audio-classification", model=str(out))
     predicted = [classifier(str(test / f"{label}_{i}.wav"), top_k=1)[0]["label"] for label in TONES for i in range(3)]
     expected = [label for label in TONES for _ in range(3)]
-    assert np.mean([p == e for p, e in zip(predicted, expected)]) == pytest.approx(metrics["eval_accuracy"])
+    hits = [p == e for p, e in zip(predicted, expected, strict=True)]
+    assert np.mean(hits) == pytest.approx(metrics["eval_accuracy"])
+    # the folder carries its pipeline as remote code, and push's card defaults: the held-out accuracy
+    assert config["custom_pipelines"]["hf-wav2vec2-audio-classification"]["pt"] == ["AutoModelForAudioClassification"]
+    assert (out / "pipeline_audio_classification.py").is_file()
+    card_info = json.loads((out / "card_info.json").read_text())
+    assert card_info["results"][0]["accuracy"] == round(100 * metrics["eval_accuracy"], 2)
+    assert card_info["results"][0]["dataset_name"] == "test" and card_info["base_model"] is None
 
 
 def test_labels_and_their_errors(tmp_path):
@@ -146,8 +153,8 @@ def test_clips_are_decoded_at_the_feature_extractors_rate(tmp_path):
     """A model made for 8 kHz audio (telephone speech): its extractor's rate is the rate training decodes at and the
     rate the pipeline resamples to; --config_name's folder gives it for a model trained from scratch."""
     from hf_wav2vec2 import HfWav2Vec2FeatureExtractor
-    from hf_wav2vec2.training.finetune_classification import build_feature_extractor, prepare_classification_dataset
     from hf_wav2vec2.training.ctc_data import load_labeled_folder
+    from hf_wav2vec2.training.finetune_classification import build_feature_extractor, prepare_classification_dataset
 
     folder = write_folder(tmp_path / "train", per_label=1, seed=0, labels={"low": 300.0})  # 16 kHz files
     config_dir = tmp_path / "config"

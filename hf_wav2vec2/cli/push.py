@@ -1,5 +1,7 @@
 """``hf-wav2vec2 push MODEL_DIR REPO_ID``: publish a model folder on the Hub (:func:`hf_wav2vec2.hub.push_to_hub`),
-or with ``--dry_run DIR`` only write the folder that would be uploaded."""
+or with ``--dry_run DIR`` only write the folder that would be uploaded. ``--adapter_lang LANG`` publishes one MMS
+language only (:func:`hf_wav2vec2.hub.push_adapter`): its adapter file, and its vocabulary merged into the existing
+repository's ``vocab.json``."""
 
 from __future__ import annotations
 
@@ -22,12 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
     parser.add_argument("--commit_message", default=None)
+    parser.add_argument("--adapter_lang", default=None, metavar="LANG",
+                        help="upload only MODEL_DIR/adapter.LANG.safetensors (and LANG's vocabulary) to the existing "
+                             "multilingual REPO_ID; the card and every other remote file are left as they are")
     card = parser.add_argument_group("model card")
     # defaults None: the model directory's card_info.json (written by fine-tuning) fills what is not given
     card.add_argument("--wer", type=common.non_negative_float, default=None,
                       help="word error rate in percent on --dataset")
     card.add_argument("--cer", type=common.non_negative_float, default=None,
                       help="character error rate in percent on --dataset")
+    card.add_argument("--accuracy", type=common.non_negative_float, default=None,
+                      help="accuracy in percent on --dataset (audio classifiers, instead of --wer/--cer)")
     card.add_argument("--dataset", default=None, metavar="ID",
                       help="Hub id of the evaluation dataset (librispeech_asr); without it the result is in the "
                            "card's table but not in the Hub model-index")
@@ -52,10 +59,10 @@ def card_from_args(args: argparse.Namespace) -> Any:
     from ..hub import CardInfo, Result
 
     results = []
-    if args.wer is not None or args.cer is not None:
+    if args.wer is not None or args.cer is not None or args.accuracy is not None:
         results.append(Result(
             dataset_type=args.dataset, dataset_name=args.dataset_name, split=args.split, config=args.dataset_config,
-            wer=args.wer, cer=args.cer, decoding=args.decoding,
+            wer=args.wer, cer=args.cer, decoding=args.decoding, accuracy=args.accuracy,
         ))
     languages = [code.strip() for code in args.language.split(",") if code.strip()] if args.language else None
     return CardInfo(
@@ -65,14 +72,43 @@ def card_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+# flags that only describe the card, which --adapter_lang leaves alone (with their defaults)
+CARD_FLAGS = {"wer": None, "cer": None, "accuracy": None, "dataset": None, "dataset_name": None,
+              "dataset_config": None, "split": "test", "decoding": None, "language": None, "license": None,
+              "train_dataset": [], "model_name": None, "base_model": None, "description": None,
+              "training_data": None, "private": False}
+
+
+def _push_adapter(args: argparse.Namespace) -> int:
+    from ..hub import PublishError, push_adapter
+
+    given = [name for name, default in CARD_FLAGS.items() if getattr(args, name) != default]
+    if given:
+        raise CommandError(f"--adapter_lang uploads one language's files only; it takes no --{', --'.join(given)}",
+                           status=2)
+    try:
+        result = push_adapter(args.model_dir, args.repo_id, args.adapter_lang, dry_run_dir=args.dry_run,
+                              token=args.token, commit_message=args.commit_message)
+    except PublishError as error:
+        raise CommandError(str(error)) from None
+    if args.dry_run:
+        print(f"wrote the {args.adapter_lang} files for {args.repo_id} to {result} (nothing uploaded)")
+    else:
+        print(f"uploaded the {args.adapter_lang} adapter to https://huggingface.co/{args.repo_id} "
+              f"({getattr(result, 'commit_url', result)})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from ..hub import PublishError, push_to_hub
     except ImportError as error:
         raise unavailable(NAME, error) from None
     common.quiet_transformers()  # the Hub's upload bars stay: a large upload takes minutes
-    if (args.wer is not None or args.cer is not None) and not args.dataset:
-        common.print_warning("no --dataset: the WER/CER go into the card's table but not into the Hub model-index")
+    if args.adapter_lang is not None:
+        return _push_adapter(args)
+    if (args.wer is not None or args.cer is not None or args.accuracy is not None) and not args.dataset:
+        common.print_warning("no --dataset: the results go into the card's table but not into the Hub model-index")
     try:
         result = push_to_hub(
             args.model_dir, args.repo_id, card=card_from_args(args), dry_run_dir=args.dry_run, token=args.token,

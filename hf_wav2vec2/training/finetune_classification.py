@@ -55,8 +55,8 @@ class ModelArguments:
     """Which model to start from and how to configure its classification head."""
 
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Pre-trained checkpoint: a directory of this package or a transformers wav2vec2 "
-                                        "checkpoint (local or Hub id). Not used with --from_scratch."}
+        default=None, metadata={"help": "Pre-trained checkpoint: a directory of this package or a transformers "
+                                        "wav2vec2 checkpoint (local or Hub id). Not used with --from_scratch."}
     )
     from_scratch: bool = field(default=False, metadata={"help": "Train a randomly initialized model (baseline)."})
     config_preset: str = field(default="base", metadata={"help": "Architecture for --from_scratch.",
@@ -82,7 +82,8 @@ class ModelArguments:
     mask_feature_prob: float = field(default=0.0, metadata={"help": "Channel masking probability."})
     layerdrop: float | None = field(default=None, metadata={"help": "LayerDrop (default: the checkpoint's)."})
     hidden_dropout: float | None = field(default=None, metadata={"help": "Residual dropout (default: checkpoint's)."})
-    attention_dropout: float | None = field(default=None, metadata={"help": "Attention dropout (default: checkpoint's)."})
+    attention_dropout: float | None = field(default=None,
+                                            metadata={"help": "Attention dropout (default: checkpoint's)."})
 
 
 @dataclass
@@ -387,7 +388,35 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Cla
     prefix = "eval" if evaluation is not None else "train_eval"
     metrics.update(final_evaluation(trainer, evaluation if evaluation is not None else train, prefix, id2label))
     trainer.save_metrics("all", metrics)
+    if trainer.is_world_process_zero():
+        save_card_info(model_args, data_args, metrics, prefix, training_args.output_dir)
     return metrics
+
+
+def save_card_info(model_args: ModelArguments, data_args: DataArguments, metrics: dict, prefix: str,
+                   output_dir: str) -> None:
+    """``card_info.json`` for ``hf-wav2vec2 push``: the final accuracy (a held-out result, or a note that only the
+    training clips were scored) and the base model's Hub id; skipped (warning) without ``hf_wav2vec2.hub``."""
+    try:
+        from ..hub import CardInfo, Result
+    except ImportError as error:
+        logger.warning("no card_info.json: %s", error)
+        return
+    accuracy, clips = 100 * metrics[f"{prefix}_accuracy"], metrics[f"{prefix}_samples"]
+    results, note = [], None
+    if prefix == "eval":
+        local = data_args.dataset_name is None or Path(data_args.dataset_name).exists()
+        name = Path(data_args.eval_dir).name if data_args.eval_dir else data_args.dataset_name
+        results.append(Result(dataset_type=None if local else data_args.dataset_name, dataset_name=name,
+                              config=data_args.dataset_config_name, split=data_args.eval_split_name or "eval",
+                              accuracy=round(accuracy, 2)))
+        note = f"Accuracy on {clips} held-out clips, whole clips (no cropping)."
+    else:
+        note = (f"No held-out data was evaluated. On its own {clips} training clips: accuracy {accuracy:.2f} %, which "
+                "says little about new audio.")
+    base = model_args.model_name_or_path
+    local_start = model_args.from_scratch or not base or Path(base).exists()
+    CardInfo(results=results, results_note=note, base_model=None if local_start else base).save(output_dir)
 
 
 class _ClassificationTrainer(Trainer):
