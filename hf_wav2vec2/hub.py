@@ -27,6 +27,7 @@ import tempfile
 from fnmatch import fnmatch
 from pathlib import Path
 
+import torch
 from huggingface_hub import HfApi
 
 from .architectures import ARCHITECTURES
@@ -91,13 +92,16 @@ def _resolve(model_dir_or_model, processor):
             "(convert transformers models first: hf-wav2vec2 convert)"
         )
     if processor is not None and not isinstance(processor, (HfWav2Vec2Processor, HfWav2Vec2FeatureExtractor)):
-        raise PublishError(f"processor must be an HfWav2Vec2Processor or HfWav2Vec2FeatureExtractor, got {type(processor).__name__}")
+        raise PublishError("processor must be an HfWav2Vec2Processor or HfWav2Vec2FeatureExtractor, got "
+                           f"{type(processor).__name__}")
     if isinstance(model, HfWav2Vec2ForCTC):
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is None:
-            raise PublishError("a CTC model needs its tokenizer: pass processor= (HfWav2Vec2Processor) or save it with the model")
+            raise PublishError("a CTC model needs its tokenizer: pass processor= (HfWav2Vec2Processor) or save it "
+                               "with the model")
         if len(tokenizer.get_vocab()) > model.config.vocab_size:
-            raise PublishError(f"the tokenizer has {len(tokenizer.get_vocab())} tokens, the CTC head only {model.config.vocab_size}")
+            raise PublishError(f"the tokenizer has {len(tokenizer.get_vocab())} tokens, the CTC head only "
+                               f"{model.config.vocab_size}")
         if tokenizer.pad_token_id != model.config.pad_token_id:
             raise PublishError(
                 f"the tokenizer's pad (CTC blank) id {tokenizer.pad_token_id} differs from the model's pad_token_id "
@@ -200,6 +204,10 @@ def prepare_upload_folder(model_dir_or_model, folder, *, repo_id: str, processor
     return folder
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else repr(error)
+
+
 def _check_repo_id(repo_id: str):
     if not re.fullmatch(r"([\w.-]+/)?[\w.-]+", repo_id or "") or "--" in repo_id or ".." in repo_id:
         raise PublishError(f"invalid repository id {repo_id!r}; expected 'name' or 'owner/name'")
@@ -251,11 +259,126 @@ def push_to_hub(
                 delete_patterns=STALE_REMOTE_FILES,
             )
         except (HfHubHTTPError, OSError) as error:
-            raise PublishError(f"upload to {repo_id} failed: {str(error).splitlines()[0] if str(error) else error!r}") from error
+            raise PublishError(f"upload to {repo_id} failed: {_first_line(error)}") from error
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One MMS language
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _local_adapter(model_dir: Path, lang: str) -> tuple[Path, dict, dict | None]:
+    """(adapter file, its tensors, the language's vocabulary in the local vocab.json or None)."""
+    from .adapters_hf_wav2vec2 import ADAPTER_SAFE_FILE, read_adapter_file
+
+    path = model_dir / ADAPTER_SAFE_FILE.format(lang)
+    if not path.is_file():
+        raise PublishError(f"{path}: no such adapter file (only safetensors adapter files are published)")
+    try:
+        state = read_adapter_file(path)
+    except Exception as error:  # safetensors' errors for a damaged file are not ValueErrors
+        raise PublishError(f"{path}: not a safetensors file ({_first_line(error)})") from None
+    vocab_path = model_dir / "vocab.json"
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8")) if vocab_path.is_file() else None
+    nested = isinstance(vocab, dict) and vocab and all(isinstance(v, dict) for v in vocab.values())
+    return path, state, vocab[lang] if nested and lang in vocab else None
+
+
+def _check_adapter_fits(state: dict, config_dict: dict, repo_id: str, name: str) -> None:
+    """The adapter file holds exactly the adapter keys of the repository's model, with its shapes (the head may have
+    any number of rows: the language's vocabulary size)."""
+    from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+    from .modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
+
+    try:
+        config = HfWav2Vec2Config.from_dict(config_dict)
+        if getattr(config, "adapter_attn_dim", None) is None:
+            raise PublishError(f"{repo_id}: its model has no adapters (config.json sets no adapter_attn_dim)")
+        with torch.device("meta"):  # shapes only
+            expected = {key: tuple(p.shape) for key, p in HfWav2Vec2ForCTC(config)._get_adapters().items()}
+    except (ValueError, TypeError) as error:
+        raise PublishError(f"{repo_id}: config.json does not describe a model of this package ({error})") from None
+    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing or extra:
+        raise PublishError(f"{name} does not fit {repo_id}: missing keys {missing[:4]}, unexpected keys {extra[:4]}")
+    for key, shape in expected.items():
+        got = tuple(state[key].shape)
+        if got != shape and not (key.startswith("lm_head.") and got[1:] == shape[1:]):
+            raise PublishError(f"{name} does not fit {repo_id}: {key} has shape {got}, the model {shape}")
+
+
+def _remote_json(api, repo_id: str, filename: str) -> dict | None:
+    if not api.file_exists(repo_id, filename):
+        return None
+    path = api.hf_hub_download(repo_id=repo_id, filename=filename)
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _merged_vocab(remote: dict | None, lang: str, vocab: dict | None, repo_id: str, model_dir: Path) -> dict | None:
+    """The repository's multilingual vocab.json with ``lang``'s vocabulary put in, or None when it has it already."""
+    if remote is None or not remote or not all(isinstance(v, dict) for v in remote.values()):
+        raise PublishError(f"{repo_id}: its vocab.json is missing or holds one vocabulary, not one per language "
+                           "(push the whole model with hf-wav2vec2 push)")
+    if vocab is None:
+        if lang in remote:
+            return None  # the adapter of a language the repository knows, with its vocabulary unchanged
+        raise PublishError(f"no vocabulary for {lang!r}: neither {model_dir / 'vocab.json'} nor {repo_id}'s "
+                           "vocab.json has one")
+    return None if remote.get(lang) == vocab else {**remote, lang: vocab}
+
+
+def push_adapter(model_dir, repo_id: str, lang: str, *, dry_run_dir=None, token=None,
+                 commit_message: str | None = None):
+    """Upload one MMS language to an existing Hub repository: ``adapter.<lang>.safetensors`` from ``model_dir``
+    (as adapter-only fine-tuning writes it) and, when the language's vocabulary is new or changed, the repository's
+    ``vocab.json`` with that vocabulary added; every other remote file (the base weights, the other languages) is
+    kept. The file is checked against the repository's config.json (adapter keys and shapes) and the head's rows
+    against the vocabulary's size before anything is uploaded.
+
+    With ``dry_run_dir`` the files are written there (a new or empty directory) and nothing is uploaded; the
+    repository is still read. Returns that folder, or the ``CommitInfo`` of the upload."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .adapters_hf_wav2vec2 import check_language
+
+    _check_repo_id(repo_id)
+    try:
+        check_language(lang, "--adapter_lang")
+    except ValueError as error:
+        raise PublishError(str(error)) from None
+    model_dir = Path(model_dir)
+    path, state, vocab = _local_adapter(model_dir, lang)
+    api = HfApi(token=token)
+    try:
+        if not api.repo_exists(repo_id):
+            raise PublishError(f"{repo_id}: no such repository (publish the base model first: hf-wav2vec2 push)")
+        config = _remote_json(api, repo_id, "config.json")
+        if config is None:
+            raise PublishError(f"{repo_id}: no config.json (not a model repository)")
+        _check_adapter_fits(state, config, repo_id, path.name)
+        merged = _merged_vocab(_remote_json(api, repo_id, "vocab.json"), lang, vocab, repo_id, model_dir)
+        rows, tokens = state["lm_head.weight"].shape[0], len(merged[lang] if merged else vocab or {})
+        if tokens > rows:
+            raise PublishError(f"{path.name}: the head has {rows} outputs, the {lang!r} vocabulary {tokens} tokens")
+        with tempfile.TemporaryDirectory(prefix="hf-wav2vec2-adapter-") as scratch:
+            folder = _empty_directory(dry_run_dir) if dry_run_dir is not None else Path(scratch)
+            shutil.copyfile(path, folder / path.name)
+            if merged is not None:
+                (folder / "vocab.json").write_text(json.dumps(merged, ensure_ascii=False, indent=2) + "\n",
+                                                   encoding="utf-8")
+            if dry_run_dir is not None:
+                return folder
+            operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p))
+                          for p in sorted(folder.iterdir())]
+            return api.create_commit(repo_id=repo_id, operations=operations, repo_type="model",
+                                     commit_message=commit_message or f"Add the {lang} adapter with hf-wav2vec2")
+    except (HfHubHTTPError, OSError) as error:
+        raise PublishError(f"upload to {repo_id} failed: {_first_line(error)}") from error
 
 
 __all__ = [
     "CARD_INFO_FILE", "DEFAULT_LICENSE", "CardInfo", "PublishError", "Result", "TEMPLATE_PATH",
     "card_metadata", "check_upload_folder", "describe_architecture", "fill_template",
-    "prepare_upload_folder", "push_to_hub", "render_model_card",
+    "prepare_upload_folder", "push_adapter", "push_to_hub", "render_model_card",
 ]
