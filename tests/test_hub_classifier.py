@@ -175,3 +175,33 @@ def test_cli_push_accuracy(classifier_dir, tmp_path, capsys):
     assert push_command.run(args) == 0
     meta = metadata((tmp_path / "up" / "README.md").read_text())
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 87.5
+
+
+def test_convert_of_a_transformers_classifier_carries_the_pipeline_code(tmp_path):
+    import transformers
+    from conftest import TINY
+
+    from hf_wav2vec2.convert import convert
+
+    source = tmp_path / "transformers-ks"
+    transformers.Wav2Vec2ForSequenceClassification(transformers.Wav2Vec2Config(**TINY, num_labels=3)).save_pretrained(
+        source)
+    transformers.Wav2Vec2FeatureExtractor().save_pretrained(source)
+    out = convert(source, tmp_path / "ours")
+    assert PIPELINE_FILES <= {p.name for p in out.iterdir()}
+    assert "hf-wav2vec2-audio-classification" in json.loads((out / "config.json").read_text())["custom_pipelines"]
+    # a head without a pipeline gets no pipeline code
+    xvector = tmp_path / "transformers-sv"
+    config = transformers.Wav2Vec2Config(**TINY, num_labels=3, tdnn_dim=(8, 8), tdnn_kernel=(3, 1),
+                                         tdnn_dilation=(1, 1), xvector_output_dim=8)
+    transformers.Wav2Vec2ForXVector(config).save_pretrained(xvector)
+    assert "custom_pipelines" not in json.loads((convert(xvector, tmp_path / "sv") / "config.json").read_text())
+
+
+def test_the_pipeline_task_builds_our_class_in_process(classifier_dir):
+    from hf_wav2vec2.pipeline_audio_classification import PIPELINE_TASK
+
+    model = HfWav2Vec2ForSequenceClassification.from_pretrained(classifier_dir)
+    classifier = pipeline(PIPELINE_TASK, model=model, feature_extractor=HfWav2Vec2FeatureExtractor())
+    assert type(classifier) is HfWav2Vec2AudioClassificationPipeline
+    assert sorted(item["label"] for item in classifier(clip(16000), top_k=None)) == sorted(LABELS.values())
