@@ -10,7 +10,7 @@ Subcommands::
     hf-wav2vec2 build-lm TEXT OUT.arpa [--order 3]
     hf-wav2vec2 export-onnx MODEL OUT [--int8]   (ONNX Runtime: then transcribe --onnx / --int8)
     hf-wav2vec2 convert SRC OUT [--from F] [--to T] [--dict DICT]
-    hf-wav2vec2 push MODEL_DIR REPO_ID [--dry_run DIR] [--wer X ...]
+    hf-wav2vec2 push MODEL_DIR REPO_ID [--dry_run DIR] [--wer X | --accuracy X ...] [--adapter_lang LANG]
     hf-wav2vec2 finetune ...    (hf_wav2vec2.training.finetune; the rest of the line is its own)
     hf-wav2vec2 finetune-classification ...    (hf_wav2vec2.training.finetune_classification, likewise)
     hf-wav2vec2 pretrain ...    (hf_wav2vec2.training.pretrain; the rest of the line is its own)
