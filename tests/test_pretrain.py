@@ -12,46 +12,27 @@ from pathlib import Path
 
 import pytest
 import torch
+from pretrain_micro import epoch_ends, logged_losses, pretrain_argv, write_corpus
 
 from hf_wav2vec2.training import pretrain
-from hf_wav2vec2.training.synthetic import make_synthetic_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-MICRO = {
-    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
-    "conv_dim": [32, 32, 32], "conv_kernel": [10, 3, 3], "conv_stride": [5, 2, 2],
-    "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "codevector_dim": 32,
-    "proj_codevector_dim": 16, "num_codevectors_per_group": 16, "num_codevector_groups": 2,
-    "num_negatives": 10, "mask_time_length": 4, "layerdrop": 0.0,
-}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrain")
-    make_synthetic_corpus(root / "data", 16, min_seconds=0.6, max_seconds=1.2, sr=16000)
-    (root / "micro.json").write_text(json.dumps(MICRO))
-    return root
+    return write_corpus(tmp_path_factory.mktemp("pretrain"), 16, max_seconds=1.2, num_hidden_layers=2)
 
 
 def _args(corpus, out, *extra, updates=20, quiet=True):
-    return [
-        "--data", str(corpus / "data"), "--output_dir", str(out), "--preset", "tiny",
-        "--config", str(corpus / "micro.json"), "--max_updates", str(updates), "--max_tokens", "24000",
-        "--max_sample_size", "6000", "--min_sample_size", "6000", "--log_every", "1", "--learning_rate", "2e-3",
-        *(["--report_to", "none", "--no_plot"] if quiet else []), *extra,
-    ]
-
-
-def _losses(out):
-    rows = [json.loads(line) for line in open(Path(out) / "train_log.jsonl")]
-    return {r["update"]: r["loss"] for r in rows if "event" not in r}
+    quiet_flags = ["--report_to", "none", "--no_plot"] if quiet else []
+    return pretrain_argv(corpus, out, updates, "--learning_rate", "2e-3", *quiet_flags, *extra)
 
 
 def test_short_run_loss_decreases_and_saves_a_loadable_model(corpus, tmp_path):
     out = tmp_path / "run"
     result = pretrain.main(_args(corpus, out, updates=40, quiet=False))  # TensorBoard and the plot on
-    losses = [v for _, v in sorted(_losses(out).items())]
+    losses = [v for _, v in sorted(logged_losses(out).items())]
     assert len(losses) == 40 and result["num_updates"] == 40
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     print(f"per-frame loss: first 5 mean {first:.3f}, last 5 mean {last:.3f}")
@@ -64,7 +45,7 @@ def test_short_run_loss_decreases_and_saves_a_loadable_model(corpus, tmp_path):
     ctc = HfWav2Vec2ForCTC.from_pretrained(out)
     assert ctc.config.hidden_size == 32
     assert (out / "preprocessor_config.json").exists()
-    epochs = [json.loads(l) for l in open(out / "train_log.jsonl") if '"epoch_end"' in l]
+    epochs = epoch_ends(out)
     assert epochs and sorted(epochs[0]["examples_per_rank"][0]) == list(range(16))
 
 
@@ -90,7 +71,7 @@ def _check_resume(corpus, tmp_path):
     assert first["num_updates"] == 6 and Path(first["checkpoint"]).name == "checkpoint-6"
     torch.manual_seed(123)  # resuming must not depend on the caller's RNG
     pretrain.main(_args(corpus, split, *extra, "--resume", updates=10))
-    a, b = _losses(full), _losses(split)
+    a, b = logged_losses(full), logged_losses(split)
     assert [b[u] for u in range(7, 11)] == [a[u] for u in range(7, 11)]
     assert not list((split / "checkpoints").glob(".tmp-*"))
 
@@ -206,13 +187,13 @@ def test_two_process_ddp(corpus, tmp_path):
     assert proc.stderr.count("pre-training audio: kept 16 of 16 files") == 1, proc.stderr[-3000:]
     result = json.loads((out / "pretrain_results.json").read_text())
     assert result["world_size"] == 2 and result["num_updates"] == 16
-    epochs = [json.loads(l) for l in open(out / "train_log.jsonl") if '"epoch_end"' in l]
+    epochs = epoch_ends(out)
     assert len(epochs) >= 2
     for epoch in epochs:  # every example exactly once per epoch, split over the two ranks
         per_rank = epoch["examples_per_rank"]
         assert len(per_rank) == 2 and all(per_rank)
         assert sorted(per_rank[0] + per_rank[1]) == list(range(epoch["num_examples"]))
-    losses = [v for _, v in sorted(_losses(out).items())]
+    losses = [v for _, v in sorted(logged_losses(out).items())]
     single = pretrain.main(_args(corpus, tmp_path / "single", "--config_overrides", "layerdrop=0.3", updates=16))
     assert losses[-1] < losses[0]
     assert abs(sum(losses[-4:]) / 4 - single["loss"]) < 0.5
@@ -376,10 +357,29 @@ def test_gumbel_anneal_fraction_sets_the_decay():
 
 def test_tiny_preset_is_pre_ln_and_overridable():
     def config(*extra):
-        return pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o", "--preset", "tiny", *extra]))
+        argv = ["--data", "d", "--output_dir", "o", "--preset", "tiny", *extra]
+        return pretrain.build_config(pretrain.parse_args(argv))
 
     tiny = config()
     # pre-LN transformer over the BASE-style group-norm conv stack (post-LN stayed on the CTC plateau, README)
     assert tiny.do_stable_layer_norm and tiny.feat_extract_norm == "group" and tiny.hidden_size == 256
     assert not config("--config_overrides", "do_stable_layer_norm=false").do_stable_layer_norm
     assert not pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o"])).do_stable_layer_norm
+
+
+def test_pretraining_curves_are_drawn_by_the_shared_plotter(tmp_path):
+    """pretrain_log's panels go through metrics.plot_training_curves: the lr on the temperature panel's right axis,
+    the temperature unsmoothed, every logged key a curve."""
+    from hf_wav2vec2.training.pretrain_log import plot_curves, pretraining_panels
+
+    records = [{"update": u, "loss": 5.0 - u / 10, "contrastive_loss": 4.0, "accuracy": u / 30, "code_perplexity": 9.0,
+                "prob_perplexity": 10.0, "gumbel_temperature": 2.0 * 0.99**u, "lr": 1e-4 * u} for u in range(1, 26)]
+    panels = dict(pretraining_panels(records))
+    assert [c.label for c in panels["loss per masked frame"]] == ["loss", "contrastive_loss"]
+    temperature, lr = panels["Gumbel temperature (left) / lr (right)"]
+    assert (temperature.smooth, temperature.right_axis) == (False, False) and lr.right_axis
+    assert list(lr.y) == [r["lr"] for r in records] and list(lr.x) == list(range(1, 26))
+    plot_curves(records, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    plot_curves([], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()

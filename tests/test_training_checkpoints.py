@@ -13,33 +13,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from pretrain_micro import logged_losses, pretrain_argv, write_corpus
 
 from hf_wav2vec2.training import checkpoints, pretrain
-from hf_wav2vec2.training.synthetic import make_synthetic_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-MICRO = {
-    "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
-    "conv_dim": [32, 32, 32], "conv_kernel": [10, 3, 3], "conv_stride": [5, 2, 2],
-    "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "codevector_dim": 32,
-    "proj_codevector_dim": 16, "num_codevectors_per_group": 16, "num_codevector_groups": 2,
-    "num_negatives": 10, "mask_time_length": 4, "layerdrop": 0.0,
-}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checkpoints")
-    make_synthetic_corpus(root / "data", 8, min_seconds=0.6, max_seconds=1.0, sr=16000)
-    (root / "micro.json").write_text(json.dumps(MICRO))
-    return root
+    return write_corpus(tmp_path_factory.mktemp("checkpoints"), 8, max_seconds=1.0)
 
 
 def _args(corpus, out, *extra, updates=4):
-    return ["--data", str(corpus / "data"), "--output_dir", str(out), "--preset", "tiny",
-            "--config", str(corpus / "micro.json"), "--max_updates", str(updates), "--max_tokens", "24000",
-            "--max_sample_size", "6000", "--min_sample_size", "6000", "--log_every", "1", "--report_to", "none",
-            "--no_plot", "--checkpoint_every", "2", *extra]
+    return pretrain_argv(corpus, out, updates, "--report_to", "none", "--no_plot", "--checkpoint_every", "2", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +41,6 @@ def _copy(finished, tmp_path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(finished, target)
     return target
-
-
-def _losses(out):
-    rows = [json.loads(line) for line in open(Path(out) / "train_log.jsonl")]
-    return {r["update"]: r["loss"] for r in rows if "event" not in r}
 
 
 # ---- output folders
@@ -83,9 +65,9 @@ def test_overwrite_replaces_the_previous_run_and_a_resume_continues_the_new_one(
     assert first["num_updates"] == 1 and (out / "notes.txt").read_text() == "mine"
     # the old run's checkpoints (2 and 4, higher than the new run's 1) are gone, so --resume continues the new run
     assert [p.name for p in checkpoints.list_checkpoints(out)] == ["checkpoint-1"]
-    assert sorted(_losses(out)) == [1]  # the log starts afresh instead of mixing two runs
+    assert sorted(logged_losses(out)) == [1]  # the log starts afresh instead of mixing two runs
     resumed = pretrain.main(_args(corpus, out, "--resume", "--seed", "7", updates=6))
-    assert resumed["num_updates"] == 6 and sorted(_losses(out)) == [1, 2, 3, 4, 5, 6]
+    assert resumed["num_updates"] == 6 and sorted(logged_losses(out)) == [1, 2, 3, 4, 5, 6]
 
 
 def test_rotation_deletes_only_checkpoints_of_the_current_run(corpus, finished, tmp_path):
@@ -127,21 +109,23 @@ def test_damaged_checkpoint_files_are_one_clear_error(corpus, finished, tmp_path
     assert message.startswith(f"{target}: {cause}") and "\n" not in message
 
 
-def test_resume_with_another_config_names_the_differing_fields(corpus, finished, tmp_path):
-    out = _copy(finished, tmp_path)
-    with pytest.raises(checkpoints.CheckpointError, match=r"checkpoint-4: written with another model config: "
-                       r"hidden_size=32 \(now 64\), intermediate_size=64 \(now 128\); resume with that run's flags"):
+def _resume_with_a_wider_model(corpus, out, message: str):
+    with pytest.raises(checkpoints.CheckpointError, match=message):
         pretrain.main(_args(corpus, out, "--resume", "--config_overrides", "hidden_size=64", "intermediate_size=128",
                             updates=6))
+
+
+def test_resume_with_another_config_names_the_differing_fields(corpus, finished, tmp_path):
+    _resume_with_a_wider_model(corpus, _copy(finished, tmp_path),
+                               r"checkpoint-4: written with another model config: hidden_size=32 \(now 64\), "
+                               r"intermediate_size=64 \(now 128\); resume with that run's flags")
 
 
 def test_resume_without_a_saved_config_still_says_what_does_not_fit(corpus, finished, tmp_path):
     out = _copy(finished, tmp_path)
     (out / "checkpoints" / "checkpoint-4" / checkpoints.CONFIG_FILE).unlink()  # as written by older versions
-    with pytest.raises(checkpoints.CheckpointError, match=r"trainer\.pt: the model state does not fit this run "
-                       r"\(Error\(s\) in loading state_dict"):
-        pretrain.main(_args(corpus, out, "--resume", "--config_overrides", "hidden_size=64", "intermediate_size=128",
-                            updates=6))
+    _resume_with_a_wider_model(corpus, out, r"trainer\.pt: the model state does not fit this run "
+                               r"\(Error\(s\) in loading state_dict")
 
 
 def test_the_command_prints_one_line_without_a_traceback(corpus, finished, tmp_path):
@@ -180,7 +164,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(corpus, tmp_pat
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-2"]  # no half-written folder
     monkeypatch.setattr(torch, "save", real_save)
     resumed = pretrain.main(_args(corpus, out, "--resume", updates=6))
-    assert resumed["num_updates"] == 6 and sorted(_losses(out))[-1] == 6
+    assert resumed["num_updates"] == 6 and sorted(logged_losses(out))[-1] == 6
 
 
 # ---- safe loading, checked before training

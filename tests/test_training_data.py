@@ -73,7 +73,7 @@ def _realistic_lengths(n, seed=0):
 def test_synthetic_corpus_is_deterministic_and_speechlike(tmp_path):
     a = make_synthetic_corpus(tmp_path / "a", 3, 2.0, 3.0, sr=16000, seed=7)
     b = make_synthetic_corpus(tmp_path / "b", 3, 2.0, 3.0, sr=16000, seed=7)
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=True):
         xa, sra = sf.read(pa)
         xb, _ = sf.read(pb)
         assert sra == 16000 and 2.0 <= len(xa) / sra <= 3.0
@@ -211,7 +211,8 @@ def test_corrupted_and_short_files_are_skipped_and_counted(corpus, tmp_path):
 
 
 def _selection_records(caplog):
-    return [r for r in caplog.records if r.name == "hf_wav2vec2.training.data" and "pre-training audio" in r.getMessage()]
+    return [r for r in caplog.records
+            if r.name == "hf_wav2vec2.training.data" and "pre-training audio" in r.getMessage()]
 
 
 def test_selection_reports_kept_and_dropped_audio_per_reason(corpus, tmp_path, caplog):
@@ -347,7 +348,7 @@ def test_collator_crop_pad_and_normalize():
     assert padded["input_values"].shape == (3, 120) and padded["input_values"].dtype == torch.float32
     assert padded["attention_mask"].dtype == torch.long
     assert padded["attention_mask"].sum(1).tolist() == [100, 80, 120] == padded["lengths"].tolist()
-    for row, n in zip(padded["input_values"], [100, 80, 120]):
+    for row, n in zip(padded["input_values"], [100, 80, 120], strict=True):
         assert abs(row[:n].mean()) < 1e-4 and abs(row[:n].std(unbiased=False) - 1) < 1e-3
         assert torch.all(row[n:] == 0)
 
@@ -467,7 +468,7 @@ def test_loader_resume_with_workers_reproduces_remaining_batches(corpus):
     resumed.set_epoch(1)
     again = list(resumed)
     assert len(again) == len(rest)
-    for a, b in zip(again, rest):
+    for a, b in zip(again, rest, strict=True):
         torch.testing.assert_close(a["input_values"], b["input_values"], rtol=0, atol=0)
     assert resumed.state_dict()["batches_consumed"] == loader.batch_sampler.num_batches_per_epoch
 
@@ -513,7 +514,7 @@ def test_dataloader_with_two_workers_matches_single_process(corpus, tmp_path, pa
     multi = list(loader)
     assert len(multi) == len(single) == len(loader)
     assert sum(b["input_values"].shape[0] for b in multi) == len(paths)
-    for a, b in zip(single, multi):
+    for a, b in zip(single, multi, strict=True):
         assert a.keys() == b.keys()
         torch.testing.assert_close(a["input_values"], b["input_values"], rtol=0, atol=0)
         assert a["input_values"].shape[0] * a["input_values"].shape[1] <= 150_000
@@ -566,3 +567,17 @@ def test_process_group_shares_cache_and_covers_every_example_once(corpus, tmp_pa
     assert sum(r["decodes"] for r in results) == len(paths)  # each rank cached its half
     assert results[0]["batches"] == results[1]["batches"]
     assert sorted(results[0]["indices"] + results[1]["indices"]) == list(range(len(paths)))
+
+
+def test_training_package_re_exports_the_data_api_from_its_one_list():
+    """hf_wav2vec2.training serves every name of training.data's __all__ (the one list), plus the synthetic corpus."""
+    import hf_wav2vec2.training as training
+    from hf_wav2vec2.training import data, synthetic
+
+    for name in data.__all__:
+        assert getattr(training, name) is getattr(data, name), name
+    assert training.make_synthetic_corpus is synthetic.make_synthetic_corpus
+    assert set(training.__all__) == {*data.__all__, "make_synthetic_corpus", "synthesize_utterance"}
+    assert {"AudioDataset", "TARGET_SAMPLE_RATE"} <= set(dir(training))
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
+        training.NoSuchName  # noqa: B018 (the attribute access is the test)

@@ -48,8 +48,8 @@ split          prompts  duration      contents
 Libri-light labeled subsets.) :func:`export_split` writes a split as 16 kHz PCM WAV files with a ``metadata.csv``
 (``file,text,duration``) that :func:`hf_wav2vec2.training.ctc_data.load_labeled_folder` and
 ``examples/finetune_ctc.py --train_dir`` read; pre-training reads an exported folder's audio files with
-``hf_wav2vec2.training.data.load_audio_dataset(folder)``. The audio is telephone-band (8 kHz sampling: nothing above 4 kHz),
-upsampled for the 16 kHz model.
+``hf_wav2vec2.training.data.load_audio_dataset(folder)``. The audio is telephone-band (8 kHz sampling: nothing
+above 4 kHz), upsampled for the 16 kHz model.
 """
 
 from __future__ import annotations

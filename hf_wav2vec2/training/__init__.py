@@ -5,48 +5,37 @@ Pre-training: :mod:`.data` (the data pipeline, a package), :mod:`.pretrain` (the
 :mod:`.pretrain_log` (log, curves), :mod:`.health` (failure-mode warnings), :mod:`.synthetic` (speech-like test
 audio). Fine-tuning: :mod:`.finetune`, :mod:`.ctc_data`, :mod:`.vocab`, :mod:`.metrics`.
 
-The data pipeline's public names and the synthetic audio generator are re-exported here; other submodules are
-imported on their own (``from hf_wav2vec2.training.<module> import ...``). The re-exports are resolved on first
-access (PEP 562): importing a submodule such as :mod:`hf_wav2vec2.training.pretrain` to parse ``--help`` must not
-import torch through this package.
+The data pipeline's public names (its ``__all__``) and the synthetic audio generator are re-exported here; other
+submodules are imported on their own (``from hf_wav2vec2.training.<module> import ...``). The re-exports are
+resolved on first access (PEP 562): importing a submodule such as :mod:`hf_wav2vec2.training.pretrain` to parse
+``--help`` must not import torch through this package.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
-_DATA_EXPORTS = (
-    "AudioCache",
-    "AudioDataset",
-    "AudioDecodeError",
-    "AudioDroppedWarning",
-    "AudioSelection",
-    "BatchingOptions",
-    "BatchingStats",
-    "CropRequest",
-    "LengthBucketBatchSampler",
-    "NoUsableAudioError",
-    "PretrainingCollator",
-    "PretrainingDataLoader",
-    "SkippedAudio",
-    "StreamingPretrainingDataset",
-    "batching_stats",
-    "decode_audio",
-    "find_audio_files",
-    "get_pretraining_dataloader",
-    "load_audio_dataset",
-    "plan_batches",
-    "probe_num_samples",
-    "read_manifest",
-    "write_manifest",
-)
-_EXPORTS = {**dict.fromkeys(_DATA_EXPORTS, "data"),
-            "make_synthetic_corpus": "synthetic", "synthesize_utterance": "synthetic"}
+# The data pipeline's names are the ones its own ``__all__`` lists (one list, in ``data/__init__.py``).
+_SYNTHETIC_EXPORTS = ("make_synthetic_corpus", "synthesize_utterance")
+
+
+def _data_names() -> list[str]:
+    return list(importlib.import_module(".data", __name__).__all__)
 
 
 def __getattr__(name: str):
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
+    if name == "__all__":  # ``from hf_wav2vec2.training import *``
+        return sorted({*_data_names(), *_SYNTHETIC_EXPORTS})
+    if name in _SYNTHETIC_EXPORTS:
+        module_name = "synthetic"
+    # a submodule not imported yet (``from hf_wav2vec2.training import pretrain``) is imported by Python itself
+    # after this AttributeError: it must not cost an import of the data pipeline
+    elif name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name in _data_names():
+        module_name = "data"
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module_name}", __name__), name)
     globals()[name] = value
@@ -54,7 +43,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
-__all__ = sorted(_EXPORTS)
+    return sorted({*globals(), *_data_names(), *_SYNTHETIC_EXPORTS})

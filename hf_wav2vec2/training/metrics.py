@@ -65,7 +65,7 @@ def _check_pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[
 def _counts(process, references, hypotheses, split) -> ErrorCounts:
     counts = ErrorCounts()
     scored_refs, scored_hyps = [], []
-    for ref, hyp in zip(references, hypotheses):
+    for ref, hyp in zip(references, hypotheses, strict=True):
         if ref.strip():
             scored_refs.append(ref)
             scored_hyps.append(hyp)
@@ -167,7 +167,7 @@ def make_compute_metrics(
         if normalizer is not None:
             hypotheses = [normalizer(text) for text in hypotheses]
             references = [normalizer(text) for text in references]
-        for hyp, ref in list(zip(hypotheses, references))[:log_examples]:
+        for hyp, ref in list(zip(hypotheses, references, strict=True))[:log_examples]:
             logger.info("REF: %s\nHYP: %s", ref, hyp)
         return error_rates(references, hypotheses)
 
@@ -237,7 +237,7 @@ def plot_training_curves(
         return None
     rows = math.ceil(len(panels) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.5 * rows), squeeze=False)
-    for ax, (title, curves) in zip(axes.flat, panels):
+    for ax, (title, curves) in zip(axes.flat, panels, strict=False):  # a grid's last row may have spare axes
         right = None
         for curve in curves:
             if curve.right_axis:

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..audio import DEFAULT_SAMPLING_RATE
 from .checkpoints import (
     RANK_KEYS,
     TRAINER_FILE,
@@ -91,7 +92,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-SAMPLE_RATE = 16_000  # the data pipeline's rate: audio seconds per second are counted at it
 #: What a run writes into output_dir, deleted by --overwrite_output_dir (the model files are simply rewritten;
 #: "pretrain" is the TensorBoard tracker's folder).
 RUN_OUTPUTS = ("checkpoints", "train_log.jsonl", "pretrain_results.json", "training_curves.png", "pretrain")
@@ -295,7 +295,7 @@ def set_up(args: PretrainArguments, config) -> Run:
         try:
             model.gradient_checkpointing_enable()
         except (ValueError, AttributeError) as err:
-            warnings.warn(f"gradient checkpointing unavailable: {err}")
+            warnings.warn(f"gradient checkpointing unavailable: {err}", stacklevel=2)
     loader = get_dataloader(args, accelerator, config)
     # fairseq's "adam" decays weights decoupled from the gradient, i.e. AdamW.
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=tuple(args.adam_betas),
@@ -374,7 +374,7 @@ def apply_gradients(run: Run, stats: UpdateStats, grad_scale: float) -> tuple[bo
         run.state.num_skipped_updates += 1
         if accelerator.is_main_process:  # every rank takes the same decision: say it once
             warnings.warn(f"non-finite loss or gradient at update {run.state.num_updates}: update skipped "
-                          f"({run.state.num_skipped_updates} so far)")
+                          f"({run.state.num_skipped_updates} so far)", stacklevel=2)
     else:
         run.optimizer.step()
         if not accelerator.optimizer_step_was_skipped:
@@ -397,9 +397,10 @@ def train_update(run: Run, micro: list[dict]) -> tuple[UpdateStats, float, bool]
 
 def update_record(run: Run, stats: UpdateStats, grad_norm: float, seconds: float) -> dict[str, Any]:
     """The logged metrics of one update (global per-frame averages)."""
+    audio_seconds = stats.samples / DEFAULT_SAMPLING_RATE  # the data pipeline's lengths are counted at this rate
     return {"update": run.state.num_updates, "epoch": run.state.epoch, **stats.metrics(),
             "gumbel_temperature": run.unwrapped.quantizer.temperature, "lr": run.scheduler.get_last_lr()[0],
-            "grad_norm": grad_norm, "audio_seconds_per_second": stats.samples / SAMPLE_RATE / max(1e-9, seconds),
+            "grad_norm": grad_norm, "audio_seconds_per_second": audio_seconds / max(1e-9, seconds),
             "skipped_updates": run.state.num_skipped_updates, "elapsed": time.time() - run.start_time}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,48 +91,29 @@ def read_log(path: Path) -> list[dict]:
     return [seen[k] for k in sorted(seen)]
 
 
-def plot_curves(records: list[dict], path: Path) -> None:
-    """Training curves (per-frame loss, accuracy, perplexities, lr / temperature) as a PNG."""
-    import matplotlib
+def pretraining_panels(records: list[dict]) -> list:
+    """Panels of :func:`~hf_wav2vec2.training.metrics.plot_training_curves` from ``train_log.jsonl`` records:
+    per-frame losses, contrastive accuracy, codebook perplexities, Gumbel temperature with the lr on the right."""
+    from .metrics import Curve
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not records:
-        return
     x = [r["update"] for r in records]
-    panels = [
-        ("loss per masked frame", ["loss", "contrastive_loss"]),
-        ("contrastive accuracy", ["accuracy"]),
-        ("codebook perplexity", ["code_perplexity", "prob_perplexity"]),
-        ("Gumbel temperature (left) / lr (right)", ["gumbel_temperature"]),
+
+    def curve(key: str, **options) -> Curve:
+        # batches differ a lot in length, so per-update values are noisy: Curve adds a running mean
+        return Curve(key, x, [r.get(key, float("nan")) for r in records], **options)
+
+    return [
+        ("loss per masked frame", [curve("loss"), curve("contrastive_loss")]),
+        ("contrastive accuracy", [curve("accuracy")]),
+        ("codebook perplexity", [curve("code_perplexity"), curve("prob_perplexity")]),
+        ("Gumbel temperature (left) / lr (right)",
+         [curve("gumbel_temperature", smooth=False), curve("lr", smooth=False, right_axis=True, color="tab:red")]),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for ax, (title, keys) in zip(axes.flat, panels):
-        for key in keys:
-            values = [r.get(key, float("nan")) for r in records]
-            smooth = len(values) >= 20 and key != "gumbel_temperature"
-            line, = ax.plot(x, values, label=key, alpha=0.45 if smooth else 1.0)
-            if smooth:
-                # batches differ a lot in length, so per-update values are noisy: add a running mean
-                ax.plot(x, running_mean(values, max(5, len(values) // 20)), color=line.get_color(),
-                        label=f"{key} (running mean)")
-        ax.set_title(title)
-        ax.set_xlabel("update")
-        ax.legend(fontsize=8)
-    lr_axis = axes.flat[3].twinx()
-    lr_axis.plot(x, [r.get("lr", float("nan")) for r in records], color="tab:red", label="lr")
-    lr_axis.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
-def running_mean(values: list[float], window: int) -> list[float]:
-    """Mean of the last ``window`` finite values at each position (NaN until one is seen)."""
-    out, recent = [], deque(maxlen=window)
-    for value in values:
-        if math.isfinite(value):
-            recent.append(value)
-        out.append(sum(recent) / len(recent) if recent else float("nan"))
-    return out
+def plot_curves(records: list[dict], path: Path) -> None:
+    """Training curves (per-frame loss, accuracy, perplexities, lr / temperature) as a PNG; nothing without records."""
+    from .metrics import plot_training_curves
+
+    if records:
+        plot_training_curves(pretraining_panels(records), path)

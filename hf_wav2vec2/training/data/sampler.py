@@ -135,7 +135,7 @@ class LengthBucketBatchSampler(Sampler[list[CropRequest]]):
 
     def _requests(self, batch: np.ndarray, seeds: np.ndarray) -> list[CropRequest]:
         targets = self.options.crop_lengths(self.lengths[batch])
-        return [CropRequest(int(i), int(t), int(s)) for i, t, s in zip(batch, targets, seeds)]
+        return [CropRequest(int(i), int(t), int(s)) for i, t, s in zip(batch, targets, seeds, strict=True)]
 
     def rank_batches(self, epoch: int | None = None) -> list[list[CropRequest]]:
         """This rank's batches of ``epoch`` (default: current), from the first one."""

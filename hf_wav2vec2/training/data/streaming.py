@@ -81,7 +81,7 @@ class StreamingPretrainingDataset(IterableDataset, SkipLog):
             targets = self.options.crop_lengths(lengths[batch])
             items = [
                 {"input_values": random_crop(waves[i], int(t), int(rng.integers(2**31 - 1)))}
-                for i, t in zip(batch, targets)
+                for i, t in zip(batch, targets, strict=True)
             ]
             collated = self.collator(items)
             collated["skipped"], pending[:] = list(pending), []
