@@ -31,6 +31,7 @@ import io
 import itertools
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import DEFAULT_SAMPLING_RATE, AudioError, decode_record
+from ..audio import DEFAULT_SAMPLING_RATE, AudioError, audio_record_source, decode_record
 from ..modeling_hf_wav2vec2 import conv_output_lengths
-from .vocab import TextNormalization, normalize_text
+from .data.selection import AudioDroppedWarning
+from .vocab import TextNormalization, TranscriptWarning, check_transcripts, normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ LABEL_PAD_ID = -100
 METADATA_NAMES = ("metadata.csv", "metadata.tsv", "metadata.jsonl")
 AUDIO = "audio"
 TEXT = "text"
+AUDIO_ERROR = "audio_error"  # a featurized row's decoding error ("" when it decoded)
+#: Default of --max_bad_audio_fraction: undecodable files are left out up to this fraction of a split, else it fails.
+DEFAULT_MAX_BAD_AUDIO_FRACTION = 0.05
+_EXAMPLES = 3  # file names a warning or error gives as examples
 
 
 # ------------------------------------------------------------------------------------------------- sources
@@ -284,30 +290,91 @@ def prepare_ctc_dataset(
     num_proc: int | None = None,
     sampling_rate: int = DEFAULT_SAMPLING_RATE,
     description: str = "data",
+    max_bad_audio_fraction: float | None = DEFAULT_MAX_BAD_AUDIO_FRACTION,
 ):
     """Featurize a dataset with ``audio`` and ``text`` columns for CTC training.
 
     Each utterance gets ``input_values`` (the feature extractor's output for its 16 kHz audio), ``labels`` (token
     ids of ``normalize_text(text, normalization)``), ``input_length`` (samples) and ``text`` (the normalized
-    transcript, handy for printing references). The other columns are removed.
+    transcript, handy for printing references). The other columns are removed. Audio that cannot be decoded
+    (truncated, corrupt, empty) is found here, before training: it is left out with an ``AudioDroppedWarning``
+    unless it is more than `max_bad_audio_fraction` of the files (None: no limit), which is a ``ValueError``.
     """
     feature_extractor = processor.feature_extractor
     tokenizer = processor.tokenizer
 
     def featurize(example):
-        audio = decode_audio(example[AUDIO], sampling_rate)
         text = normalize_text(example[TEXT], normalization)
-        values = feature_extractor(audio, sampling_rate=sampling_rate).input_values[0]
+        try:
+            audio = decode_audio(example[AUDIO], sampling_rate)
+        except AudioError as error:  # recorded in a column: map may run in worker processes
+            audio, reason = np.zeros(0, dtype=np.float32), str(error)
+        else:
+            reason = ""
+        values = feature_extractor(audio, sampling_rate=sampling_rate).input_values[0] if audio.size else audio
         return {
             "input_values": np.asarray(values, dtype=np.float32),
             "labels": tokenizer(text).input_ids,
             "input_length": len(values),
             TEXT: text,
+            AUDIO_ERROR: reason,
         }
 
-    return dataset.map(
+    featurized = dataset.map(
         featurize, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"Featurizing {description}"
     )
+    return drop_undecodable(featurized, max_bad_audio_fraction, description)
+
+
+def drop_undecodable(dataset, max_fraction: float | None = DEFAULT_MAX_BAD_AUDIO_FRACTION, description: str = "data"):
+    """Remove the featurized utterances whose audio failed to decode (their ``audio_error`` column), with one
+    warning; more than `max_fraction` of them is a one-line ``ValueError`` (a corpus that broken wants fixing)."""
+    errors = dataset[AUDIO_ERROR]
+    dataset = dataset.remove_columns(AUDIO_ERROR)
+    bad = [error for error in errors if error]
+    if not bad:
+        return dataset
+    fraction = len(bad) / len(errors)
+    summary = (f"{description}: {len(bad)} of {len(errors)} audio files ({fraction:.1%}) could not be decoded, "
+               f"e.g. {'; '.join(bad[:_EXAMPLES])}")
+    if max_fraction is not None and fraction > max_fraction:
+        raise ValueError(f"{summary}; that is more than --max_bad_audio_fraction {max_fraction:g}: fix or remove "
+                         "them, or raise the limit")
+    warnings.warn(f"{summary}; left out", AudioDroppedWarning, stacklevel=2)
+    return dataset.select([index for index, error in enumerate(errors) if not error])
+
+
+def _example_names(dataset, indices: Sequence[int]) -> str:
+    """File names of the first few rows at `indices`, for messages (the row number where a record has none)."""
+    names = []
+    for index in indices[:_EXAMPLES]:
+        _, path = audio_record_source(dataset[int(index)][AUDIO])
+        names.append(Path(path).name if path else f"row {index}")
+    return ", ".join(names) + (", ..." if len(indices) > _EXAMPLES else "")
+
+
+def screen_transcripts(dataset, vocab, normalization: TextNormalization | None = None, drop: bool = False,
+                       description: str = "data"):
+    """Warn once, with counts and example files, about transcripts that would train on ``<unk>`` or all-blank
+    targets (:func:`~.vocab.check_transcripts` against the tokenizer's `vocab`); with `drop`, leave them out."""
+    check = check_transcripts(dataset[TEXT], vocab, normalization)
+    if not check.bad:
+        return dataset
+    parts = []
+    if check.out_of_vocabulary:
+        chars = ", ".join(f"{char!r} x{count}" for char, count in check.unknown_chars.most_common(5))
+        parts.append(f"{len(check.out_of_vocabulary)} have characters outside the vocabulary ({chars}), which "
+                     f"become <unk> targets, e.g. {_example_names(dataset, check.out_of_vocabulary)}")
+    if check.empty:
+        parts.append(f"{len(check.empty)} are empty after normalization (all-blank targets), e.g. "
+                     f"{_example_names(dataset, check.empty)}")
+    action = "left out (--drop_bad_transcripts)" if drop else "kept; pass --drop_bad_transcripts to leave them out"
+    warnings.warn(f"{description}: of {check.num_transcripts} transcripts, {'; '.join(parts)}. They are {action}",
+                  TranscriptWarning, stacklevel=2)
+    if not drop:
+        return dataset
+    bad = set(check.bad)
+    return dataset.select([index for index in range(len(dataset)) if index not in bad])
 
 
 def filter_duration(dataset, min_seconds: float = 0.0, max_seconds: float | None = None,
@@ -404,11 +471,13 @@ def pad_labels(labels: Sequence[Sequence[int]], pad_id: int = LABEL_PAD_ID) -> t
 
 __all__ = [
     "LABEL_PAD_ID",
+    "DEFAULT_MAX_BAD_AUDIO_FRACTION",
     "DataCollatorCTCWithPadding",
     "DatasetColumnError",
     "MetadataError",
     "ctc_required_frames",
     "decode_audio",
+    "drop_undecodable",
     "drop_unalignable",
     "filter_duration",
     "find_metadata",
@@ -419,4 +488,5 @@ __all__ = [
     "prepare_ctc_dataset",
     "read_metadata",
     "read_text",
+    "screen_transcripts",
 ]

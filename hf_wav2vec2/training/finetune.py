@@ -56,6 +56,7 @@ from .ctc_data import (
     load_labeled_dataset,
     load_labeled_folder,
     prepare_ctc_dataset,
+    screen_transcripts,
 )
 from .finetune_args import CTCTrainingArguments, DataArguments, ModelArguments, parse_phase_ratios
 from .finetune_outputs import build_card_info, final_evaluation, hub_pusher, push_with_card, save_run_outputs
@@ -301,11 +302,16 @@ def _resume_target(value):
 
 
 def _prepare(dataset, name: str, processor, normalization, config, data_args: DataArguments):
-    """Featurized, duration-filtered, CTC-alignable utterances of `dataset` (None stays None)."""
+    """Featurized, duration-filtered, CTC-alignable utterances of `dataset` (None stays None), bad transcripts and
+    undecodable audio reported (and left out as ``--drop_bad_transcripts`` / ``--max_bad_audio_fraction`` say)."""
     if dataset is None:
         return None
+    dataset = screen_transcripts(
+        dataset, processor.tokenizer.get_vocab(), normalization, data_args.drop_bad_transcripts, name
+    )
     dataset = prepare_ctc_dataset(
-        dataset, processor, normalization, num_proc=data_args.preprocessing_num_workers, description=name
+        dataset, processor, normalization, num_proc=data_args.preprocessing_num_workers, description=name,
+        max_bad_audio_fraction=data_args.max_bad_audio_fraction,
     )
     dataset = filter_duration(dataset, data_args.min_duration_in_seconds, data_args.max_duration_in_seconds)
     dataset, _ = drop_unalignable(dataset, config, description=name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from .ctc_data import DEFAULT_MAX_BAD_AUDIO_FRACTION
 from .vocab import TextNormalization
 
 CONFIG_PRESETS = ("base", "large")
@@ -121,6 +122,16 @@ class DataArguments:
     digits: str = field(default="keep", metadata={"help": "Keep or drop digits.", "choices": ["keep", "drop"]})
     drop_chars: str = field(default="", metadata={"help": "Characters deleted from transcripts."})
     vocab_min_count: int = field(default=1, metadata={"help": "Characters seen fewer times become <unk>."})
+    drop_bad_transcripts: bool = field(
+        default=False, metadata={"help": "Leave out utterances whose normalized transcript is empty (an all-blank "
+                                         "target) or has characters outside the vocabulary (<unk> targets, e.g. "
+                                         "with --vocab_file). Default: keep them; a warning counts them either way."}
+    )
+    max_bad_audio_fraction: float = field(
+        default=DEFAULT_MAX_BAD_AUDIO_FRACTION,
+        metadata={"help": "Audio files that cannot be decoded (truncated, corrupt) are left out with a warning; "
+                          "more than this fraction of a split stops the run before training (1: never)."},
+    )
     num_examples_to_print: int = field(default=5, metadata={"help": "Transcripts printed beside references."})
     language: str | None = field(
         default=None, metadata={"help": "ISO 639 code of the speech, e.g. 'es' (model card; default: unknown)."}
@@ -135,6 +146,8 @@ class DataArguments:
             # load_dataset would otherwise scan the current directory
             raise ValueError(f"--dataset_name {self.dataset_name} needs --data_dir (the folder with the audio files "
                              "and their metadata.csv)")
+        if not 0.0 <= self.max_bad_audio_fraction <= 1.0:
+            raise ValueError(f"--max_bad_audio_fraction must be between 0 and 1, got {self.max_bad_audio_fraction}")
         if self.language is not None and not re.fullmatch(r"[a-z]{2,3}", self.language):
             raise ValueError(f"--language must be an ISO 639 code such as 'es' or 'en', got {self.language!r}")
 

@@ -32,7 +32,7 @@ _LOCAL_BUILDERS = ("audiofolder", "arrow", "csv", "json", "parquet", "text", "we
 def print_examples(hypotheses, references, count: int, file=None) -> None:
     """Print `count` hypotheses under their references."""
     file = file or sys.stdout  # looked up at call time, so redirected output is honoured
-    for hyp, ref in list(zip(hypotheses, references))[:count]:
+    for hyp, ref in list(zip(hypotheses, references, strict=True))[:count]:
         print(f"  REF: {ref}\n  HYP: {hyp}", file=file)
 
 

@@ -25,7 +25,7 @@ import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 PAD_TOKEN = "<pad>"
@@ -211,6 +211,48 @@ def build_vocab(
     return vocab
 
 
+class TranscriptWarning(UserWarning):
+    """Transcripts that would train on ``<unk>`` or all-blank CTC targets (see :func:`check_transcripts`)."""
+
+
+@dataclass
+class TranscriptCheck:
+    """Which transcripts of a split make poor CTC targets, by index: ``out_of_vocabulary`` ones have characters the
+    vocabulary lacks (the tokenizer turns them into ``<unk>``, a target the model is taught to emit for any odd
+    sound), ``empty`` ones are nothing after normalization (punctuation only: an all-blank target)."""
+
+    num_transcripts: int
+    out_of_vocabulary: list[int] = field(default_factory=list)
+    empty: list[int] = field(default_factory=list)
+    unknown_chars: Counter = field(default_factory=Counter)
+
+    @property
+    def bad(self) -> list[int]:
+        return sorted(set(self.out_of_vocabulary) | set(self.empty))
+
+
+def check_transcripts(
+    transcripts: Iterable[str], vocab: Iterable[str], options: TextNormalization | None = None
+) -> TranscriptCheck:
+    """Normalize `transcripts` with `options` and find those that are empty or use characters outside `vocab` (the
+    tokenizer's tokens; a space is the word delimiter ``|``)."""
+    known = set(vocab)
+    if WORD_DELIMITER in known:
+        known.add(" ")
+    check = TranscriptCheck(0)
+    for index, text in enumerate(transcripts):
+        check.num_transcripts += 1
+        normalized = normalize_text(text, options)
+        if not normalized.strip():
+            check.empty.append(index)
+            continue
+        unknown = [char for char in normalized if char not in known]
+        if unknown:
+            check.out_of_vocabulary.append(index)
+            check.unknown_chars.update(unknown)
+    return check
+
+
 def write_vocab(vocab: dict[str, int], directory: str | Path, filename: str = "vocab.json") -> Path:
     """Write `vocab` as JSON (UTF-8, non-ASCII characters kept readable) and return the file's path."""
     path = Path(directory) / filename
@@ -235,7 +277,10 @@ __all__ = [
     "UNK_TOKEN",
     "WORD_DELIMITER",
     "TextNormalization",
+    "TranscriptCheck",
+    "TranscriptWarning",
     "build_vocab",
+    "check_transcripts",
     "count_characters",
     "normalize_text",
     "tokenizer_kwargs",
