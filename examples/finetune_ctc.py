@@ -36,6 +36,11 @@ reports the WER / CER printed here), the pipeline code (pipeline(model=dir, trus
 this package), card_info.json (language, base model, training data and results for the model card) and
 training_curves.png.
 
+Bad data is reported before training starts: transcripts that would train on <unk> (characters outside a given
+--vocab_file) or on nothing (empty or punctuation-only after normalization) are counted in one warning with example
+files and kept unless --drop_bad_transcripts is given; audio files that cannot be decoded (truncated, corrupt) are
+left out with a warning, and more than --max_bad_audio_fraction (default 0.05) of a split stops the run.
+
 Run with --help for every option; the logic lives in hf_wav2vec2.training.finetune.
 """
 

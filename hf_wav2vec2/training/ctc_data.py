@@ -17,7 +17,10 @@ extractor), ``labels`` (token ids of the normalized transcript) and ``input_leng
 ``train_sampling_strategy="group_by_length"``). It drops utterances a CTC model cannot align: CTC emits at most one
 label per frame and needs a blank between two equal consecutive labels, so an utterance whose label sequence needs
 more frames than the feature encoder produces for its audio has zero probability, i.e. an infinite loss (or, with
-``ctc_zero_infinity``, a silent zero that wastes the batch). Those are counted and logged, never trained on.
+``ctc_zero_infinity``, a silent zero that wastes the batch). Those are counted and logged, never trained on. Audio
+that cannot be decoded is found while featurizing, before training: it is left out with an ``AudioDroppedWarning``,
+and more than ``max_bad_audio_fraction`` of a split is an error. :func:`screen_transcripts` warns about (and can
+drop) transcripts that would become ``<unk>`` or all-blank targets.
 
 :class:`DataCollatorCTCWithPadding` pads batches dynamically: audio with the feature extractor's padding value (and
 an ``attention_mask`` when the extractor returns one, as for layer-norm models), labels with -100, which the CTC loss
