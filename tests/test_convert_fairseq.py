@@ -74,7 +74,8 @@ def random_fairseq_weights(hp, fine_tuned=False, vocab_size=None, keep_heads=Fal
         if hp["extractor_mode"] == "default" and i == 0:  # Fp32GroupNorm at index 2
             sd[f"{prefix}.2.weight"], sd[f"{prefix}.2.bias"] = rand(dim, scale=0.1, offset=1.0), rand(dim, scale=0.1)
         if hp["extractor_mode"] == "layer_norm":  # Sequential(TransposeLast, Fp32LayerNorm, TransposeLast) at 2
-            sd[f"{prefix}.2.1.weight"], sd[f"{prefix}.2.1.bias"] = rand(dim, scale=0.1, offset=1.0), rand(dim, scale=0.1)
+            sd[f"{prefix}.2.1.weight"] = rand(dim, scale=0.1, offset=1.0)
+            sd[f"{prefix}.2.1.bias"] = rand(dim, scale=0.1)
         in_dim = dim
     c, d, f = in_dim, hp["encoder_embed_dim"], hp["encoder_ffn_embed_dim"]
     sd["layer_norm.weight"], sd["layer_norm.bias"] = rand(c, scale=0.1, offset=1.0), rand(c, scale=0.1)
@@ -91,7 +92,8 @@ def random_fairseq_weights(hp, fine_tuned=False, vocab_size=None, keep_heads=Fal
             sd[f"{prefix}.self_attn.{proj}_proj.weight"] = rand(d, d, scale=d**-0.5)
             sd[f"{prefix}.self_attn.{proj}_proj.bias"] = rand(d, scale=0.1)
         for norm in ("self_attn_layer_norm", "final_layer_norm"):
-            sd[f"{prefix}.{norm}.weight"], sd[f"{prefix}.{norm}.bias"] = rand(d, scale=0.1, offset=1.0), rand(d, scale=0.1)
+            sd[f"{prefix}.{norm}.weight"] = rand(d, scale=0.1, offset=1.0)
+            sd[f"{prefix}.{norm}.bias"] = rand(d, scale=0.1)
         sd[f"{prefix}.fc1.weight"], sd[f"{prefix}.fc1.bias"] = rand(f, d, scale=d**-0.5), rand(f, scale=0.1)
         sd[f"{prefix}.fc2.weight"], sd[f"{prefix}.fc2.bias"] = rand(d, f, scale=f**-0.5), rand(d, scale=0.1)
     if not fine_tuned or keep_heads:
@@ -205,10 +207,12 @@ def fs_encoder_layer(sd, name, x, hp):
 
     residual = x
     if hp["layer_norm_first"]:
-        x = residual + fs_attention(sd, f"{name}.self_attn", fs_layer_norm(sd, f"{name}.self_attn_layer_norm", x), heads)
+        normed = fs_layer_norm(sd, f"{name}.self_attn_layer_norm", x)
+        x = residual + fs_attention(sd, f"{name}.self_attn", normed, heads)
         x = x + ffn(fs_layer_norm(sd, f"{name}.final_layer_norm", x))
     else:
-        x = fs_layer_norm(sd, f"{name}.self_attn_layer_norm", residual + fs_attention(sd, f"{name}.self_attn", x, heads))
+        attended = residual + fs_attention(sd, f"{name}.self_attn", x, heads)
+        x = fs_layer_norm(sd, f"{name}.self_attn_layer_norm", attended)
         x = fs_layer_norm(sd, f"{name}.final_layer_norm", x + ffn(x))
     return x
 
@@ -292,7 +296,8 @@ def test_pretrained_checkpoint_matches_fairseq(tmp_path, variant, layout):
         ours_q, ours_codes, _, _ = model.quantizer(normed.reshape(-1, normed.shape[-1]))
         assert torch.equal(ours_codes, codes.reshape(-1, hp["latent_groups"]))
         assert max_diff(ours_q, quantized.reshape(ours_q.shape)) <= TOL
-        assert max_diff(model.project_q(ours_q), fs_linear(sd, "project_q", quantized).reshape(ours_q.shape[0], -1)) <= TOL
+        theirs_q = fs_linear(sd, "project_q", quantized).reshape(ours_q.shape[0], -1)
+        assert max_diff(model.project_q(ours_q), theirs_q) <= TOL
         assert max_diff(model.project_hid(context), fs_linear(sd, "final_proj", context)) <= TOL
 
 
@@ -338,7 +343,8 @@ def test_finetuned_checkpoint_logits_and_processor(tmp_path, variant, layout):
 
     # vocabulary: fairseq ids kept, names of 0 (the CTC blank) and 1 swapped
     tokenizer = converted.processor.tokenizer
-    assert tokenizer.get_vocab() == {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{s: 4 + i for i, s in enumerate(LETTERS)}}
+    letters = {s: 4 + i for i, s in enumerate(LETTERS)}
+    assert tokenizer.get_vocab() == {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **letters}
     assert tokenizer.pad_token_id == config.pad_token_id == 0
     ids = [0, 6, 6, 0, 5, 4, 0, 11, 5]  # blank T T blank E | blank H E
     assert tokenizer.decode(ids) == "TE HE"
@@ -412,7 +418,8 @@ def test_unmapped_key_is_an_error(tmp_path):
 def test_missing_key_is_an_error(tmp_path):
     sd = random_fairseq_weights(BASE_FS)
     del sd["encoder.layers.1.fc2.bias"]
-    with pytest.raises(ConversionError, match=r"no weights for: wav2vec2\.encoder\.layers\.1\.feed_forward\.output_dense\.bias"):
+    missing = r"no weights for: wav2vec2\.encoder\.layers\.1\.feed_forward\.output_dense\.bias"
+    with pytest.raises(ConversionError, match=missing):
         load_fairseq_model(save(tmp_path, cfg_checkpoint(BASE_FS, sd)))
 
 
@@ -542,7 +549,8 @@ def test_transformers_to_ours_and_back(tmp_path):
     ours = HfWav2Vec2ForCTC.from_pretrained(ours_dir).eval()
     back = transformers.Wav2Vec2ForCTC.from_pretrained(back_dir).eval()
     processor = transformers.Wav2Vec2Processor.from_pretrained(back_dir)
-    assert processor.tokenizer.get_vocab() == transformers.Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json")).get_vocab()
+    theirs = transformers.Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"))
+    assert processor.tokenizer.get_vocab() == theirs.get_vocab()
     assert processor.feature_extractor.return_attention_mask
     wav = torch.randn(2, 1600)
     with torch.no_grad():

@@ -23,11 +23,13 @@ class TestTranscriptRules:
         ("at [@]", "AT"),
         ("exclaimation-point [!]", "EXCLAIMATION POINT"),
         ("Call-Forward on Busy.", "CALL FORWARD ON BUSY"),
-        ('Dial 4 to send this caller to a polite "don\'t call" menu.', "DIAL FOUR TO SEND THIS CALLER TO A POLITE DON'T CALL MENU"),
+        ('Dial 4 to send this caller to a polite "don\'t call" menu.',
+         "DIAL FOUR TO SEND THIS CALLER TO A POLITE DON'T CALL MENU"),
         ("...to leave the conference.", "TO LEAVE THE CONFERENCE"),
         ("IAX (note: does not say \"2\")", None),  # acronym
         ("M I S D N", "M I S D N"),  # spelled letters are fine
-        ("Please leave your message after the tone. (simple tone sound plays)", "PLEASE LEAVE YOUR MESSAGE AFTER THE TONE"),
+        ("Please leave your message after the tone. (simple tone sound plays)",
+         "PLEASE LEAVE YOUR MESSAGE AFTER THE TONE"),
     ])
     def test_normalize(self, raw, expected):
         assert asterisk.normalize_transcript(raw) == expected

@@ -42,7 +42,8 @@ def test_quick_main_job_runs_every_stage(tmp_path, capsys):
     assert again["pretrain"]["num_updates"] == summary["pretrain"]["num_updates"]
     # ... unless it is another architecture than the preset builds now (a run from before the tiny preset was pre-LN)
     config_file = tmp_path / "pretrained" / "config.json"
-    config_file.write_text(config_file.read_text().replace('"do_stable_layer_norm": true', '"do_stable_layer_norm": false'))
+    post_ln = config_file.read_text().replace('"do_stable_layer_norm": true', '"do_stable_layer_norm": false')
+    config_file.write_text(post_ln)
     main_job.main(["--quick", "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "is another architecture (do_stable_layer_norm=False (preset: True))" in out and "reusing" not in out

@@ -11,7 +11,9 @@ import torch
 from conftest import NO_DROPOUT, TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("objective_vs_transformers", ROOT / "benchmarks" / "objective_vs_transformers.py")
+SPEC = importlib.util.spec_from_file_location(
+    "objective_vs_transformers", ROOT / "benchmarks" / "objective_vs_transformers.py"
+)
 bench = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench)
 
@@ -49,7 +51,7 @@ def test_eval_batches_are_the_same_for_every_run_and_leave_numpy_state_alone():
     np.random.seed(7)
     first, second = _eval_batches(KEYS), _eval_batches(KEYS)
     assert np.random.random() == before
-    for (a, ma, na), (b, mb, nb) in zip(first, second):
+    for (a, ma, na), (b, mb, nb) in zip(first, second, strict=True):
         assert torch.equal(a, b) and torch.equal(ma, mb) and torch.equal(na, nb)
         assert ma.sum(-1).min() >= 2  # min_masks 2
         rows = nb.view(-1, nb.shape[-1])[ma.view(-1)]  # the distractors of masked frames are masked frames
@@ -94,7 +96,8 @@ def test_report_and_plot_from_json_lines(tmp_path):
                                  batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None)
         record["crop_seconds"] = SAMPLES / 16_000
         lines.open("a").write(json.dumps(record) + "\n")
-    table = bench.main(["--report", str(lines), "--markdown", str(tmp_path / "t.md"), "--plot", str(tmp_path / "c.png")])
+    argv = ["--report", str(lines), "--markdown", str(tmp_path / "t.md"), "--plot", str(tmp_path / "c.png")]
+    table = bench.main(argv)
     text = (tmp_path / "t.md").read_text()
     assert "| post_ln | 6 | 0.1 | 2 | own | transformers | 2 |" in text and (tmp_path / "c.png").stat().st_size > 0
     assert len(table) == 2

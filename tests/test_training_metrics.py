@@ -105,7 +105,8 @@ class TestComputeMetrics:
         logits = np.full((2, length, vocab_size), -100.0, dtype=np.float32)
         for row, ids in enumerate(frame_ids):
             logits[row, : len(ids)] = one_hot_logits(ids, vocab_size)
-        metrics = make_compute_metrics(tokenizer)(EvalPrediction(predictions=logits, label_ids=self.labels(tokenizer, refs)))
+        prediction = EvalPrediction(predictions=logits, label_ids=self.labels(tokenizer, refs))
+        metrics = make_compute_metrics(tokenizer)(prediction)
         # 1 wrong word in 5, 1 wrong character in 11 + 8
         assert metrics["wer"] == pytest.approx(1 / 5)
         assert metrics["cer"] == pytest.approx(1 / 19)
@@ -119,7 +120,8 @@ class TestComputeMetrics:
         hypotheses, references = decode_predictions(tokenizer, predicted, self.labels(tokenizer, refs))
         # labels are decoded without CTC collapsing: "ll" and "oo" survive
         assert references == ["all good"] and hypotheses == ["all good"]
-        metrics = make_compute_metrics(tokenizer)(EvalPrediction(predictions=predicted, label_ids=self.labels(tokenizer, refs)))
+        prediction = EvalPrediction(predictions=predicted, label_ids=self.labels(tokenizer, refs))
+        metrics = make_compute_metrics(tokenizer)(prediction)
         assert metrics == {"wer": 0.0, "cer": 0.0}
 
     def test_unknown_reference_characters_count_as_errors(self, tokenizer):
