@@ -1,6 +1,6 @@
 import ast
-import logging
 import dataclasses
+import logging
 import re
 
 import pytest
@@ -17,7 +17,8 @@ def documented_defaults():
 
 
 def test_every_field_is_documented_with_its_real_default():
-    fields = {f.name: f.default for f in dataclasses.fields(HfWav2Vec2Config) if f.name in HfWav2Vec2Config.__annotations__}
+    annotated = HfWav2Vec2Config.__annotations__
+    fields = {f.name: f.default for f in dataclasses.fields(HfWav2Vec2Config) if f.name in annotated}
     documented = documented_defaults()
     assert set(fields) == set(documented), set(fields) ^ set(documented)
     config = HfWav2Vec2Config()
@@ -29,11 +30,20 @@ def test_every_field_is_documented_with_its_real_default():
         assert actual == expected, (name, actual, expected)
 
 
+def sizes(config):
+    return config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size
+
+
+def as_list(value):
+    """Lists and tuples compare as lists (transformers keeps some of its sizes as tuples)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def test_base_and_large_presets_match_the_paper():
     base, large = HfWav2Vec2Config.base(), HfWav2Vec2Config.large()
-    assert (base.num_hidden_layers, base.hidden_size, base.num_attention_heads, base.intermediate_size) == (12, 768, 12, 3072)
+    assert sizes(base) == (12, 768, 12, 3072)
     assert base.feat_extract_norm == "group" and not base.conv_bias and not base.do_stable_layer_norm
-    assert (large.num_hidden_layers, large.hidden_size, large.num_attention_heads, large.intermediate_size) == (24, 1024, 16, 4096)
+    assert sizes(large) == (24, 1024, 16, 4096)
     assert large.feat_extract_norm == "layer" and large.conv_bias and large.do_stable_layer_norm
     assert base.conv_kernel == [10, 3, 3, 3, 3, 2, 2] and base.conv_stride == [5, 2, 2, 2, 2, 2, 2]
     assert base.inputs_to_logits_ratio == 320 and base.receptive_field == 400
@@ -108,13 +118,14 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_transformers_config_is_translated(tmp_path):
-    theirs = transformers.Wav2Vec2Config(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, vocab_size=50)
+    theirs = transformers.Wav2Vec2Config(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
+                                         vocab_size=50)
     theirs.save_pretrained(tmp_path)
     ours = HfWav2Vec2Config.from_pretrained(tmp_path)
     assert ours.model_type == "hf_wav2vec2"
     for name in SHARED_WITH_TRANSFORMERS:
         a, b = getattr(ours, name), getattr(theirs, name)
-        assert (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple)) else b), name
+        assert as_list(a) == as_list(b), name
     # a layer-norm checkpoint is a LARGE-recipe model
     assert ours.feature_penalty_weight == 0.0 and ours.feature_grad_mult == 1.0
     back = ours.to_transformers_config()

@@ -27,7 +27,7 @@ def clips():
 
 
 def max_diff(a, b):
-    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b))
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b, strict=True))
 
 
 def test_unpadded_matches_transformers(clips):
@@ -65,7 +65,7 @@ def test_padded_without_attention_mask_normalizes_real_samples_only(clips):
     theirs = Wav2Vec2FeatureExtractor(return_attention_mask=True)(clips, **call)
     assert "attention_mask" not in ours
     assert float((ours["input_values"] - theirs["input_values"]).abs().max()) <= TOLERANCE
-    for row, clip in zip(ours["input_values"], clips):
+    for row, clip in zip(ours["input_values"], clips, strict=True):
         assert torch.all(row[len(clip):] == 0.0)
         real = row[: len(clip)].double()
         assert abs(float(real.mean())) < 1e-5 and abs(float(real.std(unbiased=False)) - 1) < 1e-3
@@ -74,7 +74,7 @@ def test_padded_without_attention_mask_normalizes_real_samples_only(clips):
 def test_batching_does_not_change_a_clip(clips):
     extractor = HfWav2Vec2FeatureExtractor()
     batch = extractor(clips, sampling_rate=SR, padding=True)["input_values"]
-    for row, clip in zip(batch, clips):
+    for row, clip in zip(batch, clips, strict=True):
         alone = extractor(clip, sampling_rate=SR)["input_values"][0]
         np.testing.assert_array_equal(row[: len(clip)], alone)
 
@@ -83,7 +83,7 @@ def test_left_padding(clips):
     extractor = HfWav2Vec2FeatureExtractor(return_attention_mask=True, padding_side="left")
     out = extractor(clips, sampling_rate=SR, padding=True)
     longest = max(len(c) for c in clips)
-    for row, mask, clip in zip(out["input_values"], out["attention_mask"], clips):
+    for row, mask, clip in zip(out["input_values"], out["attention_mask"], clips, strict=True):
         pad = longest - len(clip)
         assert np.all(row[:pad] == 0) and mask[:pad].sum() == 0 and mask[pad:].all()
         np.testing.assert_array_equal(row[pad:], extractor(clip, sampling_rate=SR)["input_values"][0])

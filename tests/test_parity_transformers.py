@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from conftest import BASE_LIKE, LARGE_LIKE, NO_DROPOUT
 from safetensors.torch import load_file
 
 import hf_wav2vec2
 from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining, HfWav2Vec2Model, sample_negative_indices
 from hf_wav2vec2.modeling_hf_wav2vec2 import compute_mask_indices
-
-from conftest import BASE_LIKE, LARGE_LIKE, NO_DROPOUT
 
 TOL = 1e-5
 VARIANTS = {"base": BASE_LIKE, "large": LARGE_LIKE}
@@ -66,7 +65,7 @@ def test_ctc_logits_hidden_states_and_loss(tmp_path, variant):
         mine = ours(x, output_hidden_states=True)
         assert max_diff(mine.logits, theirs.logits) <= TOL
         assert len(mine.hidden_states) == len(theirs.hidden_states) == reference.config.num_hidden_layers + 1
-        for a, b in zip(mine.hidden_states, theirs.hidden_states):
+        for a, b in zip(mine.hidden_states, theirs.hidden_states, strict=True):
             assert max_diff(a, b) <= TOL
         base_theirs = reference.wav2vec2(x)
         base_mine = ours.wav2vec2(x)
@@ -257,5 +256,5 @@ def test_eager_and_sdpa_attention_agree_with_transformers_eager(tmp_path, varian
     assert max_diff(mine.last_hidden_state, fused.last_hidden_state) <= TOL
     assert max_diff(mine.last_hidden_state, theirs.last_hidden_state) <= TOL
     assert len(mine.attentions) == len(theirs.attentions) == reference.config.num_hidden_layers
-    for a, b in zip(mine.attentions, theirs.attentions):
+    for a, b in zip(mine.attentions, theirs.attentions, strict=True):
         assert max_diff(a, b) <= TOL

@@ -110,7 +110,7 @@ def test_audio_and_text_give_labels_padded_with_minus_100(processor, clips):
     assert out["input_values"].shape == (3, 1500)  # padding in samples, not characters
     labels = out["labels"]
     assert labels.shape == (3, 8) and labels.dtype == torch.long
-    for row, text in zip(labels, texts):
+    for row, text in zip(labels, texts, strict=True):
         ids = processor.tokenizer(text)["input_ids"]
         assert row[: len(ids)].tolist() == ids and torch.all(row[len(ids):] == -100)
     assert processor.batch_decode(labels, group_tokens=False) == texts
@@ -150,7 +150,7 @@ def test_resample_through_processor(processor):
 
 def test_pad_as_data_collator(processor, clips):
     texts = ["HELLO", "HI THERE", "A"]
-    examples = [processor(audio=c, text=t, sampling_rate=SR) for c, t in zip(clips, texts)]
+    examples = [processor(audio=c, text=t, sampling_rate=SR) for c, t in zip(clips, texts, strict=True)]
     features = [{"input_values": e["input_values"][0]} for e in examples]
     labels = [{"input_ids": e["labels"]} for e in examples]
 

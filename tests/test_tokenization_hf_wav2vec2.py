@@ -526,9 +526,9 @@ def test_set_target_lang_with_sparse_vocabularies_without_special_tokens(tmp_pat
 
 def test_folder_without_vocab_names_the_folder_and_the_fix(tmp_path):
     # a model saved without its processor (README's "Load" snippet before it saved the processor too)
+    from conftest import tiny_config
     from transformers import pipeline
 
-    from conftest import tiny_config
     from hf_wav2vec2 import HfWav2Vec2ForCTC
 
     HfWav2Vec2ForCTC(tiny_config()).save_pretrained(tmp_path / "model")
