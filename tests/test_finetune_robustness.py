@@ -59,12 +59,12 @@ def test_finetune_header_only_folder_is_one_line(tmp_path):
 def test_finetune_empty_dataset_split_is_one_line(monkeypatch):
     import datasets
 
-    from hf_wav2vec2.training import finetune
+    from hf_wav2vec2.training import ctc_data
 
     empty = datasets.Dataset.from_dict({"audio": [], "text": []})
-    monkeypatch.setattr(finetune, "load_labeled_dataset", lambda *args, **kwargs: empty)
-    with pytest.raises(ValueError, match=r"^some/corpus \(split train\): no rows"):
-        _raw_datasets(DataArguments(dataset_name="some/corpus"))
+    monkeypatch.setattr(ctc_data, "_load_hub_or_builder", lambda *args, **kwargs: empty)
+    with pytest.raises(ValueError, match=r"^some/corpus: split 'test' has no rows$"):
+        _raw_datasets(DataArguments(dataset_name="some/corpus", train_split_name="test"))
 
 
 def test_evaluate_reference_file_errors(tmp_path):

@@ -252,6 +252,8 @@ def load_labeled_dataset(
     else:
         dataset = _load_hub_or_builder(name_or_path, split, config_name, dict(load_kwargs))
 
+    if len(dataset) == 0:  # else: "Column 'input_length' doesn't exist" after featurizing
+        raise DatasetColumnError(f"{name_or_path}: split {split!r} has no rows")
     for column in (audio_column, text_column):
         if column not in dataset.column_names:
             raise DatasetColumnError(

@@ -183,10 +183,6 @@ def _raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tup
         evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
     else:
         raise ValueError("give the training data: --train_dir (a folder with metadata) or --dataset_name")
-    for dataset, split, folder in ((train, data_args.train_split_name, data_args.train_dir),
-                                   (evaluation, data_args.eval_split_name, data_args.eval_dir)):
-        if dataset is not None and len(dataset) == 0:  # else: "Column 'input_length' doesn't exist" much later
-            raise ValueError(f"{folder or f'{data_args.dataset_name} (split {split})'}: no rows (no utterance to use)")
     if data_args.max_train_samples is not None:
         train = train.select(range(min(data_args.max_train_samples, len(train))))
     if evaluation is not None and data_args.max_eval_samples is not None:
