@@ -70,6 +70,24 @@ def write_hub_like_models(root: Path) -> None:
     Wav2Vec2ForPreTraining(tiny_transformers_config()).save_pretrained(root / "facebook/wav2vec2-base")
     extractor.save_pretrained(root / "facebook/wav2vec2-base")
     write_mms_like_model(root / "facebook/mms-1b-all")
+    write_classifiers(root)
+
+
+def write_classifiers(root: Path) -> None:
+    """``superb/wav2vec2-base-superb-ks`` (keyword spotting) and ``anton-l/wav2vec2-base-superb-sv`` (x-vectors), as
+    transformers saves them."""
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, Wav2Vec2ForXVector
+
+    torch.manual_seed(0)
+    keywords = {i: word for i, word in enumerate(["yes", "no", "up", "down", "left", "right"])}
+    config = tiny_transformers_config(num_labels=len(keywords), id2label=keywords,
+                                      label2id={word: i for i, word in keywords.items()}, classifier_proj_size=8)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(root / "superb/wav2vec2-base-superb-ks")
+    Wav2Vec2FeatureExtractor().save_pretrained(root / "superb/wav2vec2-base-superb-ks")
+    config = tiny_transformers_config(num_labels=4, tdnn_dim=(16, 16, 16, 16, 32), xvector_output_dim=16)
+    Wav2Vec2ForXVector(config).save_pretrained(root / "anton-l/wav2vec2-base-superb-sv")
+    Wav2Vec2FeatureExtractor().save_pretrained(root / "anton-l/wav2vec2-base-superb-sv")
 
 
 def write_mms_like_model(folder: Path) -> None:
@@ -112,10 +130,10 @@ def write_fairseq_checkpoint(root: Path) -> None:
     write_dictionary(root / "dict.ltr.txt")
 
 
-def write_labeled_folder(folder: Path, texts: list[str]) -> None:
+def write_labeled_folder(folder: Path, texts: list[str], column: str = "text") -> None:
     rng = np.random.default_rng(1)
     folder.mkdir(parents=True)
-    rows = ["file,text"]
+    rows = [f"file,{column}"]
     for i, text in enumerate(texts):
         sf.write(folder / f"clip{i}.wav", (0.1 * rng.standard_normal(8000 + 800 * i)).astype(np.float32), 16000)
         rows.append(f"clip{i}.wav,{text}")
@@ -151,6 +169,8 @@ def workdir(tmp_path_factory):
     write_fairseq_checkpoint(root)
     write_labeled_folder(root / "data" / "train", ["A DOG", "A CAB", "BAD DOG", "OLD CAB"])
     write_labeled_folder(root / "data" / "test", ["A DOG", "BAD CAB"])
+    write_labeled_folder(root / "data" / "kws" / "train", ["yes", "no", "yes", "no"], column="label")
+    write_labeled_folder(root / "data" / "kws" / "test", ["yes", "no"], column="label")
     return root
 
 
@@ -181,6 +201,7 @@ def test_python_snippets_run_in_order(workdir):
 SHELL_EDITS = {
     "--max_steps 13000": "--max_steps 2",  # 13000 updates take hours
     "--freeze_finetune_updates 10000": "--freeze_finetune_updates 1",
+    "--num_train_epochs 5": "--max_steps 2",  # epochs of a real keyword corpus
     "--data /path/to/audio": "--data data/train",  # a placeholder
     "--preset base": "--preset tiny --max_updates 2 --max_tokens 64000 --min_sample_size 4000 --report_to none",
 }
@@ -214,6 +235,7 @@ def test_shell_commands_run(workdir):
         run(command, workdir, timeout=600)
         ran.append(command.split()[0:2])
     for expected in (["hf-wav2vec2", "transcribe"], ["hf-wav2vec2", "convert"], ["hf-wav2vec2", "push"],
-                     ["hf-wav2vec2", "align"],
+                     ["hf-wav2vec2", "align"], ["hf-wav2vec2", "classify"],
+                     ["python3", "examples/finetune_classification.py"],
                      ["python3", "examples/finetune_ctc.py"], ["python3", "examples/pretrain.py"]):
         assert expected in ran, f"the README no longer runs {' '.join(expected)}: {ran}"
