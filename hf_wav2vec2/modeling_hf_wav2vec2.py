@@ -16,6 +16,7 @@ Shapes in comments: B batch, L samples, T frames, C conv channels, D hidden size
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +36,62 @@ from .modules_hf_wav2vec2 import (
     conv_output_lengths,
 )
 from .pretraining_hf_wav2vec2 import GumbelVectorQuantizer, HfWav2Vec2ForPreTrainingOutput, PreTrainingObjective
+
+
+def _checks_values() -> bool:
+    """Whether checks that read the input's values may run: not while a graph is traced, compiled or exported, where
+    a Python branch on a tensor's values breaks the graph or bakes the example's answer into it."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
+    compiler = getattr(torch, "compiler", None)
+    for probe in ("is_compiling", "is_exporting"):
+        if compiler is not None and getattr(compiler, probe, lambda: False)():
+            return False
+    return True
+
+
+def _check_finite(input_values: torch.Tensor) -> None:
+    """A ValueError naming NaN/Inf in ``input_values``: the model would turn them into NaN logits without a word.
+    One reduction on the normal path; which values and rows are bad is worked out only for the error."""
+    if torch.isfinite(input_values).all():
+        return
+    kinds = [name for name, test in (("NaN", torch.isnan), ("Inf", torch.isinf)) if test(input_values).any()]
+    rows = (~torch.isfinite(input_values)).any(-1).nonzero().flatten().tolist() if input_values.dim() == 2 else []
+    where = f" in batch rows {rows[:10]}{' ...' if len(rows) > 10 else ''}" if rows else ""
+    raise ValueError(f"input_values contain {' and '.join(kinds)}{where}; the model would return NaN logits: check "
+                     "how the audio was decoded, resampled or normalized")
+
+
+def prepare_input_values(input_values, dtype: torch.dtype, device: torch.device, min_samples: int) -> torch.Tensor:
+    """Check (and where it is lossless, convert) what is passed as ``input_values`` to the model.
+
+    * a NumPy array becomes a tensor on the model's device (a tensor keeps its device);
+    * floating point of another precision (float64 from librosa / NumPy, half) is cast to the weights' ``dtype``;
+    * integer, bool and complex tensors are a TypeError: raw PCM has no single scale (int16 is / 32768, int32 is
+      / 2**31), so the caller passes float audio in [-1, 1] (for int16: ``x.float() / 32768``);
+    * anything but (batch, samples), or fewer samples than the receptive field, is a ValueError;
+    * NaN or Inf values are a ValueError (skipped while tracing or exporting a graph, see :func:`_checks_values`).
+    """
+    if isinstance(input_values, np.ndarray):
+        input_values = torch.from_numpy(np.ascontiguousarray(input_values)).to(device)
+    elif not isinstance(input_values, torch.Tensor):
+        raise TypeError(f"input_values must be a torch.Tensor (batch, samples) of float audio in [-1, 1], got "
+                        f"{type(input_values).__name__}")
+    if not input_values.is_floating_point():
+        hint = " (int16 PCM: x.float() / 32768)" if input_values.dtype == torch.int16 else ""
+        raise TypeError(f"input_values are {str(input_values.dtype).removeprefix('torch.')}; pass float32 audio in "
+                        f"[-1, 1]{hint}")
+    if input_values.dim() != 2:
+        fix = "add a batch dimension (x[None])" if input_values.dim() == 1 else "mix audio to mono"
+        raise ValueError(f"input_values must be (batch, samples), got shape {tuple(input_values.shape)}; {fix}")
+    if input_values.shape[-1] < min_samples:
+        raise ValueError(f"input is {input_values.shape[-1]} samples; the model needs at least {min_samples} (its "
+                         "receptive field) to produce one frame")
+    if input_values.dtype != dtype:
+        input_values = input_values.to(dtype)
+    if _checks_values():
+        _check_finite(input_values)
+    return input_values
 
 
 @dataclass
@@ -125,17 +182,10 @@ class HfWav2Vec2PreTrainedModel(AdapterMixin, PreTrainedModel):
         # transformers' name, called by its pre-training collator (DataCollatorForWav2Vec2Pretraining)
         return self._frame_mask(attention_mask, feature_vector_length)
 
-    def _check_input(self, input_values):
-        if input_values.dim() != 2:
-            raise ValueError(
-                f"input_values must be (batch, samples), got shape {tuple(input_values.shape)}; mix audio to mono "
-                "and add a batch dimension"
-            )
-        if input_values.shape[-1] < self.config.receptive_field:
-            raise ValueError(
-                f"input is {input_values.shape[-1]} samples; the model needs at least {self.config.receptive_field} "
-                "(its receptive field) to produce one frame"
-            )
+    def _prepare_input(self, input_values):
+        """``input_values`` as the conv encoder takes them, or a one-line error saying what to pass (see
+        :func:`prepare_input_values`)."""
+        return prepare_input_values(input_values, self.dtype, self.device, self.config.receptive_field)
 
 
 class HfWav2Vec2Model(HfWav2Vec2PreTrainedModel):
@@ -164,7 +214,7 @@ class HfWav2Vec2Model(HfWav2Vec2PreTrainedModel):
         Returns conv features (B, C, T) (for the feature penalty), normed features (B, T, C), projected features
         (B, T, D) and the frame mask (B, T) (None without ``attention_mask``).
         """
-        self._check_input(input_values)
+        input_values = self._prepare_input(input_values)
         features = self.feature_extractor(input_values)
         grad_mult = self.config.feature_grad_mult
         if grad_mult == 0:
