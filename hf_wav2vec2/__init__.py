@@ -128,7 +128,7 @@ def _in_console_script() -> bool:
         return True
     # While ``python -m`` locates the module (and imports this package), sys.argv[0] is "-m"; orig_argv has the name.
     argv = getattr(sys, "orig_argv", [])
-    return any(a == "-m" and b == "hf_wav2vec2.cli" for a, b in zip(argv, argv[1:]))
+    return any(a == "-m" and b == "hf_wav2vec2.cli" for a, b in zip(argv, argv[1:], strict=False))
 
 
 def __getattr__(name: str):

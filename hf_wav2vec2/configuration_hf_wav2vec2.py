@@ -42,9 +42,9 @@ class HfWav2Vec2Config(PretrainedConfig):
     Drop-in for transformers' ``Wav2Vec2Config``: ``HfWav2Vec2Config(**Wav2Vec2Config(...).to_dict())`` works. Its
     derived keys (``num_feat_extract_layers``, ``output_hidden_size``) must agree with ``conv_dim`` / ``hidden_size``;
     MMS's per-layer adapters (``adapter_attn_dim``) are a field, the encoder-top conv adapter (``add_adapter``) is
-    accepted switched off only; ``model_type`` is dropped; other keys (the
-    classification heads' own are fields, see below) stay attributes. Direct construction takes the fields it is given and
-    this class's defaults for the rest; :meth:`from_transformers_config` and ``from_pretrained`` also pick fairseq's
+    accepted switched off only; ``model_type`` is dropped; other keys (the classification heads' own are fields,
+    see below) stay attributes. Direct construction takes the fields it is given and this class's defaults for the
+    rest; :meth:`from_transformers_config` and ``from_pretrained`` also pick fairseq's
     LARGE recipe for the Gumbel floor when the encoder is a layer-norm one.
 
     A transformers-format config (``model_type: wav2vec2``: ``from_pretrained`` of a transformers checkpoint,
@@ -99,7 +99,8 @@ class HfWav2Vec2Config(PretrainedConfig):
         mask_feature_min_masks (`int`, defaults to 0): minimum number of channel spans.
         num_codevectors_per_group (`int`, defaults to 320): entries V per codebook (`latent_vars`).
         num_codevector_groups (`int`, defaults to 2): codebooks G (`latent_groups`).
-        contrastive_logits_temperature (`float`, defaults to 0.1): temperature kappa of the cosine logits (`logit_temp`).
+        contrastive_logits_temperature (`float`, defaults to 0.1): temperature kappa of the cosine logits
+            (`logit_temp`).
         num_negatives (`int`, defaults to 100): distractors K per masked step (`num_negatives`).
         codevector_dim (`int`, defaults to 256): size of a concatenated quantized vector (`latent_dim` / `final_dim`).
         proj_codevector_dim (`int`, defaults to 256): size of the space the contrastive task is scored in (`final_dim`).
@@ -250,7 +251,7 @@ class HfWav2Vec2Config(PretrainedConfig):
     def receptive_field(self) -> int:
         """Samples needed for one output frame (400 for the published models)."""
         field = 1
-        for kernel, stride in reversed(list(zip(self.conv_kernel, self.conv_stride))):
+        for kernel, stride in reversed(list(zip(self.conv_kernel, self.conv_stride, strict=True))):
             field = (field - 1) * stride + kernel
         return field
 
@@ -328,7 +329,8 @@ class HfWav2Vec2Config(PretrainedConfig):
 
     def gumbel_temperature_at(self, num_updates: int) -> float:
         """fairseq's schedule: max(max_temp * decay**num_updates, min_temp)."""
-        return max(self.max_gumbel_temperature * self.gumbel_temperature_decay**num_updates, self.min_gumbel_temperature)
+        decayed = self.max_gumbel_temperature * self.gumbel_temperature_decay**num_updates
+        return max(decayed, self.min_gumbel_temperature)
 
     @classmethod
     def base(cls, **kwargs) -> "HfWav2Vec2Config":

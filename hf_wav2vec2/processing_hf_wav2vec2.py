@@ -209,7 +209,8 @@ def _labels_from_encodings(encodings, return_tensors) -> BatchFeature:
     batched = len(ids) > 0 and isinstance(ids[0], (list, tuple))
     if not batched:
         ids, mask = [ids], [mask]
-    labels = [[i if m else LABEL_PAD_ID for i, m in zip(row, row_mask)] for row, row_mask in zip(ids, mask)]
+    labels = [[i if m else LABEL_PAD_ID for i, m in zip(row, row_mask, strict=True)]
+              for row, row_mask in zip(ids, mask, strict=True)]
     if not batched and return_tensors is None:
         labels, mask = labels[0], mask[0]
     return BatchFeature({"labels": labels, "attention_mask": mask}, tensor_type=return_tensors)
