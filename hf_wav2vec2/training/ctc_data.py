@@ -368,10 +368,12 @@ def screen_transcripts(dataset, vocab, normalization: TextNormalization | None =
     parts = []
     if check.out_of_vocabulary:
         chars = ", ".join(f"{char!r} x{count}" for char, count in check.unknown_chars.most_common(5))
-        parts.append(f"{len(check.out_of_vocabulary)} have characters outside the vocabulary ({chars}), which "
-                     f"become <unk> targets, e.g. {_example_names(dataset, check.out_of_vocabulary)}")
+        count = len(check.out_of_vocabulary)
+        parts.append(f"{count} {'has' if count == 1 else 'have'} characters outside the vocabulary ({chars}), "
+                     f"which become <unk> targets, e.g. {_example_names(dataset, check.out_of_vocabulary)}")
     if check.empty:
-        parts.append(f"{len(check.empty)} are empty after normalization (all-blank targets), e.g. "
+        count = len(check.empty)
+        parts.append(f"{count} {'is' if count == 1 else 'are'} empty after normalization (all-blank targets), e.g. "
                      f"{_example_names(dataset, check.empty)}")
     action = "left out (--drop_bad_transcripts)" if drop else "kept; pass --drop_bad_transcripts to leave them out"
     warnings.warn(f"{description}: of {check.num_transcripts} transcripts, {'; '.join(parts)}. They are {action}",
