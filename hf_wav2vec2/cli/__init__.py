@@ -47,6 +47,7 @@ Adding a subcommand, e.g. ``align``, is one module and one line:
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from types import ModuleType
 
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         common.print_error("interrupted")
         return 130
+    except pickle.UnpicklingError as error:  # e.g. a pytorch_model.bin that weights-only loading refuses
+        common.print_error(common.unpickling_error(error))
+        return 1
     except (OSError, ValueError, ImportError, RuntimeError) as error:
         # AudioError and ModelLoadError are ValueErrors whose message already names the file or model
         common.print_error(common.one_line(error))
