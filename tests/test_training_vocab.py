@@ -8,6 +8,7 @@ from hf_wav2vec2.tokenization_hf_wav2vec2 import HfWav2Vec2CTCTokenizer
 from hf_wav2vec2.training.vocab import (
     TextNormalization,
     build_vocab,
+    check_transcripts,
     count_characters,
     normalize_text,
     tokenizer_kwargs,
@@ -21,7 +22,9 @@ class TestNormalizeText:
     def test_default_lowercases_and_strips_punctuation_keeping_apostrophe(self):
         assert normalize_text("Hello, World! Don't panic.") == "hello world don't panic"
 
-    @pytest.mark.parametrize("case, expected", [("lower", "straße ölç"), ("upper", "STRASSE ÖLÇ"), ("keep", "Straße ÖlÇ")])
+    @pytest.mark.parametrize(
+        "case, expected", [("lower", "straße ölç"), ("upper", "STRASSE ÖLÇ"), ("keep", "Straße ÖlÇ")]
+    )
     def test_case_options(self, case, expected):
         assert normalize_text("Straße ÖlÇ", TextNormalization(case=case)) == expected
 
@@ -160,3 +163,19 @@ class TestSavedNormalization:
     def test_unicode_form_none_is_allowed(self, tmp_path):
         (tmp_path / "text_normalization.json").write_text('{"unicode_form": null}', encoding="utf-8")
         assert TextNormalization.from_pretrained(tmp_path).unicode_form is None
+
+
+class TestCheckTranscripts:
+    def test_finds_unknown_characters_and_empty_targets_after_normalization(self, tmp_path):
+        vocab = build_vocab(["abc"])
+        check = check_transcripts(["A b", "abé", "¿?", "  ", "ccz z"], vocab, TextNormalization())
+        assert check.num_transcripts == 5 and check.out_of_vocabulary == [1, 4] and check.empty == [2, 3]
+        assert check.unknown_chars == {"z": 2, "é": 1} and check.bad == [1, 2, 3, 4]
+        # the tokenizer agrees: exactly the flagged characters become <unk>
+        tokenizer = HfWav2Vec2CTCTokenizer(str(write_vocab(vocab, tmp_path)), **tokenizer_kwargs())
+        assert tokenizer("ccz z").input_ids.count(tokenizer.unk_token_id) == 2
+        assert tokenizer.unk_token_id not in tokenizer("a b").input_ids
+
+    def test_a_space_is_unknown_without_the_word_delimiter(self):
+        vocab = {"<pad>": 0, "<unk>": 1, "a": 2}
+        assert check_transcripts(["a a", "aa"], vocab).out_of_vocabulary == [0]
