@@ -379,7 +379,9 @@ def test_card_info_load_errors_name_the_file(tmp_path, content, message):
 
 def readme_push_command() -> list[str]:
     """The ``hf-wav2vec2 push`` line of the README's "Convert and publish" block, as argv (comment removed)."""
-    lines = [line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("hf-wav2vec2 push ")]
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text[text.index("### Convert and publish\n"):].split("\n## ")[0]
+    lines = [line for line in block.splitlines() if line.startswith("hf-wav2vec2 push ")]
     assert len(lines) == 1, lines
     return shlex.split(lines[0], comments=True)[1:]
 
