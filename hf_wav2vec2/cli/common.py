@@ -281,6 +281,18 @@ def refuse_mismatched_weights(directory: Any, model_class: Any = None) -> None:
         raise CommandError(report) from None
 
 
+def unpickling_error(error: BaseException) -> str:
+    """The one line for a ``pickle.UnpicklingError`` that reached a command. torch's weights-only refusal (a
+    ``pytorch_model.bin`` that pickles Python objects) names the file, what it pickles and how to convert a trusted
+    one; any other (a corrupt file) names the file and the cause."""
+    from ..convert import failed_load_path, is_weights_only_refusal, unsafe_pickle_message
+
+    if is_weights_only_refusal(error):
+        return unsafe_pickle_message(error, "if you trust its source, convert it once to safetensors with "
+                                            f"{PROG} convert --unsafe_load {{folder}} NEW_FOLDER")
+    return f"{failed_load_path(error) or 'a checkpoint file'}: not a readable PyTorch file ({one_line(error)})"
+
+
 def asks_for_help(argv: list[str]) -> bool:
     return any(arg in ("-h", "--help") for arg in argv)
 

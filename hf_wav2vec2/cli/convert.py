@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dict", dest="dict_path", type=common.existing_file, default=None, metavar="DICT",
                         help="fairseq letter dictionary (dict.ltr.txt) of a fine-tuned checkpoint")
     parser.add_argument("--unsafe_load", dest="unsafe_load", action="store_true",
-                        help="unpickle arbitrary objects from a fairseq checkpoint (runs code from the file: trusted "
-                             "files only)")
+                        help="unpickle arbitrary objects from a fairseq checkpoint or a folder's pytorch_model.bin "
+                             "(runs code from the file: trusted files only); OUT then holds safetensors")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,9 @@ no stale file (an old ``pytorch_model.bin``) ends up next to the converted weigh
 
 import json
 import logging
+import os
+import pickle
+import traceback
 from pathlib import Path
 
 from ..architectures import UnknownArchitectureError, architecture, head_owner
@@ -29,6 +32,55 @@ class ConversionError(Exception):
 
 SOURCES = ("fairseq", "transformers", "hf_wav2vec2")
 TARGETS = ("hf_wav2vec2", "transformers")
+
+# ----------------------------------------------------------------------------------------------- pickled checkpoints
+
+
+def failed_load_path(error: BaseException) -> str | None:
+    """The file a failed ``torch.load`` was reading, from the error's traceback (torch's message names none)."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
+            f = frame.f_locals.get("f")
+            name = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", None)
+            if isinstance(name, (str, os.PathLike)):
+                return os.fspath(name)
+    return None
+
+
+def is_weights_only_refusal(error: BaseException) -> bool:
+    """Whether ``error`` is torch's ``weights_only=True`` loader refusing a pickled object (not a corrupt file)."""
+    return isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error)
+
+
+def _pickled_globals(path: str) -> list[str]:
+    """The classes and functions a torch file would import when unpickled, read without running any of them."""
+    import torch
+
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - a legacy (non-zip) file: the message just names no globals
+        return []
+
+
+def unsafe_pickle_message(error: BaseException, remedy: str) -> str:
+    """One line for an :func:`is_weights_only_refusal` ``error``: the file, what it pickles, that it is not loaded,
+    and ``remedy`` (its ``{folder}`` becomes the file's folder)."""
+    path = failed_load_path(error)
+    names = _pickled_globals(path) if path else []
+    listed = f" (it pickles {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
+    folder = os.path.dirname(path) if path else "MODEL_FOLDER"
+    return (f"{path or 'a checkpoint file'}: loading it needs arbitrary-code unpickling{listed}, which could run any "
+            f"code and is never done on load; {remedy.format(folder=folder or '.')}")
+
+
+def _refused_pickle(error: BaseException) -> ConversionError:
+    return ConversionError(unsafe_pickle_message(
+        error, "if you trust its source, convert it once to safetensors with convert(..., allow_unsafe_pickle=True), "
+               "on the command line hf-wav2vec2 convert --unsafe_load {folder} NEW_FOLDER"))
+
+
+# ----------------------------------------------------------------------------------------------- formats
+
 
 def detect_format(src) -> str:
     """"fairseq" for a file, else the format named by the directory's config.json ``model_type``."""
@@ -94,16 +146,22 @@ def model_class_for_directory(src):
     return model_class_for(architectures)
 
 
-def load_model_directory(src):
+def load_model_directory(src, allow_unsafe_pickle: bool = False):
     """Load a transformers or hf_wav2vec2 directory with this package's classes: ``(model, processor)``.
 
     ``processor`` is an ``HfWav2Vec2Processor`` when the directory has a vocab.json, an
     ``HfWav2Vec2FeatureExtractor`` when it only has a feature extractor config, else None. Missing, unexpected or
-    mis-shaped weights are errors.
+    mis-shaped weights are errors, and so is a ``pytorch_model.bin`` that pickles Python objects, unless
+    ``allow_unsafe_pickle`` (it then runs whatever code the file holds: trusted files only).
     """
     src = Path(src)
     cls = model_class_for_directory(src)
-    model, info = cls.from_pretrained(src, output_loading_info=True)
+    try:
+        model, info = cls.from_pretrained(src, output_loading_info=True, weights_only=not allow_unsafe_pickle)
+    except pickle.UnpicklingError as error:
+        if is_weights_only_refusal(error):
+            raise _refused_pickle(error) from None
+        raise
     problems = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: list(keys) for kind, keys in problems.items() if keys}
     if problems:
@@ -143,7 +201,8 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
         target: "hf_wav2vec2" (this package, loadable with ``trust_remote_code``) or "transformers" (transformers'
             own ``Wav2Vec2*`` classes, no custom code).
         dict_path: fairseq letter dictionary (``dict.ltr.txt``) for fine-tuned fairseq checkpoints.
-        allow_unsafe_pickle: let fairseq checkpoints unpickle arbitrary objects (trusted files only).
+        allow_unsafe_pickle: let a fairseq checkpoint, or a directory's ``pytorch_model.bin``, unpickle arbitrary
+            objects (runs code from the file: trusted files only); the output holds safetensors, safe to load.
     """
     source = source or detect_format(src)
     if source not in SOURCES:
@@ -152,8 +211,8 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
         raise ConversionError(f"unknown target format {target!r}; expected one of {', '.join(TARGETS)}")
     if source == target == "transformers":
         raise ConversionError("source and target are both transformers: nothing to convert")
-    if source != "fairseq" and (dict_path is not None or allow_unsafe_pickle):
-        raise ConversionError("--dict and --unsafe_load only apply to fairseq checkpoints")
+    if source != "fairseq" and dict_path is not None:
+        raise ConversionError("--dict only applies to fairseq checkpoints")
     if source != "fairseq" and detect_format(src) != source:
         raise ConversionError(f"{src} is a {detect_format(src)} directory, not {source}")
 
@@ -164,7 +223,7 @@ def convert(src, out, *, source=None, target="hf_wav2vec2", dict_path=None, allo
         model, processor = converted.model, converted.processor or converted.feature_extractor
     else:
         converted = None
-        model, processor = load_model_directory(src)
+        model, processor = load_model_directory(src, allow_unsafe_pickle=allow_unsafe_pickle)
 
     out = new_directory(out)
     if target == "hf_wav2vec2":
@@ -216,9 +275,12 @@ __all__ = [
     "convert",
     "convert_fairseq_checkpoint",
     "detect_format",
+    "failed_load_path",
+    "is_weights_only_refusal",
     "load_fairseq_model",
     "load_model_directory",
     "model_class_for",
     "model_class_for_directory",
     "to_transformers_processor",
+    "unsafe_pickle_message",
 ]
