@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from common import publish_report, save_random_ctc_model
 
 import hf_wav2vec2
 from hf_wav2vec2.alignment import align
@@ -81,25 +80,9 @@ def spread(words: list[str], start: float, end: float) -> list[tuple[float, floa
 
 def random_tiny_model(directory: Path) -> Path:
     """A random model of the tiny preset with the asterisk alphabet: the floor any trained model must beat."""
-    from hf_wav2vec2 import (
-        HfWav2Vec2Config,
-        HfWav2Vec2CTCTokenizer,
-        HfWav2Vec2FeatureExtractor,
-        HfWav2Vec2ForCTC,
-        HfWav2Vec2Processor,
-    )
     from hf_wav2vec2.training.pretrain import TINY_PRESET
 
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
-    for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZ'":
-        vocab[char] = len(vocab)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.json").write_text(json.dumps(vocab))
-    torch.manual_seed(0)
-    HfWav2Vec2ForCTC(HfWav2Vec2Config(vocab_size=len(vocab), **TINY_PRESET)).eval().save_pretrained(directory)
-    HfWav2Vec2Processor(HfWav2Vec2FeatureExtractor(return_attention_mask=True),
-                        HfWav2Vec2CTCTokenizer(str(directory / "vocab.json"))).save_pretrained(directory)
-    return directory
+    return save_random_ctc_model(directory, TINY_PRESET, alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ'")
 
 
 def main(argv=None) -> None:
@@ -150,10 +133,7 @@ def main(argv=None) -> None:
         ("Speech frames: 20 ms RMS within 35 dB of the clip's loudest frame, pauses under 150 ms closed, widened by "
         "40 ms (see the script's docstring)."),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish_report(lines, args.out)
 
 
 if __name__ == "__main__":

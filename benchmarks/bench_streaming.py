@@ -23,7 +23,6 @@ context_s`` seconds, plus one forward pass; the table shows what this CPU adds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,43 +32,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import publish_report, save_random_ctc_model, synthetic_audio
 from machine import cpu_name
 
 import hf_wav2vec2
-from hf_wav2vec2 import (
-    HfWav2Vec2Config,
-    HfWav2Vec2CTCTokenizer,
-    HfWav2Vec2FeatureExtractor,
-    HfWav2Vec2ForCTC,
-    HfWav2Vec2Processor,
-)
 from hf_wav2vec2.streaming import StreamingTranscriber
 
 SR = 16000
 
 
-def synthetic_audio(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t) ** 2
-    return (0.1 * envelope * rng.standard_normal(t.shape[0])).astype(np.float32)
-
-
 def save_model(directory: Path, size: str) -> Path:
     from hf_wav2vec2.training.pretrain import TINY_PRESET
 
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
-    for i, char in enumerate("ETAONIHSRDLUMWCFGYPBVK'XJQZ"):
-        vocab[char] = 5 + i
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.json").write_text(json.dumps(vocab))
-    overrides = dict(TINY_PRESET) if size == "tiny" else {}
-    torch.manual_seed(0)
-    model = HfWav2Vec2ForCTC(HfWav2Vec2Config(vocab_size=len(vocab), **overrides)).eval()
-    model.save_pretrained(directory)
-    HfWav2Vec2Processor(HfWav2Vec2FeatureExtractor(return_attention_mask=True),
-                        HfWav2Vec2CTCTokenizer(str(directory / "vocab.json"))).save_pretrained(directory)
-    return directory
+    return save_random_ctc_model(directory, dict(TINY_PRESET) if size == "tiny" else {})
 
 
 def paced_run(transcriber: StreamingTranscriber, audio: np.ndarray, block: int) -> dict:
@@ -165,10 +140,7 @@ def main(argv=None) -> None:
     lines += [f"| {r[0]} | {r[1]:g} | {r[2]:g} | {r[3]} | {r[4]} | {r[5]:.3f} | {r[6]:.2f} |" for r in rows]
     lines += ["", ("By construction the committed latency lies between context_s and chunk_s - context_s plus one "
               "forward pass of a chunk; a model whose RTF approaches 1 falls behind and the latency grows.")]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,15 @@ and by this package (``HfWav2Vec2ForCTC`` + ``HfWav2Vec2Processor`` in this pack
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
+from common import publish_report, synthetic_audio, write_character_vocab
 from machine import cpu_name
 
 import hf_wav2vec2
@@ -32,28 +31,15 @@ from hf_wav2vec2 import HfWav2Vec2AutomaticSpeechRecognitionPipeline, HfWav2Vec2
 SR = 16000
 
 
-def synthetic_audio(seconds: float, seed: int = 0) -> np.ndarray:
-    """Noise with a speech-like envelope (syllable-rate modulation): content does not change the model's cost."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t) ** 2
-    return (0.1 * envelope * rng.standard_normal(t.shape[0])).astype(np.float32)
-
-
 def save_transformers_checkpoint(directory: Path) -> None:
     """Random BASE-size transformers Wav2Vec2ForCTC with a 32-token character vocabulary."""
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
-    for i, char in enumerate("ETAONIHSRDLUMWCFGYPBVK'XJQZ"):
-        vocab[char] = 5 + i
-    assert len(vocab) == 32
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.json").write_text(json.dumps(vocab))
+    vocab_file = write_character_vocab(directory)
     torch.manual_seed(0)
     model = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32)).eval()
     model.save_pretrained(directory)
     transformers.Wav2Vec2Processor(
         transformers.Wav2Vec2FeatureExtractor(return_attention_mask=False),
-        transformers.Wav2Vec2CTCTokenizer(str(directory / "vocab.json")),
+        transformers.Wav2Vec2CTCTokenizer(str(vocab_file)),
     ).save_pretrained(directory)
 
 
@@ -127,10 +113,7 @@ def main(argv=None) -> None:
         "Transcripts identical (after dropping the `<s>`/`</s>`/`<unk>` that transformers' tokenizer writes out "
         f"and ours does not): {'yes' if same else 'no'}.",
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table, encoding="utf-8")
+    publish_report(lines, args.out)
 
 
 if __name__ == "__main__":
