@@ -19,6 +19,7 @@ import torch
 from conftest import tiny_config
 from test_pipeline_hf_wav2vec2 import (
     VOCAB,
+    expected_words,
     make_processor,
     noise,
     save_model_dir,
@@ -80,18 +81,6 @@ class SoftTones:
             frame += length + gap
         assert frame * self.hop < audio.shape[0]
         return audio, spans
-
-
-def words_of(spans):
-    words, current = [], []
-    for char, start, end in spans + [(" ", 0, 0)]:
-        if char == " ":
-            if current:
-                words.append(("".join(c for c, _, _ in current), current[0][1], current[-1][2]))
-            current = []
-        else:
-            current.append((char, start, end))
-    return words
 
 
 @pytest.fixture
@@ -190,7 +179,7 @@ def test_word_and_char_boundaries_are_the_burst_times(tones):
     audio, truth = forward.track(TEXT, seconds=6.0)
     result = align(model, audio, TEXT, processor=processor)
     assert result.frame_duration == 0.02
-    assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], words_of(truth), 0.02)
+    assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], expected_words(truth), 0.02)
     chars = [(c.text, c.start, c.end) for c in result.chars]
     assert_within_one_frame(chars, [s for s in truth if s[0] != " "], 0.02)
     assert [t.text for t in result.tokens] == list(TEXT.replace(" ", "|"))
@@ -203,7 +192,7 @@ def test_a_wrong_letter_is_still_placed_and_scores_lower(tones):
     # the burst for the I of ICE plays the H tone: greedy decoding would write HCE
     audio, truth = forward.track(TEXT, seconds=6.0, play={"I": "H"})
     result = align(model, audio, TEXT, processor=processor)
-    assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], words_of(truth), 0.02)
+    assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], expected_words(truth), 0.02)
     scores = {w.text: w.score for w in result.words}
     assert scores["ICE"] < 0.5 and min(s for word, s in scores.items() if word != "ICE") > 0.8
 
@@ -214,7 +203,7 @@ def test_the_frame_duration_comes_from_the_config_and_the_rate(tones):
     audio, truth = forward.track("NO TEA", seconds=4.0)
     result = align(model, audio, "NO TEA", processor=processor, sampling_rate=8000)
     assert result.frame_duration == 0.04
-    assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], words_of(truth), 0.04)
+    assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], expected_words(truth), 0.04)
     assert frame_duration(tiny_config(), 16000) == 20 / 16000  # conv_stride (5, 2, 2)
 
 
@@ -225,7 +214,7 @@ def test_long_audio_in_windows_loses_no_word_at_the_seams(tones):
     whole = align(model, audio, text, processor=processor, window_s=100.0, chunk_length_s=100.0)
     windowed = align(model, audio, text, processor=processor, window_s=6.0, margin_s=1.5,
                      chunk_length_s=5.0, stride_length_s=1.0)
-    expected = words_of(truth)
+    expected = expected_words(truth)
     assert len(expected) == 42
     for result in (whole, windowed):
         assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], expected, 0.02)
@@ -240,7 +229,7 @@ def test_a_long_pause_longer_than_the_window(tones):
     audio = np.concatenate([first, np.zeros(16000 * 10, np.float32), second])
     result = align(model, audio, "TEA CAT NOT ON", processor=processor, window_s=4.0, margin_s=1.0)
     shift = 13.0
-    expected = words_of(truth_a) + [(w, s + shift, e + shift) for w, s, e in words_of(truth_b)]
+    expected = expected_words(truth_a) + [(w, s + shift, e + shift) for w, s, e in expected_words(truth_b)]
     assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], expected, 0.02)
 
 
@@ -400,7 +389,7 @@ def test_align_command(tone_model_dir, tmp_path, capsys):
     sf.write(wav, audio, 16000, subtype="FLOAT")
     assert cli.main(["align", str(wav), TEXT, "--model", str(directory)]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert_within_one_frame([(w["text"], w["start"], w["end"]) for w in data["words"]], words_of(truth), 0.021)
+    assert_within_one_frame([(w["text"], w["start"], w["end"]) for w in data["words"]], expected_words(truth), 0.021)
     (tmp_path / "words.txt").write_text(TEXT + "\n", encoding="utf-8")
     grid = tmp_path / "out" / "clip.TextGrid"
     argv = ["align", str(wav), "--text_file", str(tmp_path / "words.txt"), "-m", str(directory), "-o", str(grid)]
