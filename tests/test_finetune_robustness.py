@@ -215,12 +215,28 @@ def test_finetune_run_leaves_out_bad_audio_and_transcripts(tmp_path, pretrained_
     (tmp_path / "u6.wav").write_bytes((tmp_path / "u6.wav").read_bytes()[:2001])  # truncated
     (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     make_processor(tmp_path / "v", "abcde")  # a given vocabulary without "f"
-    common = ["--model_name_or_path", str(pretrained_dir), "--train_dir", str(tmp_path),
-              "--vocab_file", str(tmp_path / "v" / "vocab.json")]
+    common = [
+        "--model_name_or_path",
+        str(pretrained_dir),
+        "--train_dir",
+        str(tmp_path),
+        "--vocab_file",
+        str(tmp_path / "v" / "vocab.json"),
+    ]
     with pytest.warns(TranscriptWarning, match=r"1 has characters outside.*u7.wav.*1 is empty.*u3.wav"):
         with pytest.warns(AudioDroppedWarning, match=r"1 of 8 audio files .*u6.wav: audio file is truncated"):
-            metrics = main([*common, "--drop_bad_transcripts", "true", "--max_bad_audio_fraction", "0.2",
-                            "--plot_curves", "false", *common_args(tmp_path / "out", 1)])
+            metrics = main(
+                [
+                    *common,
+                    "--drop_bad_transcripts",
+                    "true",
+                    "--max_bad_audio_fraction",
+                    "0.2",
+                    "--plot_curves",
+                    "false",
+                    *common_args(tmp_path / "out", 1),
+                ]
+            )
     assert metrics["train_samples"] == 7
     with pytest.warns(TranscriptWarning, match="They are kept"):  # by default
         with pytest.raises(ValueError, match=r"^training: 1 of 10 audio files .*than --max_bad_audio_fraction 0.05"):

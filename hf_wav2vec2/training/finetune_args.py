@@ -34,8 +34,10 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Pre-trained checkpoint: a directory of this package or a transformers wav2vec2 "
-                          "checkpoint (local or Hub id). Not used with --from_scratch."},
+        metadata={
+            "help": "Pre-trained checkpoint: a directory of this package or a transformers wav2vec2 "
+            "checkpoint (local or Hub id). Not used with --from_scratch."
+        },
     )
     from_scratch: bool = field(default=False, metadata={"help": "Train a randomly initialized model (baseline)."})
     config_preset: str = field(
@@ -69,16 +71,22 @@ class ModelArguments:
     )
     ctc_zero_infinity: bool = field(default=True, metadata={"help": "Zero infinite CTC losses."})
     adapter_lang: str | None = field(
-        default=None, metadata={"help": "Adapter-only fine-tuning (MMS) for this language id, e.g. 'spa': train only "
-                                        "fresh adapters and CTC head; writes adapter.<lang>.safetensors and a "
-                                        "multilingual vocab.json (see hf_wav2vec2.training.adapter_finetune)."}
+        default=None,
+        metadata={
+            "help": "Adapter-only fine-tuning (MMS) for this language id, e.g. 'spa': train only "
+            "fresh adapters and CTC head; writes adapter.<lang>.safetensors and a "
+            "multilingual vocab.json (see hf_wav2vec2.training.adapter_finetune)."
+        },
     )
     adapter_attn_dim: int | None = field(
         default=None, metadata={"help": "Adapter width for a base without adapters (default 16, as mms-1b-all)."}
     )
     save_adapter_beside_base: bool = field(
-        default=False, metadata={"help": "With --adapter_lang: also add the adapter file and the language's "
-                                         "vocabulary to the (local, multilingual) base model's directory."}
+        default=False,
+        metadata={
+            "help": "With --adapter_lang: also add the adapter file and the language's "
+            "vocabulary to the (local, multilingual) base model's directory."
+        },
     )
 
 
@@ -92,13 +100,19 @@ class DataArguments:
         default=None, metadata={"help": "Metadata file in the folders (default: metadata.csv/.tsv/.jsonl)."}
     )
     dataset_name: str | None = field(
-        default=None, metadata={"help": "A datasets name or path (load_dataset or save_to_disk) instead of folders; "
-                                        "'audiofolder' with --data_dir. Audio is decoded by soundfile, not torchcodec."}
+        default=None,
+        metadata={
+            "help": "A datasets name or path (load_dataset or save_to_disk) instead of folders; "
+            "'audiofolder' with --data_dir. Audio is decoded by soundfile, not torchcodec."
+        },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
     data_dir: str | None = field(
-        default=None, metadata={"help": "load_dataset's data_dir: the folder of --dataset_name audiofolder (audio "
-                                        "and metadata.csv with file_name,text; train/, test/ subfolders are splits)."}
+        default=None,
+        metadata={
+            "help": "load_dataset's data_dir: the folder of --dataset_name audiofolder (audio "
+            "and metadata.csv with file_name,text; train/, test/ subfolders are splits)."
+        },
     )
     train_split_name: str = field(default="train", metadata={"help": "Training split of --dataset_name."})
     eval_split_name: str | None = field(default=None, metadata={"help": "Evaluation split of --dataset_name."})
@@ -123,14 +137,19 @@ class DataArguments:
     drop_chars: str = field(default="", metadata={"help": "Characters deleted from transcripts."})
     vocab_min_count: int = field(default=1, metadata={"help": "Characters seen fewer times become <unk>."})
     drop_bad_transcripts: bool = field(
-        default=False, metadata={"help": "Leave out utterances whose normalized transcript is empty (an all-blank "
-                                         "target) or has characters outside the vocabulary (<unk> targets, e.g. "
-                                         "with --vocab_file). Default: keep them; a warning counts them either way."}
+        default=False,
+        metadata={
+            "help": "Leave out utterances whose normalized transcript is empty (an all-blank "
+            "target) or has characters outside the vocabulary (<unk> targets, e.g. "
+            "with --vocab_file). Default: keep them; a warning counts them either way."
+        },
     )
     max_bad_audio_fraction: float = field(
         default=DEFAULT_MAX_BAD_AUDIO_FRACTION,
-        metadata={"help": "Audio files that cannot be decoded (truncated, corrupt) are left out with a warning; "
-                          "more than this fraction of a split stops the run before training (1: never)."},
+        metadata={
+            "help": "Audio files that cannot be decoded (truncated, corrupt) are left out with a warning; "
+            "more than this fraction of a split stops the run before training (1: never)."
+        },
     )
     num_examples_to_print: int = field(default=5, metadata={"help": "Transcripts printed beside references."})
     language: str | None = field(
@@ -144,8 +163,10 @@ class DataArguments:
             raise ValueError("--data_dir is the folder of --dataset_name (e.g. audiofolder); --train_dir needs none")
         if self.dataset_name in FOLDER_BUILDERS and not self.data_dir:
             # load_dataset would otherwise scan the current directory
-            raise ValueError(f"--dataset_name {self.dataset_name} needs --data_dir (the folder with the audio files "
-                             "and their metadata.csv)")
+            raise ValueError(
+                f"--dataset_name {self.dataset_name} needs --data_dir (the folder with the audio files "
+                "and their metadata.csv)"
+            )
         if not 0.0 <= self.max_bad_audio_fraction <= 1.0:
             raise ValueError(f"--max_bad_audio_fraction must be between 0 and 1, got {self.max_bad_audio_fraction}")
         if self.language is not None and not re.fullmatch(r"[a-z]{2,3}", self.language):
@@ -153,8 +174,12 @@ class DataArguments:
 
     def normalization(self) -> TextNormalization:
         return TextNormalization(
-            case=self.text_case, unicode_form=self.unicode_form or None, strip_punctuation=self.strip_punctuation,
-            keep_punctuation=self.keep_punctuation, digits=self.digits, drop_chars=self.drop_chars,
+            case=self.text_case,
+            unicode_form=self.unicode_form or None,
+            strip_punctuation=self.strip_punctuation,
+            keep_punctuation=self.keep_punctuation,
+            digits=self.digits,
+            drop_chars=self.drop_chars,
         )
 
 
@@ -164,18 +189,27 @@ class CTCTrainingArguments(TrainingArguments):
 
     lr_scheduler: str | None = field(
         default=None,
-        metadata={"help": "'tri_stage' (the paper's; the default without --lr_scheduler_type) or 'trainer' (Trainer's "
-                          "--lr_scheduler_type, the default when that is given).", "choices": ["tri_stage", "trainer"]},
+        metadata={
+            "help": "'tri_stage' (the paper's; the default without --lr_scheduler_type) or 'trainer' (Trainer's "
+            "--lr_scheduler_type, the default when that is given).",
+            "choices": ["tri_stage", "trainer"],
+        },
     )
     # None, not Trainer's "linear", so that a given --lr_scheduler_type can be told apart from the default
     lr_scheduler_type: str | None = field(
-        default=None, metadata={"help": "Trainer's scheduler (linear, constant, cosine, ...); implies --lr_scheduler "
-                                        "trainer. Default: tri_stage."}
+        default=None,
+        metadata={
+            "help": "Trainer's scheduler (linear, constant, cosine, ...); implies --lr_scheduler "
+            "trainer. Default: tri_stage."
+        },
     )
     logging_steps: float | None = field(
-        default=None, metadata={"help": f"Log every N updates (a float < 1: a fraction of the run). Default: "
-                                        f"{LOG_POINTS} points per run, and with --eval_strategy steps but no "
-                                        f"--eval_steps, {EVAL_POINTS} evaluations."}
+        default=None,
+        metadata={
+            "help": f"Log every N updates (a float < 1: a fraction of the run). Default: "
+            f"{LOG_POINTS} points per run, and with --eval_strategy steps but no "
+            f"--eval_steps, {EVAL_POINTS} evaluations."
+        },
     )
     plot_curves: bool = field(default=True, metadata={"help": "Write training_curves.png at the end."})
     tri_stage_ratios: str = field(
@@ -224,9 +258,15 @@ class CTCTrainingArguments(TrainingArguments):
         if default:
             self.lr_scheduler = "trainer" if self.lr_scheduler_type is not None else "tri_stage"
         if self.lr_scheduler == "tri_stage":
-            given = [f"--{name} {value:g}" if isinstance(value, float) else f"--{name} {value}" for name, value in (
-                ("lr_scheduler_type", self.lr_scheduler_type), ("warmup_steps", self.warmup_steps or None),
-                ("lr_scheduler_kwargs", self.lr_scheduler_kwargs or None)) if value is not None]
+            given = [
+                f"--{name} {value:g}" if isinstance(value, float) else f"--{name} {value}"
+                for name, value in (
+                    ("lr_scheduler_type", self.lr_scheduler_type),
+                    ("warmup_steps", self.warmup_steps or None),
+                    ("lr_scheduler_kwargs", self.lr_scheduler_kwargs or None),
+                )
+                if value is not None
+            ]
             if given:
                 raise ValueError(
                     f"--lr_scheduler tri_stage{' (the default)' if default else ''} and {' and '.join(given)} "
