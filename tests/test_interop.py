@@ -21,6 +21,7 @@ import soundfile as sf
 import soxr
 import torch
 import transformers
+from blocked_package import BLOCK_HF_WAV2VEC2
 from conftest import NO_DROPOUT, tiny_config
 from transformers import AutomaticSpeechRecognitionPipeline, pipeline
 
@@ -45,17 +46,8 @@ TINY_TRANSFORMERS = dict(
     num_codevectors_per_group=4, **NO_DROPOUT,
 )
 
-PLAIN_TRANSFORMERS = textwrap.dedent(
+PLAIN_TRANSFORMERS = BLOCK_HF_WAV2VEC2 + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_wav2vec2":
-                raise ImportError("hf_wav2vec2 is blocked in this process")
-            return None
-
-    sys.meta_path.insert(0, BlockPackage())
     import numpy as np
     import torch
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
