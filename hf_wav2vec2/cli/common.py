@@ -285,12 +285,12 @@ def unpickling_error(error: BaseException) -> str:
     """The one line for a ``pickle.UnpicklingError`` that reached a command. torch's weights-only refusal (a
     ``pytorch_model.bin`` that pickles Python objects) names the file, what it pickles and how to convert a trusted
     one; any other (a corrupt file) names the file and the cause."""
-    from ..convert import failed_load_path, is_weights_only_refusal, unsafe_pickle_message
+    from ..convert import is_weights_only_refusal, unreadable_pickle_message, unsafe_pickle_message
 
     if is_weights_only_refusal(error):
         return unsafe_pickle_message(error, "if you trust its source, convert it once to safetensors with "
                                             f"{PROG} convert --unsafe_load {{folder}} NEW_FOLDER")
-    return f"{failed_load_path(error) or 'a checkpoint file'}: not a readable PyTorch file ({one_line(error)})"
+    return unreadable_pickle_message(error)
 
 
 def asks_for_help(argv: list[str]) -> bool:

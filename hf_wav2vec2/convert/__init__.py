@@ -47,9 +47,30 @@ def failed_load_path(error: BaseException) -> str | None:
     return None
 
 
+_REFUSALS = ("GLOBAL", "Can only build", "Can only create new object")  # torch's words for a disallowed object
+
+
 def is_weights_only_refusal(error: BaseException) -> bool:
-    """Whether ``error`` is torch's ``weights_only=True`` loader refusing a pickled object (not a corrupt file)."""
-    return isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error)
+    """Whether ``error`` is torch's ``weights_only=True`` loader refusing a pickled object, not a corrupt file
+    (which fails the same loader with "Unsupported operand ...")."""
+    text = str(error)
+    return (isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text
+            and any(word in text for word in _REFUSALS))
+
+
+def unpickler_detail(error: BaseException) -> str:
+    """The cause in an UnpicklingError: torch's weights-only loader buries it under paragraphs of advice."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else line)
+    return lines[0] if lines else type(error).__name__
+
+
+def unreadable_pickle_message(error: BaseException) -> str:
+    """One line for an UnpicklingError that is no :func:`is_weights_only_refusal`: a corrupt or truncated file."""
+    return f"{failed_load_path(error) or 'a checkpoint file'}: not a readable PyTorch file ({unpickler_detail(error)})"
 
 
 def _pickled_globals(path: str) -> list[str]:
@@ -161,7 +182,7 @@ def load_model_directory(src, allow_unsafe_pickle: bool = False):
     except pickle.UnpicklingError as error:
         if is_weights_only_refusal(error):
             raise _refused_pickle(error) from None
-        raise
+        raise ConversionError(unreadable_pickle_message(error)) from None
     problems = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: list(keys) for kind, keys in problems.items() if keys}
     if problems:
@@ -282,5 +303,7 @@ __all__ = [
     "model_class_for",
     "model_class_for_directory",
     "to_transformers_processor",
+    "unpickler_detail",
+    "unreadable_pickle_message",
     "unsafe_pickle_message",
 ]
