@@ -7,11 +7,10 @@ masked padding ignored; attention: ``attn_implementation`` chooses eager or sdpa
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NO_DROPOUT, tiny_config
 
 from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining, HfWav2Vec2Model
 from hf_wav2vec2.modeling_hf_wav2vec2 import compute_mask_indices
-
-from conftest import NO_DROPOUT, tiny_config
 
 
 def frames_of(model, samples):
@@ -22,6 +21,13 @@ def any_frame_negatives(batch, frames, k, generator=None):
     """Distractors drawn from every frame of the utterance (transformers' sampler without a mask), flat indices."""
     picks = torch.randint(0, frames, (batch, frames, k), generator=generator)
     return picks + torch.arange(batch)[:, None, None] * frames
+
+
+def one_masked_utterance(model, mask_prob, samples=4000):
+    """A random utterance, a time mask of spans of 4 (at least 2) and 6 distractors per frame from any frame."""
+    x, frames = torch.randn(1, samples), frames_of(model, samples)
+    mask = compute_mask_indices((1, frames), mask_prob, 4, 2)
+    return x, mask, any_frame_negatives(1, frames, 6)
 
 
 def quantizer_rows(model):
@@ -59,10 +65,7 @@ def test_distractors_at_unmasked_frames_quantize_only_what_the_loss_reads():
 
 def test_loss_with_unmasked_distractors_matches_a_step_by_step_reference():
     model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT, mask_time_prob=0.4)).eval()
-    x = torch.randn(1, 4000)
-    frames = frames_of(model, 4000)
-    mask = compute_mask_indices((1, frames), 0.4, 4, 2)
-    negatives = any_frame_negatives(1, frames, 6)
+    x, mask, negatives = one_masked_utterance(model, 0.4)
     with torch.no_grad():
         out = model(x, mask_time_indices=mask, sampled_negative_indices=negatives)
         base = model.wav2vec2
@@ -86,11 +89,9 @@ def test_loss_with_unmasked_distractors_matches_a_step_by_step_reference():
 ])
 def test_bad_distractor_indices_fail_clearly(bad, message):
     model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT)).eval()
-    frames = frames_of(model, 3000)
-    mask = compute_mask_indices((1, frames), 0.5, 4, 2)
-    negatives = bad(any_frame_negatives(1, frames, 6))
+    x, mask, negatives = one_masked_utterance(model, 0.5, samples=3000)
     with pytest.raises(ValueError, match=message):
-        model(torch.randn(1, 3000), mask_time_indices=mask, sampled_negative_indices=negatives)
+        model(x, mask_time_indices=mask, sampled_negative_indices=bad(negatives))
 
 
 # ------------------------------------------------------------------ masks: eval, SpecAugment off, padding
@@ -121,10 +122,7 @@ def test_eval_masks_only_when_asked():
 def test_time_mask_is_applied_even_without_spec_augment():
     """The mask is part of the objective: with apply_spec_augment=False the loss must not score visible frames."""
     model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT)).eval()
-    x = torch.randn(1, 4000)
-    frames = frames_of(model, 4000)
-    mask = compute_mask_indices((1, frames), 0.5, 4, 2)
-    negatives = any_frame_negatives(1, frames, 6)
+    x, mask, negatives = one_masked_utterance(model, 0.5)
     with torch.no_grad():
         with_augment = model(x, mask_time_indices=mask, sampled_negative_indices=negatives)
         model.config.apply_spec_augment = False
