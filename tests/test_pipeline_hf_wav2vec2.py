@@ -38,8 +38,8 @@ from hf_wav2vec2 import (
     save_pipeline_code,
 )
 from hf_wav2vec2.audio import AudioError
-from hf_wav2vec2.decoding import is_flashlight_available
 from hf_wav2vec2.chunking import iter_chunks
+from hf_wav2vec2.decoding import is_flashlight_available
 from hf_wav2vec2.pipeline_hf_wav2vec2 import PIPELINE_TASK
 
 SR = 16000
