@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from blocked_package import BLOCK_HF_WAV2VEC2
 from conftest import NO_DROPOUT, tiny_config
 from huggingface_hub import ModelCard, metadata_load
 from transformers import pipeline
@@ -124,18 +125,8 @@ def test_dry_run_from_directories(tmp_path, ctc_model, processor):
     assert json.loads((folder / "preprocessor_config.json").read_text())["return_attention_mask"] is True
 
 
-FRESH_PROCESS_SCRIPT = textwrap.dedent(
+FRESH_PROCESS_SCRIPT = BLOCK_HF_WAV2VEC2 + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        # the package may be installed (editable or not): make sure only the uploaded code can be used
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_wav2vec2":
-                raise ImportError("hf_wav2vec2 is blocked in this process")
-            return None
-
-    sys.meta_path.insert(0, BlockPackage())
     try:
         import hf_wav2vec2
     except ImportError:

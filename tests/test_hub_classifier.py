@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from blocked_package import BLOCK_HF_WAV2VEC2
 from conftest import NO_DROPOUT, tiny_config
 from transformers import pipeline
 
@@ -48,17 +49,8 @@ def clip(rate, seconds=0.5, seed=0):
     return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.shape)).astype(np.float32)
 
 
-FRESH_PROCESS_SCRIPT = textwrap.dedent(
+FRESH_PROCESS_SCRIPT = BLOCK_HF_WAV2VEC2 + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_wav2vec2":
-                raise ImportError("hf_wav2vec2 is blocked in this process")
-            return None
-
-    sys.meta_path.insert(0, BlockPackage())
     import numpy as np
     from transformers import pipeline
 
