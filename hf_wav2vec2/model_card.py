@@ -71,13 +71,15 @@ class Result:
         if self.wer is None and self.cer is None and self.accuracy is None:
             raise PublishError(f"result on {self.dataset_name}: give a WER, a CER or both (or an accuracy)")
         if self.accuracy is not None and (self.wer is not None or self.cer is not None):
-            raise PublishError(f"result on {self.dataset_name}: an accuracy (classifiers) or WER/CER (speech "
-                               "recognition), not both")
+            raise PublishError(
+                f"result on {self.dataset_name}: an accuracy (classifiers) or WER/CER (speech recognition), not both"
+            )
         for name in ("wer", "cer", "accuracy"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise PublishError(f"result on {self.dataset_name}: {name} must be a non-negative number, "
-                                   f"got {value!r}")
+                raise PublishError(
+                    f"result on {self.dataset_name}: {name} must be a non-negative number, got {value!r}"
+                )
         if self.accuracy is not None and self.accuracy > 100:
             raise PublishError(f"result on {self.dataset_name}: accuracy is in percent (0-100), got {self.accuracy}")
 
@@ -224,7 +226,8 @@ def describe_architecture(model_or_config) -> str:
     )
     head = _head_description(config, architecture(class_name).task)
     order = (
-        "layer norm before each block (pre-LN)" if config.do_stable_layer_norm
+        "layer norm before each block (pre-LN)"
+        if config.do_stable_layer_norm
         else "layer norm after each block (post-LN)"
     )
     lines = [
@@ -259,8 +262,10 @@ def _check_metrics(info: CardInfo, classifier: bool) -> None:
     for r in info.results:
         if classifier != (r.accuracy is not None):
             wanted = "an accuracy" if classifier else "a WER or CER"
-            raise PublishError(f"result on {r.dataset_name}: this model is {'a' if classifier else 'not a'} "
-                               f"classifier, its results need {wanted}")
+            raise PublishError(
+                f"result on {r.dataset_name}: this model is {'a' if classifier else 'not a'} "
+                f"classifier, its results need {wanted}"
+            )
 
 
 def _results_markdown(info: CardInfo, classifier: bool = False) -> str:
@@ -303,10 +308,13 @@ def _usage_markdown(repo_id: str, class_name: str) -> str:
     if task == CLASSIFICATION_TASK:
         return _classifier_usage(repo_id)
     if task in ("audio-frame-classification", "audio-xvector"):
-        auto_class, output = architecture(class_name).auto_class, {
-            "audio-frame-classification": "logits  # (batch, frames, num_labels)",
-            "audio-xvector": "embeddings  # (batch, xvector_output_dim): compare speakers by cosine similarity",
-        }[task]
+        auto_class, output = (
+            architecture(class_name).auto_class,
+            {
+                "audio-frame-classification": "logits  # (batch, frames, num_labels)",
+                "audio-xvector": "embeddings  # (batch, xvector_output_dim): compare speakers by cosine similarity",
+            }[task],
+        )
         return f"""```python
 import torch
 from transformers import AutoFeatureExtractor, {auto_class}
@@ -366,30 +374,48 @@ def card_metadata(info: CardInfo, class_name: str, model_name: str) -> ModelCard
     task = architecture(class_name).task
     is_ctc, is_classifier = task == "ctc", task in LABELLING_TASKS
     task_type, task_name = (
-        (CLASSIFICATION_TASK, "Audio Classification") if is_classifier
+        (CLASSIFICATION_TASK, "Audio Classification")
+        if is_classifier
         else ("automatic-speech-recognition", "Automatic Speech Recognition")
     )
     eval_results = []
     for r in (r for r in info.results if r.dataset_type):  # model-index entries need a dataset id
         for metric, value in (("wer", r.wer), ("cer", r.cer), ("accuracy", r.accuracy)):
             if value is not None:
-                eval_results.append(EvalResult(
-                    task_type=task_type, task_name=task_name,
-                    dataset_type=r.dataset_type, dataset_name=r.dataset_name, dataset_config=r.config,
-                    dataset_split=r.split, metric_type=metric, metric_value=float(value),
-                    metric_name=f"{r.split.capitalize()} {metric.upper() if metric != 'accuracy' else 'Accuracy'}",
-                ))
+                eval_results.append(
+                    EvalResult(
+                        task_type=task_type,
+                        task_name=task_name,
+                        dataset_type=r.dataset_type,
+                        dataset_name=r.dataset_name,
+                        dataset_config=r.config,
+                        dataset_split=r.split,
+                        metric_type=metric,
+                        metric_value=float(value),
+                        metric_name=f"{r.split.capitalize()} {metric.upper() if metric != 'accuracy' else 'Accuracy'}",
+                    )
+                )
     datasets = list(dict.fromkeys([*info.datasets, *(r.dataset_type for r in info.results if r.dataset_type)]))
     tags = TAGS if is_ctc else [t for t in TAGS if t != "automatic-speech-recognition"]
     if task == CLASSIFICATION_TASK:
         tags = [*tags, CLASSIFICATION_TASK]
     # frame labels and x-vectors have no Hub pipeline: no widget rather than a wrong one
-    pipeline_tag = {"ctc": "automatic-speech-recognition", CLASSIFICATION_TASK: CLASSIFICATION_TASK,
-                    "encoder": "feature-extraction", "pretraining": "feature-extraction"}.get(task)
+    pipeline_tag = {
+        "ctc": "automatic-speech-recognition",
+        CLASSIFICATION_TASK: CLASSIFICATION_TASK,
+        "encoder": "feature-extraction",
+        "pretraining": "feature-extraction",
+    }.get(task)
     return ModelCardData(
-        language=info.language or None, license=info.license or DEFAULT_LICENSE, datasets=datasets or None,
-        tags=list(dict.fromkeys([*tags, *info.tags])), library_name="transformers", pipeline_tag=pipeline_tag,
-        base_model=info.base_model, model_name=model_name, eval_results=eval_results or None,
+        language=info.language or None,
+        license=info.license or DEFAULT_LICENSE,
+        datasets=datasets or None,
+        tags=list(dict.fromkeys([*tags, *info.tags])),
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        base_model=info.base_model,
+        model_name=model_name,
+        eval_results=eval_results or None,
     )
 
 

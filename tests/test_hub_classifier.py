@@ -28,8 +28,13 @@ from hf_wav2vec2.modeling_hf_wav2vec2_classification import (
 )
 
 LABELS = {0: "yes", 1: "no", 2: "up", 3: "down"}
-HEAD = dict(num_labels=4, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, classifier_proj_size=8,
-            initializer_range=0.5)  # large init: scores far apart, so the order of labels means something
+HEAD = dict(
+    num_labels=4,
+    id2label=LABELS,
+    label2id={v: k for k, v in LABELS.items()},
+    classifier_proj_size=8,
+    initializer_range=0.5,
+)  # large init: scores far apart, so the order of labels means something
 PIPELINE_FILES = {"pipeline_audio_classification.py", "pipeline_hf_wav2vec2.py", "audio.py", "chunking.py"}
 KWS_RESULT = Result(dataset_type="superb", dataset_name="SUPERB keyword spotting", split="test", accuracy=91.5)
 
@@ -84,9 +89,13 @@ def test_classifier_folder_classifies_in_a_fresh_process_without_the_package(tmp
     folder = push_to_hub(classifier_dir, "me/kws", dry_run_dir=tmp_path / "upload", card=CardInfo(results=[KWS_RESULT]))
     assert PIPELINE_FILES <= {p.name for p in folder.iterdir()}
     custom = json.loads((folder / "config.json").read_text())["custom_pipelines"]
-    assert custom == {"hf-wav2vec2-audio-classification": {
-        "impl": "pipeline_audio_classification.HfWav2Vec2AudioClassificationPipeline",
-        "pt": ["AutoModelForAudioClassification"], "type": "audio"}}
+    assert custom == {
+        "hf-wav2vec2-audio-classification": {
+            "impl": "pipeline_audio_classification.HfWav2Vec2AudioClassificationPipeline",
+            "pt": ["AutoModelForAudioClassification"],
+            "type": "audio",
+        }
+    }
     np.save(tmp_path / "x16.npy", clip(16000))
     np.save(tmp_path / "x8.npy", clip(8000, seed=1))
     sf.write(tmp_path / "clip.wav", clip(8000, seed=2), 8000)
@@ -96,15 +105,27 @@ def test_classifier_folder_classifies_in_a_fresh_process_without_the_package(tmp
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     completed = subprocess.run(
-        [sys.executable, "check.py", str(folder), *(str(tmp_path / n) for n in ("x16.npy", "x8.npy", "clip.wav")),
-         str(tmp_path / "out.json")], cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "check.py",
+            str(folder),
+            *(str(tmp_path / n) for n in ("x16.npy", "x8.npy", "clip.wav")),
+            str(tmp_path / "out.json"),
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads((tmp_path / "out.json").read_text())
     assert not result["hf_wav2vec2_loaded"]
     shipped, stock, model_module = result["classes"]
     assert shipped.startswith("transformers_modules") and shipped.endswith(
-        "pipeline_audio_classification.HfWav2Vec2AudioClassificationPipeline")
+        "pipeline_audio_classification.HfWav2Vec2AudioClassificationPipeline"
+    )
     assert stock == "transformers.pipelines.audio_classification"  # transformers' own class, on our remote model
     assert model_module.startswith("transformers_modules")
 
@@ -154,16 +175,31 @@ def test_frame_and_xvector_cards_have_no_wrong_pipeline_tag():
     assert "pipeline_tag" not in metadata(card)
     assert "- Labels (60, in id order): `spk0`, " in card and "`spk49` and 10 more." in card
     assert "AutoModelForAudioFrameClassification.from_pretrained" in card
-    card = render_model_card(HfWav2Vec2ForXVector(tiny_config(num_labels=3)), "me/sv",
-                             CardInfo(results=[Result(dataset_name="VoxCeleb1", accuracy=88.0)]))
+    card = render_model_card(
+        HfWav2Vec2ForXVector(tiny_config(num_labels=3)),
+        "me/sv",
+        CardInfo(results=[Result(dataset_name="VoxCeleb1", accuracy=88.0)]),
+    )
     assert "pipeline_tag" not in metadata(card) and "AutoModelForAudioXVector" in card and "| 88 |" in card
 
 
 def test_cli_push_accuracy(classifier_dir, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     push_command.add_arguments(parser)
-    args = parser.parse_args([str(classifier_dir), "me/kws", "--dry_run", str(tmp_path / "up"), "--accuracy", "87.5",
-                              "--dataset", "superb", "--split", "validation"])
+    args = parser.parse_args(
+        [
+            str(classifier_dir),
+            "me/kws",
+            "--dry_run",
+            str(tmp_path / "up"),
+            "--accuracy",
+            "87.5",
+            "--dataset",
+            "superb",
+            "--split",
+            "validation",
+        ]
+    )
     assert push_command.run(args) == 0
     meta = metadata((tmp_path / "up" / "README.md").read_text())
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 87.5
@@ -177,15 +213,17 @@ def test_convert_of_a_transformers_classifier_carries_the_pipeline_code(tmp_path
 
     source = tmp_path / "transformers-ks"
     transformers.Wav2Vec2ForSequenceClassification(transformers.Wav2Vec2Config(**TINY, num_labels=3)).save_pretrained(
-        source)
+        source
+    )
     transformers.Wav2Vec2FeatureExtractor().save_pretrained(source)
     out = convert(source, tmp_path / "ours")
     assert PIPELINE_FILES <= {p.name for p in out.iterdir()}
     assert "hf-wav2vec2-audio-classification" in json.loads((out / "config.json").read_text())["custom_pipelines"]
     # a head without a pipeline gets no pipeline code
     xvector = tmp_path / "transformers-sv"
-    config = transformers.Wav2Vec2Config(**TINY, num_labels=3, tdnn_dim=(8, 8), tdnn_kernel=(3, 1),
-                                         tdnn_dilation=(1, 1), xvector_output_dim=8)
+    config = transformers.Wav2Vec2Config(
+        **TINY, num_labels=3, tdnn_dim=(8, 8), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1), xvector_output_dim=8
+    )
     transformers.Wav2Vec2ForXVector(config).save_pretrained(xvector)
     assert "custom_pipelines" not in json.loads((convert(xvector, tmp_path / "sv") / "config.json").read_text())
 

@@ -116,8 +116,11 @@ def test_adapter_that_does_not_fit_is_refused_before_uploading(remote, spa_dir, 
     other = HfWav2Vec2ForCTC(mms_config(adapter_attn_dim=8))
     other.save_adapter(tmp_path / "wide", "fra")
     (tmp_path / "wide" / "vocab.json").write_text(json.dumps({"fra": ENG}))
-    with pytest.raises(PublishError, match=r"adapter.fra.safetensors does not fit me/mms-tiny: .*linear_1.weight has "
-                                           r"shape \(8, 32\), the model \(4, 32\)"):
+    with pytest.raises(
+        PublishError,
+        match=r"adapter.fra.safetensors does not fit me/mms-tiny: .*linear_1.weight has "
+        r"shape \(8, 32\), the model \(4, 32\)",
+    ):
         push_adapter(tmp_path / "wide", REPO, "fra")
     (spa_dir / "vocab.json").write_text(json.dumps({"spa": {**SPA, "x": 9, "y": 10}}))
     with pytest.raises(PublishError, match="the head has 9 outputs, the 'spa' vocabulary 11 tokens"):
@@ -125,14 +128,17 @@ def test_adapter_that_does_not_fit_is_refused_before_uploading(remote, spa_dir, 
     assert fake_api == []
 
 
-@pytest.mark.parametrize("change, message", [
-    ("no repo", "me/other: no such repository"),
-    ("no file", r"adapter.deu.safetensors: no such adapter file"),
-    ("flat vocab", "its vocab.json is missing or holds one vocabulary"),
-    ("no vocab", "no vocabulary for 'spa'"),
-    ("no adapters", "its model has no adapters"),
-    ("bad lang", "is no language id"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("no repo", "me/other: no such repository"),
+        ("no file", r"adapter.deu.safetensors: no such adapter file"),
+        ("flat vocab", "its vocab.json is missing or holds one vocabulary"),
+        ("no vocab", "no vocabulary for 'spa'"),
+        ("no adapters", "its model has no adapters"),
+        ("bad lang", "is no language id"),
+    ],
+)
 def test_errors_are_one_line_and_upload_nothing(remote, spa_dir, fake_api, change, message):
     repo = "me/other" if change == "no repo" else REPO
     lang = {"no file": "deu", "bad lang": "../x"}.get(change, "spa")
