@@ -275,28 +275,120 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    data = Path(args.data)
+@dataclass
+class LMText:
+    """The LM's sentences cased like the vocabulary, and how the test words relate to them."""
 
-    # 1. data and LM text; the leak check comes before anything slow
+    lines: list[str]
+    source: str
+    skipped: int
+    spellable: int
+    test_words: list[str]
+
+    @property
+    def words(self) -> list[str]:
+        return [w for line in self.lines for w in line.split()]
+
+    @property
+    def vocabulary(self) -> set[str]:
+        return set(self.words)
+
+    @property
+    def oov_tokens(self) -> int:
+        return sum(w not in self.vocabulary for w in self.test_words)
+
+    @property
+    def oov_types(self) -> set[str]:
+        return {w for w in self.test_words if w not in self.vocabulary}
+
+
+@dataclass
+class Outcome:
+    """Everything the report says: inputs, the LM, the greedy passes and the alpha x beta grid."""
+
+    args: argparse.Namespace
+    argv: list[str]
+    splits: dict
+    leak: dict
+    lm: LMText
+    stats: object
+    model_line: str
+    greedy: dict
+    grid: list[dict]
+
+    @property
+    def chosen(self) -> dict:
+        return min(self.grid, key=lambda p: (p["train"]["wer"], p["train"]["cer"]))
+
+    @property
+    def oracle(self) -> dict:
+        return min(self.grid, key=lambda p: (p["test"]["wer"], p["test"]["cer"]))
+
+
+def prepare_lm_text(args, data: Path) -> tuple[list[str], str, int, dict, Split]:
+    """The LM sentences and the leak check, before anything slow; raises LMTextLeak for a test sentence."""
     ensure_exported(data)
-    splits = {name: load_split(data, name, args.max_examples) for name in SPLITS}
     full_test = load_split(data, "test")  # all test sentences are checked, even with --max_examples
     sentences, lm_source, skipped = lm_sentences(data, args.lm_text)
     if not sentences:
         raise SystemExit(f"the LM text ({lm_source}) has no sentences")
-    leak = check_no_test_sentence(full_test.texts, sentences)
+    return sentences, lm_source, skipped, check_no_test_sentence(full_test.texts, sentences), full_test
 
+
+def model_description(args, pipe, vocab: dict, case: str | None) -> str:
+    """The report's line about the model, the device and the software."""
     import torch
     import transformers
 
     import hf_wav2vec2
+
+    device = args.device or "cpu"
+    machine = (f" ({cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} torch threads)" if device == "cpu" else f" (torch {torch.__version__})")
+    return (f"Model: `{args.model}` ({type(pipe.model).__name__}, {len(vocab)}-token vocabulary, "
+            f"{case or 'mixed'}-case letters). Device: {device}{machine}, transformers {transformers.__version__}, "
+            f"hf-wav2vec2 {hf_wav2vec2.__version__}.")
+
+
+def decode_everything(args, pipe, recorder, splits: dict, arpa: Path) -> tuple[dict, list[dict]]:
+    """Greedy: one model pass per split, logits kept; then the LM grid on both splits from those logits."""
+    from hf_wav2vec2.decoding import CTCBeamSearchDecoder
+
+    greedy, logits = {}, {}
+    for name in ("test", "train"):
+        print(f"[greedy] {name}: {len(splits[name].files)} clips ...", file=sys.stderr, flush=True)
+        result = greedy_pass(pipe, recorder, splits[name], args.batch_size)
+        logits[name] = result.pop("logits")
+        greedy[name] = result
+        print(f"[greedy] {name}: WER {_pct(result['wer'])} CER {_pct(result['cer'])} "
+              f"({result['seconds']:.1f} s)", file=sys.stderr, flush=True)
+    grid = []
+    for alpha in args.alphas:
+        for beta in args.betas:
+            decoder = CTCBeamSearchDecoder.from_tokenizer(pipe.tokenizer, arpa, alpha=alpha, beta=beta,
+                                                          beam_size=args.beam_size)
+            point = {"alpha": alpha, "beta": beta}
+            for name in ("train", "test"):
+                point[name] = lm_pass(decoder, splits[name], logits[name])
+            grid.append(point)
+            seconds = point["train"]["seconds"] + point["test"]["seconds"]
+            print(f"[lm] alpha={_num(alpha)} beta={_num(beta)}: train WER {_pct(point['train']['wer'])}, "
+                  f"test WER {_pct(point['test']['wer'])} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    return greedy, grid
+
+
+def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    data = Path(args.data)
+    sentences, lm_source, skipped, leak, full_test = prepare_lm_text(args, data)
+    splits = {name: load_split(data, name, args.max_examples) for name in SPLITS}
+
+    import transformers
+
     from hf_wav2vec2 import asr_pipeline
     from hf_wav2vec2.decoding import (
         FLASHLIGHT_INSTALL_HINT,
-        CTCBeamSearchDecoder,
         CTCVocabulary,
         GreedyCTCDecoder,
         build_arpa,
@@ -308,22 +400,17 @@ def main(argv=None) -> dict:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    # 2. one model load; the recorder keeps the logits of every clip
+    # one model load; the recorder keeps the logits of every clip
     recorder = LogitsRecorder()
     pipe = asr_pipeline(args.model, decoder=recorder, device=args.device)
     recorder.greedy = GreedyCTCDecoder.from_tokenizer(pipe.tokenizer)
     vocab = pipe.tokenizer.get_vocab()
     case = vocabulary_case(vocab)
     ctc_vocab = CTCVocabulary.from_tokenizer(pipe.tokenizer)
-
-    # 3. the LM, cased like the vocabulary
-    lm_lines = [apply_case(s, case) for s in sentences]
-    lm_words = [w for line in lm_lines for w in line.split()]
-    lm_vocab = set(lm_words)
-    spellable = sum(ctc_vocab.spell(w) is not None for w in lm_vocab)
-    test_words = [apply_case(w, case) for t in full_test.texts for w in t.split()]
-    oov_tokens = sum(w not in lm_vocab for w in test_words)
-    oov_types = {w for w in test_words if w not in lm_vocab}
+    lm_lines = [apply_case(s, case) for s in sentences]  # the LM, cased like the vocabulary
+    lm_vocabulary = {w for line in lm_lines for w in line.split()}
+    lm = LMText(lm_lines, lm_source, skipped, spellable=sum(ctc_vocab.spell(w) is not None for w in lm_vocabulary),
+                test_words=[apply_case(w, case) for t in full_test.texts for w in t.split()])
 
     with tempfile.TemporaryDirectory() as tmp:
         lm_dir = Path(args.lm_dir) if args.lm_dir else Path(tmp)
@@ -331,79 +418,82 @@ def main(argv=None) -> dict:
         (lm_dir / "lm.txt").write_text("\n".join(lm_lines) + "\n", encoding="utf-8")
         arpa = lm_dir / f"lm.{args.order}gram.arpa"
         stats = build_arpa(lm_lines, arpa, order=args.order)
+        greedy, grid = decode_everything(args, pipe, recorder, splits, arpa)
 
-        # 4. greedy: one model pass per split, logits kept
-        greedy, logits = {}, {}
-        for name in ("test", "train"):
-            print(f"[greedy] {name}: {len(splits[name].files)} clips ...", file=sys.stderr, flush=True)
-            result = greedy_pass(pipe, recorder, splits[name], args.batch_size)
-            logits[name] = result.pop("logits")
-            greedy[name] = result
-            print(f"[greedy] {name}: WER {_pct(result['wer'])} CER {_pct(result['cer'])} "
-                  f"({result['seconds']:.1f} s)", file=sys.stderr, flush=True)
+    outcome = Outcome(args, argv, splits, leak, lm, stats, model_description(args, pipe, vocab, case), greedy, grid)
+    report = "\n".join(report_lines(outcome)) + "\n"
+    print(report)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(report, encoding="utf-8")
+    return {
+        "greedy": greedy,
+        "grid": grid,
+        "chosen": outcome.chosen,
+        "oracle": outcome.oracle,
+        "lm": {"sentences": len(lm_lines), "words": len(lm.words), "vocabulary": len(lm.vocabulary),
+               "counts": stats.counts, "case": case, "arpa": str(arpa) if args.lm_dir else None},
+        "oov_rate": lm.oov_tokens / max(1, len(lm.test_words)),
+        "leak_check": leak,
+        "report": report,
+    }
 
-        # 5. the grid on both splits, from the kept logits
-        grid = []
-        for alpha in args.alphas:
-            for beta in args.betas:
-                decoder = CTCBeamSearchDecoder.from_tokenizer(pipe.tokenizer, arpa, alpha=alpha, beta=beta,
-                                                              beam_size=args.beam_size)
-                point = {"alpha": alpha, "beta": beta}
-                for name in ("train", "test"):
-                    point[name] = lm_pass(decoder, splits[name], logits[name])
-                grid.append(point)
-                seconds = point["train"]["seconds"] + point["test"]["seconds"]
-                print(f"[lm] alpha={_num(alpha)} beta={_num(beta)}: train WER {_pct(point['train']['wer'])}, "
-                      f"test WER {_pct(point['test']['wer'])} ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    chosen = min(grid, key=lambda p: (p["train"]["wer"], p["train"]["cer"]))
-    oracle = min(grid, key=lambda p: (p["test"]["wer"], p["test"]["cer"]))
+def report_lines(run: Outcome) -> list[str]:
+    """The Markdown report: what ran on what, then the test table and the grid."""
+    return [*setup_lines(run), *result_lines(run)]
 
-    # 6. the report
-    test, train = splits["test"], splits["train"]
-    command = "python benchmarks/bench_lm_asterisk.py " + shlex.join(argv)
-    counts = ", ".join(f"{n}-grams: {c}" for n, c in enumerate(stats.counts, start=1))
-    gain = greedy["test"]["wer"] - chosen["test"]["wer"]
-    relative = gain / greedy["test"]["wer"] if greedy["test"]["wer"] else 0.0
-    device = args.device or "cpu"
+
+def setup_lines(run: Outcome) -> list[str]:
+    """Command, model, data, LM and leak check, OOV rate, decoder."""
+    args, lm, leak = run.args, run.lm, run.leak
+    test, train = run.splits["test"], run.splits["train"]
+    counts = ", ".join(f"{n}-grams: {c}" for n, c in enumerate(run.stats.counts, start=1))
+    distinct_test = set(lm.test_words)
     lines = [
         "# n-gram LM beam search on the asterisk prompts' held-out sentences",
         "",
         "Command:",
         "",
-        f"    {command}",
+        f"    python benchmarks/bench_lm_asterisk.py {shlex.join(run.argv)}",
         "",
-        f"Model: `{args.model}` ({type(pipe.model).__name__}, {len(vocab)}-token vocabulary, "
-        f"{case or 'mixed'}-case letters). Device: {device}"
-        + (f" ({cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-           f"{torch.get_num_threads()} torch threads)" if device == "cpu" else f" (torch {torch.__version__})")
-        + f", transformers {transformers.__version__}, hf-wav2vec2 {hf_wav2vec2.__version__}.",
+        run.model_line,
         "",
         f"Test split: {len(test.files)} clips, {test.seconds:.1f} s, {test.words} words -- sentences never heard in "
         f"fine-tuning. Train split (only used to choose alpha and beta): {len(train.files)} clips, "
-        f"{train.seconds:.1f} s, {train.words} words. Data: `{data}`.",
+        f"{train.seconds:.1f} s, {train.words} words. Data: `{Path(args.data)}`.",
     ]
     if args.max_examples:
         lines += ["", f"**Smoke run: only the first {args.max_examples} clips of each split (--max_examples); "
                       "not a result.**"]
-    lines += [
+    return lines + [
         "",
         f"LM: {args.order}-gram interpolated modified Kneser-Ney (`hf_wav2vec2.decoding.build_arpa`), {counts}. "
-        f"Text (`--lm_text {args.lm_text}`): {len(lm_lines)} sentences, {len(lm_words)} words, "
-        f"{len(lm_vocab)} distinct words, from {lm_source}"
-        + (f"; {skipped} prompts without a reliable transcript skipped" if skipped else "")
-        + f". {spellable} of {len(lm_vocab)} LM words can be spelled with the model's vocabulary.",
+        f"Text (`--lm_text {args.lm_text}`): {len(lm.lines)} sentences, {len(lm.words)} words, "
+        f"{len(lm.vocabulary)} distinct words, from {lm.source}"
+        + (f"; {lm.skipped} prompts without a reliable transcript skipped" if lm.skipped else "")
+        + f". {lm.spellable} of {len(lm.vocabulary)} LM words can be spelled with the model's vocabulary.",
         "",
         f"**Test sentences in the LM text: none** (checked for all {leak['test_sentences']} distinct test sentences, "
         f"case-folded; the script refuses to run otherwise). {leak['contained']} of them occur as a word sequence "
         "inside a longer LM sentence (allowed: other prompts share phrases).",
         "",
-        f"OOV rate of the test words w.r.t. the LM text: {_pct(oov_tokens / max(1, len(test_words)))} of running "
-        f"words ({oov_tokens} of {len(test_words)}), {_pct(len(oov_types) / max(1, len(set(test_words))))} of "
-        f"distinct words ({len(oov_types)} of {len(set(test_words))}).",
+        f"OOV rate of the test words w.r.t. the LM text: {_pct(lm.oov_tokens / max(1, len(lm.test_words)))} of "
+        f"running words ({lm.oov_tokens} of {len(lm.test_words)}), "
+        f"{_pct(len(lm.oov_types) / max(1, len(distinct_test)))} of distinct words ({len(lm.oov_types)} of "
+        f"{len(distinct_test)}).",
         "",
         f"Beam search: flashlight-text lexicon-free `CTCBeamSearchDecoder`, beam size {args.beam_size}; alpha weighs "
         "the natural-log LM probability, beta is a per-word bonus. Greedy = best path of the same logits.",
+    ]
+
+
+def result_lines(run: Outcome) -> list[str]:
+    """The test-split table (greedy, chosen, oracle), the gain, how to read it, and the whole grid."""
+    greedy, chosen, oracle = run.greedy, run.chosen, run.oracle
+    gain = greedy["test"]["wer"] - chosen["test"]["wer"]
+    relative = gain / greedy["test"]["wer"] if greedy["test"]["wer"] else 0.0
+    lines = [
         "",
         "## Test split",
         "",
@@ -436,29 +526,13 @@ def main(argv=None) -> dict:
         f"| greedy | - | {_pct(greedy['train']['wer'])} | {_pct(greedy['test']['wer'])} | "
         f"{_pct(greedy['test']['cer'])} | {greedy['test']['seconds']:.1f} |",
     ]
-    for point in grid:
+    for point in run.grid:
         mark = " (chosen)" if point is chosen else ""
         lines.append(
             f"| {_num(point['alpha'])} | {_num(point['beta'])}{mark} | {_pct(point['train']['wer'])} | "
             f"{_pct(point['test']['wer'])} | {_pct(point['test']['cer'])} | {point['test']['seconds']:.1f} |"
         )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(report, encoding="utf-8")
-
-    return {
-        "greedy": greedy,
-        "grid": grid,
-        "chosen": chosen,
-        "oracle": oracle,
-        "lm": {"sentences": len(lm_lines), "words": len(lm_words), "vocabulary": len(lm_vocab),
-               "counts": stats.counts, "case": case, "arpa": str(arpa) if args.lm_dir else None},
-        "oov_rate": oov_tokens / max(1, len(test_words)),
-        "leak_check": leak,
-        "report": report,
-    }
+    return lines
 
 
 if __name__ == "__main__":
