@@ -195,8 +195,9 @@ def transcribe_files(
 ) -> list[Transcription]:
     """Transcribe ``files`` with ``pipe``; a file that fails is returned with ``error`` set, the rest go on.
 
-    Files go through the pipeline ``batch_size`` at a time (chunks of long files are batched as well). When a group
-    fails, its files are retried one by one so only the bad ones fail. ``progress`` shows a tqdm bar on stderr in
+    Files go through the pipeline ``batch_size`` at a time (chunks of long files are batched as well), grouped by
+    length when ``batch_size > 1`` (:func:`length_groups`) so that little of a batch is padding; the results come
+    back in the order of ``files``. When a group fails, its files are retried one by one so only the bad ones fail. ``progress`` shows a tqdm bar on stderr in
     seconds of audio (durations read from the file headers). ``on_result`` is called with each result as soon as its
     group is done (the CLI reports errors as they happen).
     """
@@ -207,7 +208,7 @@ def transcribe_files(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     sources = [os.fspath(f) for f in files]
-    durations = [_duration(f) for f in sources] if progress else [None] * len(sources)
+    durations = [_duration(f) for f in sources] if progress or batch_size > 1 else [None] * len(sources)
     known = all(d is not None for d in durations)
     call_kwargs: dict[str, Any] = {"batch_size": batch_size}
     if chunk_length_s:
@@ -222,15 +223,14 @@ def transcribe_files(
     previous_callback = getattr(pipe, "progress_callback", None)
     if progress and hasattr(pipe, "progress_callback"):
         pipe.progress_callback = lambda seconds: bar.update(round(seconds, 2))
-    results: list[Transcription] = []
+    results: dict[int, Transcription] = {}
 
     def run(group: list[int]) -> list[Transcription]:
         outputs = pipe([sources[i] for i in group], **call_kwargs)
         return [_to_transcription(sources[i], out) for i, out in zip(group, outputs, strict=True)]
 
     try:
-        for start in range(0, len(sources), batch_size):
-            group = list(range(start, min(start + batch_size, len(sources))))
+        for group in length_groups(durations, batch_size):
             position = bar.n
             try:
                 done = run(group)
@@ -248,15 +248,28 @@ def transcribe_files(
                             done += run([i])
                         except Exception as single_error:  # noqa: BLE001
                             done.append(Transcription(sources[i], error=_error_message(sources[i], single_error)))
-            for result in done:
-                results.append(result)
+            for i, result in zip(group, done, strict=True):
+                results[i] = result
                 if on_result is not None:
                     on_result(result)
     finally:
         if hasattr(pipe, "progress_callback"):
             pipe.progress_callback = previous_callback
         bar.close()
-    return results
+    return [results[i] for i in range(len(sources))]
+
+
+def length_groups(durations: Sequence[float | None], batch_size: int) -> list[list[int]]:
+    """Indices of ``durations`` in groups of at most ``batch_size``, longest first, so that each batch holds files
+    of similar length (a batch is padded to its longest file: mixing a 2 s and a 30 s file computes 28 s of padding).
+    Longest first so that a batch too large for memory fails at the start, not after an hour. Files of unknown
+    length (None: the header did not say) come last, in their order; ``batch_size`` 1 keeps the order of the files.
+    """
+    order = list(range(len(durations)))
+    if batch_size > 1:
+        known = sorted((i for i in order if durations[i] is not None), key=lambda i: -durations[i])  # stable
+        order = known + [i for i in order if durations[i] is None]
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 # ----------------------------------------------------------------------------------------------- evaluation

@@ -28,6 +28,7 @@ from hf_wav2vec2.transcribe import (
     format_srt,
     format_vtt,
     group_words,
+    length_groups,
     normalize_transcript,
     transcribe_files,
 )
@@ -64,12 +65,37 @@ def test_bad_files_are_reported_and_the_others_transcribed(model_dir, files, bat
     asr = asr_pipeline(model_dir)
     seen = []
     results = transcribe_files(asr, files, batch_size=batch_size, on_result=seen.append)
-    assert [r.source for r in results] == files and seen == results
+    # in the order of the files; the callback gets each result once, as its (length-sorted) group finishes
+    assert [r.source for r in results] == files and sorted(seen, key=lambda r: files.index(r.source)) == results
     assert [r.ok for r in results] == [True, False, True, False]
     assert results[0].text == asr(files[0])["text"] and results[2].text == asr(files[2])["text"]
     assert results[1].error.startswith(files[1]) and "not a readable audio file" in results[1].error
     assert results[3].error == f"{files[3]}: no such file"
     assert all("\n" not in r.error for r in results if not r.ok)
+
+
+def test_length_groups_put_similar_lengths_together():
+    durations = [2.0, 30.0, None, 2.5, 29.0, 1.0, None]
+    assert length_groups(durations, 2) == [[1, 4], [3, 0], [5, 2], [6]]  # longest first, unknown last
+    assert length_groups(durations, 1) == [[i] for i in range(7)]  # one at a time: the files' order
+    assert length_groups([], 4) == []
+
+
+def test_batches_hold_files_of_similar_length_and_results_keep_the_files_order(tmp_path):
+    lengths = [0.5, 3.0, 0.6, 2.9, 0.4, 3.1]
+    files = []
+    for index, seconds in enumerate(lengths):
+        files.append(str(tmp_path / f"{index}.wav"))
+        sf.write(files[-1], noise(seconds, seed=index), SR)
+    batches = []
+
+    def pipe(sources, batch_size, **kwargs):  # what transcribe_files asks of the pipeline
+        batches.append([lengths[files.index(s)] for s in sources])
+        return [{"text": f"file {files.index(s)}"} for s in sources]
+
+    results = transcribe_files(pipe, files, batch_size=2)
+    assert batches == [[3.1, 3.0], [2.9, 0.6], [0.5, 0.4]]  # in input order: [0.5, 3.0], [0.6, 2.9], [0.4, 3.1]
+    assert [r.text for r in results] == [f"file {i}" for i in range(6)]
 
 
 def test_transcribe_files_with_chunks_timestamps_and_progress(tone_asr, tmp_path, capsys):
