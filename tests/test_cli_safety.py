@@ -48,7 +48,8 @@ def test_transcribe_refuses_an_output_that_is_one_of_its_inputs(tone_model, tmp_
     for files, output, form in cases:
         assert cli.main(["transcribe", *files, *model, "--format", form, "-o", output]) == 2, output
         (line,) = error_lines(capsys)
-        assert line == f"hf-wav2vec2: error: {output}: the output would overwrite an input file; choose another --output"
+        assert line == (f"hf-wav2vec2: error: {output}: the output would overwrite an input file; "
+                        "choose another --output")
     assert {path: open(path, "rb").read() for path in originals} == originals
     # a subtitle file of the output directory that is an input is refused as well
     (tmp_path / "cue.wav").write_bytes(open(first, "rb").read())
@@ -207,3 +208,107 @@ def test_a_model_that_fails_for_another_reason_keeps_its_own_error(tmp_path, cap
     lines = error_lines(capsys)
     assert len(lines) == 1 and lines[0].startswith(f"hf-wav2vec2: error: {folder}: ")
     assert "does not match the weights" not in lines[0]
+
+
+# ----------------------------------------------------------------------------------------------- pickled weights
+
+RAN = []  # what the crafted file's code appends to, were it ever run
+
+
+def _record_execution():
+    RAN.append("the checkpoint ran code")
+    return 0.0
+
+
+class Payload:
+    """Unpickling this runs _record_execution: a stand-in for a checkpoint that carries code."""
+
+    def __reduce__(self):
+        return (_record_execution, ())
+
+
+class TrustedStateDict(dict):
+    """A harmless custom class: weights-only loading refuses it as it refuses any class it does not know."""
+
+
+def pickled_model(tmp_path, name, extra=None, container=dict):
+    """A saved CTC model whose weights are a pytorch_model.bin holding ``container`` of the tensors (plus
+    ``extra`` entries); returns the folder and the model."""
+    import torch
+    from safetensors.torch import load_file
+
+    folder = save_model_dir(tmp_path / name)
+    model = HfWav2Vec2ForCTC.from_pretrained(folder).eval()
+    weights = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(container({**weights, **(extra or {})}), folder / "pytorch_model.bin")
+    return folder, model
+
+
+def refusal_line(folder, remedy):
+    return (f"{folder / 'pytorch_model.bin'}: loading it needs arbitrary-code unpickling (it pickles "
+            f"{__name__}.{_record_execution.__name__}), which could run any code and is never done on load; {remedy}")
+
+
+CLI_REMEDY = ("if you trust its source, convert it once to safetensors with hf-wav2vec2 convert --unsafe_load {} "
+              "NEW_FOLDER")
+API_REMEDY = ("if you trust its source, convert it once to safetensors with convert(..., allow_unsafe_pickle=True), "
+              "on the command line hf-wav2vec2 convert --unsafe_load {} NEW_FOLDER")
+
+
+@pytest.mark.parametrize("command", ["transcribe", "evaluate", "convert", "push"])
+def test_a_pickled_pytorch_model_bin_is_refused_in_one_line_without_running_it(command, tmp_path, capsys):
+    folder, _ = pickled_model(tmp_path, "model", extra={"payload": Payload()})
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    (tmp_path / "refs.tsv").write_text("a.wav\tHELLO\n")
+    argv = {
+        "transcribe": ["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)],
+        "evaluate": ["evaluate", str(tmp_path / "refs.tsv"), "--model", str(folder)],
+        "convert": ["convert", str(folder), str(tmp_path / "out")],
+        "push": ["push", str(folder), "me/x", "--dry_run", str(tmp_path / "out")],
+    }[command]
+    capsys.readouterr()
+    assert cli.main(argv) == 1
+    remedy = (API_REMEDY if command in ("convert", "push") else CLI_REMEDY).format(folder)  # push converts first
+    assert error_lines(capsys) == [f"hf-wav2vec2: error: {refusal_line(folder, remedy)}"]
+    assert RAN == [] and not (tmp_path / "out").exists()
+
+
+def test_the_python_api_refuses_it_with_the_same_line(tmp_path):
+    from hf_wav2vec2.convert import ConversionError, convert, load_model_directory
+
+    folder, _ = pickled_model(tmp_path, "model", extra={"payload": Payload()})
+    for call in (lambda: load_model_directory(folder), lambda: convert(folder, tmp_path / "out")):
+        with pytest.raises(ConversionError) as error:
+            call()
+        assert str(error.value) == refusal_line(folder, API_REMEDY.format(folder))
+    assert RAN == [] and not (tmp_path / "out").exists()
+
+
+def test_unsafe_load_converts_a_trusted_pickled_folder_to_safetensors(tmp_path, capsys):
+    import torch
+
+    folder, original = pickled_model(tmp_path, "model", container=TrustedStateDict)
+    capsys.readouterr()
+    assert cli.main(["convert", str(folder), str(tmp_path / "out")]) == 1  # refused without the flag
+    assert "TrustedStateDict" in error_lines(capsys)[0]
+    assert cli.main(["convert", str(folder), str(tmp_path / "out"), "--unsafe_load"]) == 0
+    assert (tmp_path / "out" / "model.safetensors").is_file() and not (tmp_path / "out" / "pytorch_model.bin").exists()
+    converted = HfWav2Vec2ForCTC.from_pretrained(tmp_path / "out")
+    x = torch.from_numpy(noise(0.5))[None]
+    with torch.no_grad():
+        assert torch.equal(converted.eval()(x).logits, original(x).logits)
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    assert cli.main(["transcribe", str(tmp_path / "a.wav"), "--model", str(tmp_path / "out")]) == 0
+
+
+def test_a_corrupt_pytorch_model_bin_names_the_file_and_the_cause(tmp_path, capsys):
+    folder = save_model_dir(tmp_path / "model")
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"garbage")  # no zip, no pickle: the weights-only loader's "operand"
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    capsys.readouterr()
+    assert cli.main(["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)]) == 1
+    (line,) = error_lines(capsys)
+    assert line.startswith(f"hf-wav2vec2: error: {folder / 'pytorch_model.bin'}: not a readable PyTorch file (")
+    assert "arbitrary-code" not in line

@@ -178,7 +178,13 @@ def load_model_directory(src, allow_unsafe_pickle: bool = False):
     src = Path(src)
     cls = model_class_for_directory(src)
     try:
-        model, info = cls.from_pretrained(src, output_loading_info=True, weights_only=not allow_unsafe_pickle)
+        if allow_unsafe_pickle and _pickled_weight_files(src):
+            # from_pretrained's own weights_only=False does not reach its .bin loader (transformers 5.24)
+            config = cls.config_class.from_pretrained(src)
+            model, info = cls.from_pretrained(None, config=config, state_dict=_unpickled_weights(src),
+                                              output_loading_info=True)
+        else:
+            model, info = cls.from_pretrained(src, output_loading_info=True)
     except pickle.UnpicklingError as error:
         if is_weights_only_refusal(error):
             raise _refused_pickle(error) from None
@@ -189,6 +195,28 @@ def load_model_directory(src, allow_unsafe_pickle: bool = False):
         detail = "; ".join(f"{kind}: {', '.join(map(str, keys[:5]))}" for kind, keys in problems.items())
         raise ConversionError(f"{src}: weights do not match {cls.__name__} ({detail})")
     return model.eval(), _load_processor(src)
+
+
+def _pickled_weight_files(src: Path) -> list[str]:
+    """The directory's pickled weight files (``pytorch_model.bin`` or its shards), when it has no safetensors
+    (from_pretrained prefers those)."""
+    if (src / "model.safetensors").is_file() or (src / "model.safetensors.index.json").is_file():
+        return []
+    index = src / "pytorch_model.bin.index.json"
+    if index.is_file():
+        return sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+    return ["pytorch_model.bin"] if (src / "pytorch_model.bin").is_file() else []
+
+
+def _unpickled_weights(src: Path) -> dict:
+    """The tensors of the directory's pickled weight files, unpickled in full: this runs any code the files hold
+    (only for ``allow_unsafe_pickle``, the caller's word that they come from a trusted source)."""
+    import torch
+
+    weights = {}
+    for name in _pickled_weight_files(src):
+        weights.update(torch.load(src / name, map_location="cpu", weights_only=False))
+    return weights
 
 
 def _load_processor(src: Path):
