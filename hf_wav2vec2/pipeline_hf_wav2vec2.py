@@ -89,11 +89,6 @@ def _load_decoding_module() -> Any:
         ) from error
 
 
-# Former private names of the chunking helpers, still imported by alignment.py and streaming.py: remove once they
-# import them from .chunking.
-_iter_chunks, _receptive_field = iter_chunks, receptive_field
-
-
 _RUNTIMES = {"onnx": False, "onnx-int8": True}  # runtime= -> int8 weights
 
 
