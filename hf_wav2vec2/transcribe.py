@@ -197,9 +197,9 @@ def transcribe_files(
 
     Files go through the pipeline ``batch_size`` at a time (chunks of long files are batched as well), grouped by
     length when ``batch_size > 1`` (:func:`length_groups`) so that little of a batch is padding; the results come
-    back in the order of ``files``. When a group fails, its files are retried one by one so only the bad ones fail. ``progress`` shows a tqdm bar on stderr in
-    seconds of audio (durations read from the file headers). ``on_result`` is called with each result as soon as its
-    group is done (the CLI reports errors as they happen).
+    back in the order of ``files``. When a group fails, its files are retried one by one so only the bad ones fail.
+    ``progress`` shows a tqdm bar on stderr in seconds of audio (durations read from the file headers).
+    ``on_result`` is called with each result as soon as its group is done (the CLI reports errors as they happen).
     """
     from tqdm.auto import tqdm
 
