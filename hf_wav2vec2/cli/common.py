@@ -133,7 +133,8 @@ CHUNKING.add_argument("--chunk_length", type=non_negative_float, default=20.0, m
                       help="transcribe in chunks of S seconds (default 20; 0 = whole files at once)")
 CHUNKING.add_argument("--stride_length", type=non_negative_float, default=None, metavar="S",
                       help="context on each side of a chunk, in seconds (default: chunk length / 6)")
-CHUNKING.add_argument("--batch_size", type=positive_int, default=1, metavar="N", help="files or chunks per model call")
+CHUNKING.add_argument("--batch_size", type=positive_int, default=1, metavar="N",
+                      help="files or chunks per model call (files are grouped by length to pad less)")
 
 PROGRESS = _parent()
 PROGRESS.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
