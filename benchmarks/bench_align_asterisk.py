@@ -40,8 +40,9 @@ from hf_wav2vec2.corpora import asterisk
 FRAME_S = 0.02
 
 
-def speech_frames(samples: np.ndarray, rate: int, floor_db: float = 35.0, close_s: float = 0.15,
-                  widen_s: float = 0.04) -> np.ndarray:
+def speech_frames(
+    samples: np.ndarray, rate: int, floor_db: float = 35.0, close_s: float = 0.15, widen_s: float = 0.04
+) -> np.ndarray:
     """Boolean per 20 ms frame: speech by energy (see the module docstring)."""
     hop = round(FRAME_S * rate)
     frames = samples[: samples.shape[0] // hop * hop].reshape(-1, hop)
@@ -117,11 +118,16 @@ def main(argv=None) -> None:
         seconds = time.perf_counter() - started
     audio_s = sum(p.duration for p in prompts)
     label = args.model or "random tiny model (no training: the floor)"
-    rows = [("forced alignment", *totals["aligned"]), ("baseline: letters spread over the clip", *totals["clip"]),
-            ("baseline: letters spread over the speech span", *totals["span"])]
+    rows = [
+        ("forced alignment", *totals["aligned"]),
+        ("baseline: letters spread over the clip", *totals["clip"]),
+        ("baseline: letters spread over the speech span", *totals["span"]),
+    ]
     lines = [
-        (f"# Forced alignment on the asterisk prompts ({args.split} split: {len(prompts)} prompts, {words} words, "
-        f"{audio_s / 60:.1f} min)"),
+        (
+            f"# Forced alignment on the asterisk prompts ({args.split} split: {len(prompts)} prompts, {words} words, "
+            f"{audio_s / 60:.1f} min)"
+        ),
         "",
         f"Model: {label}. Command: `python {' '.join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])])}`",
         f"Aligned in {seconds:.1f} s on this CPU (model and Viterbi; RTF {seconds / audio_s:.3f}).",
@@ -130,8 +136,10 @@ def main(argv=None) -> None:
         "|---|---|---|",
         *[f"| {name} | {inside / words:.1%} | {mostly / words:.1%} |" for name, inside, mostly in rows],
         "",
-        ("Speech frames: 20 ms RMS within 35 dB of the clip's loudest frame, pauses under 150 ms closed, widened by "
-        "40 ms (see the script's docstring)."),
+        (
+            "Speech frames: 20 ms RMS within 35 dB of the clip's loudest frame, pauses under 150 ms closed, widened by "
+            "40 ms (see the script's docstring)."
+        ),
     ]
     publish_report(lines, args.out)
 

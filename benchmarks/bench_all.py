@@ -38,12 +38,28 @@ HERE = Path(__file__).resolve().parent
 SR = 16000
 SIZES = {
     "base": {},
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                 conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-                 codevector_dim=32, proj_codevector_dim=32, num_codevectors_per_group=16),
+    "tiny": dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        codevector_dim=32,
+        proj_codevector_dim=32,
+        num_codevectors_per_group=16,
+    ),
 }
-NO_DROPOUT = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
-                  feat_quantizer_dropout=0.0, final_dropout=0.0, layerdrop=0.0)
+NO_DROPOUT = dict(
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0,
+    final_dropout=0.0,
+    layerdrop=0.0,
+)
 SECTIONS = ("forward", "onnx", "accuracy", "pretrain", "finetune", "import", "scaling")
 
 
@@ -89,8 +105,13 @@ def forward_flops(config, samples: int) -> dict[str, float]:
     pos = 2.0 * frames * d * (d // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings
     dense = 2.0 * frames * (4 * d * d + 2 * d * ff) * config.num_hidden_layers + 2.0 * frames * channels * d
     attention = 2.0 * 2 * frames * frames * d * config.num_hidden_layers
-    return {"conv": conv, "transformer": dense + pos + attention, "attention": attention,
-            "total": conv + dense + pos + attention, "frames": frames}
+    return {
+        "conv": conv,
+        "transformer": dense + pos + attention,
+        "attention": attention,
+        "total": conv + dense + pos + attention,
+        "frames": frames,
+    }
 
 
 def load_average() -> str:
@@ -121,8 +142,9 @@ def save_checkpoints(root: Path, size: str) -> Path:
     import transformers
 
     torch.manual_seed(0)
-    config = transformers.Wav2Vec2Config(**SIZES[size], **NO_DROPOUT, vocab_size=32, mask_time_prob=0.65,
-                                         attn_implementation="sdpa")
+    config = transformers.Wav2Vec2Config(
+        **SIZES[size], **NO_DROPOUT, vocab_size=32, mask_time_prob=0.65, attn_implementation="sdpa"
+    )
     transformers.Wav2Vec2ForPreTraining(config).save_pretrained(root / "pretrain")
     torch.manual_seed(0)
     ctc = transformers.Wav2Vec2ForCTC(config).eval()
@@ -168,17 +190,28 @@ def bench_forward(root: Path, args, results: dict) -> None:
         fns = {name: (lambda m=m, x=x: m(x).logits) for name, m in models.items()}
         with torch.no_grad():
             reference = models["transformers"](x).logits
-            agreement = {name: float((m(x).logits.argmax(-1) == reference.argmax(-1)).float().mean())
-                         for name, m in models.items()}
+            agreement = {
+                name: float((m(x).logits.argmax(-1) == reference.argmax(-1)).float().mean())
+                for name, m in models.items()
+            }
         times, peaks = interleaved(fns, args.repeats)
         all_peaks += peaks
         flops = forward_flops(config, samples)["total"] * batch
         for name in models:
             t = med(times[name])
             # against the best matmul rate of the run: a probe caught in a load spike would flatter the models
-            rows.append(dict(batch=batch, impl=name, seconds=t, runs=times[name], peak=max(peaks),
-                             ratio=med(times["transformers"]) / t, utilization=flops / t / 1e9 / max(peaks),
-                             argmax_agreement=agreement[name]))
+            rows.append(
+                dict(
+                    batch=batch,
+                    impl=name,
+                    seconds=t,
+                    runs=times[name],
+                    peak=max(peaks),
+                    ratio=med(times["transformers"]) / t,
+                    utilization=flops / t / 1e9 / max(peaks),
+                    argmax_agreement=agreement[name],
+                )
+            )
     results["forward"] = rows
     results["forward_peaks"] = all_peaks
     results["clip_seconds"] = args.seconds
@@ -228,23 +261,30 @@ def bench_pretrain(root: Path, args, results: dict) -> None:
         for impl in runs:
             peaks.append(2 * 2048**3 / matmul_seconds() / 1e9)
             runs[impl].append(run_worker(root, impl, args.argv))
-    results["pretrain"] = {impl: {"seconds": med([t for r in rs for t in r["times"]]),
-                                  "runs": [t for r in rs for t in r["times"]],
-                                  "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "loss": rs[-1]["loss"]}
-                           for impl, rs in runs.items()}
+    results["pretrain"] = {
+        impl: {
+            "seconds": med([t for r in rs for t in r["times"]]),
+            "runs": [t for r in rs for t in r["times"]],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+            "loss": rs[-1]["loss"],
+        }
+        for impl, rs in runs.items()
+    }
     results["pretrain_peak"] = med(peaks)
 
 
 def bench_finetune(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
     x = torch.randn(args.train_batch, int(args.train_seconds * SR), generator=torch.Generator().manual_seed(1))
-    labels = torch.randint(5, 32, (args.train_batch, int(args.train_seconds * 12)),
-                           generator=torch.Generator().manual_seed(2))
+    labels = torch.randint(
+        5, 32, (args.train_batch, int(args.train_seconds * 12)), generator=torch.Generator().manual_seed(2)
+    )
 
     def step(model):
         def run():
             model.zero_grad(set_to_none=True)
             model(x, labels=labels).loss.backward()
+
         run.no_grad = False
         return run
 
@@ -315,11 +355,15 @@ def bench_accuracy(root: Path, args, results: dict) -> None:
         pairs = [(t, h) for t, h in zip(truth, hypothesis, strict=True) if t.strip()]
         return 100 * jiwer.cer([t for t, _ in pairs], [h.upper() or " " for _, h in pairs]) if pairs else float("nan")
 
-    results["accuracy"] = dict(model=str(args.ctc_model or f"random {args.size.upper()} weights (transformers')"),
-                               clips=len(clips), audio_seconds=sum(len(c) for c in clips) / SR,
-                               cer_fp32=cer(references, hyp32), cer_int8=cer(references, hyp8),
-                               cer_int8_vs_fp32=cer([h.upper() for h in hyp32], hyp8),
-                               frames_changed=100 * changed)
+    results["accuracy"] = dict(
+        model=str(args.ctc_model or f"random {args.size.upper()} weights (transformers')"),
+        clips=len(clips),
+        audio_seconds=sum(len(c) for c in clips) / SR,
+        cer_fp32=cer(references, hyp32),
+        cer_int8=cer(references, hyp8),
+        cer_int8_vs_fp32=cer([h.upper() for h in hyp32], hyp8),
+        frames_changed=100 * changed,
+    )
 
 
 def bench_scaling(root: Path, args, results: dict) -> None:
@@ -337,12 +381,20 @@ def scaling_worker(root: Path, args) -> dict:
         x = torch.randn(1, int(seconds * SR), generator=torch.Generator().manual_seed(3))
         times, peaks = interleaved({"ours": lambda x=x: model(x).logits}, max(1, args.repeats - 1))
         flops = forward_flops(model.config, x.shape[1])
-        rows.append(dict(seconds=seconds, time=med(times["ours"]), per_second=med(times["ours"]) / seconds,
-                         peak_rss_mb=peak_rss_mb(), attention_share=flops["attention"] / flops["total"],
-                         utilization=flops["total"] / med(times["ours"]) / 1e9 / max(peaks)))
+        rows.append(
+            dict(
+                seconds=seconds,
+                time=med(times["ours"]),
+                per_second=med(times["ours"]) / seconds,
+                peak_rss_mb=peak_rss_mb(),
+                attention_share=flops["attention"] / flops["total"],
+                utilization=flops["total"] / med(times["ours"]) / 1e9 / max(peaks),
+            )
+        )
     processor = HfWav2Vec2Processor.from_pretrained(root / "ctc")
-    pipe = HfWav2Vec2AutomaticSpeechRecognitionPipeline(model=model, tokenizer=processor.tokenizer,
-                                                        feature_extractor=processor.feature_extractor)
+    pipe = HfWav2Vec2AutomaticSpeechRecognitionPipeline(
+        model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor
+    )
     audio = torch.randn(int(args.long_seconds * SR), generator=torch.Generator().manual_seed(4)).numpy() * 0.1
     chunked = []
     for chunk in args.chunk_lengths:
@@ -368,8 +420,10 @@ def machine_line() -> str:
         ort = f", onnxruntime {onnxruntime.__version__}"
     except ImportError:
         ort = ""
-    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"transformers {transformers.__version__}{ort}")
+    return (
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"transformers {transformers.__version__}{ort}"
+    )
 
 
 def runs_text(values: list[float]) -> str:
@@ -377,13 +431,19 @@ def runs_text(values: list[float]) -> str:
 
 
 def forward_table(results: dict) -> list[str]:
-    lines = ["## CTC forward (inference, no grad)", "",
-             f"| batch x {results['clip_seconds']:g} s | implementation | median (s) | vs transformers fp32 | "
-             "matmul peak used | "
-             "argmax = transformers' | runs (s) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## CTC forward (inference, no grad)",
+        "",
+        f"| batch x {results['clip_seconds']:g} s | implementation | median (s) | vs transformers fp32 | "
+        "matmul peak used | "
+        "argmax = transformers' | runs (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results["forward"]:
-        lines.append(f"| {r['batch']} | {r['impl']} | {r['seconds']:.2f} | **{r['ratio']:.2f}x** | "
-                     f"{100 * r['utilization']:.0f} % | {100 * r['argmax_agreement']:.1f} % | {runs_text(r['runs'])} |")
+        lines.append(
+            f"| {r['batch']} | {r['impl']} | {r['seconds']:.2f} | **{r['ratio']:.2f}x** | "
+            f"{100 * r['utilization']:.0f} % | {100 * r['argmax_agreement']:.1f} % | {runs_text(r['runs'])} |"
+        )
     if "onnx_export_s" in results:
         lines += ["", f"ONNX export + int8 quantization of the model took {results['onnx_export_s']:.0f} s (once)."]
     return lines
@@ -395,12 +455,18 @@ def accuracy_lines(results: dict) -> list[str]:
         return []
     if "skipped" in a:
         return ["## int8 accuracy on real speech", "", f"Skipped: {a['skipped']}.", ""]
-    return ["## int8 accuracy on real speech (asterisk test split, held out)", "",
-            f"Model: {a['model']}; {a['clips']} clips, {a['audio_seconds']:.0f} s; greedy decoding.", "",
-            "| CER fp32 vs references | CER int8 vs references | change | CER int8 vs fp32 transcripts | "
-            "frames whose token changed |", "|---|---|---|---|---|",
-            f"| {a['cer_fp32']:.1f} % | {a['cer_int8']:.1f} % | {a['cer_int8'] - a['cer_fp32']:+.1f} points | "
-            f"{a['cer_int8_vs_fp32']:.1f} % | {a['frames_changed']:.1f} % |", ""]
+    return [
+        "## int8 accuracy on real speech (asterisk test split, held out)",
+        "",
+        f"Model: {a['model']}; {a['clips']} clips, {a['audio_seconds']:.0f} s; greedy decoding.",
+        "",
+        "| CER fp32 vs references | CER int8 vs references | change | CER int8 vs fp32 transcripts | "
+        "frames whose token changed |",
+        "|---|---|---|---|---|",
+        f"| {a['cer_fp32']:.1f} % | {a['cer_int8']:.1f} % | {a['cer_int8'] - a['cer_fp32']:+.1f} points | "
+        f"{a['cer_int8_vs_fp32']:.1f} % | {a['frames_changed']:.1f} % |",
+        "",
+    ]
 
 
 def training_tables(results: dict) -> list[str]:
@@ -408,19 +474,31 @@ def training_tables(results: dict) -> list[str]:
     if "pretrain" in results:
         p = results["pretrain"]
         t, o = p["transformers"], p["hf-wav2vec2"]
-        lines += ["## Pre-training step (ForPreTraining forward + backward, fp32, each in its own process)", "",
-                  "| implementation | median step (s) | peak RSS (MB) | last loss | runs (s) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Pre-training step (ForPreTraining forward + backward, fp32, each in its own process)",
+            "",
+            "| implementation | median step (s) | peak RSS (MB) | last loss | runs (s) |",
+            "|---|---|---|---|---|",
+        ]
         for name, r in p.items():
-            lines.append(f"| {name} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['loss']:.3f} | "
-                         f"{runs_text(r['runs'])} |")
-        lines += ["", f"Speed-up **{t['seconds'] / o['seconds']:.2f}x**, peak memory ratio ours / transformers "
-                      f"**{o['peak_rss_mb'] / t['peak_rss_mb']:.2f}**; matmul peak {results['pretrain_peak']:.0f} "
-                      "GFLOP/s (losses differ by design: ours samples its own masks and distractors).", ""]
+            lines.append(
+                f"| {name} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['loss']:.3f} | {runs_text(r['runs'])} |"
+            )
+        lines += [
+            "",
+            f"Speed-up **{t['seconds'] / o['seconds']:.2f}x**, peak memory ratio ours / transformers "
+            f"**{o['peak_rss_mb'] / t['peak_rss_mb']:.2f}**; matmul peak {results['pretrain_peak']:.0f} "
+            "GFLOP/s (losses differ by design: ours samples its own masks and distractors).",
+            "",
+        ]
     if "finetune" in results:
         f = results["finetune"]
-        lines += ["## Fine-tuning step (ForCTC, conv stack frozen, fp32)", "",
-                  "| implementation | median step (s) | runs (s) |", "|---|---|---|"]
+        lines += [
+            "## Fine-tuning step (ForCTC, conv stack frozen, fp32)",
+            "",
+            "| implementation | median step (s) | runs (s) |",
+            "|---|---|---|",
+        ]
         for name, r in f.items():
             lines.append(f"| {name} | {r['seconds']:.2f} | {runs_text(r['runs'])} |")
         lines += ["", f"Speed-up **{f['transformers']['seconds'] / f['hf-wav2vec2']['seconds']:.2f}x**.", ""]
@@ -433,14 +511,24 @@ def training_tables(results: dict) -> list[str]:
 
 
 def scaling_tables(results: dict) -> list[str]:
-    lines = ["## Scaling with audio length (hf-wav2vec2 fp32, batch 1)", "",
-             "| audio (s) | forward (s) | s per audio s | attention's FLOP share | matmul peak used | "
-             "peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Scaling with audio length (hf-wav2vec2 fp32, batch 1)",
+        "",
+        "| audio (s) | forward (s) | s per audio s | attention's FLOP share | matmul peak used | peak RSS (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results["scaling"]:
-        lines.append(f"| {r['seconds']:g} | {r['time']:.2f} | {r['per_second']:.3f} | "
-                     f"{100 * r['attention_share']:.0f} % | {100 * r['utilization']:.0f} % | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "Long audio through the pipeline (chunked, stride = chunk / 6 each side):", "",
-              "| chunk (s) | wall (s) | RTF | peak RSS so far (MB) |", "|---|---|---|---|"]
+        lines.append(
+            f"| {r['seconds']:g} | {r['time']:.2f} | {r['per_second']:.3f} | "
+            f"{100 * r['attention_share']:.0f} % | {100 * r['utilization']:.0f} % | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "Long audio through the pipeline (chunked, stride = chunk / 6 each side):",
+        "",
+        "| chunk (s) | wall (s) | RTF | peak RSS so far (MB) |",
+        "|---|---|---|---|",
+    ]
     for r in results["chunked"]:
         lines.append(f"| {r['chunk']:g} | {r['time']:.1f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |")
     best = min(results["chunked"], key=lambda r: r["rtf"])
@@ -475,16 +563,24 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write_report(results: dict, args, out: Path) -> str:
-    lines = [f"# Performance on CPU: hf-wav2vec2 against transformers ({args.size.upper()} size, random weights)", "",
-             f"Machine: {machine_line()}.", f"Load average (1/5/15 min) before: {results['load_before']}, after: "
-             f"{load_average()}; wall time of the whole run {time.perf_counter() - results['start']:.0f} s.",
-             f"Command: `python benchmarks/bench_all.py {' '.join(sys.argv[1:])}`. Medians of {args.repeats} "
-             "interleaved rounds after a warm-up; each round also times a 2048^3 fp32 matmul, and the fractions of "
-             "the peak below are of the best matmul rate seen in the section (analytic FLOPs).", ""]
+    lines = [
+        f"# Performance on CPU: hf-wav2vec2 against transformers ({args.size.upper()} size, random weights)",
+        "",
+        f"Machine: {machine_line()}.",
+        f"Load average (1/5/15 min) before: {results['load_before']}, after: "
+        f"{load_average()}; wall time of the whole run {time.perf_counter() - results['start']:.0f} s.",
+        f"Command: `python benchmarks/bench_all.py {' '.join(sys.argv[1:])}`. Medians of {args.repeats} "
+        "interleaved rounds after a warm-up; each round also times a 2048^3 fp32 matmul, and the fractions of "
+        "the peak below are of the best matmul rate seen in the section (analytic FLOPs).",
+        "",
+    ]
     if results.get("forward_peaks"):
         peaks = results["forward_peaks"]
-        lines += [f"fp32 matmul rate during the forward rounds: best {max(peaks):.0f} GFLOP/s, median "
-                  f"{med(peaks):.0f}, worst {min(peaks):.0f} (2 threads).", ""]
+        lines += [
+            f"fp32 matmul rate during the forward rounds: best {max(peaks):.0f} GFLOP/s, median "
+            f"{med(peaks):.0f}, worst {min(peaks):.0f} (2 threads).",
+            "",
+        ]
     if "forward" in results:
         lines += forward_table(results) + [""]
     lines += accuracy_lines(results)
@@ -543,8 +639,13 @@ def main(argv=None) -> None:
     results = {"start": time.perf_counter(), "load_before": load_average(), "size": args.size}
     with tempfile.TemporaryDirectory() as tmp:
         root = save_checkpoints(Path(tmp), args.size)
-        for name, section in (("forward", bench_forward), ("accuracy", bench_accuracy), ("pretrain", bench_pretrain),
-                              ("finetune", bench_finetune), ("scaling", bench_scaling)):
+        for name, section in (
+            ("forward", bench_forward),
+            ("accuracy", bench_accuracy),
+            ("pretrain", bench_pretrain),
+            ("finetune", bench_finetune),
+            ("scaling", bench_scaling),
+        ):
             if name not in args.skip:
                 print(f"[bench_all] {name} ...", file=sys.stderr, flush=True)
                 section(root, args, results)

@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> str:
         processor = transformers.Wav2Vec2Processor.from_pretrained(root / "ctc")
         # transformers' class itself: with hf_wav2vec2 imported, pipeline() would route a wav2vec2 model to ours
         theirs = transformers.AutomaticSpeechRecognitionPipeline(
-            model=transformers.Wav2Vec2ForCTC.from_pretrained(root / "ctc").eval(), tokenizer=processor.tokenizer,
-            feature_extractor=processor.feature_extractor)
+            model=transformers.Wav2Vec2ForCTC.from_pretrained(root / "ctc").eval(),
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+        )
         pipe = asr_pipeline(str(root / "ctc"))
         in_order = [list(range(i, min(i + args.batch_size, len(files)))) for i in range(0, len(files), args.batch_size)]
         grouped = length_groups(seconds, args.batch_size)
@@ -94,36 +96,53 @@ def main(argv: list[str] | None = None) -> str:
                     texts[name] = [r.text for r in transcribe_files(pipe, files, batch_size=batch_size)]
                 finally:
                     ours.length_groups = original
+
             return fn
 
         def run_theirs():
             texts["transformers"] = [out["text"] for out in theirs(files, batch_size=args.batch_size)]
 
-        fns = {"transformers": run_theirs, "hf-wav2vec2 grouped by length": run_ours("grouped", args.batch_size),
-               "hf-wav2vec2 in the files' order": run_ours("in order", args.batch_size, in_order),
-               "hf-wav2vec2 one at a time": run_ours("one", 1)}
+        fns = {
+            "transformers": run_theirs,
+            "hf-wav2vec2 grouped by length": run_ours("grouped", args.batch_size),
+            "hf-wav2vec2 in the files' order": run_ours("in order", args.batch_size, in_order),
+            "hf-wav2vec2 one at a time": run_ours("one", 1),
+        }
         times, peaks = interleaved(fns, args.repeats)
     same = {name: texts[name] == texts["grouped"] for name in texts}
-    share = {"transformers": padding_share(seconds, in_order), "hf-wav2vec2 grouped by length":
-             padding_share(seconds, grouped), "hf-wav2vec2 in the files' order": padding_share(seconds, in_order),
-             "hf-wav2vec2 one at a time": 0.0}
+    share = {
+        "transformers": padding_share(seconds, in_order),
+        "hf-wav2vec2 grouped by length": padding_share(seconds, grouped),
+        "hf-wav2vec2 in the files' order": padding_share(seconds, in_order),
+        "hf-wav2vec2 one at a time": 0.0,
+    }
     base = med(times["transformers"])
-    lines = [f"# Many files: batches grouped by length ({args.size.upper()} size, random weights, CPU)", "",
-             f"Machine: {machine_line()}; load average before {load_before}, after {load_average()}.",
-             f"Command: `python benchmarks/bench_batch_files.py {' '.join(sys.argv[1:] if argv is None else argv)}`.",
-             f"{len(files)} held-out asterisk prompts, {sum(seconds):.0f} s of audio ({min(seconds):.1f}-"
-             f"{max(seconds):.1f} s each), batch size {args.batch_size}; medians of {args.repeats} interleaved rounds "
-             f"after a warm-up. fp32 matmul probe: best {max(peaks):.0f}, median {med(peaks):.0f} GFLOP/s.", "",
-             "| way | median (s) | files / s | vs transformers | padding computed | runs (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Many files: batches grouped by length ({args.size.upper()} size, random weights, CPU)",
+        "",
+        f"Machine: {machine_line()}; load average before {load_before}, after {load_average()}.",
+        f"Command: `python benchmarks/bench_batch_files.py {' '.join(sys.argv[1:] if argv is None else argv)}`.",
+        f"{len(files)} held-out asterisk prompts, {sum(seconds):.0f} s of audio ({min(seconds):.1f}-"
+        f"{max(seconds):.1f} s each), batch size {args.batch_size}; medians of {args.repeats} interleaved rounds "
+        f"after a warm-up. fp32 matmul probe: best {max(peaks):.0f}, median {med(peaks):.0f} GFLOP/s.",
+        "",
+        "| way | median (s) | files / s | vs transformers | padding computed | runs (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, runs in times.items():
         t = med(runs)
-        lines.append(f"| {name} | {t:.2f} | {len(files) / t:.1f} | {base / t:.2f}x | {100 * share[name]:.0f} % | "
-                     f"{', '.join(f'{r:.2f}' for r in runs)} |")
-    lines += ["", "Transcripts equal to the grouped run's: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in
-                                                                  same.items()) + " (a BASE-style model takes no "
-              "attention mask, so padding is audio it hears: a batch can change a transcript, a reason to pad less).",
-              ""]
+        lines.append(
+            f"| {name} | {t:.2f} | {len(files) / t:.1f} | {base / t:.2f}x | {100 * share[name]:.0f} % | "
+            f"{', '.join(f'{r:.2f}' for r in runs)} |"
+        )
+    lines += [
+        "",
+        "Transcripts equal to the grouped run's: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in same.items())
+        + " (a BASE-style model takes no "
+        "attention mask, so padding is audio it hears: a batch can change a transcript, a reason to pad less).",
+        "",
+    ]
     return publish_report(lines, args.out)
 
 

@@ -21,8 +21,16 @@ from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForCTC
 
 SIZES = {
     # tests/conftest.py's tiny model on the real 7-layer conv stack (20 ms frames)
-    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                 conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=32),
+    "tiny": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        vocab_size=32,
+    ),
     "base": dict(vocab_size=32),  # the config's defaults are BASE's (12 x 768, 95M parameters)
 }
 
@@ -46,7 +54,7 @@ def measure(size: str, seconds: float, rounds: int) -> dict:
     time_forward(model, x)  # warm-up
     try:
         for round_ in range(rounds):
-            for variant in (("with", "without") if round_ % 2 == 0 else ("without", "with")):
+            for variant in ("with", "without") if round_ % 2 == 0 else ("without", "with"):
                 modeling.prepare_input_values = checked if variant == "with" else (lambda values, *_: values)
                 times[variant].append(time_forward(model, x, repeats))
     finally:
@@ -69,8 +77,10 @@ def main() -> None:
     print("| model | with checks (s) | without (s) | ratio | the checks alone (ms) |\n|---|---|---|---|---|")
     for size in args.sizes.split(","):
         r = measure(size, args.seconds, args.rounds)
-        print(f"| {size} | {r['with_s']:.4f} | {r['without_s']:.4f} | {r['ratio']:.3f} | {r['checks_s'] * 1e3:.3f} |",
-              flush=True)
+        print(
+            f"| {size} | {r['with_s']:.4f} | {r['without_s']:.4f} | {r['ratio']:.3f} | {r['checks_s'] * 1e3:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

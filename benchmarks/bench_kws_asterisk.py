@@ -54,11 +54,25 @@ WINDOW_SECONDS = 1.0
 # 2-core CPU: on raw audio the conv stack is most of the cost, so it has 32 channels and BASE's group norm (one
 # norm layer, not seven).
 MODEL = dict(
-    hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, conv_dim=(32,) * 7,
-    conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4, feat_extract_norm="group", conv_bias=False, do_stable_layer_norm=True,
-    hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, feat_proj_dropout=0.0, layerdrop=0.0,
-    final_dropout=0.0, classifier_proj_size=32,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=128,
+    conv_dim=(32,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    feat_extract_norm="group",
+    conv_bias=False,
+    do_stable_layer_norm=True,
+    hidden_dropout=0.1,
+    attention_dropout=0.1,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    layerdrop=0.0,
+    final_dropout=0.0,
+    classifier_proj_size=32,
 )
 
 
@@ -75,8 +89,10 @@ def source_clips() -> tuple[dict[tuple[str, str], np.ndarray], list[str]]:
         for digit in DIGITS:
             clips[(language, digit)] = load_audio(str(folder / f"{digit}.wav"), RATE)
     if "en" not in {language for language, _ in clips}:
-        raise SystemExit(f"bench_kws_asterisk: {SOUNDS / VOICES['en'] / 'digits'} is missing: apt-get install "
-                         f"{PACKAGES['en']} (scripts/setup.sh does)")
+        raise SystemExit(
+            f"bench_kws_asterisk: {SOUNDS / VOICES['en'] / 'digits'} is missing: apt-get install "
+            f"{PACKAGES['en']} (scripts/setup.sh does)"
+        )
     return clips, missing
 
 
@@ -129,9 +145,12 @@ def score(classifier, items: list[tuple[str, str]]) -> dict:
             hits[0] += 1
         else:
             confusions[f"{label}->{predicted}"] = confusions.get(f"{label}->{predicted}", 0) + 1
-    return {"accuracy": correct / len(items), "clips": len(items),
-            "per_language": {k: v[0] / v[1] for k, v in sorted(per_language.items())},
-            "confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1]))}
+    return {
+        "accuracy": correct / len(items),
+        "clips": len(items),
+        "per_language": {k: v[0] / v[1] for k, v in sorted(per_language.items())},
+        "confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1])),
+    }
 
 
 def train(workdir: Path, args) -> tuple[dict, float]:
@@ -140,12 +159,37 @@ def train(workdir: Path, args) -> tuple[dict, float]:
 
     HfWav2Vec2Config(**MODEL).save_pretrained(workdir / "config")
     argv = [
-        "--from_scratch", "--config_name", str(workdir / "config"), "--train_dir", str(workdir / "train"),
-        "--eval_dir", str(workdir / "test"), "--output_dir", str(workdir / "model"),
-        "--max_steps", str(args.max_steps), "--learning_rate", str(args.learning_rate),
-        "--per_device_train_batch_size", str(args.batch_size), "--warmup_steps", "0.1",
-        "--mask_time_prob", "0.05", "--mask_time_length", "5", "--logging_steps", "100", "--save_strategy", "no",
-        "--seed", str(args.seed), "--dataloader_pin_memory", "false", "--disable_tqdm", "true",
+        "--from_scratch",
+        "--config_name",
+        str(workdir / "config"),
+        "--train_dir",
+        str(workdir / "train"),
+        "--eval_dir",
+        str(workdir / "test"),
+        "--output_dir",
+        str(workdir / "model"),
+        "--max_steps",
+        str(args.max_steps),
+        "--learning_rate",
+        str(args.learning_rate),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--warmup_steps",
+        "0.1",
+        "--mask_time_prob",
+        "0.05",
+        "--mask_time_length",
+        "5",
+        "--logging_steps",
+        "100",
+        "--save_strategy",
+        "no",
+        "--seed",
+        str(args.seed),
+        "--dataloader_pin_memory",
+        "false",
+        "--disable_tqdm",
+        "true",
     ]
     started, cpu_started = time.perf_counter(), time.process_time()
     metrics = finetune(argv)
@@ -162,9 +206,15 @@ def report(args, clips, missing, results, metrics, seconds, parameters) -> str:
     import transformers
 
     lines = [
-        "# Keyword spotting on the asterisk digit prompts (CPU)", "", "Command:", "", f"    {command.strip()}", "",
+        "# Keyword spotting on the asterisk digit prompts (CPU)",
+        "",
+        "Command:",
+        "",
+        f"    {command.strip()}",
+        "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
-        f"threads), transformers {transformers.__version__}.", "",
+        f"threads), transformers {transformers.__version__}.",
+        "",
         f"Data: digits 0-9 of the asterisk prompts in {', '.join(languages)} "
         f"({', '.join(VOICES[lang] for lang in languages)}"
         f"; one speaker, 8 kHz, resampled to 16 kHz with soxr): {len(clips)} recordings, 10 labels (a digit's words "
@@ -185,8 +235,9 @@ def report(args, clips, missing, results, metrics, seconds, parameters) -> str:
         f"{metrics.get('train_loss', float('nan')):.3f}, evaluation accuracy (Trainer, whole clips) "
         f"{100 * metrics.get('eval_accuracy', float('nan')):.1f}%.",
         "",
-        "Scored clip by clip through `pipeline(\"audio-classification\", model=...)` (this package's pipeline: files "
-        "decoded with soundfile, resampled with soxr):", "",
+        'Scored clip by clip through `pipeline("audio-classification", model=...)` (this package\'s pipeline: files '
+        "decoded with soundfile, resampled with soxr):",
+        "",
         "| held-out set | clips | accuracy | " + " | ".join(f"accuracy ({lang})" for lang in languages) + " |",
         "|---|---|---|" + "---|" * len(languages),
     ]
@@ -198,9 +249,11 @@ def report(args, clips, missing, results, metrics, seconds, parameters) -> str:
         shown = ", ".join(f"{k}: {v}" for k, v in list(result["confusions"].items())[:8]) or "none"
         lines.append(f"* {name}: {shown}")
     lines += [
-        "", "Chance is 10 %. One speaker and one recording per word: a held-out clip is a new augmentation of a "
+        "",
+        "Chance is 10 %. One speaker and one recording per word: a held-out clip is a new augmentation of a "
         "recording seen in training, so this measures robustness to speed, gain, placement and noise, not "
-        "recognition of unseen speakers (that needs a corpus such as Speech Commands and a pre-trained encoder).", "",
+        "recognition of unseen speakers (that needs a corpus such as Speech Commands and a pre-trained encoder).",
+        "",
     ]
     return "\n".join(lines)
 
@@ -222,9 +275,12 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir)
     clips, missing = source_clips()
     write_split(workdir / "train", clips, args.copies, args.seed)
-    held_out = {"augmented (5-30 dB SNR)": write_split(workdir / "test", clips, args.test_copies, args.seed + 1),
-                "noisier (0-5 dB SNR)": write_split(workdir / "test_noisy", clips, args.test_copies, args.seed + 2,
-                                                    snr_db=(0.0, 5.0))}
+    held_out = {
+        "augmented (5-30 dB SNR)": write_split(workdir / "test", clips, args.test_copies, args.seed + 1),
+        "noisier (0-5 dB SNR)": write_split(
+            workdir / "test_noisy", clips, args.test_copies, args.seed + 2, snr_db=(0.0, 5.0)
+        ),
+    }
     metrics, seconds = train(workdir, args)
     classifier = pipeline("audio-classification", model=str(workdir / "model"))
     parameters = sum(p.numel() for p in classifier.model.parameters())

@@ -106,8 +106,10 @@ def load_split(data: Path, name: str, max_examples: int | None = None) -> Split:
     rows = read_metadata(data / name)
     unlabeled = [row["file"] for row in rows if not row["text"]]
     if unlabeled:
-        raise ValueError(f"{data / name / 'metadata.csv'}: {len(unlabeled)} rows have no transcript "
-                         f"(e.g. {unlabeled[0]}): WER needs a reference for every clip")
+        raise ValueError(
+            f"{data / name / 'metadata.csv'}: {len(unlabeled)} rows have no transcript "
+            f"(e.g. {unlabeled[0]}): WER needs a reference for every clip"
+        )
     rows = rows[:max_examples] if max_examples else rows
     seconds = 0.0
     for row in rows:
@@ -139,9 +141,14 @@ def lm_sentences(data: Path, lm_text: str) -> tuple[list[str], str, int]:
                 texts.setdefault(f"{prompt.name}.wav", prompt.text or "")
             sources.append("the corpus' pretrain split (`asterisk.split_prompts`, transcripts only)")
         else:
-            raise SystemExit(f"{folder}: no metadata.csv for the LM text --lm_text {lm_text}"
-                             + (f" (and the asterisk prompts are not installed: apt-get install "
-                                f"{asterisk.DEBIAN_PACKAGE})" if name == "pretrain" else ""))
+            raise SystemExit(
+                f"{folder}: no metadata.csv for the LM text --lm_text {lm_text}"
+                + (
+                    f" (and the asterisk prompts are not installed: apt-get install {asterisk.DEBIAN_PACKAGE})"
+                    if name == "pretrain"
+                    else ""
+                )
+            )
     sentences = [text for text in texts.values() if text]
     return sentences, " + ".join(sources), len(texts) - len(sentences)
 
@@ -222,13 +229,14 @@ def greedy_pass(pipe, recorder: LogitsRecorder, split: Split, batch_size: int) -
     result = evaluate_model(pipe, split.files, split.texts, batch_size=batch_size)
     seconds = time.perf_counter() - start
     if result.failed:
-        raise RuntimeError(f"{len(result.failed)} {split.name} clips could not be transcribed, e.g. "
-                           f"{next(iter(result.failed.values()))}")
+        raise RuntimeError(
+            f"{len(result.failed)} {split.name} clips could not be transcribed, e.g. "
+            f"{next(iter(result.failed.values()))}"
+        )
     if len(recorder.logits) != len(split.files):
         raise RuntimeError(f"kept {len(recorder.logits)} logits for {len(split.files)} {split.name} clips")
     logits, recorder.logits = recorder.logits, []
-    return {"wer": result.wer, "cer": result.cer, "seconds": seconds, "hypotheses": result.hypotheses,
-            "logits": logits}
+    return {"wer": result.wer, "cer": result.cer, "seconds": seconds, "hypotheses": result.hypotheses, "logits": logits}
 
 
 def lm_pass(decoder, split: Split, logits: list) -> dict:
@@ -253,18 +261,29 @@ def _num(x: float) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="fine-tuned CTC model directory")
-    parser.add_argument("--data", default="data/asterisk",
-                        help="exported asterisk workdir with train/ and test/ (exported there when missing)")
+    parser.add_argument(
+        "--data",
+        default="data/asterisk",
+        help="exported asterisk workdir with train/ and test/ (exported there when missing)",
+    )
     parser.add_argument("--order", type=int, default=3, help="n-gram order of the LM")
-    parser.add_argument("--lm_text", default="train+pretrain", choices=LM_TEXTS,
-                        help="prompts whose transcripts make the LM text (never the test split)")
+    parser.add_argument(
+        "--lm_text",
+        default="train+pretrain",
+        choices=LM_TEXTS,
+        help="prompts whose transcripts make the LM text (never the test split)",
+    )
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.3, 0.5, 1.0], help="LM weights to try")
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 1.0, 2.0], help="word bonuses to try")
     parser.add_argument("--beam_size", type=int, default=50)
     parser.add_argument("--batch_size", type=int, default=1, help="clips per model call")
     parser.add_argument("--device", default=None, help="cpu (default), cuda, ...")
-    parser.add_argument("--max_examples", type=int, default=None,
-                        help="only the first N clips of each split (a smoke run; not a result)")
+    parser.add_argument(
+        "--max_examples",
+        type=int,
+        default=None,
+        help="only the first N clips of each split (a smoke run; not a result)",
+    )
     parser.add_argument("--lm_dir", default=None, help="keep the LM text and ARPA file here (default: a temp dir)")
     parser.add_argument("--output", default=None, help="write the Markdown report to this file")
     args = parser.parse_args(argv)
@@ -343,11 +362,16 @@ def model_description(args, pipe, vocab: dict, case: str | None) -> str:
     import hf_wav2vec2
 
     device = args.device or "cpu"
-    machine = (f" ({cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-               f"{torch.get_num_threads()} torch threads)" if device == "cpu" else f" (torch {torch.__version__})")
-    return (f"Model: `{args.model}` ({type(pipe.model).__name__}, {len(vocab)}-token vocabulary, "
-            f"{case or 'mixed'}-case letters). Device: {device}{machine}, transformers {transformers.__version__}, "
-            f"hf-wav2vec2 {hf_wav2vec2.__version__}.")
+    machine = (
+        f" ({cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch threads)"
+        if device == "cpu"
+        else f" (torch {torch.__version__})"
+    )
+    return (
+        f"Model: `{args.model}` ({type(pipe.model).__name__}, {len(vocab)}-token vocabulary, "
+        f"{case or 'mixed'}-case letters). Device: {device}{machine}, transformers {transformers.__version__}, "
+        f"hf-wav2vec2 {hf_wav2vec2.__version__}."
+    )
 
 
 def decode_everything(args, pipe, recorder, splits: dict, arpa: Path) -> tuple[dict, list[dict]]:
@@ -360,20 +384,28 @@ def decode_everything(args, pipe, recorder, splits: dict, arpa: Path) -> tuple[d
         result = greedy_pass(pipe, recorder, splits[name], args.batch_size)
         logits[name] = result.pop("logits")
         greedy[name] = result
-        print(f"[greedy] {name}: WER {_pct(result['wer'])} CER {_pct(result['cer'])} "
-              f"({result['seconds']:.1f} s)", file=sys.stderr, flush=True)
+        print(
+            f"[greedy] {name}: WER {_pct(result['wer'])} CER {_pct(result['cer'])} ({result['seconds']:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     grid = []
     for alpha in args.alphas:
         for beta in args.betas:
-            decoder = CTCBeamSearchDecoder.from_tokenizer(pipe.tokenizer, arpa, alpha=alpha, beta=beta,
-                                                          beam_size=args.beam_size)
+            decoder = CTCBeamSearchDecoder.from_tokenizer(
+                pipe.tokenizer, arpa, alpha=alpha, beta=beta, beam_size=args.beam_size
+            )
             point = {"alpha": alpha, "beta": beta}
             for name in ("train", "test"):
                 point[name] = lm_pass(decoder, splits[name], logits[name])
             grid.append(point)
             seconds = point["train"]["seconds"] + point["test"]["seconds"]
-            print(f"[lm] alpha={_num(alpha)} beta={_num(beta)}: train WER {_pct(point['train']['wer'])}, "
-                  f"test WER {_pct(point['test']['wer'])} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"[lm] alpha={_num(alpha)} beta={_num(beta)}: train WER {_pct(point['train']['wer'])}, "
+                f"test WER {_pct(point['test']['wer'])} ({seconds:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     return greedy, grid
 
 
@@ -409,8 +441,13 @@ def main(argv=None) -> dict:
     ctc_vocab = CTCVocabulary.from_tokenizer(pipe.tokenizer)
     lm_lines = [apply_case(s, case) for s in sentences]  # the LM, cased like the vocabulary
     lm_vocabulary = {w for line in lm_lines for w in line.split()}
-    lm = LMText(lm_lines, lm_source, skipped, spellable=sum(ctc_vocab.spell(w) is not None for w in lm_vocabulary),
-                test_words=[apply_case(w, case) for t in full_test.texts for w in t.split()])
+    lm = LMText(
+        lm_lines,
+        lm_source,
+        skipped,
+        spellable=sum(ctc_vocab.spell(w) is not None for w in lm_vocabulary),
+        test_words=[apply_case(w, case) for t in full_test.texts for w in t.split()],
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         lm_dir = Path(args.lm_dir) if args.lm_dir else Path(tmp)
@@ -431,8 +468,14 @@ def main(argv=None) -> dict:
         "grid": grid,
         "chosen": outcome.chosen,
         "oracle": outcome.oracle,
-        "lm": {"sentences": len(lm_lines), "words": len(lm.words), "vocabulary": len(lm.vocabulary),
-               "counts": stats.counts, "case": case, "arpa": str(arpa) if args.lm_dir else None},
+        "lm": {
+            "sentences": len(lm_lines),
+            "words": len(lm.words),
+            "vocabulary": len(lm.vocabulary),
+            "counts": stats.counts,
+            "case": case,
+            "arpa": str(arpa) if args.lm_dir else None,
+        },
         "oov_rate": lm.oov_tokens / max(1, len(lm.test_words)),
         "leak_check": leak,
         "report": report,
@@ -464,8 +507,10 @@ def setup_lines(run: Outcome) -> list[str]:
         f"{train.seconds:.1f} s, {train.words} words. Data: `{Path(args.data)}`.",
     ]
     if args.max_examples:
-        lines += ["", f"**Smoke run: only the first {args.max_examples} clips of each split (--max_examples); "
-                      "not a result.**"]
+        lines += [
+            "",
+            f"**Smoke run: only the first {args.max_examples} clips of each split (--max_examples); not a result.**",
+        ]
     return lines + [
         "",
         f"LM: {args.order}-gram interpolated modified Kneser-Ney (`hf_wav2vec2.decoding.build_arpa`), {counts}. "

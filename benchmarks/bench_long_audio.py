@@ -77,9 +77,19 @@ def peak_rss_mb() -> float:
 
 def save_model(directory: Path) -> None:
     """7 conv layers of 64 channels, 2 transformer layers of width 128 (random): the audio's memory dominates."""
-    save_random_ctc_model(directory, dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                          intermediate_size=256, conv_dim=(64,) * 7, num_conv_pos_embeddings=32,
-                                          num_conv_pos_embedding_groups=4), return_attention_mask=False)
+    save_random_ctc_model(
+        directory,
+        dict(
+            hidden_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=256,
+            conv_dim=(64,) * 7,
+            num_conv_pos_embeddings=32,
+            num_conv_pos_embedding_groups=4,
+        ),
+        return_attention_mask=False,
+    )
 
 
 def child(args: argparse.Namespace) -> None:
@@ -127,13 +137,28 @@ def main(argv=None) -> None:
             if "file" in args.inputs:
                 write_wav(wav, minutes)
             for kind in args.inputs:
-                command = [sys.executable, __file__, "--child", "--input", kind, "--model", str(model_dir),
-                           "--audio", str(wav), "--minutes", str(minutes), "--chunk-length", str(args.chunk_length),
-                           "--stride-length", str(args.stride_length)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--input",
+                    kind,
+                    "--model",
+                    str(model_dir),
+                    "--audio",
+                    str(wav),
+                    "--minutes",
+                    str(minutes),
+                    "--chunk-length",
+                    str(args.chunk_length),
+                    "--stride-length",
+                    str(args.stride_length),
+                ]
                 result = {}
                 for allocator, extra_env in (("default", {}), ("mmap", {"MALLOC_MMAP_THRESHOLD_": "131072"})):
-                    done = subprocess.run(command, capture_output=True, text=True, check=True,
-                                          env={**os.environ, **extra_env})
+                    done = subprocess.run(
+                        command, capture_output=True, text=True, check=True, env={**os.environ, **extra_env}
+                    )
                     result[allocator] = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append((minutes, kind, result))
                 print(f"{minutes:g} min {kind}: {result}", file=sys.stderr, flush=True)

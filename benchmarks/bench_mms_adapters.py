@@ -60,8 +60,10 @@ def export_spanish(workdir: Path, train_minutes: float, test_minutes: float) -> 
     from hf_wav2vec2.corpora import asterisk
 
     if not (SPANISH_SOUNDS.is_dir() and SPANISH_TRANSCRIPTS.is_file()):
-        raise SystemExit("bench_mms_adapters: needs the Spanish asterisk prompts and their transcripts: "
-                         "apt-get install asterisk-core-sounds-es-wav asterisk-core-sounds-es")
+        raise SystemExit(
+            "bench_mms_adapters: needs the Spanish asterisk prompts and their transcripts: "
+            "apt-get install asterisk-core-sounds-es-wav asterisk-core-sounds-es"
+        )
     prompts = asterisk.load_prompts(SPANISH_SOUNDS, SPANISH_TRANSCRIPTS)
     splits = asterisk.split_prompts(prompts, train_seconds=train_minutes * 60, test_seconds=test_minutes * 60)
     folders = {name: asterisk.export_prompts(splits[name], workdir / "data" / name) for name in ("train", "test")}
@@ -82,13 +84,48 @@ def finetune(args, base: Path, folders: dict, output: Path, adapter: bool) -> di
     from hf_wav2vec2.training import finetune as ft
 
     argv = [
-        "--model_name_or_path", str(base), "--train_dir", str(folders["train"]), "--eval_dir", str(folders["test"]),
-        "--output_dir", str(output), "--text_case", "upper", "--max_steps", str(args.steps),
-        "--learning_rate", str(args.adapter_lr if adapter else args.full_lr),
-        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "8",
-        "--group_by_length", "true", "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "25",
-        "--report_to", "none", "--seed", str(args.seed), "--dataloader_num_workers", "0", "--plot_curves", "false",
-        "--mask_time_prob", "0.05", "--mask_feature_prob", "0.0", "--layerdrop", "0.0", "--language", "es",
+        "--model_name_or_path",
+        str(base),
+        "--train_dir",
+        str(folders["train"]),
+        "--eval_dir",
+        str(folders["test"]),
+        "--output_dir",
+        str(output),
+        "--text_case",
+        "upper",
+        "--max_steps",
+        str(args.steps),
+        "--learning_rate",
+        str(args.adapter_lr if adapter else args.full_lr),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--per_device_eval_batch_size",
+        "8",
+        "--group_by_length",
+        "true",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "25",
+        "--report_to",
+        "none",
+        "--seed",
+        str(args.seed),
+        "--dataloader_num_workers",
+        "0",
+        "--plot_curves",
+        "false",
+        "--mask_time_prob",
+        "0.05",
+        "--mask_feature_prob",
+        "0.0",
+        "--layerdrop",
+        "0.0",
+        "--language",
+        "es",
     ]
     if adapter:
         argv += ["--adapter_lang", "spa", "--adapter_attn_dim", str(args.adapter_attn_dim)]
@@ -113,9 +150,15 @@ def trainable_parameters(output: Path, adapter: bool) -> tuple[int, int]:
 
 def row(name: str, metrics: dict, params: tuple[int, int], saved: Path, steps: int) -> dict:
     return {
-        "run": name, "cer": metrics["eval_cer"], "wer": metrics["eval_wer"], "trainable": params[0],
-        "total": params[1], "seconds_per_update": metrics["train_runtime"] / steps, "saved_file": saved.name,
-        "saved_mib": saved.stat().st_size / 2**20, "wall_seconds": metrics["wall_seconds"],
+        "run": name,
+        "cer": metrics["eval_cer"],
+        "wer": metrics["eval_wer"],
+        "trainable": params[0],
+        "total": params[1],
+        "seconds_per_update": metrics["train_runtime"] / steps,
+        "saved_file": saved.name,
+        "saved_mib": saved.stat().st_size / 2**20,
+        "wall_seconds": metrics["wall_seconds"],
     }
 
 
@@ -124,22 +167,28 @@ def report(args, argv, data: dict, rows: list) -> str:
 
     command = "python benchmarks/bench_mms_adapters.py " + " ".join(shlex.quote(a) for a in argv)
     lines = [
-        "# Adapter-only (MMS) vs full CTC fine-tuning, Spanish asterisk prompts, CPU", "",
-        f"Command: `{command}`", "",
-        f"Machine: {cpu_name()}, torch threads as set by the environment (a shared 2-core machine).", "",
+        "# Adapter-only (MMS) vs full CTC fine-tuning, Spanish asterisk prompts, CPU",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {cpu_name()}, torch threads as set by the environment (a shared 2-core machine).",
+        "",
         f"Data: Spanish asterisk prompts (es_MX_f_Allison, 8 kHz resampled to 16 kHz), train "
         f"{data['summary']['train']['minutes']:.1f} min / {data['summary']['train']['prompts']} prompts, held-out test "
         f"{data['summary']['test']['minutes']:.1f} min / {data['summary']['test']['prompts']} prompts. "
         f"{args.steps} updates per run, batch {args.batch_size}, base `{args.base or 'random (--quick)'}`."
-        + (" --quick: only the first 32 training and 8 test clips are used." if args.quick else ""), "",
+        + (" --quick: only the first 32 training and 8 test clips are used." if args.quick else ""),
+        "",
         "| run | CER | WER | trainable params | of total | s / update | what it adds to the base | size |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         share = 100 * r["trainable"] / r["total"]
-        lines.append(f"| {r['run']} | {100 * r['cer']:.1f} % | {100 * r['wer']:.1f} % | {r['trainable']:,} | "
-                     f"{share:.1f} % | {r['seconds_per_update']:.3f} | `{r['saved_file']}` | "
-                     f"{r['saved_mib']:.2f} MiB |")
+        lines.append(
+            f"| {r['run']} | {100 * r['cer']:.1f} % | {100 * r['wer']:.1f} % | {r['trainable']:,} | "
+            f"{share:.1f} % | {r['seconds_per_update']:.3f} | `{r['saved_file']}` | "
+            f"{r['saved_mib']:.2f} MiB |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -50,10 +50,18 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
-    no_dropout = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
-                      feat_quantizer_dropout=0.0, final_dropout=0.0, layerdrop=0.0)
-    hf_config = transformers.Wav2Vec2Config(**SIZES[args.size], **no_dropout, mask_time_prob=0.65,
-                                            attn_implementation="sdpa")
+    no_dropout = dict(
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        feat_quantizer_dropout=0.0,
+        final_dropout=0.0,
+        layerdrop=0.0,
+    )
+    hf_config = transformers.Wav2Vec2Config(
+        **SIZES[args.size], **no_dropout, mask_time_prob=0.65, attn_implementation="sdpa"
+    )
     x = torch.randn(args.batch, int(args.seconds * 16000), device=args.device, dtype=dtype)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,14 +90,17 @@ def main(argv=None):
         out = model(x, **kwargs)
         out.loss.backward()
 
-    t_step = timed(lambda: step(theirs, mask_time_indices=mask, sampled_negative_indices=negatives), args.repeats,
-                   args.device)
+    t_step = timed(
+        lambda: step(theirs, mask_time_indices=mask, sampled_negative_indices=negatives), args.repeats, args.device
+    )
     o_step = timed(lambda: step(ours), args.repeats, args.device)
     rows.append(("ForPreTraining step (fwd+bwd)", t_step, o_step))
 
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\n{args.size} model, batch {args.batch} x {args.seconds:g} s, {args.dtype}, {device_name}, "
-          f"torch {torch.__version__}, transformers {transformers.__version__}\n")
+    print(
+        f"\n{args.size} model, batch {args.batch} x {args.seconds:g} s, {args.dtype}, {device_name}, "
+        f"torch {torch.__version__}, transformers {transformers.__version__}\n"
+    )
     print("| what | transformers (s) | hf-wav2vec2 (s) | speed-up |")
     print("|---|---|---|---|")
     for name, t, o in rows:

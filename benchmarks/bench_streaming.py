@@ -116,30 +116,47 @@ def main(argv=None) -> None:
                 paced = paced_run(transcriber, audio, block)
                 fast = StreamingTranscriber(transcriber.pipe, chunk_s=chunk_s, context_s=context_s, partial_s=None)
                 rtf = throughput(fast, audio, block)
-                row = (size, chunk_s, context_s, summary(paced["committed"]), summary(paced["partial"]), rtf,
-                       paced["behind"])
+                row = (
+                    size,
+                    chunk_s,
+                    context_s,
+                    summary(paced["committed"]),
+                    summary(paced["partial"]),
+                    rtf,
+                    paced["behind"],
+                )
                 print(row, flush=True)
                 rows.append(row)
     load = os.getloadavg()
     lines = [
         f"# Live transcription, CPU ({args.seconds:g} s of 16 kHz audio pushed in {args.block:g} s blocks)",
         "",
-        (f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
-        f"threads), hf-wav2vec2 {hf_wav2vec2.__version__}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
-        f"{load[2]:.1f} (1 / 5 / 15 min: other jobs shared the cores)."),
+        (
+            f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
+            f"threads), hf-wav2vec2 {hf_wav2vec2.__version__}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
+            f"{load[2]:.1f} (1 / 5 / 15 min: other jobs shared the cores)."
+        ),
         f"Command: `python {' '.join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])])}`",
         "",
-        ("Latency: seconds from a sample's arrival (real-time pace) to the push that returns its committed text, or"
-        " the first partial text covering it (partial_s = 0.5), as median / 95th percentile / max over every block's"
-        " last sample. RTF: the same audio pushed as fast as possible, wall time / audio duration. Behind: how far"
-        " the paced run fell behind real time at worst (0 = kept up)."),
+        (
+            "Latency: seconds from a sample's arrival (real-time pace) to the push that returns its committed text, or"
+            " the first partial text covering it (partial_s = 0.5), as median / 95th percentile / max over every"
+            " block's"
+            " last sample. RTF: the same audio pushed as fast as possible, wall time / audio duration. Behind: how far"
+            " the paced run fell behind real time at worst (0 = kept up)."
+        ),
         "",
         "| model | chunk_s | context_s | committed latency (s) | partial latency (s) | RTF | behind (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     lines += [f"| {r[0]} | {r[1]:g} | {r[2]:g} | {r[3]} | {r[4]} | {r[5]:.3f} | {r[6]:.2f} |" for r in rows]
-    lines += ["", ("By construction the committed latency lies between context_s and chunk_s - context_s plus one "
-              "forward pass of a chunk; a model whose RTF approaches 1 falls behind and the latency grows.")]
+    lines += [
+        "",
+        (
+            "By construction the committed latency lies between context_s and chunk_s - context_s plus one "
+            "forward pass of a chunk; a model whose RTF approaches 1 falls behind and the latency grows."
+        ),
+    ]
     publish_report(lines, args.out)
 
 

@@ -52,12 +52,19 @@ def without_special_tokens(text: str) -> str:
 
 
 def build_pipelines(directory: Path, device: str) -> dict:
-    theirs = transformers.pipeline("automatic-speech-recognition", model=str(directory), device=device,
-                                   pipeline_class=transformers.AutomaticSpeechRecognitionPipeline)
+    theirs = transformers.pipeline(
+        "automatic-speech-recognition",
+        model=str(directory),
+        device=device,
+        pipeline_class=transformers.AutomaticSpeechRecognitionPipeline,
+    )
     model = HfWav2Vec2ForCTC.from_pretrained(directory).eval()
     processor = HfWav2Vec2Processor.from_pretrained(directory)
     ours = HfWav2Vec2AutomaticSpeechRecognitionPipeline(
-        model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor, device=device,
+        model=model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+        device=device,
     )
     assert type(theirs.model).__module__.startswith("transformers.models.wav2vec2")
     return {"hf-wav2vec2": ours, "transformers": theirs}

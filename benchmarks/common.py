@@ -28,8 +28,12 @@ def write_character_vocab(directory: Path, alphabet: str = LETTERS_BY_FREQUENCY)
     return path
 
 
-def save_random_ctc_model(directory: Path, config: dict | None = None, alphabet: str = LETTERS_BY_FREQUENCY,
-                          return_attention_mask: bool = True) -> Path:
+def save_random_ctc_model(
+    directory: Path,
+    config: dict | None = None,
+    alphabet: str = LETTERS_BY_FREQUENCY,
+    return_attention_mask: bool = True,
+) -> Path:
     """A random (seed 0) HfWav2Vec2ForCTC with ``config``'s overrides and its processor, saved in ``directory``;
     the weights do not change what a forward pass costs."""
     import torch
@@ -46,8 +50,9 @@ def save_random_ctc_model(directory: Path, config: dict | None = None, alphabet:
     vocab_size = len(json.loads(vocab_file.read_text()))
     torch.manual_seed(0)
     HfWav2Vec2ForCTC(HfWav2Vec2Config(vocab_size=vocab_size, **(config or {}))).eval().save_pretrained(directory)
-    HfWav2Vec2Processor(HfWav2Vec2FeatureExtractor(return_attention_mask=return_attention_mask),
-                        HfWav2Vec2CTCTokenizer(str(vocab_file))).save_pretrained(directory)
+    HfWav2Vec2Processor(
+        HfWav2Vec2FeatureExtractor(return_attention_mask=return_attention_mask), HfWav2Vec2CTCTokenizer(str(vocab_file))
+    ).save_pretrained(directory)
     return directory
 
 

@@ -143,9 +143,16 @@ def build_model(args, vocab, dim_in):
     if args.encoder == "bilstm":
         return BiLSTM(dim_in, len(vocab))
     overrides = dict(
-        vocab_size=len(vocab), pad_token_id=vocab["<pad>"], layerdrop=0.0, mask_time_prob=args.mask_time_prob,
-        mask_time_min_masks=0, hidden_dropout=args.dropout, attention_dropout=args.dropout,
-        feat_proj_dropout=args.dropout, activation_dropout=0.0, final_dropout=0.0,
+        vocab_size=len(vocab),
+        pad_token_id=vocab["<pad>"],
+        layerdrop=0.0,
+        mask_time_prob=args.mask_time_prob,
+        mask_time_min_masks=0,
+        hidden_dropout=args.dropout,
+        attention_dropout=args.dropout,
+        feat_proj_dropout=args.dropout,
+        activation_dropout=0.0,
+        final_dropout=0.0,
     )
     if args.encoder == "pretrained":
         if args.inputs != "conv":
@@ -199,8 +206,10 @@ def main(argv=None):
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     data = Path(args.data)
-    train_items, test_items = ([(row["audio"], row["text"]) for row in read_metadata(data / split / "metadata.csv")]
-                               for split in ("train", "test"))
+    train_items, test_items = (
+        [(row["audio"], row["text"]) for row in read_metadata(data / split / "metadata.csv")]
+        for split in ("train", "test")
+    )
     vocab = build_vocab([text for _, text in train_items])
     conv = None
     if args.inputs == "conv":
@@ -214,8 +223,10 @@ def main(argv=None):
     warmup = max(1, args.steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     by_length = sorted(range(len(train)), key=lambda i: len(train[i][0]))
-    print(f"{args.inputs} inputs ({train[0][0].shape[1]} dims), {args.encoder} encoder, {len(train)} train / "
-          f"{len(test)} test clips, {sum(p.numel() for p in model.parameters() if p.requires_grad):,} parameters")
+    print(
+        f"{args.inputs} inputs ({train[0][0].shape[1]} dims), {args.encoder} encoder, {len(train)} train / "
+        f"{len(test)} test clips, {sum(p.numel() for p in model.parameters() if p.requires_grad):,} parameters"
+    )
     start, total, history = time.time(), 0.0, []
     for step in range(args.steps):
         first = random.randrange(max(1, len(by_length) - args.batch_size + 1))
@@ -230,11 +241,20 @@ def main(argv=None):
         if (step + 1) % args.eval_every == 0:
             train_cer, _, _ = evaluate(model, train[::4], decoder)
             test_cer, test_wer, examples = evaluate(model, test, decoder)
-            print(f"update {step + 1}: loss {total / args.eval_every:.3f}  train CER {train_cer:.3f}  "
-                  f"test CER {test_cer:.3f}  test WER {test_wer:.3f}  ({time.time() - start:.0f} s)  {examples}",
-                  flush=True)
-            history.append(dict(update=step + 1, loss=total / args.eval_every, train_cer=train_cer,
-                                test_cer=test_cer, test_wer=test_wer))
+            print(
+                f"update {step + 1}: loss {total / args.eval_every:.3f}  train CER {train_cer:.3f}  "
+                f"test CER {test_cer:.3f}  test WER {test_wer:.3f}  ({time.time() - start:.0f} s)  {examples}",
+                flush=True,
+            )
+            history.append(
+                dict(
+                    update=step + 1,
+                    loss=total / args.eval_every,
+                    train_cer=train_cer,
+                    test_cer=test_cer,
+                    test_wer=test_wer,
+                )
+            )
             total = 0.0
     return history
 

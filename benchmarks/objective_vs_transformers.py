@@ -37,11 +37,28 @@ SOUNDS_ROOT = Path("/usr/share/asterisk/sounds")
 SAMPLE_RATE = 16_000
 # The issue's tiny config, as transformers-style keys given to both classes.
 TINY_KEYS = dict(
-    hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512, conv_dim=(128,) * 7,
-    num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=8, num_codevectors_per_group=64,
-    num_codevector_groups=2, codevector_dim=64, proj_codevector_dim=64, num_negatives=20, hidden_dropout=0.0,
-    activation_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0, feat_quantizer_dropout=0.0,
-    final_dropout=0.0, layerdrop=0.0, mask_time_prob=0.65, mask_time_length=10, diversity_loss_weight=0.1,
+    hidden_size=128,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=512,
+    conv_dim=(128,) * 7,
+    num_conv_pos_embeddings=64,
+    num_conv_pos_embedding_groups=8,
+    num_codevectors_per_group=64,
+    num_codevector_groups=2,
+    codevector_dim=64,
+    proj_codevector_dim=64,
+    num_negatives=20,
+    hidden_dropout=0.0,
+    activation_dropout=0.0,
+    attention_dropout=0.0,
+    feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0,
+    final_dropout=0.0,
+    layerdrop=0.0,
+    mask_time_prob=0.65,
+    mask_time_length=10,
+    diversity_loss_weight=0.1,
 )
 VARIANTS = {
     "post_ln": dict(do_stable_layer_norm=False, feat_extract_norm="group", conv_bias=False),
@@ -49,7 +66,8 @@ VARIANTS = {
 }
 # our side's overrides of the fairseq-only terms, applied after the transformers-format translation
 OURS_TERMS = {
-    "ours": {}, "ours_sampling": {},
+    "ours": {},
+    "ours_sampling": {},
     "ours_fairseq": dict(feature_penalty_weight=10.0, feature_grad_mult=0.1),
     "ours_penalty": dict(feature_penalty_weight=10.0, feature_grad_mult=1.0),
     "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
@@ -58,6 +76,7 @@ SIDES = ("transformers", *OURS_TERMS)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
+
 
 def load_clips(root: Path = SOUNDS_ROOT, min_seconds: float = 2.0) -> tuple[list[np.ndarray], list[str]]:
     """Every asterisk prompt of every installed voice (``en_US_f_Allison``, ``fr_CA_f_June``, ...: the folders, not
@@ -68,8 +87,9 @@ def load_clips(root: Path = SOUNDS_ROOT, min_seconds: float = 2.0) -> tuple[list
     voice_dirs = sorted(p for p in root.glob("*_*_*") if p.is_dir() and not p.is_symlink())
     paths = sorted(p for voice in voice_dirs for p in voice.rglob("*.wav"))
     if not paths:
-        raise SystemExit(f"objective_vs_transformers: no asterisk prompts under {root} (apt-get install "
-                         "asterisk-core-sounds-en-wav)")
+        raise SystemExit(
+            f"objective_vs_transformers: no asterisk prompts under {root} (apt-get install asterisk-core-sounds-en-wav)"
+        )
     clips, voices = [], sorted({p.relative_to(root).parts[0] for p in paths})
     for path in paths:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -94,7 +114,7 @@ def crop_batch(clips, batch_size, samples, rng):
     for row, index in enumerate(rng.integers(0, len(clips), batch_size)):
         clip = clips[index]
         start = rng.integers(0, len(clip) - samples + 1)
-        piece = clip[start:start + samples]
+        piece = clip[start : start + samples]
         out[row] = (piece - piece.mean()) / (piece.std() + 1e-7)
     return torch.from_numpy(out)
 
@@ -109,6 +129,7 @@ def masks_and_negatives(batch_size, frames, config):
 
 
 # ---------------------------------------------------------------------------------------------------------- models
+
 
 def build_models(side: str, keys: dict, init: str, seed: int):
     """(model, config) for ``side``; both classes see the same transformers-format keys."""
@@ -163,8 +184,23 @@ def frames_of(model, samples):
 
 # ---------------------------------------------------------------------------------------------------------- loop
 
-def train_one(side, variant, seed, train, eval_batches, *, updates, keys, init="own", batch_size=8, samples=32_000,
-              lr=5e-4, eval_every=100, log=print):
+
+def train_one(
+    side,
+    variant,
+    seed,
+    train,
+    eval_batches,
+    *,
+    updates,
+    keys,
+    init="own",
+    batch_size=8,
+    samples=32_000,
+    lr=5e-4,
+    eval_every=100,
+    log=print,
+):
     """One run of the neutral loop; returns its record (curves and final numbers)."""
     model, config = build_models(side, keys, init, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
@@ -172,10 +208,18 @@ def train_one(side, variant, seed, train, eval_batches, *, updates, keys, init="
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     crops, frames = np.random.default_rng(seed), frames_of(model, samples)
     np.random.seed(seed)  # masks and distractors: the same sequence for every side of this seed
-    record = dict(side=side, variant=variant, seed=seed, init=init, updates=updates, batch_size=batch_size,
-                  num_negatives=config.num_negatives,
-                  feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
-                  feature_grad_mult=getattr(config, "feature_grad_mult", 1.0), curve=[])
+    record = dict(
+        side=side,
+        variant=variant,
+        seed=seed,
+        init=init,
+        updates=updates,
+        batch_size=batch_size,
+        num_negatives=config.num_negatives,
+        feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
+        feature_grad_mult=getattr(config, "feature_grad_mult", 1.0),
+        curve=[],
+    )
     record["curve"].append(dict(update=0, accuracy=evaluate(model, eval_batches)))
     model.train()
     window, started = [], time.perf_counter()
@@ -195,14 +239,22 @@ def train_one(side, variant, seed, train, eval_batches, *, updates, keys, init="
         window.append((out.contrastive_loss.item() / masked.item(), out.codevector_perplexity.item()))
         if (step + 1) % eval_every == 0 or step + 1 == updates:
             loss, ppl = np.mean(window, 0)
-            point = dict(update=step + 1, accuracy=evaluate(model, eval_batches), contrastive_loss=float(loss),
-                         perplexity=float(ppl), seconds_per_update=(time.perf_counter() - started) / (step + 1))
+            point = dict(
+                update=step + 1,
+                accuracy=evaluate(model, eval_batches),
+                contrastive_loss=float(loss),
+                perplexity=float(ppl),
+                seconds_per_update=(time.perf_counter() - started) / (step + 1),
+            )
             record["curve"].append(point)
             window = []
-            log(f"  {side:14s} {variant} seed {seed} update {step + 1:5d}  acc {point['accuracy']:.3f}  "
-                f"loss/frame {loss:.3f}  ppl {ppl:.1f}  {point['seconds_per_update']:.2f} s/update")
-    record.update(record["curve"][-1], accuracy_start=record["curve"][0]["accuracy"],
-                  chance=1.0 / (1 + config.num_negatives))
+            log(
+                f"  {side:14s} {variant} seed {seed} update {step + 1:5d}  acc {point['accuracy']:.3f}  "
+                f"loss/frame {loss:.3f}  ppl {ppl:.1f}  {point['seconds_per_update']:.2f} s/update"
+            )
+    record.update(
+        record["curve"][-1], accuracy_start=record["curve"][0]["accuracy"], chance=1.0 / (1 + config.num_negatives)
+    )
     return record
 
 
@@ -217,13 +269,16 @@ def fixed_eval_batches(test, keys, batch_size=8, samples=32_000, batches=4):
     state = np.random.get_state()
     np.random.seed(12_345)
     rng = np.random.default_rng(12_345)
-    out = [(crop_batch(test, batch_size, samples, rng), *masks_and_negatives(batch_size, frames, config))
-           for _ in range(batches)]
+    out = [
+        (crop_batch(test, batch_size, samples, rng), *masks_and_negatives(batch_size, frames, config))
+        for _ in range(batches)
+    ]
     np.random.set_state(state)
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------- report
+
 
 def report(records, markdown=None, plot=None):
     """Means over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, loss, ppl, s/update."""
@@ -231,16 +286,21 @@ def report(records, markdown=None, plot=None):
     for r in records:
         key = (r["variant"], r["num_negatives"], r.get("crop_seconds", 2.0), r["updates"], r["init"], r["side"])
         groups.setdefault(key, []).append(r)
-    lines = ["| variant | K | crop s | updates | init | side | seeds | held-out acc start -> end (per seed) | "
-             "mean end acc | chance | loss/frame | code ppl | s/update |", "|" + "---|" * 13]
+    lines = [
+        "| variant | K | crop s | updates | init | side | seeds | held-out acc start -> end (per seed) | "
+        "mean end acc | chance | loss/frame | code ppl | s/update |",
+        "|" + "---|" * 13,
+    ]
     for (variant, k, crop, updates, init, side), rs in sorted(groups.items()):
         by_seed = sorted(rs, key=lambda r: r["seed"])
         per_seed = ", ".join(f"{r['accuracy_start']:.3f}->{r['accuracy']:.3f}" for r in by_seed)
-        lines.append(f"| {variant} | {k} | {crop:g} | {updates} | {init} | {side} | {len(rs)} | {per_seed} | "
-                     f"{np.mean([r['accuracy'] for r in rs]):.3f} | {rs[0]['chance']:.3f} | "
-                     f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | "
-                     f"{np.mean([r['perplexity'] for r in rs]):.1f} | "
-                     f"{np.mean([r['seconds_per_update'] for r in rs]):.2f} |")
+        lines.append(
+            f"| {variant} | {k} | {crop:g} | {updates} | {init} | {side} | {len(rs)} | {per_seed} | "
+            f"{np.mean([r['accuracy'] for r in rs]):.3f} | {rs[0]['chance']:.3f} | "
+            f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | "
+            f"{np.mean([r['perplexity'] for r in rs]):.1f} | "
+            f"{np.mean([r['seconds_per_update'] for r in rs]):.2f} |"
+        )
     table = "\n".join(lines)
     if markdown:
         Path(markdown).write_text(table + "\n")
@@ -254,9 +314,12 @@ def report(records, markdown=None, plot=None):
         fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False)
         for ax, variant in zip(axes[0], variants, strict=True):
             for r in (r for r in records if r["variant"] == variant):
-                ax.plot([p["update"] for p in r["curve"]], [p["accuracy"] for p in r["curve"]],
-                        label=f"{r['side']} ({r['init']} init) seed {r['seed']}",
-                        linestyle="-" if r["side"] == "transformers" else "--")
+                ax.plot(
+                    [p["update"] for p in r["curve"]],
+                    [p["accuracy"] for p in r["curve"]],
+                    label=f"{r['side']} ({r['init']} init) seed {r['seed']}",
+                    linestyle="-" if r["side"] == "transformers" else "--",
+                )
             ax.axhline(records[0]["chance"], color="grey", linewidth=0.8)
             ax.set(title=variant, xlabel="update", ylabel="held-out contrastive accuracy")
             ax.legend(fontsize=6)
@@ -294,8 +357,10 @@ def main(argv=None):
     samples = int(args.crop_seconds * SAMPLE_RATE)
     clips, voices = load_clips(min_seconds=args.crop_seconds)
     train, test = split_clips(clips)
-    print(f"{len(train)} training and {len(test)} held-out clips >= {args.crop_seconds:g} s from {', '.join(voices)}",
-          flush=True)
+    print(
+        f"{len(train)} training and {len(test)} held-out clips >= {args.crop_seconds:g} s from {', '.join(voices)}",
+        flush=True,
+    )
     records = []
     for variant in args.variants:
         for k in args.negatives:
@@ -304,10 +369,20 @@ def main(argv=None):
             for updates in args.updates:
                 for seed in args.seeds:
                     for side in args.sides:
-                        record = train_one(side, variant, seed, train, eval_batches, updates=updates, keys=keys,
-                                           init=args.init, eval_every=args.eval_every, samples=samples,
-                                           batch_size=args.batch_size,
-                                           log=lambda s: print(s, flush=True))
+                        record = train_one(
+                            side,
+                            variant,
+                            seed,
+                            train,
+                            eval_batches,
+                            updates=updates,
+                            keys=keys,
+                            init=args.init,
+                            eval_every=args.eval_every,
+                            samples=samples,
+                            batch_size=args.batch_size,
+                            log=lambda s: print(s, flush=True),
+                        )
                         record.update(voices=voices, crop_seconds=args.crop_seconds)
                         records.append(record)
                         if args.json:

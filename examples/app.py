@@ -71,8 +71,10 @@ def transcribe(audio_path: str | None, model: str, transcript: str = "", words_p
         alignment = align(pipe, samples, text)
     except (AudioError, ValueError, OSError) as error:
         raise gr.Error(str(error).splitlines()[0]) from None
-    rows = [[w.text, round(w.start, 2), round(w.end, 2), None if w.score is None else round(w.score, 2)]
-            for w in alignment.words]
+    rows = [
+        [w.text, round(w.start, 2), round(w.end, 2), None if w.score is None else round(w.score, 2)]
+        for w in alignment.words
+    ]
     out = Path(tempfile.mkdtemp(prefix="hf-wav2vec2-demo-"))
     picture = waveform_picture(samples, rate, alignment, out / "alignment.png")
     srt = out / f"{Path(audio_path).stem or 'transcript'}.srt"
@@ -97,8 +99,15 @@ def waveform_picture(samples: np.ndarray, rate: int, alignment, path: Path) -> P
     peak = float(np.abs(samples).max()) or 1.0
     for i, word in enumerate(w for w in alignment.words if w.end > w.start):
         ax.axvspan(word.start, word.end, color=("#f4a261" if i % 2 else "#2a9d8f"), alpha=0.3, linewidth=0)
-        ax.text((word.start + word.end) / 2, peak * (1.02 if i % 2 else 1.12), word.text, ha="center",
-                va="bottom", fontsize=8, clip_on=False)
+        ax.text(
+            (word.start + word.end) / 2,
+            peak * (1.02 if i % 2 else 1.12),
+            word.text,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            clip_on=False,
+        )
     ax.set_xlim(0, seconds)
     ax.set_ylim(-peak * 1.05, peak * 1.45)  # room for the labels above the waveform
     ax.set_yticks([])
@@ -115,8 +124,10 @@ def build_demo(model: str = DEFAULT_MODEL):
     import gradio as gr
 
     with gr.Blocks(title="hf-wav2vec2: transcription with word timestamps") as demo:
-        gr.Markdown("# hf-wav2vec2\nTranscribe speech with a wav2vec 2.0 CTC model, see where each word is "
-                    "spoken (forced alignment), and download subtitles.")
+        gr.Markdown(
+            "# hf-wav2vec2\nTranscribe speech with a wav2vec 2.0 CTC model, see where each word is "
+            "spoken (forced alignment), and download subtitles."
+        )
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
@@ -135,11 +146,15 @@ def build_demo(model: str = DEFAULT_MODEL):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder or Hub id (default: $MODEL or "
-                        f"{DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model folder or Hub id (default: $MODEL or {DEFAULT_MODEL})"
+    )
     # a Space sets GRADIO_SERVER_NAME=0.0.0.0; locally the page is only reachable from this machine
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                        help="address to serve on (0.0.0.0 for the network)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to serve on (0.0.0.0 for the network)",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args(argv)
     build_demo(args.model).launch(server_name=args.host, server_port=args.port, ssr_mode=False)

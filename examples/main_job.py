@@ -42,20 +42,35 @@ def parse_args(argv=None):
     parser.add_argument("--workdir", default="runs/main_job", help="where data, checkpoints and logs go")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base", "large"], help="model size")
     parser.add_argument("--pretrain_minutes", type=float, default=20.0, help="wall-clock budget of pre-training")
-    parser.add_argument("--pretrain_updates", type=int, default=1200,
-                        help="pre-training updates: the LR schedule spans them, the time budget may stop earlier")
-    parser.add_argument("--pretrain_max_tokens", type=int, default=400_000,
-                        help="audio samples per pre-training batch (400k = 25 s)")
+    parser.add_argument(
+        "--pretrain_updates",
+        type=int,
+        default=1200,
+        help="pre-training updates: the LR schedule spans them, the time budget may stop earlier",
+    )
+    parser.add_argument(
+        "--pretrain_max_tokens", type=int, default=400_000, help="audio samples per pre-training batch (400k = 25 s)"
+    )
     parser.add_argument("--finetune_steps", type=int, default=3000, help="CTC fine-tuning updates")
     parser.add_argument("--finetune_lr", type=float, default=1e-3, help="peak learning rate of fine-tuning")
     parser.add_argument("--batch_size", type=int, default=4, help="fine-tuning utterances per update")
-    parser.add_argument("--finetune_mask_prob", type=float, default=0.05,
-                        help="SpecAugment time masking during fine-tuning (fairseq's 0.65 is tuned for BASE models and "
-                        "13k+ updates; the recorded 3000-update tiny runs used 0.05)")
-    parser.add_argument("--compare_scratch", action="store_true",
-                        help="also fine-tune the same architecture from random weights (the paper's comparison)")
-    parser.add_argument("--redo_pretraining", action="store_true",
-                        help="pre-train again even if WORKDIR/pretrained holds a finished run (reused by default)")
+    parser.add_argument(
+        "--finetune_mask_prob",
+        type=float,
+        default=0.05,
+        help="SpecAugment time masking during fine-tuning (fairseq's 0.65 is tuned for BASE models and "
+        "13k+ updates; the recorded 3000-update tiny runs used 0.05)",
+    )
+    parser.add_argument(
+        "--compare_scratch",
+        action="store_true",
+        help="also fine-tune the same architecture from random weights (the paper's comparison)",
+    )
+    parser.add_argument(
+        "--redo_pretraining",
+        action="store_true",
+        help="pre-train again even if WORKDIR/pretrained holds a finished run (reused by default)",
+    )
     parser.add_argument("--quick", action="store_true", help="a minutes-long smoke run of every stage")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -70,8 +85,10 @@ def banner(text):
 
 def export_data(workdir: Path) -> dict:
     if not asterisk.is_installed():
-        sys.exit(f"main_job: the real-speech corpus is missing: apt-get install {asterisk.DEBIAN_PACKAGE} "
-                 "(scripts/setup.sh does it)")
+        sys.exit(
+            f"main_job: the real-speech corpus is missing: apt-get install {asterisk.DEBIAN_PACKAGE} "
+            "(scripts/setup.sh does it)"
+        )
     folders = {name: workdir / "data" / name for name in ("train", "test", "pretrain")}
     if not all((folder / "metadata.csv").exists() for folder in folders.values()):
         folders = asterisk.export_all(workdir / "data")
@@ -79,8 +96,17 @@ def export_data(workdir: Path) -> dict:
 
 
 #: config fields that make a finished pre-training the model the preset asks for
-ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim",
-                     "conv_kernel", "conv_stride", "feat_extract_norm", "do_stable_layer_norm")
+ARCHITECTURE_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "conv_dim",
+    "conv_kernel",
+    "conv_stride",
+    "feat_extract_norm",
+    "do_stable_layer_norm",
+)
 
 
 def architecture_changes(args, data: Path, pretrained: Path) -> list[str]:
@@ -93,11 +119,15 @@ def architecture_changes(args, data: Path, pretrained: Path) -> list[str]:
 
 def pretraining_arguments(args, data: Path, output: Path) -> pretrain.PretrainArguments:
     return pretrain.PretrainArguments(
-        data=str(data), output_dir=str(output), preset=args.preset,
-        max_train_seconds=int(args.pretrain_minutes * 60), max_updates=args.pretrain_updates,
+        data=str(data),
+        output_dir=str(output),
+        preset=args.preset,
+        max_train_seconds=int(args.pretrain_minutes * 60),
+        max_updates=args.pretrain_updates,
         max_tokens=args.pretrain_max_tokens,
         min_sample_size=8000,  # the prompts are short (median about 2 s): keep everything above half a second
-        seed=args.seed, report_to="none",
+        seed=args.seed,
+        report_to="none",
     )
 
 
@@ -107,15 +137,25 @@ def run_pretraining(args, data: Path, output: Path) -> dict:
 
 def run_finetuning(args, model_args: finetune.ModelArguments, folders: dict, output: Path) -> dict:
     """CTC fine-tuning of ``model_args``'s model on the labeled split (the recorded runs' recipe)."""
-    model_args = dataclasses.replace(model_args, mask_time_prob=args.finetune_mask_prob, mask_feature_prob=0.0,
-                                     layerdrop=0.0)
+    model_args = dataclasses.replace(
+        model_args, mask_time_prob=args.finetune_mask_prob, mask_feature_prob=0.0, layerdrop=0.0
+    )
     quick = {"max_train_samples": 32, "max_eval_samples": 16} if args.quick else {}
-    data_args = finetune.DataArguments(train_dir=str(folders["train"]), eval_dir=str(folders["test"]),
-                                       text_case="upper", **quick)
+    data_args = finetune.DataArguments(
+        train_dir=str(folders["train"]), eval_dir=str(folders["test"]), text_case="upper", **quick
+    )
     training_args = finetune.CTCTrainingArguments(
-        output_dir=str(output), max_steps=args.finetune_steps, learning_rate=args.finetune_lr,
-        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=8, group_by_length=True,
-        eval_strategy="no", save_strategy="no", logging_steps=25, report_to="none", seed=args.seed,
+        output_dir=str(output),
+        max_steps=args.finetune_steps,
+        learning_rate=args.finetune_lr,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=8,
+        group_by_length=True,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=25,
+        report_to="none",
+        seed=args.seed,
         dataloader_num_workers=0,
     )
     return finetune.run(model_args, data_args, training_args)
@@ -150,14 +190,18 @@ def main(argv=None) -> dict:
     changed = architecture_changes(args, folders["pretrain"], pretrained) if reuse else []
     if changed:
         # e.g. a run made before the tiny preset became pre-LN: fine-tuning it would not test today's recipe
-        print(f"  the finished pre-training in {pretrained} is another architecture ({', '.join(changed)}): "
-              "pre-training again")
+        print(
+            f"  the finished pre-training in {pretrained} is another architecture ({', '.join(changed)}): "
+            "pre-training again"
+        )
     if reuse and not changed:
         # a finished pre-training is kept (e.g. when fine-tuning is re-run with other flags)
         pretrain_metrics = json.loads(finished.read_text())
         timings["pretrain_min"] = pretrain_metrics.get("elapsed", 0.0) / 60
-        print(f"  reusing the finished pre-training in {pretrained} ({pretrain_metrics.get('num_updates')} updates, "
-              f"{timings['pretrain_min']:.1f} min); --redo_pretraining starts it afresh")
+        print(
+            f"  reusing the finished pre-training in {pretrained} ({pretrain_metrics.get('num_updates')} updates, "
+            f"{timings['pretrain_min']:.1f} min); --redo_pretraining starts it afresh"
+        )
     else:
         if pretrained.exists():
             shutil.rmtree(pretrained)  # an unfinished run: start over (its checkpoints were made with other flags)
@@ -170,30 +214,46 @@ def main(argv=None) -> dict:
     metrics = run_finetuning(args, finetune.ModelArguments(model_name_or_path=str(pretrained)), folders, model_dir)
     timings["finetune_min"] = (time.time() - t0) / 60
 
-    results = {"pretrained": dict(wer=metrics["eval_wer"], cer=metrics["eval_cer"],
-                                  minutes=timings["pretrain_min"] + timings["finetune_min"],
-                                  pipeline=clip_by_clip(model_dir, folders["test"]))}
+    results = {
+        "pretrained": dict(
+            wer=metrics["eval_wer"],
+            cer=metrics["eval_cer"],
+            minutes=timings["pretrain_min"] + timings["finetune_min"],
+            pipeline=clip_by_clip(model_dir, folders["test"]),
+        )
+    }
     if args.compare_scratch:
         banner("extra: the same architecture fine-tuned from random weights (no pre-training)")
         t0 = time.time()
         scratch = run_finetuning(
-            args, finetune.ModelArguments(from_scratch=True, config_name=str(pretrained)), folders,
+            args,
+            finetune.ModelArguments(from_scratch=True, config_name=str(pretrained)),
+            folders,
             workdir / "ctc_scratch",
         )
-        results["scratch"] = dict(wer=scratch["eval_wer"], cer=scratch["eval_cer"], minutes=(time.time() - t0) / 60,
-                                  pipeline=clip_by_clip(workdir / "ctc_scratch", folders["test"]))
+        results["scratch"] = dict(
+            wer=scratch["eval_wer"],
+            cer=scratch["eval_cer"],
+            minutes=(time.time() - t0) / 60,
+            pipeline=clip_by_clip(workdir / "ctc_scratch", folders["test"]),
+        )
 
     banner("4/4 results on the held-out split (sentences never heard in fine-tuning)")
-    print(f"  pre-training: {pretrain_metrics.get('num_updates', '?')} updates, final contrastive accuracy "
-          f"{pretrain_metrics.get('accuracy', float('nan')):.3f}, code perplexity "
-          f"{pretrain_metrics.get('code_perplexity', float('nan')):.1f}")
+    print(
+        f"  pre-training: {pretrain_metrics.get('num_updates', '?')} updates, final contrastive accuracy "
+        f"{pretrain_metrics.get('accuracy', float('nan')):.3f}, code perplexity "
+        f"{pretrain_metrics.get('code_perplexity', float('nan')):.1f}"
+    )
     print("\n| model | WER | CER | WER, CER clip by clip (pipeline) | minutes |\n|---|---|---|---|---|")
     for name, row in results.items():
         clip = row["pipeline"]
-        print(f"| {name} | {100 * row['wer']:.1f}% | {100 * row['cer']:.1f}% | {100 * clip['wer']:.1f}%, "
-              f"{100 * clip['cer']:.1f}% | {row['minutes']:.1f} |")
-    summary = dict(args=vars(args), pretrain=pretrain_metrics, results=results,
-                   total_minutes=(time.time() - started) / 60)
+        print(
+            f"| {name} | {100 * row['wer']:.1f}% | {100 * row['cer']:.1f}% | {100 * clip['wer']:.1f}%, "
+            f"{100 * clip['cer']:.1f}% | {row['minutes']:.1f} |"
+        )
+    summary = dict(
+        args=vars(args), pretrain=pretrain_metrics, results=results, total_minutes=(time.time() - started) / 60
+    )
     (workdir / "main_job_results.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nSaved the fine-tuned model and processor in {model_dir.resolve()}. Use it with:\n")
     print("    import hf_wav2vec2")

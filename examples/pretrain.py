@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Pre-train wav2vec 2.0 (see hf_wav2vec2/training/pretrain.py or --help); works with ``accelerate launch``."""
+
 import os
 import sys
 

@@ -31,10 +31,23 @@ ADAPTER_PT_FILE = "adapter.{}.bin"
 # from_pretrained keywords that say where files come from; load_adapter needs the same for the adapter file
 HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
 # keywords only PEFT's load_adapter takes: a call with any of them means a PEFT adapter
-PEFT_KWARGS = frozenset({
-    "peft_model_id", "adapter_name", "peft_config", "adapter_state_dict", "low_cpu_mem_usage", "is_trainable",
-    "hotswap", "adapter_kwargs", "load_config", "device_map", "max_memory", "offload_folder", "offload_index",
-})
+PEFT_KWARGS = frozenset(
+    {
+        "peft_model_id",
+        "adapter_name",
+        "peft_config",
+        "adapter_state_dict",
+        "low_cpu_mem_usage",
+        "is_trainable",
+        "hotswap",
+        "adapter_kwargs",
+        "load_config",
+        "device_map",
+        "max_memory",
+        "offload_folder",
+        "offload_index",
+    }
+)
 
 
 def check_language(target_lang, where: str) -> str:
@@ -51,8 +64,11 @@ def available_adapters(directory) -> list[str]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    names = {p.name[len("adapter."):-len(suffix)] for suffix in (".safetensors", ".bin")
-             for p in directory.glob(f"adapter.*{suffix}")}
+    names = {
+        p.name[len("adapter.") : -len(suffix)]
+        for suffix in (".safetensors", ".bin")
+        for p in directory.glob(f"adapter.*{suffix}")
+    }
     return sorted(names)
 
 
@@ -153,8 +169,9 @@ class AdapterMixin:
 
     # ----- files -----
 
-    def save_adapter(self, save_directory, target_lang: str | None = None, safe_serialization: bool = True,
-                     overwrite: bool = False) -> Path:
+    def save_adapter(
+        self, save_directory, target_lang: str | None = None, safe_serialization: bool = True, overwrite: bool = False
+    ) -> Path:
         """Write ``adapter.<lang>.safetensors`` (``.bin`` with ``safe_serialization=False``) into
         ``save_directory``: this language's adapters and CTC head, the file ``load_adapter(lang)`` reads.
 
@@ -185,8 +202,10 @@ class AdapterMixin:
         ``load_adapter`` hides on this class."""
         if not peft_available():
             what = repr(args[0]) if args else "..."
-            raise ImportError(f"load_adapter({what}): a path, Hub id or PEFT keyword means a PEFT adapter, which needs "
-                              "the peft package (pip install peft); MMS adapters are named by language, e.g. 'spa'")
+            raise ImportError(
+                f"load_adapter({what}): a path, Hub id or PEFT keyword means a PEFT adapter, which needs "
+                "the peft package (pip install peft); MMS adapters are named by language, e.g. 'spa'"
+            )
         return PeftAdapterMixin.load_adapter(self, *args, **kwargs)
 
     def load_adapter(self, target_lang: str, force_load: bool = True, **kwargs):
@@ -208,8 +227,10 @@ class AdapterMixin:
             return self.load_peft_adapter(target_lang, *positional, **kwargs)
         check_language(target_lang, "load_adapter")
         if getattr(self.config, "adapter_attn_dim", None) is None:
-            raise ValueError(f"load_adapter({target_lang!r}): this model has no MMS adapters (config.adapter_attn_dim "
-                             "is None); for a PEFT adapter use load_peft_adapter(path_or_hub_id)")
+            raise ValueError(
+                f"load_adapter({target_lang!r}): this model has no MMS adapters (config.adapter_attn_dim "
+                "is None); for a PEFT adapter use load_peft_adapter(path_or_hub_id)"
+            )
         if target_lang == self.target_lang and not force_load:
             logger.warning(f"Adapter weights are already set to {target_lang}.")
             return
@@ -224,13 +245,20 @@ class AdapterMixin:
         """Local path of the language's adapter file (downloaded if the model came from the Hub)."""
         source = self.config._name_or_path
         if not source:
-            raise ValueError(f"load_adapter({target_lang!r}): the model was not loaded from a directory or Hub id "
-                             "(config._name_or_path is empty), so there is nowhere to read adapter files from")
+            raise ValueError(
+                f"load_adapter({target_lang!r}): the model was not loaded from a directory or Hub id "
+                "(config._name_or_path is empty), so there is nowhere to read adapter files from"
+            )
         names = [ADAPTER_SAFE_FILE.format(target_lang)] if use_safetensors is not False else []
         names += [] if use_safetensors else [ADAPTER_PT_FILE.format(target_lang)]
         for name in names:
-            path = cached_file(source, name, _raise_exceptions_for_missing_entries=False,
-                               _raise_exceptions_for_connection_errors=False, **hub)
+            path = cached_file(
+                source,
+                name,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **hub,
+            )
             if path is not None:
                 return path
         local = Path(source) / hub.get("subfolder", "")
@@ -244,31 +272,38 @@ class AdapterMixin:
         prefix = f"{self.base_model_prefix}."
         renamed = {}
         for key, value in state.items():
-            if key not in expected and key.startswith(prefix) and key[len(prefix):] in expected:
-                key = key[len(prefix):]  # a CTC model's file loaded into the bare encoder
+            if key not in expected and key.startswith(prefix) and key[len(prefix) :] in expected:
+                key = key[len(prefix) :]  # a CTC model's file loaded into the bare encoder
             elif key.startswith("lm_head.") and "lm_head.weight" not in expected:
                 continue  # the head of a CTC model: this model has none
             renamed[key] = value
         name = os.path.basename(str(path))
         missing, extra = expected.keys() - renamed.keys(), renamed.keys() - expected.keys()
         if missing or extra:
-            parts = [f"missing keys {_listing(missing)}" if missing else "", f"unexpected keys {_listing(extra)}"
-                     if extra else ""]
+            parts = [
+                f"missing keys {_listing(missing)}" if missing else "",
+                f"unexpected keys {_listing(extra)}" if extra else "",
+            ]
             raise ValueError(f"{name}: not an adapter file for this model: {'; '.join(p for p in parts if p)}")
         head = getattr(self, "lm_head", None)
         if head is not None:
             weight, bias = renamed["lm_head.weight"], renamed["lm_head.bias"]
             if weight.dim() != 2 or weight.shape[1] != head.in_features or tuple(bias.shape) != weight.shape[:1]:
-                raise ValueError(f"{name}: lm_head.weight {tuple(weight.shape)} / lm_head.bias {tuple(bias.shape)} do "
-                                 f"not fit a head over hidden size {head.in_features}")
+                raise ValueError(
+                    f"{name}: lm_head.weight {tuple(weight.shape)} / lm_head.bias {tuple(bias.shape)} do "
+                    f"not fit a head over hidden size {head.in_features}"
+                )
         for key, value in renamed.items():
             if not key.startswith("lm_head.") and value.shape != expected[key].shape:
-                raise ValueError(f"{name}: {key} has shape {tuple(value.shape)}, the model {tuple(expected[key].shape)}"
-                                 " (another adapter_attn_dim or hidden_size?)")
+                raise ValueError(
+                    f"{name}: {key} has shape {tuple(value.shape)}, the model {tuple(expected[key].shape)}"
+                    " (another adapter_attn_dim or hidden_size?)"
+                )
         if head is not None and renamed["lm_head.weight"].shape[0] != head.out_features:
             # the language's vocabulary has another size: a new head, and the config follows
-            self.lm_head = nn.Linear(head.in_features, renamed["lm_head.weight"].shape[0], device=head.weight.device,
-                                     dtype=head.weight.dtype)
+            self.lm_head = nn.Linear(
+                head.in_features, renamed["lm_head.weight"].shape[0], device=head.weight.device, dtype=head.weight.dtype
+            )
             self.config.vocab_size = self.lm_head.out_features
             expected = self._get_adapters()
         with torch.no_grad():

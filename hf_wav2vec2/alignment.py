@@ -79,8 +79,10 @@ def ctc_forced_align(
         equal neighbours one more for the blank between them).
     """
     if log_probs.dim() != 3 or targets.dim() != 2 or targets.shape[0] != log_probs.shape[0]:
-        raise ValueError(f"ctc_forced_align: expected log_probs (B, T, V) and targets (B, L), got "
-                         f"{tuple(log_probs.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"ctc_forced_align: expected log_probs (B, T, V) and targets (B, L), got "
+            f"{tuple(log_probs.shape)} and {tuple(targets.shape)}"
+        )
     batch, frames, _ = log_probs.shape
     device = log_probs.device
     targets = targets.to(device=device, dtype=torch.long)
@@ -122,8 +124,9 @@ def _lengths(lengths: Any, batch: int, default: int, device: torch.device) -> to
     return torch.as_tensor(lengths, dtype=torch.long, device=device).reshape(batch)
 
 
-def _check_targets(targets: torch.Tensor, target_lengths: torch.Tensor, input_lengths: torch.Tensor, blank: int,
-                   free_end: bool) -> None:
+def _check_targets(
+    targets: torch.Tensor, target_lengths: torch.Tensor, input_lengths: torch.Tensor, blank: int, free_end: bool
+) -> None:
     for b in range(targets.shape[0]):
         target = targets[b, : int(target_lengths[b])]
         if bool((target == blank).any()):
@@ -142,8 +145,9 @@ def _backtrack(log_probs, alpha, back, ext, input_lengths, target_lengths, blank
         end = alpha.argmax(dim=1)
     else:
         last = 2 * target_lengths  # final blank; the final token is one state before
-        pair = torch.stack([alpha.gather(1, last[:, None])[:, 0],
-                            alpha.gather(1, (last - 1).clamp(min=0)[:, None])[:, 0]])
+        pair = torch.stack(
+            [alpha.gather(1, last[:, None])[:, 0], alpha.gather(1, (last - 1).clamp(min=0)[:, None])[:, 0]]
+        )
         choice = pair.argmax(dim=0)
         choice = torch.where(target_lengths == 0, torch.zeros_like(choice), choice)
         end = last - choice
@@ -227,8 +231,10 @@ def _build_target(transcript: str, tokenizer: Any, unknown: str, star_id: int) -
             if unicodedata.category(char).startswith("P") or unknown == "drop":
                 continue
             if unknown == "error":
-                raise ValueError(f"transcript: the character {char!r} (in the word {word!r}) is not in the model's "
-                                 "vocabulary; pass unknown='star', 'unk' or 'drop', or romanize the text")
+                raise ValueError(
+                    f"transcript: the character {char!r} (in the word {word!r}) is not in the model's "
+                    "vocabulary; pass unknown='star', 'unk' or 'drop', or romanize the text"
+                )
             pieces.append((star_id if unknown == "star" else unk, start, end))
         if pieces and target.ids and delimiter is not None:
             target.ids.append(delimiter)
@@ -246,8 +252,9 @@ def _build_target(transcript: str, tokenizer: Any, unknown: str, star_id: int) -
 # ----------------------------------------------------------------------------------------------- model side
 
 
-def _emissions(model: Any, feature_extractor: Any, audio: np.ndarray, chunk_length_s: float,
-               stride_length_s: float) -> torch.Tensor:
+def _emissions(
+    model: Any, feature_extractor: Any, audio: np.ndarray, chunk_length_s: float, stride_length_s: float
+) -> torch.Tensor:
     """``(T, V)`` float32 log-probabilities on the model's device; long audio in overlapping chunks, stitched with
     the chunked pipeline's stride arithmetic."""
     rate = feature_extractor.sampling_rate
@@ -268,8 +275,10 @@ def _emissions(model: Any, feature_extractor: Any, audio: np.ndarray, chunk_leng
     chunk = round(chunk_length_s * rate / align_to) * align_to
     stride = round(stride_length_s * rate / align_to) * align_to
     if chunk <= 2 * stride or chunk < min_len:
-        raise ValueError(f"chunk_length_s={chunk_length_s} must be longer than twice stride_length_s="
-                         f"{stride_length_s} and than the model's receptive field")
+        raise ValueError(
+            f"chunk_length_s={chunk_length_s} must be longer than twice stride_length_s="
+            f"{stride_length_s} and than the model's receptive field"
+        )
     reader = ArrayReader(audio)
     pieces = []
     for samples, left, right, is_last in iter_chunks(reader.read, chunk, stride, stride, min_len, align_to):
@@ -333,11 +342,14 @@ def _windowed_path(log_probs: torch.Tensor, target: _Target, blank: int, window:
         final = end == total
         piece = ids[k:] if final else ids[k : k + (end - pos)]
         try:
-            labels, scores = ctc_forced_align(log_probs[None, pos:end], torch.tensor([piece]), blank=blank,
-                                              free_end=not final)
+            labels, scores = ctc_forced_align(
+                log_probs[None, pos:end], torch.tensor([piece]), blank=blank, free_end=not final
+            )
         except ValueError as error:
-            raise ValueError(f"the audio from {pos} frames on is too short for the rest of the transcript "
-                             f"({str(error).split(': ', 1)[1]})") from None
+            raise ValueError(
+                f"the audio from {pos} frames on is too short for the rest of the transcript "
+                f"({str(error).split(': ', 1)[1]})"
+            ) from None
         runs = _runs(labels[0], blank)
         if final:
             kept, new_pos = len(runs), total
@@ -359,8 +371,7 @@ def _windowed_path(log_probs: torch.Tensor, target: _Target, blank: int, window:
     return _Path(spans, frame_scores)
 
 
-def _kept_runs(runs: list[tuple[int, int]], ids: list[int], word_of: list[int], k: int,
-               cutoff: int) -> tuple[int, int]:
+def _kept_runs(runs: list[tuple[int, int]], ids: list[int], word_of: list[int], k: int, cutoff: int) -> tuple[int, int]:
     """(how many leading runs to keep, the window frame after them): whole words ending by ``cutoff``, with the
     delimiter after the last one when it too ends by then."""
     kept = end = 0
@@ -427,8 +438,9 @@ def _paths(items: list[tuple[torch.Tensor, _Target]], blank: int, window: int, m
             log_probs[row, : frames[row]] = items[i][0]
             targets[row, : lengths[row]] = torch.tensor(items[i][1].ids)
         # padding ids only fill the target tensor; a blank there would trip the check, so the first token is used
-        targets = torch.where(torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None], targets,
-                              targets[:, :1])
+        targets = torch.where(
+            torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None], targets, targets[:, :1]
+        )
         labels, scores = ctc_forced_align(log_probs, targets, torch.tensor(frames), torch.tensor(lengths), blank)
         for row, i in enumerate(short):
             runs = _runs(labels[row, : frames[row]], blank)
@@ -451,8 +463,10 @@ def _components(model: Any, processor: Any, device: Any) -> tuple[Any, Any, Any]
     if hasattr(model, "model") and hasattr(model, "feature_extractor"):  # a pipeline
         return model.model, model.tokenizer, model.feature_extractor
     if processor is None or not hasattr(processor, "tokenizer") or not hasattr(processor, "feature_extractor"):
-        raise ValueError("align: with a loaded model, pass processor= (its tokenizer and feature extractor), or "
-                         "pass the model's directory / Hub id instead")
+        raise ValueError(
+            "align: with a loaded model, pass processor= (its tokenizer and feature extractor), or "
+            "pass the model's directory / Hub id instead"
+        )
     if device is not None:
         model = model.to(device)
     return model, processor.tokenizer, processor.feature_extractor
@@ -493,8 +507,10 @@ def align(
     many = isinstance(audio, (list, tuple)) and not _is_sample_tuple(audio)
     clips, texts = (list(audio), transcript) if many else ([audio], [transcript])
     if isinstance(texts, str) or len(texts) != len(clips):
-        raise ValueError(f"align: {len(clips)} clips need as many transcripts (a list), got "
-                         f"{'a string' if isinstance(texts, str) else len(texts)}")
+        raise ValueError(
+            f"align: {len(clips)} clips need as many transcripts (a list), got "
+            f"{'a string' if isinstance(texts, str) else len(texts)}"
+        )
     if not 0 < margin_s < window_s:
         raise ValueError(f"align: margin_s ({margin_s}) must be positive and shorter than window_s ({window_s})")
     model, tokenizer, feature_extractor = _components(model, processor, device)
@@ -514,12 +530,18 @@ def align(
     finally:
         model.train(was_training)
     paths = _paths(items, blank, max(1, round(window_s / seconds)), max(1, round(margin_s / seconds)))
-    results = [_to_alignment(text, target, path, seconds, duration)
-               for text, (_, target), path, duration in zip(texts, items, paths, durations, strict=True)]
+    results = [
+        _to_alignment(text, target, path, seconds, duration)
+        for text, (_, target), path, duration in zip(texts, items, paths, durations, strict=True)
+    ]
     return results if many else results[0]
 
 
 def _is_sample_tuple(audio: Any) -> bool:
     """``(samples, rate)`` is one clip, not two."""
-    return isinstance(audio, tuple) and len(audio) == 2 and isinstance(audio[1], (int, float)) and not isinstance(
-        audio[1], bool)
+    return (
+        isinstance(audio, tuple)
+        and len(audio) == 2
+        and isinstance(audio[1], (int, float))
+        and not isinstance(audio[1], bool)
+    )

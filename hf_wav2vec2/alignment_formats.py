@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class Span:
     """A token or character: ``text`` spoken from ``start`` to ``end`` seconds (frames ``[start_frame,
@@ -77,6 +76,7 @@ class Alignment:
 
     def to_dict(self) -> dict:
         """JSON-friendly: times rounded to the millisecond, scores to 4 digits."""
+
         def clean(item: dict) -> dict:
             item = dict(item)
             for key in ("start", "end"):
@@ -110,8 +110,10 @@ def _cues(alignment: Alignment, words_per_cue: int) -> list:
     if words_per_cue < 1:
         raise ValueError(f"words_per_cue must be at least 1, got {words_per_cue}")
     words = [w for w in alignment.words if w.score is not None]  # words that were aligned
-    return [Cue(group[0].start, group[-1].end, " ".join(w.text for w in group))
-            for group in (words[i : i + words_per_cue] for i in range(0, len(words), words_per_cue))]
+    return [
+        Cue(group[0].start, group[-1].end, " ".join(w.text for w in group))
+        for group in (words[i : i + words_per_cue] for i in range(0, len(words), words_per_cue))
+    ]
 
 
 def to_srt(alignment: Alignment, words_per_cue: int = 1) -> str:
@@ -155,14 +157,32 @@ def _quote(text: str) -> str:
 def to_textgrid(alignment: Alignment) -> str:
     duration = max([alignment.duration] + [w.end for w in alignment.words])
     tiers = [("words", _intervals(alignment.words, duration)), ("chars", _intervals(alignment.chars, duration))]
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {duration:g}",
-             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    lines = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {duration:g}",
+        "tiers? <exists>",
+        f"size = {len(tiers)}",
+        "item []:",
+    ]
     for number, (name, intervals) in enumerate(tiers, start=1):
-        lines += [f"    item [{number}]:", '        class = "IntervalTier"', f"        name = {_quote(name)}",
-                  "        xmin = 0", f"        xmax = {duration:g}", f"        intervals: size = {len(intervals)}"]
+        lines += [
+            f"    item [{number}]:",
+            '        class = "IntervalTier"',
+            f"        name = {_quote(name)}",
+            "        xmin = 0",
+            f"        xmax = {duration:g}",
+            f"        intervals: size = {len(intervals)}",
+        ]
         for index, (start, end, text) in enumerate(intervals, start=1):
-            lines += [f"        intervals [{index}]:", f"            xmin = {start:g}", f"            xmax = {end:g}",
-                      f"            text = {_quote(text)}"]
+            lines += [
+                f"        intervals [{index}]:",
+                f"            xmin = {start:g}",
+                f"            xmax = {end:g}",
+                f"            text = {_quote(text)}",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -177,21 +197,34 @@ FORMATS: dict[str, Callable[[Alignment], str]] = {
     "textgrid": to_textgrid,
     "audacity": to_audacity,
 }
-_SUFFIXES = {".json": "json", ".srt": "srt", ".vtt": "vtt", ".textgrid": "textgrid", ".txt": "audacity",
-             ".labels": "audacity"}
+_SUFFIXES = {
+    ".json": "json",
+    ".srt": "srt",
+    ".vtt": "vtt",
+    ".textgrid": "textgrid",
+    ".txt": "audacity",
+    ".labels": "audacity",
+}
 
 
 def format_for(path: str | os.PathLike) -> str:
     """The format a file name asks for (by its suffix)."""
     fmt = _SUFFIXES.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ValueError(f"{os.fspath(path)}: cannot tell the format from the name; use one of "
-                         f"{', '.join(sorted(_SUFFIXES))} or pass format= ({', '.join(FORMATS)})")
+        raise ValueError(
+            f"{os.fspath(path)}: cannot tell the format from the name; use one of "
+            f"{', '.join(sorted(_SUFFIXES))} or pass format= ({', '.join(FORMATS)})"
+        )
     return fmt
 
 
-def write_alignment(alignment: Alignment, path: str | os.PathLike, format: str | None = None,
-                    words_per_cue: int = 1, overwrite: bool = False) -> Path:
+def write_alignment(
+    alignment: Alignment,
+    path: str | os.PathLike,
+    format: str | None = None,
+    words_per_cue: int = 1,
+    overwrite: bool = False,
+) -> Path:
     """Write ``alignment`` to ``path`` in ``format`` (default: from the name); refuses to replace a file unless
     ``overwrite``. Returns the path."""
     path = Path(path)

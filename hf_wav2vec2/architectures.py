@@ -55,17 +55,40 @@ _CLASSIFICATION = "modeling_hf_wav2vec2_classification"
 
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("HfWav2Vec2Model", "Wav2Vec2Model", "modeling_hf_wav2vec2", "AutoModel", "encoder"),
-    Architecture("HfWav2Vec2ForPreTraining", "Wav2Vec2ForPreTraining", "modeling_hf_wav2vec2",
-                 "AutoModelForPreTraining", "pretraining", heads=("quantizer", "project_q", "project_hid")),
-    Architecture("HfWav2Vec2ForCTC", "Wav2Vec2ForCTC", "modeling_hf_wav2vec2", "AutoModelForCTC", "ctc",
-                 heads=("lm_head",)),
+    Architecture(
+        "HfWav2Vec2ForPreTraining",
+        "Wav2Vec2ForPreTraining",
+        "modeling_hf_wav2vec2",
+        "AutoModelForPreTraining",
+        "pretraining",
+        heads=("quantizer", "project_q", "project_hid"),
+    ),
+    Architecture(
+        "HfWav2Vec2ForCTC", "Wav2Vec2ForCTC", "modeling_hf_wav2vec2", "AutoModelForCTC", "ctc", heads=("lm_head",)
+    ),
     # classifier / projector are shared by these heads, so only the x-vector's own layers identify one
-    Architecture("HfWav2Vec2ForSequenceClassification", "Wav2Vec2ForSequenceClassification", _CLASSIFICATION,
-                 "AutoModelForAudioClassification", "audio-classification"),
-    Architecture("HfWav2Vec2ForAudioFrameClassification", "Wav2Vec2ForAudioFrameClassification", _CLASSIFICATION,
-                 "AutoModelForAudioFrameClassification", "audio-frame-classification"),
-    Architecture("HfWav2Vec2ForXVector", "Wav2Vec2ForXVector", _CLASSIFICATION, "AutoModelForAudioXVector",
-                 "audio-xvector", heads=("tdnn", "objective")),
+    Architecture(
+        "HfWav2Vec2ForSequenceClassification",
+        "Wav2Vec2ForSequenceClassification",
+        _CLASSIFICATION,
+        "AutoModelForAudioClassification",
+        "audio-classification",
+    ),
+    Architecture(
+        "HfWav2Vec2ForAudioFrameClassification",
+        "Wav2Vec2ForAudioFrameClassification",
+        _CLASSIFICATION,
+        "AutoModelForAudioFrameClassification",
+        "audio-frame-classification",
+    ),
+    Architecture(
+        "HfWav2Vec2ForXVector",
+        "Wav2Vec2ForXVector",
+        _CLASSIFICATION,
+        "AutoModelForAudioXVector",
+        "audio-xvector",
+        heads=("tdnn", "objective"),
+    ),
 )
 
 _BY_NAME = {name: a for a in ARCHITECTURES for name in (a.name, a.transformers_name)}
@@ -85,8 +108,10 @@ def architecture(name_or_model: Any) -> Architecture:
     found = _BY_NAME.get(name)
     if found is None:
         known = ", ".join(a.name for a in ARCHITECTURES)
-        raise UnknownArchitectureError(f"architecture {name!r} is not a model of this package; expected one of {known} "
-                                       "or transformers' Wav2Vec2 counterparts")
+        raise UnknownArchitectureError(
+            f"architecture {name!r} is not a model of this package; expected one of {known} "
+            "or transformers' Wav2Vec2 counterparts"
+        )
     return found
 
 

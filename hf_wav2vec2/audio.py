@@ -205,9 +205,7 @@ def resample(array: np.ndarray, orig_sr: int | float, target_sr: int | float) ->
     return soxr.resample(array, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def resampled_length(
-    num_samples: int, orig_sr: int | float, target_sr: int | float = DEFAULT_SAMPLING_RATE
-) -> int:
+def resampled_length(num_samples: int, orig_sr: int | float, target_sr: int | float = DEFAULT_SAMPLING_RATE) -> int:
     """Number of samples :func:`resample` returns for ``num_samples`` input samples."""
     if orig_sr == target_sr:
         return int(num_samples)

@@ -66,8 +66,10 @@ def frame_duration(config: Any, sampling_rate: int | float) -> float:
     if ratio is None:
         strides = getattr(config, "conv_stride", None)
         if not strides:
-            raise ValueError(f"{type(config).__name__} has neither inputs_to_logits_ratio nor conv_stride: cannot "
-                             "tell how long an output frame is")
+            raise ValueError(
+                f"{type(config).__name__} has neither inputs_to_logits_ratio nor conv_stride: cannot "
+                "tell how long an output frame is"
+            )
         ratio = math.prod(int(s) for s in strides)
     if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float)) or not sampling_rate > 0:
         raise ValueError(f"sampling_rate must be a positive number, got {sampling_rate!r}")
@@ -151,8 +153,10 @@ class SoundFileStream:
     def read(self, n: int) -> np.ndarray:
         while self.buffered < n and not self.finished:
             self._pull()
-        joined = np.concatenate(self.pending) if len(self.pending) > 1 else (
-            self.pending[0] if self.pending else np.zeros(0, np.float32)
+        joined = (
+            np.concatenate(self.pending)
+            if len(self.pending) > 1
+            else (self.pending[0] if self.pending else np.zeros(0, np.float32))
         )
         out, rest = joined[:n], joined[n:]
         self.pending = [rest] if rest.shape[0] else []

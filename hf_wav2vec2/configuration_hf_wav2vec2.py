@@ -15,17 +15,56 @@ logger = logging.getLogger(__name__)
 
 # Attributes of transformers' Wav2Vec2Config that mean the same thing here.
 SHARED_WITH_TRANSFORMERS = (
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-    "hidden_dropout", "activation_dropout", "attention_dropout", "feat_proj_dropout", "feat_quantizer_dropout",
-    "final_dropout", "layerdrop", "initializer_range", "layer_norm_eps", "feat_extract_norm",
-    "feat_extract_activation", "conv_dim", "conv_stride", "conv_kernel", "conv_bias", "num_conv_pos_embeddings",
-    "num_conv_pos_embedding_groups", "do_stable_layer_norm", "apply_spec_augment", "mask_time_prob",
-    "mask_time_length", "mask_time_min_masks", "mask_feature_prob", "mask_feature_length", "mask_feature_min_masks",
-    "num_codevectors_per_group", "num_codevector_groups", "contrastive_logits_temperature", "num_negatives",
-    "codevector_dim", "proj_codevector_dim", "diversity_loss_weight", "ctc_loss_reduction", "ctc_zero_infinity",
-    "pad_token_id", "bos_token_id", "eos_token_id",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout",
+    "activation_dropout",
+    "attention_dropout",
+    "feat_proj_dropout",
+    "feat_quantizer_dropout",
+    "final_dropout",
+    "layerdrop",
+    "initializer_range",
+    "layer_norm_eps",
+    "feat_extract_norm",
+    "feat_extract_activation",
+    "conv_dim",
+    "conv_stride",
+    "conv_kernel",
+    "conv_bias",
+    "num_conv_pos_embeddings",
+    "num_conv_pos_embedding_groups",
+    "do_stable_layer_norm",
+    "apply_spec_augment",
+    "mask_time_prob",
+    "mask_time_length",
+    "mask_time_min_masks",
+    "mask_feature_prob",
+    "mask_feature_length",
+    "mask_feature_min_masks",
+    "num_codevectors_per_group",
+    "num_codevector_groups",
+    "contrastive_logits_temperature",
+    "num_negatives",
+    "codevector_dim",
+    "proj_codevector_dim",
+    "diversity_loss_weight",
+    "ctc_loss_reduction",
+    "ctc_zero_infinity",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
     # the classification, frame-labelling and x-vector heads (modeling_hf_wav2vec2_classification.py)
-    "use_weighted_layer_sum", "classifier_proj_size", "tdnn_dim", "tdnn_kernel", "tdnn_dilation", "xvector_output_dim",
+    "use_weighted_layer_sum",
+    "classifier_proj_size",
+    "tdnn_dim",
+    "tdnn_kernel",
+    "tdnn_dilation",
+    "xvector_output_dim",
     # MMS: per-language adapters in every pre-LN transformer layer
     "adapter_attn_dim",
 )
@@ -225,12 +264,16 @@ class HfWav2Vec2Config(PretrainedConfig):
         if layers is not None and layers != len(self.conv_dim):
             self._fail(f"num_feat_extract_layers ({layers}) disagrees with len(conv_dim) ({len(self.conv_dim)})")
         if kwargs.pop("add_adapter", False):
-            self._fail("add_adapter=True (transformers' conv adapter on top of the encoder, for speech-to-text "
-                       "decoders) is not supported; MMS's per-layer adapters (adapter_attn_dim) are")
+            self._fail(
+                "add_adapter=True (transformers' conv adapter on top of the encoder, for speech-to-text "
+                "decoders) is not supported; MMS's per-layer adapters (adapter_attn_dim) are"
+            )
         output_size = kwargs.pop("output_hidden_size", None)
         if output_size is not None and output_size != self.hidden_size:
-            self._fail(f"output_hidden_size ({output_size}) differs from hidden_size ({self.hidden_size}); only "
-                       "models with the conv adapter (add_adapter) have that, and it is not supported")
+            self._fail(
+                f"output_hidden_size ({output_size}) differs from hidden_size ({self.hidden_size}); only "
+                "models with the conv adapter (add_adapter) have that, and it is not supported"
+            )
         for name in ("adapter_kernel_size", "adapter_stride", "num_adapter_layers"):  # meaningless without adapters
             kwargs.pop(name, None)
 
@@ -269,25 +312,35 @@ class HfWav2Vec2Config(PretrainedConfig):
         self._check_fields(fail)
         for name in ("num_attention_heads", "num_conv_pos_embedding_groups"):
             if self.hidden_size % getattr(self, name):
-                fail(f"config.hidden_size ({self.hidden_size}) must be divisible by config.{name} "
-                     f"({getattr(self, name)})")
+                fail(
+                    f"config.hidden_size ({self.hidden_size}) must be divisible by config.{name} "
+                    f"({getattr(self, name)})"
+                )
         if self.adapter_attn_dim is not None and not self.do_stable_layer_norm:
             # transformers builds adapters only into pre-LN layers: a post-LN model would silently have none
-            fail(f"config.adapter_attn_dim ({self.adapter_attn_dim}) needs config.do_stable_layer_norm=True (MMS "
-                 "adapters sit in pre-LN layers only)")
+            fail(
+                f"config.adapter_attn_dim ({self.adapter_attn_dim}) needs config.do_stable_layer_norm=True (MMS "
+                "adapters sit in pre-LN layers only)"
+            )
         if "quantizer" in heads:
             if self.codevector_dim % self.num_codevector_groups:
-                fail(f"config.codevector_dim ({self.codevector_dim}) must be divisible by config.num_codevector_groups "
-                     f"({self.num_codevector_groups})")
+                fail(
+                    f"config.codevector_dim ({self.codevector_dim}) must be divisible by config.num_codevector_groups "
+                    f"({self.num_codevector_groups})"
+                )
             if self.min_gumbel_temperature > self.max_gumbel_temperature:
-                fail(f"config.min_gumbel_temperature ({self.min_gumbel_temperature}) exceeds "
-                     f"config.max_gumbel_temperature ({self.max_gumbel_temperature})")
+                fail(
+                    f"config.min_gumbel_temperature ({self.min_gumbel_temperature}) exceeds "
+                    f"config.max_gumbel_temperature ({self.max_gumbel_temperature})"
+                )
         if "ctc" in heads:
             if self.vocab_size is None:
                 fail("config.vocab_size is needed (the size of the tokenizer's vocabulary)")
             if self.pad_token_id is None or not 0 <= self.pad_token_id < self.vocab_size:
-                fail(f"config.pad_token_id ({self.pad_token_id}) is the CTC blank and must be < config.vocab_size "
-                     f"({self.vocab_size})")
+                fail(
+                    f"config.pad_token_id ({self.pad_token_id}) is the CTC blank and must be < config.vocab_size "
+                    f"({self.vocab_size})"
+                )
 
     def _check_fields(self, fail):
         """Checks of single fields (plus the conv stack's equal lengths, which transformers checks too)."""
@@ -300,18 +353,37 @@ class HfWav2Vec2Config(PretrainedConfig):
             fail("conv_dim, conv_stride and conv_kernel must hold positive integers")
         if self.feat_extract_norm not in ("group", "layer"):
             fail(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
-        for name in ("hidden_dropout", "activation_dropout", "attention_dropout", "feat_proj_dropout",
-                     "feat_quantizer_dropout", "final_dropout", "layerdrop", "mask_time_prob", "mask_feature_prob"):
+        for name in (
+            "hidden_dropout",
+            "activation_dropout",
+            "attention_dropout",
+            "feat_proj_dropout",
+            "feat_quantizer_dropout",
+            "final_dropout",
+            "layerdrop",
+            "mask_time_prob",
+            "mask_feature_prob",
+        ):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        for name in ("mask_time_length", "mask_feature_length", "num_codevectors_per_group", "num_codevector_groups",
-                     "num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size",
-                     "num_conv_pos_embedding_groups"):
+        for name in (
+            "mask_time_length",
+            "mask_feature_length",
+            "num_codevectors_per_group",
+            "num_codevector_groups",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "hidden_size",
+            "intermediate_size",
+            "num_conv_pos_embedding_groups",
+        ):
             if int(getattr(self, name)) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.adapter_attn_dim is not None and (isinstance(self.adapter_attn_dim, bool)
-                                                  or not isinstance(self.adapter_attn_dim, int)
-                                                  or self.adapter_attn_dim < 1):
+        if self.adapter_attn_dim is not None and (
+            isinstance(self.adapter_attn_dim, bool)
+            or not isinstance(self.adapter_attn_dim, int)
+            or self.adapter_attn_dim < 1
+        ):
             fail(f"adapter_attn_dim must be None (no adapters) or an integer >= 1, got {self.adapter_attn_dim!r}")
         for name in ("mask_time_min_masks", "mask_feature_min_masks", "num_negatives"):
             if int(getattr(self, name)) < 0:
@@ -341,11 +413,24 @@ class HfWav2Vec2Config(PretrainedConfig):
     def large(cls, **kwargs) -> "HfWav2Vec2Config":
         """The paper's LARGE model as pre-trained on LV-60k (24 x 1024, pre-LN, layer-norm conv encoder with bias)."""
         preset = dict(
-            hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-            feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True, codevector_dim=768,
-            proj_codevector_dim=768, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-            feat_proj_dropout=0.0, feat_quantizer_dropout=0.0, layerdrop=0.0, feature_penalty_weight=0.0,
-            feature_grad_mult=1.0, min_gumbel_temperature=0.1,
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            feat_extract_norm="layer",
+            conv_bias=True,
+            do_stable_layer_norm=True,
+            codevector_dim=768,
+            proj_codevector_dim=768,
+            hidden_dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+            feat_proj_dropout=0.0,
+            feat_quantizer_dropout=0.0,
+            layerdrop=0.0,
+            feature_penalty_weight=0.0,
+            feature_grad_mult=1.0,
+            min_gumbel_temperature=0.1,
         )
         preset.update(kwargs)
         return cls(**preset)
@@ -381,8 +466,10 @@ class HfWav2Vec2Config(PretrainedConfig):
 
             config = Wav2Vec2Config.from_dict(config)
         if getattr(config, "add_adapter", False):
-            raise ValueError("wav2vec 2.0 checkpoints with transformers' conv adapter (add_adapter=True) are not "
-                             "supported; MMS's per-layer adapters (adapter_attn_dim) are")
+            raise ValueError(
+                "wav2vec 2.0 checkpoints with transformers' conv adapter (add_adapter=True) are not "
+                "supported; MMS's per-layer adapters (adapter_attn_dim) are"
+            )
         values = {name: getattr(config, name) for name in SHARED_WITH_TRANSFORMERS if hasattr(config, name)}
         for name, value in TRANSFORMERS_OBJECTIVE.items():
             # transformers keeps unknown keys as attributes: a user's explicit value survives (with a warning)
@@ -413,7 +500,10 @@ def _warn_fairseq_term(name, value):
     logger.warning(
         "HfWav2Vec2Config: the transformers-format config sets %s=%r, a fairseq-only pre-training term that "
         "transformers' Wav2Vec2ForPreTraining ignores; kept (transformers' behaviour is %s=%r)",
-        name, value, name, TRANSFORMERS_OBJECTIVE[name],
+        name,
+        value,
+        name,
+        TRANSFORMERS_OBJECTIVE[name],
     )
 
 

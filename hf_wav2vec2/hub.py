@@ -47,9 +47,20 @@ from .training.vocab import NORMALIZATION_FILE  # uploaded: a downloaded model i
 
 # Every file an upload folder may hold; anything else (a .bin, a checkpoint, a cache directory) is an error.
 ALLOWED_FILES = (
-    "README.md", "config.json", "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors",
-    "*.py", "vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "processor_config.json", "preprocessor_config.json", NORMALIZATION_FILE, "adapter.*.safetensors",
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*-of-*.safetensors",
+    "*.py",
+    "vocab.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+    NORMALIZATION_FILE,
+    "adapter.*.safetensors",
 )
 REQUIRED_FILES = ("README.md", "config.json")
 
@@ -92,16 +103,19 @@ def _resolve(model_dir_or_model, processor):
             "(convert transformers models first: hf-wav2vec2 convert)"
         )
     if processor is not None and not isinstance(processor, (HfWav2Vec2Processor, HfWav2Vec2FeatureExtractor)):
-        raise PublishError("processor must be an HfWav2Vec2Processor or HfWav2Vec2FeatureExtractor, got "
-                           f"{type(processor).__name__}")
+        raise PublishError(
+            f"processor must be an HfWav2Vec2Processor or HfWav2Vec2FeatureExtractor, got {type(processor).__name__}"
+        )
     if isinstance(model, HfWav2Vec2ForCTC):
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is None:
-            raise PublishError("a CTC model needs its tokenizer: pass processor= (HfWav2Vec2Processor) or save it "
-                               "with the model")
+            raise PublishError(
+                "a CTC model needs its tokenizer: pass processor= (HfWav2Vec2Processor) or save it with the model"
+            )
         if len(tokenizer.get_vocab()) > model.config.vocab_size:
-            raise PublishError(f"the tokenizer has {len(tokenizer.get_vocab())} tokens, the CTC head only "
-                               f"{model.config.vocab_size}")
+            raise PublishError(
+                f"the tokenizer has {len(tokenizer.get_vocab())} tokens, the CTC head only {model.config.vocab_size}"
+            )
         if tokenizer.pad_token_id != model.config.pad_token_id:
             raise PublishError(
                 f"the tokenizer's pad (CTC blank) id {tokenizer.pad_token_id} differs from the model's pad_token_id "
@@ -254,7 +268,9 @@ def push_to_hub(
         try:
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             return api.upload_folder(
-                repo_id=getattr(repo_url, "repo_id", None) or repo_id, folder_path=str(folder), repo_type="model",
+                repo_id=getattr(repo_url, "repo_id", None) or repo_id,
+                folder_path=str(folder),
+                repo_type="model",
                 commit_message=commit_message or "Upload wav2vec 2.0 model with hf-wav2vec2",
                 delete_patterns=STALE_REMOTE_FILES,
             )
@@ -317,18 +333,22 @@ def _remote_json(api, repo_id: str, filename: str) -> dict | None:
 def _merged_vocab(remote: dict | None, lang: str, vocab: dict | None, repo_id: str, model_dir: Path) -> dict | None:
     """The repository's multilingual vocab.json with ``lang``'s vocabulary put in, or None when it has it already."""
     if remote is None or not remote or not all(isinstance(v, dict) for v in remote.values()):
-        raise PublishError(f"{repo_id}: its vocab.json is missing or holds one vocabulary, not one per language "
-                           "(push the whole model with hf-wav2vec2 push)")
+        raise PublishError(
+            f"{repo_id}: its vocab.json is missing or holds one vocabulary, not one per language "
+            "(push the whole model with hf-wav2vec2 push)"
+        )
     if vocab is None:
         if lang in remote:
             return None  # the adapter of a language the repository knows, with its vocabulary unchanged
-        raise PublishError(f"no vocabulary for {lang!r}: neither {model_dir / 'vocab.json'} nor {repo_id}'s "
-                           "vocab.json has one")
+        raise PublishError(
+            f"no vocabulary for {lang!r}: neither {model_dir / 'vocab.json'} nor {repo_id}'s vocab.json has one"
+        )
     return None if remote.get(lang) == vocab else {**remote, lang: vocab}
 
 
-def push_adapter(model_dir, repo_id: str, lang: str, *, dry_run_dir=None, token=None,
-                 commit_message: str | None = None):
+def push_adapter(
+    model_dir, repo_id: str, lang: str, *, dry_run_dir=None, token=None, commit_message: str | None = None
+):
     """Upload one MMS language to an existing Hub repository: ``adapter.<lang>.safetensors`` from ``model_dir``
     (as adapter-only fine-tuning writes it) and, when the language's vocabulary is new or changed, the repository's
     ``vocab.json`` with that vocabulary added; every other remote file (the base weights, the other languages) is
@@ -365,20 +385,37 @@ def push_adapter(model_dir, repo_id: str, lang: str, *, dry_run_dir=None, token=
             folder = _empty_directory(dry_run_dir) if dry_run_dir is not None else Path(scratch)
             shutil.copyfile(path, folder / path.name)
             if merged is not None:
-                (folder / "vocab.json").write_text(json.dumps(merged, ensure_ascii=False, indent=2) + "\n",
-                                                   encoding="utf-8")
+                (folder / "vocab.json").write_text(
+                    json.dumps(merged, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+                )
             if dry_run_dir is not None:
                 return folder
-            operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p))
-                          for p in sorted(folder.iterdir())]
-            return api.create_commit(repo_id=repo_id, operations=operations, repo_type="model",
-                                     commit_message=commit_message or f"Add the {lang} adapter with hf-wav2vec2")
+            operations = [
+                CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in sorted(folder.iterdir())
+            ]
+            return api.create_commit(
+                repo_id=repo_id,
+                operations=operations,
+                repo_type="model",
+                commit_message=commit_message or f"Add the {lang} adapter with hf-wav2vec2",
+            )
     except (HfHubHTTPError, OSError) as error:
         raise PublishError(f"upload to {repo_id} failed: {_first_line(error)}") from error
 
 
 __all__ = [
-    "CARD_INFO_FILE", "DEFAULT_LICENSE", "CardInfo", "PublishError", "Result", "TEMPLATE_PATH",
-    "card_metadata", "check_upload_folder", "describe_architecture", "fill_template",
-    "prepare_upload_folder", "push_adapter", "push_to_hub", "render_model_card",
+    "CARD_INFO_FILE",
+    "DEFAULT_LICENSE",
+    "CardInfo",
+    "PublishError",
+    "Result",
+    "TEMPLATE_PATH",
+    "card_metadata",
+    "check_upload_folder",
+    "describe_architecture",
+    "fill_template",
+    "prepare_upload_folder",
+    "push_adapter",
+    "push_to_hub",
+    "render_model_card",
 ]

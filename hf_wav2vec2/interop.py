@@ -28,7 +28,9 @@ def to_transformers(model):
     target = getattr(transformers, name)(config)
     missing, unexpected = target.load_state_dict(model.state_dict(), strict=False)
     if missing or unexpected:
-        raise RuntimeError(f"weights do not line up with transformers' {name}: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(
+            f"weights do not line up with transformers' {name}: missing {missing}, unexpected {unexpected}"
+        )
     return target.to(next(model.parameters()).dtype)
 
 
@@ -44,10 +46,14 @@ def to_transformers_processor(processor):
         return processor
     feature_extractor = getattr(processor, "feature_extractor", processor)
     if not hasattr(feature_extractor, "sampling_rate"):
-        raise TypeError(f"processor must be a wav2vec 2.0 processor or feature extractor, got {type(processor).__name__}")
+        raise TypeError(
+            f"processor must be a wav2vec 2.0 processor or feature extractor, got {type(processor).__name__}"
+        )
     theirs_fe = transformers.Wav2Vec2FeatureExtractor(
-        feature_size=feature_extractor.feature_size, sampling_rate=feature_extractor.sampling_rate,
-        padding_value=feature_extractor.padding_value, do_normalize=feature_extractor.do_normalize,
+        feature_size=feature_extractor.feature_size,
+        sampling_rate=feature_extractor.sampling_rate,
+        padding_value=feature_extractor.padding_value,
+        do_normalize=feature_extractor.do_normalize,
         return_attention_mask=feature_extractor.return_attention_mask,
     )
     tokenizer = getattr(processor, "tokenizer", None)
@@ -56,11 +62,15 @@ def to_transformers_processor(processor):
     with tempfile.TemporaryDirectory() as scratch:
         (vocab_file,) = tokenizer.save_vocabulary(scratch)
         theirs_tok = transformers.Wav2Vec2CTCTokenizer(
-            vocab_file, bos_token=str(tokenizer.bos_token), eos_token=str(tokenizer.eos_token),
-            unk_token=str(tokenizer.unk_token), pad_token=str(tokenizer.pad_token),
+            vocab_file,
+            bos_token=str(tokenizer.bos_token),
+            eos_token=str(tokenizer.eos_token),
+            unk_token=str(tokenizer.unk_token),
+            pad_token=str(tokenizer.pad_token),
             word_delimiter_token=str(tokenizer.word_delimiter_token),
             replace_word_delimiter_char=tokenizer.replace_word_delimiter_char,
-            do_lower_case=tokenizer.do_lower_case, target_lang=tokenizer.target_lang,
+            do_lower_case=tokenizer.do_lower_case,
+            target_lang=tokenizer.target_lang,
         )
     return transformers.Wav2Vec2Processor(feature_extractor=theirs_fe, tokenizer=theirs_tok)
 
@@ -81,8 +91,10 @@ def copy_adapter_files(model, directory) -> list[str]:
     if name and source.is_dir():
         languages = [] if source.resolve() == directory.resolve() else available_adapters(source)
     elif name:
-        logger.warning(f"{name} is no local directory: its adapter files are not copied (download them, or load "
-                       "each language and call model.save_adapter)")
+        logger.warning(
+            f"{name} is no local directory: its adapter files are not copied (download them, or load "
+            "each language and call model.save_adapter)"
+        )
     for lang in languages:
         if lang == model.target_lang:
             continue

@@ -58,8 +58,10 @@ def _check_finite(input_values: torch.Tensor) -> None:
     kinds = [name for name, test in (("NaN", torch.isnan), ("Inf", torch.isinf)) if test(input_values).any()]
     rows = (~torch.isfinite(input_values)).any(-1).nonzero().flatten().tolist() if input_values.dim() == 2 else []
     where = f" in batch rows {rows[:10]}{' ...' if len(rows) > 10 else ''}" if rows else ""
-    raise ValueError(f"input_values contain {' and '.join(kinds)}{where}; the model would return NaN logits: check "
-                     "how the audio was decoded, resampled or normalized")
+    raise ValueError(
+        f"input_values contain {' and '.join(kinds)}{where}; the model would return NaN logits: check "
+        "how the audio was decoded, resampled or normalized"
+    )
 
 
 def prepare_input_values(input_values, dtype: torch.dtype, device: torch.device, min_samples: int) -> torch.Tensor:
@@ -75,18 +77,23 @@ def prepare_input_values(input_values, dtype: torch.dtype, device: torch.device,
     if isinstance(input_values, np.ndarray):
         input_values = torch.from_numpy(np.ascontiguousarray(input_values)).to(device)
     elif not isinstance(input_values, torch.Tensor):
-        raise TypeError(f"input_values must be a torch.Tensor (batch, samples) of float audio in [-1, 1], got "
-                        f"{type(input_values).__name__}")
+        raise TypeError(
+            f"input_values must be a torch.Tensor (batch, samples) of float audio in [-1, 1], got "
+            f"{type(input_values).__name__}"
+        )
     if not input_values.is_floating_point():
         hint = " (int16 PCM: x.float() / 32768)" if input_values.dtype == torch.int16 else ""
-        raise TypeError(f"input_values are {str(input_values.dtype).removeprefix('torch.')}; pass float32 audio in "
-                        f"[-1, 1]{hint}")
+        raise TypeError(
+            f"input_values are {str(input_values.dtype).removeprefix('torch.')}; pass float32 audio in [-1, 1]{hint}"
+        )
     if input_values.dim() != 2:
         fix = "add a batch dimension (x[None])" if input_values.dim() == 1 else "mix audio to mono"
         raise ValueError(f"input_values must be (batch, samples), got shape {tuple(input_values.shape)}; {fix}")
     if input_values.shape[-1] < min_samples:
-        raise ValueError(f"input is {input_values.shape[-1]} samples; the model needs at least {min_samples} (its "
-                         "receptive field) to produce one frame")
+        raise ValueError(
+            f"input is {input_values.shape[-1]} samples; the model needs at least {min_samples} (its "
+            "receptive field) to produce one frame"
+        )
     if input_values.dtype != dtype:
         input_values = input_values.to(dtype)
     if _checks_values():
@@ -119,8 +126,10 @@ class HfWav2Vec2PreTrainedModel(AdapterMixin, PreTrainedModel):
 
     def __init__(self, config: HfWav2Vec2Config, *inputs, **kwargs):
         if not hasattr(config, "check_model_consistency"):
-            raise TypeError(f"{type(self).__name__} needs an HfWav2Vec2Config, got {type(config).__name__}; convert "
-                            "it with HfWav2Vec2Config.from_transformers_config(config)")
+            raise TypeError(
+                f"{type(self).__name__} needs an HfWav2Vec2Config, got {type(config).__name__}; convert "
+                "it with HfWav2Vec2Config.from_transformers_config(config)"
+            )
         config.check_model_consistency(type(self).__name__, self._config_checks)
         super().__init__(config, *inputs, **kwargs)
 
@@ -237,8 +246,12 @@ class HfWav2Vec2Model(HfWav2Vec2PreTrainedModel):
         if mask_time_indices is None and self.training and self.config.mask_time_prob > 0:
             lengths = None if frame_mask is None else frame_mask.sum(-1)
             mask_time_indices = compute_mask_indices(
-                (batch, frames), self.config.mask_time_prob, self.config.mask_time_length,
-                self.config.mask_time_min_masks, lengths, hidden_states.device,
+                (batch, frames),
+                self.config.mask_time_prob,
+                self.config.mask_time_length,
+                self.config.mask_time_min_masks,
+                lengths,
+                hidden_states.device,
             )
         return self.mask_channels(self.mask_time_steps(hidden_states, mask_time_indices))
 
@@ -257,8 +270,11 @@ class HfWav2Vec2Model(HfWav2Vec2PreTrainedModel):
             return hidden_states
         batch, _, dim = hidden_states.shape
         channels = compute_mask_indices(
-            (batch, dim), self.config.mask_feature_prob, self.config.mask_feature_length,
-            self.config.mask_feature_min_masks, device=hidden_states.device,
+            (batch, dim),
+            self.config.mask_feature_prob,
+            self.config.mask_feature_length,
+            self.config.mask_feature_min_masks,
+            device=hidden_states.device,
         )
         return hidden_states.masked_fill(channels[:, None, :], 0.0)
 
@@ -370,8 +386,14 @@ class HfWav2Vec2ForPreTraining(PreTrainingObjective, HfWav2Vec2PreTrainedModel):
         if mask is not None:
             fields.update(self._losses(fields["logits"], features, prob_ppl))
         output = HfWav2Vec2ForPreTrainingOutput(
-            **fields, code_perplexity=code_ppl, prob_perplexity=prob_ppl, mask_time_indices=mask,
-            hidden_states=states, attentions=weights, projected_states=projected, projected_quantized_states=quantized,
+            **fields,
+            code_perplexity=code_ppl,
+            prob_perplexity=prob_ppl,
+            mask_time_indices=mask,
+            hidden_states=states,
+            attentions=weights,
+            projected_states=projected,
+            projected_quantized_states=quantized,
             codevector_perplexity=prob_ppl if self.training else code_ppl,
         )
         return output if return_dict is not False else output.to_tuple()
@@ -412,8 +434,11 @@ class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
     ):
         """``labels`` (B, S) token ids, padded with -100 (any negative id is ignored)."""
         outputs = self.wav2vec2(
-            input_values, attention_mask=attention_mask, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True,
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.lm_head(self.dropout(outputs.last_hidden_state))  # (B, T, V)
         loss = None
@@ -439,8 +464,13 @@ class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
         log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)  # (T, B, V)
         with torch.backends.cudnn.flags(enabled=False):
             return F.ctc_loss(
-                log_probs, targets, input_lengths, target_lengths, blank=self.config.pad_token_id,
-                reduction=self.config.ctc_loss_reduction, zero_infinity=self.config.ctc_zero_infinity,
+                log_probs,
+                targets,
+                input_lengths,
+                target_lengths,
+                blank=self.config.pad_token_id,
+                reduction=self.config.ctc_loss_reduction,
+                zero_infinity=self.config.ctc_zero_infinity,
             )
 
 

@@ -36,8 +36,10 @@ def _check_tdnn(config, model_name):
     lists = {name: list(getattr(config, name, None) or []) for name in ("tdnn_dim", "tdnn_kernel", "tdnn_dilation")}
     lengths = {len(values) for values in lists.values()}
     if len(lengths) != 1 or 0 in lengths:
-        raise ValueError(f"{model_name}: config.tdnn_dim, tdnn_kernel and tdnn_dilation must be non-empty and of "
-                         f"equal length, got {', '.join(str(len(v)) for v in lists.values())}")
+        raise ValueError(
+            f"{model_name}: config.tdnn_dim, tdnn_kernel and tdnn_dilation must be non-empty and of "
+            f"equal length, got {', '.join(str(len(v)) for v in lists.values())}"
+        )
     for name, values in lists.items():
         if any(not isinstance(v, int) or v < 1 for v in values):
             raise ValueError(f"{model_name}: config.{name} must hold positive integers, got {values}")
@@ -76,8 +78,11 @@ class _HfWav2Vec2WithHead(HfWav2Vec2PreTrainedModel):
         wanted = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
         weighted = self.config.use_weighted_layer_sum
         outputs = self.wav2vec2(
-            input_values, attention_mask=attention_mask, output_attentions=output_attentions,
-            output_hidden_states=wanted or weighted, return_dict=True,
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=wanted or weighted,
+            return_dict=True,
         )
         if not weighted:
             return outputs.last_hidden_state, outputs, wanted
@@ -112,8 +117,10 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
     def __init__(self, config: HfWav2Vec2Config):
         _check_positive(config, ("classifier_proj_size",), type(self).__name__)
         if config.problem_type is not None and config.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"{type(self).__name__}: config.problem_type must be one of {PROBLEM_TYPES} or None, "
-                             f"got {config.problem_type!r}")
+            raise ValueError(
+                f"{type(self).__name__}: config.problem_type must be one of {PROBLEM_TYPES} or None, "
+                f"got {config.problem_type!r}"
+            )
         super().__init__(config)
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
@@ -130,8 +137,9 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
         **kwargs,
     ):
         """``labels``: (B,) class ids, (B, C) multi-hot floats or (B,) / (B, 1) regression targets."""
-        states, outputs, with_states = self._encode(input_values, attention_mask, output_attentions,
-                                                    output_hidden_states)
+        states, outputs, with_states = self._encode(
+            input_values, attention_mask, output_attentions, output_hidden_states
+        )
         projected = self.projector(states)  # (B, T, P)
         real = self._real_frames(attention_mask, projected.shape[1])
         if real is None:
@@ -142,7 +150,9 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
         logits = self.classifier(pooled)  # (B, C)
         loss = None if labels is None else self.classification_loss(logits, labels)
         output = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states if with_states else None,
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if with_states else None,
             attentions=outputs.attentions,
         )
         return self._finish(output, return_dict)
@@ -161,19 +171,25 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
                 problem = "multi_label_classification"
         if problem == "regression":
             if labels.numel() != logits.numel():
-                raise ValueError(f"regression labels must be ({logits.shape[0]},) or {tuple(logits.shape)}, got "
-                                 f"{tuple(labels.shape)}")
+                raise ValueError(
+                    f"regression labels must be ({logits.shape[0]},) or {tuple(logits.shape)}, got "
+                    f"{tuple(labels.shape)}"
+                )
             return F.mse_loss(logits.float().squeeze(), labels.float().view_as(logits).squeeze())
         if problem == "single_label_classification":
             labels = labels.view(-1)
             if labels.is_floating_point() or labels.numel() != logits.shape[0]:
-                raise ValueError(f"single-label classification needs one integer class id per clip ({logits.shape[0]}"
-                                 f",), got {labels.dtype} labels of shape {tuple(labels.shape)}")
+                raise ValueError(
+                    f"single-label classification needs one integer class id per clip ({logits.shape[0]}"
+                    f",), got {labels.dtype} labels of shape {tuple(labels.shape)}"
+                )
             _check_class_ids(labels, num_labels)
             return F.cross_entropy(logits.float(), labels)
         if tuple(labels.shape) != tuple(logits.shape):
-            raise ValueError(f"multi-label classification needs labels of shape {tuple(logits.shape)} (0/1 per "
-                             f"label), got {tuple(labels.shape)}")
+            raise ValueError(
+                f"multi-label classification needs labels of shape {tuple(logits.shape)} (0/1 per "
+                f"label), got {tuple(labels.shape)}"
+            )
         return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
@@ -207,14 +223,17 @@ class HfWav2Vec2ForAudioFrameClassification(_HfWav2Vec2WithHead):
         **kwargs,
     ):
         """``labels``: (B, T, C) one-/multi-hot per frame, or (B, T) class ids (see the class docstring)."""
-        states, outputs, with_states = self._encode(input_values, attention_mask, output_attentions,
-                                                    output_hidden_states)
+        states, outputs, with_states = self._encode(
+            input_values, attention_mask, output_attentions, output_hidden_states
+        )
         logits = self.classifier(states)  # (B, T, C)
         loss = None
         if labels is not None:
             loss = self.frame_loss(logits, labels.to(logits.device), self._real_frames(attention_mask, logits.shape[1]))
         output = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states if with_states else None,
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if with_states else None,
             attentions=outputs.attentions,
         )
         return self._finish(output, return_dict)
@@ -224,15 +243,19 @@ class HfWav2Vec2ForAudioFrameClassification(_HfWav2Vec2WithHead):
         batch, frames, num_labels = logits.shape
         if labels.dim() == 2:
             if tuple(labels.shape) != (batch, frames) or labels.is_floating_point():
-                raise ValueError(f"frame class ids must be integers of shape ({batch}, {frames}) (one per output "
-                                 f"frame), got {labels.dtype} of shape {tuple(labels.shape)}")
+                raise ValueError(
+                    f"frame class ids must be integers of shape ({batch}, {frames}) (one per output "
+                    f"frame), got {labels.dtype} of shape {tuple(labels.shape)}"
+                )
             if real is not None:
                 labels = labels.masked_fill(~real, -100)
             _check_class_ids(labels[labels != -100], num_labels)
             return F.cross_entropy(logits.float().reshape(-1, num_labels), labels.reshape(-1), ignore_index=-100)
         if tuple(labels.shape) != tuple(logits.shape):
-            raise ValueError(f"frame labels must be ({batch}, {frames}, {num_labels}) one-/multi-hot or ({batch}, "
-                             f"{frames}) class ids, got {tuple(labels.shape)}")
+            raise ValueError(
+                f"frame labels must be ({batch}, {frames}, {num_labels}) one-/multi-hot or ({batch}, "
+                f"{frames}) class ids, got {tuple(labels.shape)}"
+            )
         if self.config.problem_type == "multi_label_classification":
             per_label = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
             if real is None:
@@ -243,7 +266,7 @@ class HfWav2Vec2ForAudioFrameClassification(_HfWav2Vec2WithHead):
 
 
 class AMSoftmaxLoss(nn.Module):
-    """Additive-margin softmax (Wang et al., 2018): cosine logits, the target's reduced by ``margin``, times ``scale``."""
+    """Additive-margin softmax (Wang et al., 2018): cosine logits, the target's less ``margin``, times ``scale``."""
 
     def __init__(self, input_dim, num_labels, scale=30.0, margin=0.4):
         super().__init__()
@@ -310,7 +333,7 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         A layer of kernel k and dilation d removes d * (k - 1) frames. transformers' method of this name leaves the
         dilation out, so its statistics pooling of a padded clip also reads TDNN frames computed from padding.
         """
-        for kernel_size, dilation in zip(self.config.tdnn_kernel, self.config.tdnn_dilation):
+        for kernel_size, dilation in zip(self.config.tdnn_kernel, self.config.tdnn_dilation, strict=True):
             input_lengths = input_lengths - dilation * (kernel_size - 1)
         return input_lengths
 
@@ -325,8 +348,9 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         **kwargs,
     ):
         """``labels`` (B,) speaker ids for the AMSoftmax loss."""
-        states, outputs, with_states = self._encode(input_values, attention_mask, output_attentions,
-                                                    output_hidden_states)
+        states, outputs, with_states = self._encode(
+            input_values, attention_mask, output_attentions, output_hidden_states
+        )
         lengths = self._pooled_lengths(attention_mask, states.shape[0], states.shape[1], states.device)
         hidden = self.projector(states)
         for layer in self.tdnn:
@@ -336,8 +360,11 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         logits = self.classifier(embeddings)
         loss = None if labels is None else self.objective(logits, labels.to(logits.device))
         output = XVectorOutput(
-            loss=loss, logits=logits, embeddings=embeddings,
-            hidden_states=outputs.hidden_states if with_states else None, attentions=outputs.attentions,
+            loss=loss,
+            logits=logits,
+            embeddings=embeddings,
+            hidden_states=outputs.hidden_states if with_states else None,
+            attentions=outputs.attentions,
         )
         return self._finish(output, return_dict)
 
@@ -351,8 +378,10 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         if bool((lengths < 1).any()):
             context = 1 - int(self._get_tdnn_output_lengths(torch.tensor(0)))  # encoder frames per TDNN frame
             samples = self.config.receptive_field + (context - 1) * self.config.inputs_to_logits_ratio
-            raise ValueError(f"a clip is too short for the x-vector head: its TDNN layers need {context} encoder "
-                             f"frames, i.e. at least {samples} samples of real audio")
+            raise ValueError(
+                f"a clip is too short for the x-vector head: its TDNN layers need {context} encoder "
+                f"frames, i.e. at least {samples} samples of real audio"
+            )
         return lengths
 
     @staticmethod
@@ -368,8 +397,10 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
 
 def _check_class_ids(labels, num_labels):
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_labels):
-        raise ValueError(f"class ids must lie in [0, num_labels={num_labels}), got ids from {int(labels.min())} to "
-                         f"{int(labels.max())}")
+        raise ValueError(
+            f"class ids must lie in [0, num_labels={num_labels}), got ids from {int(labels.min())} to "
+            f"{int(labels.max())}"
+        )
 
 
 def speaker_similarity(embeddings_a: torch.Tensor, embeddings_b: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ logger = logging.get_logger(__name__)
 
 def conv_output_lengths(lengths, conv_kernel, conv_stride):
     """Frames produced by the conv feature encoder for inputs of ``lengths`` samples (int or tensor)."""
-    for kernel, stride in zip(conv_kernel, conv_stride):
+    for kernel, stride in zip(conv_kernel, conv_stride, strict=True):
         lengths = (lengths - kernel) // stride + 1  # floor division, for ints and tensors alike
     return lengths
 
@@ -75,7 +75,7 @@ class FeatureEncoder(nn.Module):
         super().__init__()
         dims = [1, *config.conv_dim]
         layers = []
-        for i, (kernel, stride) in enumerate(zip(config.conv_kernel, config.conv_stride)):
+        for i, (kernel, stride) in enumerate(zip(config.conv_kernel, config.conv_stride, strict=True)):
             norm = "layer" if config.feat_extract_norm == "layer" else ("group" if i == 0 else None)
             layers.append(
                 ConvLayer(dims[i], dims[i + 1], kernel, stride, config.conv_bias, norm, config.feat_extract_activation)
@@ -110,7 +110,10 @@ class PositionalConvEmbedding(nn.Module):
         super().__init__()
         kernel = config.num_conv_pos_embeddings
         conv = nn.Conv1d(
-            config.hidden_size, config.hidden_size, kernel, padding=kernel // 2,
+            config.hidden_size,
+            config.hidden_size,
+            kernel,
+            padding=kernel // 2,
             groups=config.num_conv_pos_embedding_groups,
         )
         # weight norm over the kernel dimension (dim=2), as fairseq
@@ -171,8 +174,10 @@ class Attention(nn.Module):
         mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]  # (B, 1, 1, T)
         implementation = self.config._attn_implementation or "sdpa"
         if output_attentions and implementation != "eager":
-            logger.warning_once(f"output_attentions=True needs eager attention: falling back from {implementation} "
-                                "for those calls (set attn_implementation='eager' to silence this)")
+            logger.warning_once(
+                f"output_attentions=True needs eager attention: falling back from {implementation} "
+                "for those calls (set attn_implementation='eager' to silence this)"
+            )
             implementation = "eager"
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         dropout = self.dropout if self.training else 0.0
@@ -285,13 +290,24 @@ class Encoder(nn.Module):
             all_states.append(x)
         if self.layer_norm_first:
             x = self.layer_norm(x)
-        return x, (tuple(all_states) if output_hidden_states else None), (
-            tuple(all_weights) if output_attentions else None
+        return (
+            x,
+            (tuple(all_states) if output_hidden_states else None),
+            (tuple(all_weights) if output_attentions else None),
         )
 
 
 __all__ = [
-    "conv_output_lengths", "GradMultiply", "ConvLayer", "FeatureEncoder", "FeatureProjection",
-    "PositionalConvEmbedding", "eager_attention_forward", "Attention", "FeedForward", "AttnAdapterLayer",
-    "EncoderLayer", "Encoder",
+    "conv_output_lengths",
+    "GradMultiply",
+    "ConvLayer",
+    "FeatureEncoder",
+    "FeatureProjection",
+    "PositionalConvEmbedding",
+    "eager_attention_forward",
+    "Attention",
+    "FeedForward",
+    "AttnAdapterLayer",
+    "EncoderLayer",
+    "Encoder",
 ]

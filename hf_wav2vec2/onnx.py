@@ -77,8 +77,9 @@ class _PatchConv(nn.Module):
             raise OnnxExportError("feature encoder: only plain convolutions (no groups, dilation, padding) export")
         self.kernel, self.stride = conv.kernel_size[0], conv.stride[0]
         weight = conv.weight.detach()  # (O, C, k)
-        self.weight = nn.Parameter(weight.permute(2, 1, 0).reshape(-1, weight.shape[0]).contiguous(),
-                                   requires_grad=False)
+        self.weight = nn.Parameter(
+            weight.permute(2, 1, 0).reshape(-1, weight.shape[0]).contiguous(), requires_grad=False
+        )
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x):  # (B, L, C) -> (B, T, O)
@@ -147,8 +148,10 @@ def _load_ctc_model(model: Any) -> nn.Module:
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(tmp)
                 return HfWav2Vec2ForCTC.from_pretrained(tmp)
-        raise OnnxExportError(f"export_onnx: model must be a CTC model (HfWav2Vec2ForCTC or a directory of one), "
-                              f"got {type(model).__name__}")
+        raise OnnxExportError(
+            f"export_onnx: model must be a CTC model (HfWav2Vec2ForCTC or a directory of one), "
+            f"got {type(model).__name__}"
+        )
     source = os.fspath(model)
     if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
         raise OnnxExportError(f"{source}: not a model directory (no config.json)")
@@ -179,8 +182,13 @@ def _export_graph(model: nn.Module, path: Path, opset: int | None) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
         program = torch.onnx.export(
-            wrapper, (values, mask), dynamo=True, opset_version=opset, verbose=False,
-            input_names=["input_values", "attention_mask"], output_names=["logits"],
+            wrapper,
+            (values, mask),
+            dynamo=True,
+            opset_version=opset,
+            verbose=False,
+            input_names=["input_values", "attention_mask"],
+            output_names=["logits"],
             dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
         )
     program.save(str(path), external_data=large)
@@ -208,8 +216,13 @@ def quantize_onnx(source: str | os.PathLike, target: str | os.PathLike, mode: st
     root.setLevel(logging.ERROR)  # onnxruntime logs a "consider pre-processing" warning through the root logger
     try:
         quantization.quantize_dynamic(
-            source, target, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
-            weight_type=quantization.QuantType.QInt8, use_external_data_format=large,
+            source,
+            target,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            reduce_range=True,
+            weight_type=quantization.QuantType.QInt8,
+            use_external_data_format=large,
             extra_options={"MatMulConstBOnly": True},
         )
     finally:
@@ -290,8 +303,9 @@ def _saved_folder(model: Any) -> Path | None:
     return Path(source)
 
 
-def onnx_model(model: Any, *, int8: bool = False, cache_dir: str | os.PathLike | None = None,
-               num_threads: int | None = None) -> OnnxWav2Vec2ForCTC:
+def onnx_model(
+    model: Any, *, int8: bool = False, cache_dir: str | os.PathLike | None = None, num_threads: int | None = None
+) -> OnnxWav2Vec2ForCTC:
     """An ONNX Runtime model (int8 with ``int8``) for ``model``, exporting only when no exported graph exists.
 
     ``model``: an :class:`OnnxWav2Vec2ForCTC`, a CTC model, a model directory or a Hub id. The folder it comes from
@@ -312,14 +326,17 @@ def onnx_model(model: Any, *, int8: bool = False, cache_dir: str | os.PathLike |
     cache_dir = Path(cache_dir)
     if folder is not None and (folder / ONNX_FILE).is_file():  # int8 wanted, only the fp32 graph exported
         if (cache_dir / ONNX_INT8_FILE).exists():
-            raise OnnxExportError(f"{cache_dir / ONNX_INT8_FILE}: already exists; load it with "
-                                  "OnnxWav2Vec2ForCTC.from_pretrained(..., int8=True)")
+            raise OnnxExportError(
+                f"{cache_dir / ONNX_INT8_FILE}: already exists; load it with "
+                "OnnxWav2Vec2ForCTC.from_pretrained(..., int8=True)"
+            )
         cache_dir.mkdir(parents=True, exist_ok=True)
         quantize_onnx(folder / ONNX_FILE, cache_dir / ONNX_INT8_FILE)
         shutil.copyfile(folder / "config.json", cache_dir / "config.json")
     else:
-        export_onnx(folder if isinstance(model, OnnxWav2Vec2ForCTC) else model, cache_dir,
-                    quantize="int8" if int8 else None)
+        export_onnx(
+            folder if isinstance(model, OnnxWav2Vec2ForCTC) else model, cache_dir, quantize="int8" if int8 else None
+        )
     loaded = OnnxWav2Vec2ForCTC.from_pretrained(cache_dir, int8=int8, num_threads=num_threads)
     loaded._tmp = tmp  # the session has read the file; the folder is its name_or_path while it lives
     return loaded
@@ -339,20 +356,28 @@ class OnnxWav2Vec2ForCTC:
     input_modalities = "audio"
     training = False
 
-    def __init__(self, path: str | os.PathLike, config: Any, *, num_threads: int | None = None,
-                 providers: list[str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        config: Any,
+        *,
+        num_threads: int | None = None,
+        providers: list[str] | None = None,
+    ):
         ort = _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
-            raise OnnxExportError(f"{self.path}: no such ONNX file (write one with export_onnx or "
-                                  "hf-wav2vec2 export-onnx)")
+            raise OnnxExportError(
+                f"{self.path}: no such ONNX file (write one with export_onnx or hf-wav2vec2 export-onnx)"
+            )
         options = ort.SessionOptions()
         # onnxruntime's default pool takes every core; torch's thread setting is what users already tune
         options.intra_op_num_threads = int(num_threads or torch.get_num_threads())
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(self.path), options,
-                                                providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=providers or ["CPUExecutionProvider"]
+            )
         except Exception as error:  # onnxruntime raises its own exception types for unreadable files
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise OnnxExportError(f"{self.path}: onnxruntime cannot load it ({first})") from None
@@ -361,8 +386,9 @@ class OnnxWav2Vec2ForCTC:
         self.is_int8 = self.path.name == ONNX_INT8_FILE
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, *, int8: bool = False, file_name: str | None = None,
-                        **kwargs: Any) -> OnnxWav2Vec2ForCTC:
+    def from_pretrained(
+        cls, directory: str | os.PathLike, *, int8: bool = False, file_name: str | None = None, **kwargs: Any
+    ) -> OnnxWav2Vec2ForCTC:
         """Load ``directory/model.onnx`` (``model_int8.onnx`` with ``int8=True``, or ``file_name``) and its config."""
         from .configuration_hf_wav2vec2 import HfWav2Vec2Config
 
@@ -412,14 +438,17 @@ class OnnxWav2Vec2ForCTC:
 
         unused = sorted(k for k, v in kwargs.items() if v is not None and v is not False and k != "return_dict")
         if unused:
-            raise OnnxExportError(f"{self.path}: the ONNX model only takes input_values and attention_mask, "
-                                  f"not {', '.join(unused)}")
+            raise OnnxExportError(
+                f"{self.path}: the ONNX model only takes input_values and attention_mask, not {', '.join(unused)}"
+            )
         values = torch.as_tensor(input_values).detach().to("cpu", torch.float32)
         if values.dim() != 2:
             raise ValueError(f"input_values must be (batch, samples), got shape {tuple(values.shape)}")
         if values.shape[-1] < self.config.receptive_field:
-            raise ValueError(f"input is {values.shape[-1]} samples; the model needs at least "
-                             f"{self.config.receptive_field} (its receptive field) to produce one frame")
+            raise ValueError(
+                f"input is {values.shape[-1]} samples; the model needs at least "
+                f"{self.config.receptive_field} (its receptive field) to produce one frame"
+            )
         if attention_mask is None:
             mask = np.ones(tuple(values.shape), dtype=np.int64)
         else:
@@ -436,5 +465,9 @@ def describe(directory: str | os.PathLike) -> dict:
     directory = Path(directory)
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     files = {p.name: p.stat().st_size for p in sorted(directory.glob("*.onnx*"))}
-    return {"folder": str(directory), "files": files, "hidden_size": config.get("hidden_size"),
-            "num_hidden_layers": config.get("num_hidden_layers")}
+    return {
+        "folder": str(directory),
+        "files": files,
+        "hidden_size": config.get("hidden_size"),
+        "num_hidden_layers": config.get("num_hidden_layers"),
+    }

@@ -94,8 +94,12 @@ def register_audio_classification_pipeline() -> None:
 
     route_stock_task(STOCK_TASK, _AudioClassificationDispatcher)
     if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
-        PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=HfWav2Vec2AudioClassificationPipeline,
-                                            pt_model=AutoModelForAudioClassification, type="audio")
+        PIPELINE_REGISTRY.register_pipeline(
+            PIPELINE_TASK,
+            pipeline_class=HfWav2Vec2AudioClassificationPipeline,
+            pt_model=AutoModelForAudioClassification,
+            type="audio",
+        )
 
 
 def save_classification_pipeline_code(directory: str | os.PathLike) -> list[Path]:
@@ -129,8 +133,9 @@ def save_classification_pipeline_code(directory: str | os.PathLike) -> list[Path
 # ------------------------------------------------------------------------------------------------- files
 
 
-def classify_files(classifier: Any, files: list[str], top_k: int | None = 5,
-                   on_error: Any = None) -> list[dict[str, Any]]:
+def classify_files(
+    classifier: Any, files: list[str], top_k: int | None = 5, on_error: Any = None
+) -> list[dict[str, Any]]:
     """Classify audio files one by one: ``[{"file", "labels": [{"label", "score"}, ...]}]`` for the files that could
     be read, best label first (``top_k=None``: every label). A file that cannot be read is skipped after calling
     ``on_error(file, AudioError)``, so one bad file does not stop the others (without ``on_error`` it raises)."""

@@ -100,8 +100,9 @@ def _onnx_runtime_model(model: Any, runtime: str) -> Any:
     try:
         onnx_module = importlib.import_module("hf_wav2vec2.onnx")
     except ImportError:
-        raise ImportError("runtime= needs the hf-wav2vec2 package with its onnx extra "
-                          "(pip install 'hf-wav2vec2[onnx]')") from None
+        raise ImportError(
+            "runtime= needs the hf-wav2vec2 package with its onnx extra (pip install 'hf-wav2vec2[onnx]')"
+        ) from None
     return onnx_module.onnx_model(model, int8=_RUNTIMES[runtime])
 
 
@@ -218,8 +219,9 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
             model = _onnx_runtime_model(model, runtime)
         ours = decoder if decoder is not None and hasattr(decoder, "decode_hypothesis") else None
         stock = decoder if ours is None else None
-        super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, decoder=stock,
-                         device=device, **kwargs)
+        super().__init__(
+            model, feature_extractor=feature_extractor, tokenizer=tokenizer, decoder=stock, device=device, **kwargs
+        )
         _match_tokenizer_language(self.model, self.tokenizer)
         self.progress_callback: Callable[[float], None] | None = None
         if lm is not None:
@@ -274,8 +276,9 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
             return
         yield from super().preprocess(converted, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s)
 
-    def _chunk_geometry(self, chunk_length_s: float, stride_length_s: Any,
-                        min_samples: int | None) -> tuple[int, int, int]:
+    def _chunk_geometry(
+        self, chunk_length_s: float, stride_length_s: Any, min_samples: int | None
+    ) -> tuple[int, int, int]:
         """(chunk, left stride, right stride) in samples, whole output frames each, as transformers rounds them."""
         rate, align = self.feature_extractor.sampling_rate, self._align_to
         if stride_length_s is None:
@@ -285,8 +288,10 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
         chunk_len = int(round(chunk_length_s * rate / align) * align)
         left, right = (int(round(s * rate / align) * align) for s in stride_length_s)
         if chunk_len <= 0 or left < 0 or right < 0:
-            raise ValueError(f"chunk_length_s must be positive and stride_length_s not negative, got "
-                             f"{chunk_length_s} and {stride_length_s}")
+            raise ValueError(
+                f"chunk_length_s must be positive and stride_length_s not negative, got "
+                f"{chunk_length_s} and {stride_length_s}"
+            )
         if chunk_len <= left + right:
             raise ValueError(
                 f"chunk_length_s ({chunk_length_s}) must be longer than the two strides together ({stride_length_s})"
@@ -361,13 +366,22 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
 
     # ------------------------------------------------------------------------------------------- decoding
 
-    def postprocess(self, model_outputs: list, decoder_kwargs: dict | None = None, return_timestamps: Any = None,
-                    return_language: Any = None) -> dict:
+    def postprocess(
+        self,
+        model_outputs: list,
+        decoder_kwargs: dict | None = None,
+        return_timestamps: Any = None,
+        return_language: Any = None,
+    ) -> dict:
         if self.type in ("ctc", "ctc_with_lm"):
             self._complete_chunks(model_outputs)
         if self.type != "ctc_with_lm" or not hasattr(self.decoder, "decode_hypothesis"):
-            return super().postprocess(model_outputs, decoder_kwargs=decoder_kwargs,
-                                       return_timestamps=return_timestamps, return_language=return_language)
+            return super().postprocess(
+                model_outputs,
+                decoder_kwargs=decoder_kwargs,
+                return_timestamps=return_timestamps,
+                return_language=return_language,
+            )
         hypothesis = self.decoder.decode_hypothesis(self._stitch_logits(model_outputs))
         result: dict[str, Any] = {"text": hypothesis.text}
         if return_timestamps:

@@ -153,8 +153,10 @@ class PreTrainingObjective:
             return sample_negative_indices(mask, self.config.num_negatives).view(batch * frames, -1)
         negatives = sampled_negative_indices.to(device=mask.device, dtype=torch.long)
         if negatives.dim() != 3 or tuple(negatives.shape[:2]) != (batch, frames):
-            raise ValueError(f"sampled_negative_indices must be (batch, frames, K) = ({batch}, {frames}, K), got "
-                             f"{tuple(negatives.shape)}")
+            raise ValueError(
+                f"sampled_negative_indices must be (batch, frames, K) = ({batch}, {frames}, K), got "
+                f"{tuple(negatives.shape)}"
+            )
         if ((negatives < 0) | (negatives >= batch * frames)).any():
             raise ValueError(f"sampled_negative_indices must be flat indices into batch * frames = {batch * frames}")
         return negatives.view(batch * frames, -1)
@@ -178,8 +180,13 @@ class PreTrainingObjective:
             best, worst = logits.argmax(-1) == 0, logits.argmin(-1) == 0
             # rows whose logits are all equal count as wrong, as fairseq's criterion
             accuracy = (best & ~worst).sum().float() / max(num_masked, 1)
-        return dict(loss=loss, contrastive_loss=contrastive_loss, diversity_loss=diversity_loss,
-                    feature_penalty=feature_penalty, accuracy=accuracy)
+        return dict(
+            loss=loss,
+            contrastive_loss=contrastive_loss,
+            diversity_loss=diversity_loss,
+            feature_penalty=feature_penalty,
+            accuracy=accuracy,
+        )
 
     def contrastive_logits(self, predictions, targets, positives, negatives, codes=None):
         """Cosine similarity of each prediction with its target and its K distractors, over the temperature.

@@ -27,7 +27,11 @@ _LOADER_KWARGS = ("trust_remote_code", "_from_auto", "_from_pipeline", "return_u
 # Settings only the feature extractor has; every other from_pretrained keyword argument also goes to the tokenizer
 # (special tokens such as cls_token, do_lower_case, target_lang, padding_side, ...), as transformers does.
 _FEATURE_EXTRACTOR_ONLY_ARGS = (
-    "feature_size", "sampling_rate", "padding_value", "return_attention_mask", "do_normalize",
+    "feature_size",
+    "sampling_rate",
+    "padding_value",
+    "return_attention_mask",
+    "do_normalize",
 )
 
 
@@ -209,8 +213,10 @@ def _labels_from_encodings(encodings, return_tensors) -> BatchFeature:
     batched = len(ids) > 0 and isinstance(ids[0], (list, tuple))
     if not batched:
         ids, mask = [ids], [mask]
-    labels = [[i if m else LABEL_PAD_ID for i, m in zip(row, row_mask, strict=True)]
-              for row, row_mask in zip(ids, mask, strict=True)]
+    labels = [
+        [i if m else LABEL_PAD_ID for i, m in zip(row, row_mask, strict=True)]
+        for row, row_mask in zip(ids, mask, strict=True)
+    ]
     if not batched and return_tensors is None:
         labels, mask = labels[0], mask[0]
     return BatchFeature({"labels": labels, "attention_mask": mask}, tensor_type=return_tensors)

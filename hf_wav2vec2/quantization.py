@@ -29,8 +29,9 @@ def _check_mode(mode: Any, argument: str) -> None:
         raise ValueError(f"{argument} must be one of {', '.join(map(repr, QUANTIZE_MODES))}, got {mode!r}")
 
 
-def quantize(model: Any, mode: str = "int8", *, cache_dir: str | os.PathLike | None = None,
-             num_threads: int | None = None) -> OnnxWav2Vec2ForCTC:
+def quantize(
+    model: Any, mode: str = "int8", *, cache_dir: str | os.PathLike | None = None, num_threads: int | None = None
+) -> OnnxWav2Vec2ForCTC:
     """An int8 ONNX Runtime copy of a CTC model.
 
     Args:

@@ -124,9 +124,17 @@ class StreamingTranscriber:
     chunk and returns the final update; ``reset()`` starts a new stream with the same model.
     """
 
-    def __init__(self, model: Any, chunk_s: float = 4.0, context_s: float | tuple[float, float] | None = 1.0, *,
-                 partial_s: float | None = 0.5, sampling_rate: int | None = None, processor: Any = None,
-                 device: Any = None):
+    def __init__(
+        self,
+        model: Any,
+        chunk_s: float = 4.0,
+        context_s: float | tuple[float, float] | None = 1.0,
+        *,
+        partial_s: float | None = 0.5,
+        sampling_rate: int | None = None,
+        processor: Any = None,
+        device: Any = None,
+    ):
         self.pipe = _greedy_pipeline(model, processor, device)
         self.rate = int(self.pipe.feature_extractor.sampling_rate)
         from .chunking import receptive_field
@@ -203,8 +211,9 @@ class StreamingTranscriber:
         if chunk.shape[0] < self.min_samples and self._history.shape[0]:
             # as the pipeline does: a too-short last chunk borrows whole frames from before it, as left context
             align = self.pipe._align_to
-            extra = min(-(-(self.min_samples - chunk.shape[0]) // align) * align,
-                        self._history.shape[0] // align * align)
+            extra = min(
+                -(-(self.min_samples - chunk.shape[0]) // align) * align, self._history.shape[0] // align * align
+            )
             chunk = np.concatenate([self._history[self._history.shape[0] - extra :], chunk])
             left += extra
         if chunk.shape[0] > left and chunk.shape[0] >= self.min_samples:
@@ -219,8 +228,9 @@ class StreamingTranscriber:
     def _tokens(self, chunk: np.ndarray, left: int, right: int, is_last: bool) -> list[int]:
         """Greedy tokens of a chunk with its strides cut off, computed exactly as the chunked pipeline does."""
         pipe = self.pipe
-        processed = pipe.feature_extractor(chunk, sampling_rate=self.rate, return_tensors="pt",
-                                           return_attention_mask=True)
+        processed = pipe.feature_extractor(
+            chunk, sampling_rate=self.rate, return_tensors="pt", return_attention_mask=True
+        )
         if pipe.dtype is not None:
             processed = processed.to(dtype=pipe.dtype)
         out = pipe.forward({"is_last": is_last, "stride": (chunk.shape[0], left, right), **processed})
@@ -247,8 +257,14 @@ class StreamingTranscriber:
     def _update(self, before: str, final: bool = False) -> StreamUpdate:
         committed = self._text.text
         partial = self._partial if self._partial.startswith(committed) else committed
-        return StreamUpdate(committed, partial, committed[len(before) :], self._committed_samples / self.rate,
-                            self._received / self.rate, final)
+        return StreamUpdate(
+            committed,
+            partial,
+            committed[len(before) :],
+            self._committed_samples / self.rate,
+            self._received / self.rate,
+            final,
+        )
 
 
 def _greedy_pipeline(model: Any, processor: Any, device: Any) -> Any:
@@ -260,14 +276,18 @@ def _greedy_pipeline(model: Any, processor: Any, device: Any) -> Any:
     elif isinstance(model, (str, os.PathLike)):
         pipe = asr_pipeline(model, device=device)
     elif processor is not None:
-        pipe = asr_pipeline(model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor,
-                            device=device)
+        pipe = asr_pipeline(
+            model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor, device=device
+        )
     else:
-        raise ValueError("StreamingTranscriber: pass a model directory / Hub id, a pipeline, or a model with "
-                         "processor=")
+        raise ValueError(
+            "StreamingTranscriber: pass a model directory / Hub id, a pipeline, or a model with processor="
+        )
     if pipe.type != "ctc":
-        raise ValueError(f"StreamingTranscriber decodes greedily (pipeline type 'ctc'), not {pipe.type!r}: an LM "
-                         "beam search revises earlier words, which committed text must not")
+        raise ValueError(
+            f"StreamingTranscriber decodes greedily (pipeline type 'ctc'), not {pipe.type!r}: an LM "
+            "beam search revises earlier words, which committed text must not"
+        )
     return pipe
 
 
@@ -309,13 +329,16 @@ def _wav_header(source: IO[bytes], name: str) -> tuple[int, int, str]:
         code = struct.unpack("<H", sub)[0]
     dtypes = {(_WAV_INTEGER, 8): "u1", (_WAV_INTEGER, 16): "<i2", (_WAV_INTEGER, 32): "<i4", (_WAV_FLOAT, 32): "<f4"}
     if (code, bits) not in dtypes:
-        raise ValueError(f"{name}: WAV stream of {bits}-bit samples (format {code}) is not supported; use 8/16/32-bit "
-                         "PCM or 32-bit float (e.g. arecord -f S16_LE)")
+        raise ValueError(
+            f"{name}: WAV stream of {bits}-bit samples (format {code}) is not supported; use 8/16/32-bit "
+            "PCM or 32-bit float (e.g. arecord -f S16_LE)"
+        )
     return rate, channels, dtypes[(code, bits)]
 
 
-def read_pcm_stream(source: IO[bytes], rate: int | None = None, *, block_s: float = 0.1,
-                    name: str = "<stdin>") -> tuple[int, Iterator[np.ndarray]]:
+def read_pcm_stream(
+    source: IO[bytes], rate: int | None = None, *, block_s: float = 0.1, name: str = "<stdin>"
+) -> tuple[int, Iterator[np.ndarray]]:
     """``(rate, blocks)`` of a binary stream: a WAV stream (detected by its ``RIFF`` header, whose rate wins) or
     raw 16-bit little-endian mono PCM at ``rate``. ``blocks`` yields float32 mono arrays of ``block_s`` seconds as
     they arrive (the last may be shorter)."""
@@ -355,8 +378,9 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
     return mono.mean(axis=1) if mono.shape[1] > 1 else mono[:, 0]
 
 
-def print_stream(transcriber: StreamingTranscriber, blocks: Iterator[np.ndarray], out: IO[str] | None = None,
-                 tty: bool | None = None) -> StreamUpdate:
+def print_stream(
+    transcriber: StreamingTranscriber, blocks: Iterator[np.ndarray], out: IO[str] | None = None, tty: bool | None = None
+) -> StreamUpdate:
     """Push ``blocks`` and print as they are transcribed; returns the final update.
 
     On a terminal the current line shows the partial text, rewritten in place, and is ended once its committed

@@ -274,12 +274,22 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
             token_ids = [token_ids]
         if token_ids and isinstance(token_ids[0], (list, tuple)):
             return self.batch_decode(
-                token_ids, skip_special_tokens, clean_up_tokenization_spaces, group_tokens,
-                output_char_offsets, output_word_offsets, **kwargs,
+                token_ids,
+                skip_special_tokens,
+                clean_up_tokenization_spaces,
+                group_tokens,
+                output_char_offsets,
+                output_word_offsets,
+                **kwargs,
             )
         return self._decode(
-            token_ids, skip_special_tokens, clean_up_tokenization_spaces, group_tokens,
-            output_char_offsets, output_word_offsets, **kwargs,
+            token_ids,
+            skip_special_tokens,
+            clean_up_tokenization_spaces,
+            group_tokens,
+            output_char_offsets,
+            output_word_offsets,
+            **kwargs,
         )
 
     def batch_decode(
@@ -298,8 +308,13 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
         """
         decoded = [
             self._decode(
-                sequence, skip_special_tokens, clean_up_tokenization_spaces, group_tokens,
-                output_char_offsets, output_word_offsets, **kwargs,
+                sequence,
+                skip_special_tokens,
+                clean_up_tokenization_spaces,
+                group_tokens,
+                output_char_offsets,
+                output_word_offsets,
+                **kwargs,
             )
             for sequence in to_py_obj(sequences)
         ]

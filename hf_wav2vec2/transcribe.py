@@ -49,10 +49,7 @@ def _first_line(error: BaseException) -> str:
 def _looks_like_path(name: str) -> bool:
     """Whether a model name can only be a local path (Hub ids are ``name`` or ``owner/name``)."""
     return (
-        os.path.isabs(name)
-        or name.startswith((".", "~"))
-        or name.count("/") > 1
-        or (os.sep != "/" and os.sep in name)
+        os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
     )
 
 
@@ -76,8 +73,11 @@ def _check_adapter_language(model: str, target_lang: str) -> None:
 
     if os.path.isdir(model) and target_lang not in available_adapters(model):
         have = available_adapters(model)
-        raise ModelLoadError(model, f"no adapter.{target_lang}.safetensors or adapter.{target_lang}.bin for "
-                                    f"target_lang={target_lang!r} ({'it has: ' + ', '.join(have) if have else 'none'})")
+        raise ModelLoadError(
+            model,
+            f"no adapter.{target_lang}.safetensors or adapter.{target_lang}.bin for "
+            f"target_lang={target_lang!r} ({'it has: ' + ', '.join(have) if have else 'none'})",
+        )
 
 
 def asr_pipeline(
@@ -113,16 +113,25 @@ def asr_pipeline(
     _check_model_source(model)
     if lm is not None and not os.path.isfile(lm):
         raise ModelLoadError(os.fspath(lm), "no such language model file")
-    for key, value in (("lm", lm), ("alpha", alpha), ("beta", beta), ("beam_size", beam_size),
-                       ("decoder", decoder), ("decoder_options", decoder_options), ("device", device)):
+    for key, value in (
+        ("lm", lm),
+        ("alpha", alpha),
+        ("beta", beta),
+        ("beam_size", beam_size),
+        ("decoder", decoder),
+        ("decoder_options", decoder_options),
+        ("device", device),
+    ):
         if value is not None:
             kwargs[key] = os.fspath(value) if key == "lm" else value
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     if target_lang is not None:
         if not isinstance(model, str):
-            raise ValueError("target_lang= needs a model directory or Hub id; load a model object with "
-                             "from_pretrained(..., target_lang=...) or model.load_adapter(lang) instead")
+            raise ValueError(
+                "target_lang= needs a model directory or Hub id; load a model object with "
+                "from_pretrained(..., target_lang=...) or model.load_adapter(lang) instead"
+            )
         _check_adapter_language(model, target_lang)
         kwargs["model_kwargs"] = {**(kwargs.get("model_kwargs") or {}), "target_lang": target_lang}
     try:
@@ -218,8 +227,13 @@ def transcribe_files(
     if return_timestamps:
         call_kwargs["return_timestamps"] = return_timestamps
 
-    bar = tqdm(total=round(sum(durations), 1) if known and progress else None, unit="s", disable=not progress,
-               desc="transcribing", dynamic_ncols=True)
+    bar = tqdm(
+        total=round(sum(durations), 1) if known and progress else None,
+        unit="s",
+        disable=not progress,
+        desc="transcribing",
+        dynamic_ncols=True,
+    )
     previous_callback = getattr(pipe, "progress_callback", None)
     if progress and hasattr(pipe, "progress_callback"):
         pipe.progress_callback = lambda seconds: bar.update(round(seconds, 2))
@@ -269,7 +283,7 @@ def length_groups(durations: Sequence[float | None], batch_size: int) -> list[li
     if batch_size > 1:
         known = sorted((i for i in order if durations[i] is not None), key=lambda i: -durations[i])  # stable
         order = known + [i for i in order if durations[i] is None]
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -368,14 +382,20 @@ def evaluate_model(
         raise ValueError(f"normalize must be a function, None or {SAVED_NORMALIZATION!r}, got {normalize!r}")
     if isinstance(model_dir, HfWav2Vec2AutomaticSpeechRecognitionPipeline) or hasattr(model_dir, "preprocess"):
         if any(v is not None for v in (lm, alpha, beta, beam_size, device, target_lang)):
-            raise ValueError("lm, alpha, beta, beam_size, device and target_lang configure a new pipeline: not with "
-                             "a pipeline")
+            raise ValueError(
+                "lm, alpha, beta, beam_size, device and target_lang configure a new pipeline: not with a pipeline"
+            )
         pipe = model_dir
     else:
-        pipe = asr_pipeline(model_dir, lm=lm, alpha=alpha, beta=beta, beam_size=beam_size, device=device,
-                            target_lang=target_lang)
+        pipe = asr_pipeline(
+            model_dir, lm=lm, alpha=alpha, beta=beta, beam_size=beam_size, device=device, target_lang=target_lang
+        )
     results = transcribe_files(
-        pipe, audio_files, batch_size=batch_size, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s,
+        pipe,
+        audio_files,
+        batch_size=batch_size,
+        chunk_length_s=chunk_length_s,
+        stride_length_s=stride_length_s,
         progress=progress,
     )
     clean = normalize or (lambda s: s)

@@ -26,8 +26,13 @@ TINY = dict(
 BASE_LIKE = dict(TINY, feat_extract_norm="group", conv_bias=False, do_stable_layer_norm=False)
 LARGE_LIKE = dict(TINY, feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True)
 NO_DROPOUT = dict(
-    hidden_dropout=0.0, activation_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
-    feat_quantizer_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
+    hidden_dropout=0.0,
+    activation_dropout=0.0,
+    attention_dropout=0.0,
+    feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0,
+    final_dropout=0.0,
+    layerdrop=0.0,
 )
 
 

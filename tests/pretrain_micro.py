@@ -9,11 +9,22 @@ from hf_wav2vec2.training.synthetic import make_synthetic_corpus
 
 #: A wav2vec 2.0 small enough for a CPU test run of tens of updates (overrides of the ``tiny`` preset).
 MICRO = {
-    "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
-    "conv_dim": [32, 32, 32], "conv_kernel": [10, 3, 3], "conv_stride": [5, 2, 2],
-    "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "codevector_dim": 32,
-    "proj_codevector_dim": 16, "num_codevectors_per_group": 16, "num_codevector_groups": 2,
-    "num_negatives": 10, "mask_time_length": 4, "layerdrop": 0.0,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "conv_dim": [32, 32, 32],
+    "conv_kernel": [10, 3, 3],
+    "conv_stride": [5, 2, 2],
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "codevector_dim": 32,
+    "proj_codevector_dim": 16,
+    "num_codevectors_per_group": 16,
+    "num_codevector_groups": 2,
+    "num_negatives": 10,
+    "mask_time_length": 4,
+    "layerdrop": 0.0,
 }
 
 
@@ -27,9 +38,27 @@ def write_corpus(root: Path, num_files: int, max_seconds: float, **config) -> Pa
 
 def pretrain_argv(corpus: Path, out: Path, updates: int, *extra: str) -> list[str]:
     """Flags of a micro run on ``corpus`` (see :func:`write_corpus`): 6000-sample crops, a log line per update."""
-    return ["--data", str(corpus / "data"), "--output_dir", str(out), "--preset", "tiny",
-            "--config", str(corpus / "micro.json"), "--max_updates", str(updates), "--max_tokens", "24000",
-            "--max_sample_size", "6000", "--min_sample_size", "6000", "--log_every", "1", *extra]
+    return [
+        "--data",
+        str(corpus / "data"),
+        "--output_dir",
+        str(out),
+        "--preset",
+        "tiny",
+        "--config",
+        str(corpus / "micro.json"),
+        "--max_updates",
+        str(updates),
+        "--max_tokens",
+        "24000",
+        "--max_sample_size",
+        "6000",
+        "--min_sample_size",
+        "6000",
+        "--log_every",
+        "1",
+        *extra,
+    ]
 
 
 def log_rows(out: Path) -> list[dict]:

@@ -143,8 +143,14 @@ def test_viterbi_equals_the_numpy_reference_on_random_emissions(free_end):
     padded = np.ones((4, max(map(len, targets))), dtype=np.int64)
     for b, target in enumerate(targets):
         padded[b, : len(target)] = target
-    labels, scores = ctc_forced_align(torch.from_numpy(log_probs), torch.from_numpy(padded), torch.tensor(frames),
-                                      torch.tensor([len(t) for t in targets]), blank=blank, free_end=free_end)
+    labels, scores = ctc_forced_align(
+        torch.from_numpy(log_probs),
+        torch.from_numpy(padded),
+        torch.tensor(frames),
+        torch.tensor([len(t) for t in targets]),
+        blank=blank,
+        free_end=free_end,
+    )
     for b, (n, target) in enumerate(zip(frames, targets, strict=True)):
         best, path = reference_viterbi(log_probs[b, :n].astype(np.float64), target, blank, free_end)
         assert labels[b, :n].tolist() == path
@@ -212,14 +218,16 @@ def test_long_audio_in_windows_loses_no_word_at_the_seams(tones):
     text = " ".join(["TEA CAT NOT ON ICE", "HOT KEN", "ANT TOE NICE", "CHAT IN THE NET"] * 3)
     audio, truth = forward.track(text, seconds=66.0, gap=9)
     whole = align(model, audio, text, processor=processor, window_s=100.0, chunk_length_s=100.0)
-    windowed = align(model, audio, text, processor=processor, window_s=6.0, margin_s=1.5,
-                     chunk_length_s=5.0, stride_length_s=1.0)
+    windowed = align(
+        model, audio, text, processor=processor, window_s=6.0, margin_s=1.5, chunk_length_s=5.0, stride_length_s=1.0
+    )
     expected = expected_words(truth)
     assert len(expected) == 42
     for result in (whole, windowed):
         assert_within_one_frame([(w.text, w.start, w.end) for w in result.words], expected, 0.02)
     assert [t.start_frame for t in windowed.tokens if t.text != "|"] == [
-        t.start_frame for t in whole.tokens if t.text != "|"]
+        t.start_frame for t in whole.tokens if t.text != "|"
+    ]
 
 
 def test_a_long_pause_longer_than_the_window(tones):
@@ -276,8 +284,9 @@ def test_a_list_of_clips_is_batched_and_equals_one_by_one(tones):
     texts = ["TEA CAT", "NOT ON ICE", "HE"]
     clips = [forward.track(text, seconds=s)[0] for text, s in zip(texts, [3.0, 4.5, 1.5], strict=True)]
     together = align(model, clips, texts, processor=processor)
-    assert [r.to_dict() for r in together] == [align(model, c, t, processor=processor).to_dict()
-                                              for c, t in zip(clips, texts, strict=True)]
+    assert [r.to_dict() for r in together] == [
+        align(model, c, t, processor=processor).to_dict() for c, t in zip(clips, texts, strict=True)
+    ]
     with pytest.raises(ValueError, match="3 clips need as many transcripts"):
         align(model, clips, texts[:2], processor=processor)
 
@@ -356,8 +365,13 @@ def test_audacity_labels(alignment):
 
 
 def test_write_picks_the_format_from_the_name_and_never_overwrites(alignment, tmp_path):
-    for name, fmt in [("a.json", "json"), ("a.srt", "srt"), ("a.vtt", "vtt"), ("a.TextGrid", "textgrid"),
-                      ("a.txt", "audacity")]:
+    for name, fmt in [
+        ("a.json", "json"),
+        ("a.srt", "srt"),
+        ("a.vtt", "vtt"),
+        ("a.TextGrid", "textgrid"),
+        ("a.txt", "audacity"),
+    ]:
         path = write_alignment(alignment, tmp_path / name)
         assert path.read_text(encoding="utf-8") == FORMATS[fmt](alignment)
     with pytest.raises(FileExistsError, match="a.srt: exists"):

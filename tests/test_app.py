@@ -27,8 +27,14 @@ from transformers import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 gradio = pytest.importorskip("gradio", reason="the demo extra is not installed (pip install -e '.[demo]')")
 
@@ -62,8 +68,11 @@ def test_transcribe_gives_text_word_times_picture_and_subtitles(app, model_dir, 
     text, rows, picture, srt = app.transcribe(str(clip), str(model_dir), "", 2)
     assert text == expected and len(rows) == len(expected.split())
     alignment = align(str(model_dir), str(clip), expected)
-    assert rows[0][:3] == [alignment.words[0].text, round(alignment.words[0].start, 2),
-                           round(alignment.words[0].end, 2)]
+    assert rows[0][:3] == [
+        alignment.words[0].text,
+        round(alignment.words[0].start, 2),
+        round(alignment.words[0].end, 2),
+    ]
     assert Path(picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(srt).read_text(encoding="utf-8") == to_srt(alignment, words_per_cue=2)
     # a typed transcript is aligned instead of transcribing
@@ -110,7 +119,11 @@ def test_the_page_in_a_real_browser(model_dir, clip, tmp_path):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "app.py"), "--model", str(model_dir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         url = f"http://127.0.0.1:{port}/"

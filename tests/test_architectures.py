@@ -24,8 +24,16 @@ ROWS = {a.name: a for a in ARCHITECTURES}
 
 
 def tiny(**overrides):
-    return tiny_config(**NO_DROPOUT, num_labels=3, tdnn_dim=(8, 8), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
-                       xvector_output_dim=6, classifier_proj_size=5, **overrides)
+    return tiny_config(
+        **NO_DROPOUT,
+        num_labels=3,
+        tdnn_dim=(8, 8),
+        tdnn_kernel=(3, 1),
+        tdnn_dilation=(1, 1),
+        xvector_output_dim=6,
+        classifier_proj_size=5,
+        **overrides,
+    )
 
 
 def top_level_names(model) -> set[str]:
@@ -33,8 +41,14 @@ def top_level_names(model) -> set[str]:
 
 
 def test_every_head_of_the_package_is_a_row():
-    expected = {"HfWav2Vec2Model", "HfWav2Vec2ForPreTraining", "HfWav2Vec2ForCTC",
-                "HfWav2Vec2ForSequenceClassification", "HfWav2Vec2ForAudioFrameClassification", "HfWav2Vec2ForXVector"}
+    expected = {
+        "HfWav2Vec2Model",
+        "HfWav2Vec2ForPreTraining",
+        "HfWav2Vec2ForCTC",
+        "HfWav2Vec2ForSequenceClassification",
+        "HfWav2Vec2ForAudioFrameClassification",
+        "HfWav2Vec2ForXVector",
+    }
     assert set(ROWS) == expected
     assert len({a.task for a in ARCHITECTURES}) == len(ARCHITECTURES)  # one task a row
 
@@ -61,8 +75,11 @@ def test_lookup_by_any_name_of_a_class():
     assert architecture(HfWav2Vec2ForCTC) is architecture(HfWav2Vec2ForCTC(tiny())) is ctc
     assert ctc.auto_map_entry == "modeling_hf_wav2vec2.HfWav2Vec2ForCTC"
     for unknown in ("HubertForCTC", [], None):
-        with pytest.raises(UnknownArchitectureError, match=r"is not a model of this package; expected one of "
-                                                            r"HfWav2Vec2Model, HfWav2Vec2ForPreTraining"):
+        with pytest.raises(
+            UnknownArchitectureError,
+            match=r"is not a model of this package; expected one of "
+            r"HfWav2Vec2Model, HfWav2Vec2ForPreTraining",
+        ):
             architecture(unknown)
     assert head_owner(["wav2vec2.encoder.layers.0.weight", "lm_head.weight"]) is ctc
     assert head_owner(["lm_head.weight", "quantizer.codevectors"]) is None  # two classes' heads: no single owner
@@ -73,9 +90,11 @@ def test_registry_imports_neither_torch_nor_transformers():
     # the module alone (the package's __init__ registers the Auto classes, which is transformers' business)
     import hf_wav2vec2.architectures as module
 
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('table', sys.argv[1]); "
-            "sys.modules['table'] = table = importlib.util.module_from_spec(spec); spec.loader.exec_module(table); "
-            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('table', sys.argv[1]); "
+        "sys.modules['table'] = table = importlib.util.module_from_spec(spec); spec.loader.exec_module(table); "
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code, module.__file__], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -17,8 +17,13 @@ from hf_wav2vec2.audio import AudioError
 from hf_wav2vec2.modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
 
 LABELS = {0: "yes", 1: "no", 2: "up", 3: "down"}
-HEAD = dict(num_labels=4, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, classifier_proj_size=8,
-            initializer_range=0.5)  # large init: scores far apart, so the order of labels means something
+HEAD = dict(
+    num_labels=4,
+    id2label=LABELS,
+    label2id={v: k for k, v in LABELS.items()},
+    classifier_proj_size=8,
+    initializer_range=0.5,
+)  # large init: scores far apart, so the order of labels means something
 
 
 @pytest.fixture
@@ -71,8 +76,9 @@ def test_our_models_get_our_pipeline_with_soxr_resampling(tmp_path, model_dir):
 
 
 def test_transformers_checkpoints_get_our_pipeline_other_model_types_keep_theirs(tmp_path):
-    theirs = transformers.Wav2Vec2ForSequenceClassification(transformers.Wav2Vec2Config(
-        **TINY, **NO_DROPOUT, **HEAD, feat_extract_norm="layer", do_stable_layer_norm=True)).eval()
+    theirs = transformers.Wav2Vec2ForSequenceClassification(
+        transformers.Wav2Vec2Config(**TINY, **NO_DROPOUT, **HEAD, feat_extract_norm="layer", do_stable_layer_norm=True)
+    ).eval()
     theirs.save_pretrained(tmp_path / "wav2vec2")
     transformers.Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path / "wav2vec2")
     classifier = pipeline("audio-classification", model=str(tmp_path / "wav2vec2"))
@@ -90,8 +96,9 @@ def test_multi_label_models_get_sigmoid_scores(model_dir):
     config = transformers.AutoConfig.from_pretrained(model_dir)
     config.problem_type = "multi_label_classification"
     model = HfWav2Vec2ForSequenceClassification.from_pretrained(model_dir, config=config).eval()
-    classifier = pipeline("audio-classification", model=model,
-                          feature_extractor=HfWav2Vec2FeatureExtractor(return_attention_mask=True))
+    classifier = pipeline(
+        "audio-classification", model=model, feature_extractor=HfWav2Vec2FeatureExtractor(return_attention_mask=True)
+    )
     clip = soxr.resample(clip_8k(), 8000, 16000).astype(np.float32)
     inputs = HfWav2Vec2FeatureExtractor(return_attention_mask=True)(clip, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
@@ -140,7 +147,7 @@ def test_classify_command(tmp_path, model_dir, classify_command, capsys):
     captured = capsys.readouterr()
     results = json.loads(captured.out)
     assert [r["file"] for r in results] == [str(clips[0]), str(clips[1])]  # the unreadable one is skipped
-    for result, wanted in zip(results, expected):
+    for result, wanted in zip(results, expected, strict=True):
         assert_same(result["labels"], wanted)
     errors = captured.err.strip().splitlines()
     assert len(errors) == 2 and "nope.wav" in errors[0] and errors[1].endswith("1 of 3 files failed")
@@ -163,8 +170,12 @@ def test_classify_files_skips_unreadable_files_only_when_asked(tmp_path, model_d
     good = tmp_path / "good.wav"
     sf.write(good, clip_8k(), 8000)
     seen = []
-    results = classify_files(classifier, [str(tmp_path / "bad.wav"), str(good)], top_k=1,
-                             on_error=lambda path, error: seen.append((path, type(error))))
+    results = classify_files(
+        classifier,
+        [str(tmp_path / "bad.wav"), str(good)],
+        top_k=1,
+        on_error=lambda path, error: seen.append((path, type(error))),
+    )
     assert [r["file"] for r in results] == [str(good)] and len(results[0]["labels"]) == 1
     assert seen == [(str(tmp_path / "bad.wav"), AudioError)]
     with pytest.raises(AudioError, match="bad.wav"):

@@ -20,10 +20,36 @@ import bench_all  # noqa: E402
 
 def test_tiny_run_writes_every_section(tmp_path):
     out = tmp_path / "perf.md"
-    command = [sys.executable, str(SCRIPT), "--size", "tiny", "--repeats", "1", "--batches", "1,2", "--seconds", "1.5",
-               "--train-batch", "2", "--train-seconds", "1", "--pretrain-rounds", "1", "--scaling-seconds", "1,2",
-               "--long-seconds", "6", "--chunk-lengths", "2,3", "--accuracy-clips", "3", "--skip", "import",
-               "--out", str(out)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--size",
+        "tiny",
+        "--repeats",
+        "1",
+        "--batches",
+        "1,2",
+        "--seconds",
+        "1.5",
+        "--train-batch",
+        "2",
+        "--train-seconds",
+        "1",
+        "--pretrain-rounds",
+        "1",
+        "--scaling-seconds",
+        "1,2",
+        "--long-seconds",
+        "6",
+        "--chunk-lengths",
+        "2,3",
+        "--accuracy-clips",
+        "3",
+        "--skip",
+        "import",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()

@@ -51,10 +51,26 @@ def workdir(tmp_path):
 def test_benchmark_end_to_end_on_a_tiny_model(workdir, tmp_path):
     model = save_model_dir(tmp_path / "model")
     out = tmp_path / "report.md"
-    summary = bench_lm_asterisk.main([
-        "--model", str(model), "--data", str(workdir), "--order", "2", "--alphas", "0.5", "--betas", "1",
-        "--beam_size", "8", "--lm_dir", str(tmp_path / "lm"), "--output", str(out),
-    ])
+    summary = bench_lm_asterisk.main(
+        [
+            "--model",
+            str(model),
+            "--data",
+            str(workdir),
+            "--order",
+            "2",
+            "--alphas",
+            "0.5",
+            "--betas",
+            "1",
+            "--beam_size",
+            "8",
+            "--lm_dir",
+            str(tmp_path / "lm"),
+            "--output",
+            str(out),
+        ]
+    )
     report = out.read_text()
     assert report == summary["report"]
     rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
@@ -88,4 +104,3 @@ def test_a_test_sentence_in_the_lm_text_is_refused_before_loading_anything(workd
     # (or, without flashlight-text, the install hint)
     with pytest.raises((ModelLoadError, SystemExit), match="no-such-model|flashlight"):
         bench_lm_asterisk.main([*argv, "--lm_text", "train"])
-

@@ -70,7 +70,10 @@ def test_transcribe_subprocess_reports_bad_files_and_transcribes_the_others(mode
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     completed = subprocess.run(
         [*cli_command(), "transcribe", *files, "--model", str(model_dir), "--format", "json", "--batch_size", "2"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert completed.returncode == 1, completed.stderr
     assert "Traceback" not in completed.stderr
@@ -156,23 +159,38 @@ def usage_error(argv, capsys) -> str:
     return captured.err.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["transcribe", "a.wav", "-m", "M", "--lm", "x.arpa"], "transcribe: error: argument --lm: no such file: x.arpa"),
-    (["transcribe", "a.wav", "-m", "M", "--lm", "."], "argument --lm: not a file: ."),
-    (["transcribe", "a.wav", "-m", "M", "--chunk_length", "-1"], "argument --chunk_length: must not be negative, got -1"),
-    (["transcribe", "a.wav", "-m", "M", "--max_cue_duration", "0"], "argument --max_cue_duration: must be positive"),
-    (["transcribe", "a.wav", "-m", "M", "--batch_size", "two"], "argument --batch_size: invalid positive_int value"),
-    (["transcribe", "a.wav", "-m", "M", "--format", "doc"], "argument --format: invalid choice: 'doc'"),
-    (["evaluate", "no-data", "-m", "M"], "evaluate: error: argument DATA: no such file or folder: no-data"),
-    (["evaluate", ".", "-m", "M", "--show", "-1"], "argument --show: must not be negative, got -1"),
-    (["evaluate", ".", "-m", "M", "--max_examples", "0"], "argument --max_examples: must be at least 1, got 0"),
-    (["build-lm", "none.txt", "o.arpa"], "build-lm: error: argument TEXT: no such file: none.txt"),
-    (["convert", "none.pt", "out"], "convert: error: argument SRC: no such file or folder: none.pt"),
-    (["convert", ".", "out", "--dict", "nodict.txt"], "argument --dict: no such file: nodict.txt"),
-    (["convert", ".", "out", "--to", "fairseq"], "argument --to: invalid choice: 'fairseq'"),
-    (["push", "no-model", "me/x"], "push: error: argument MODEL_DIR: no such directory: no-model"),
-    (["push", ".", "me/x", "--wer", "-3"], "argument --wer: must not be negative, got -3"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["transcribe", "a.wav", "-m", "M", "--lm", "x.arpa"],
+            "transcribe: error: argument --lm: no such file: x.arpa",
+        ),
+        (["transcribe", "a.wav", "-m", "M", "--lm", "."], "argument --lm: not a file: ."),
+        (
+            ["transcribe", "a.wav", "-m", "M", "--chunk_length", "-1"],
+            "argument --chunk_length: must not be negative, got -1",
+        ),
+        (
+            ["transcribe", "a.wav", "-m", "M", "--max_cue_duration", "0"],
+            "argument --max_cue_duration: must be positive",
+        ),
+        (
+            ["transcribe", "a.wav", "-m", "M", "--batch_size", "two"],
+            "argument --batch_size: invalid positive_int value",
+        ),
+        (["transcribe", "a.wav", "-m", "M", "--format", "doc"], "argument --format: invalid choice: 'doc'"),
+        (["evaluate", "no-data", "-m", "M"], "evaluate: error: argument DATA: no such file or folder: no-data"),
+        (["evaluate", ".", "-m", "M", "--show", "-1"], "argument --show: must not be negative, got -1"),
+        (["evaluate", ".", "-m", "M", "--max_examples", "0"], "argument --max_examples: must be at least 1, got 0"),
+        (["build-lm", "none.txt", "o.arpa"], "build-lm: error: argument TEXT: no such file: none.txt"),
+        (["convert", "none.pt", "out"], "convert: error: argument SRC: no such file or folder: none.pt"),
+        (["convert", ".", "out", "--dict", "nodict.txt"], "argument --dict: no such file: nodict.txt"),
+        (["convert", ".", "out", "--to", "fairseq"], "argument --to: invalid choice: 'fairseq'"),
+        (["push", "no-model", "me/x"], "push: error: argument MODEL_DIR: no such directory: no-model"),
+        (["push", ".", "me/x", "--wer", "-3"], "argument --wer: must not be negative, got -3"),
+    ],
+)
 def test_bad_values_are_argparse_usage_errors(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert expected in usage_error(argv, capsys)
@@ -190,8 +208,10 @@ def test_flags_have_one_spelling():
     (HfArgumentParser), and no hyphenated alias is left."""
     parser = cli.build_parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    flags = {name: [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
-             for name, sub in subcommands.items()}
+    flags = {
+        name: [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+        for name, sub in subcommands.items()
+    }
     assert "--batch_size" in flags["transcribe"] and "--dry_run" in flags["push"]  # the parsers were built
     hyphenated = {name: [f for f in found if "-" in f[2:]] for name, found in flags.items()}
     assert not any(hyphenated.values()), hyphenated
@@ -232,7 +252,7 @@ def test_evaluate_a_labeled_folder_and_a_list(tone_model, tone_files, tmp_path, 
 
 
 def test_evaluate_json_output(tone_model, tone_files, tmp_path, capsys):
-    write_csv(tmp_path / "metadata.csv", ["first.wav,THE DOG", "second.wav,\"A HAT\""], header="file,text")
+    write_csv(tmp_path / "metadata.csv", ["first.wav,THE DOG", 'second.wav,"A HAT"'], header="file,text")
     out = tmp_path / "reports" / "eval.json"
     assert cli.main(["evaluate", str(tmp_path), "--model", str(tone_model), "--format", "json", "-o", str(out)]) == 0
     assert capsys.readouterr().out == ""
@@ -291,7 +311,11 @@ def test_evaluate_with_an_lm(model_dir, tmp_path, monkeypatch, capsys):
     assert cli.main([*base, *lm_args, "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["decoder"], report["lm"], report["alpha"], report["beam_size"]) == (
-        "LM beam search", str(tmp_path / "lm.arpa"), 1.0, 10)
+        "LM beam search",
+        str(tmp_path / "lm.arpa"),
+        1.0,
+        10,
+    )
     assert report["utterances"][0]["hypothesis"] == "the cat"
 
 
@@ -390,9 +414,14 @@ def test_a_new_subcommand_is_one_module_in_the_list(monkeypatch, capsys):
     assert "argument --times: must be at least 1" in usage_error(["hello", "--times", "0"], capsys)
 
 
-@pytest.mark.parametrize("command, module", [
-    ("finetune", "finetune"), ("pretrain", "pretrain"), ("finetune-classification", "finetune_classification"),
-])
+@pytest.mark.parametrize(
+    "command, module",
+    [
+        ("finetune", "finetune"),
+        ("pretrain", "pretrain"),
+        ("finetune-classification", "finetune_classification"),
+    ],
+)
 def test_training_commands_get_the_rest_of_the_command_line(monkeypatch, command, module):
     seen = []
     fake = types.ModuleType(f"hf_wav2vec2.training.{module}")

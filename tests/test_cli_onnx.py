@@ -52,17 +52,23 @@ def test_transcribe_with_onnx_and_int8_uses_the_exported_graphs(exported_model, 
     assert texts[""].strip()  # the random model writes letters, so equal transcripts mean something
     loaded = []
     real = OnnxWav2Vec2ForCTC.from_pretrained.__func__
-    monkeypatch.setattr(OnnxWav2Vec2ForCTC, "from_pretrained",
-                        classmethod(lambda cls, d, **kw: loaded.append(kw.get("int8")) or real(cls, d, **kw)))
+    monkeypatch.setattr(
+        OnnxWav2Vec2ForCTC,
+        "from_pretrained",
+        classmethod(lambda cls, d, **kw: loaded.append(kw.get("int8")) or real(cls, d, **kw)),
+    )
     assert cli.main(["transcribe", str(clip), "--model", str(exported_model), "--quiet", "--int8"]) == 0
     assert loaded == [True]  # from the folder: nothing exported
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--onnx", "--int8"], "argument --int8: not allowed with argument --onnx"),
-    (["--onnx", "--lang", "spa"], "--lang is not available with --onnx/--int8"),
-    (["--int8", "--stream"], "does not take --int8"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--onnx", "--int8"], "argument --int8: not allowed with argument --onnx"),
+        (["--onnx", "--lang", "spa"], "--lang is not available with --onnx/--int8"),
+        (["--int8", "--stream"], "does not take --int8"),
+    ],
+)
 def test_runtime_flag_conflicts_are_usage_errors(exported_model, clip, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         status = cli.main(["transcribe", str(clip), "--model", str(exported_model), *argv])

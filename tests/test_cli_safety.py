@@ -40,21 +40,23 @@ def test_transcribe_refuses_an_output_that_is_one_of_its_inputs(tone_model, tmp_
     os.link(first, tmp_path / "hard-link.wav")
     model = ["--model", str(tone_model)]
     cases = [
-        ([first], first, "text"),                                   # transcribe x.wav -o x.wav
-        ([first, second], second, "json"),                          # any of the inputs
+        ([first], first, "text"),  # transcribe x.wav -o x.wav
+        ([first, second], second, "json"),  # any of the inputs
         ([first], str(tmp_path / "sub" / ".." / "first.wav"), "text"),  # another spelling of the same path
-        ([first], str(tmp_path / "hard-link.wav"), "srt"),          # the same file under another name
+        ([first], str(tmp_path / "hard-link.wav"), "srt"),  # the same file under another name
     ]
     for files, output, form in cases:
         assert cli.main(["transcribe", *files, *model, "--format", form, "-o", output]) == 2, output
         (line,) = error_lines(capsys)
-        assert line == (f"hf-wav2vec2: error: {output}: the output would overwrite an input file; "
-                        "choose another --output")
+        assert line == (
+            f"hf-wav2vec2: error: {output}: the output would overwrite an input file; choose another --output"
+        )
     assert {path: open(path, "rb").read() for path in originals} == originals
     # a subtitle file of the output directory that is an input is refused as well
     (tmp_path / "cue.wav").write_bytes(open(first, "rb").read())
-    assert cli.main(["transcribe", first, str(tmp_path / "cue.wav"), *model, "--format", "vtt", "-o",
-                     str(tmp_path)]) == 0  # first.vtt and cue.vtt: no input among them
+    assert (
+        cli.main(["transcribe", first, str(tmp_path / "cue.wav"), *model, "--format", "vtt", "-o", str(tmp_path)]) == 0
+    )  # first.vtt and cue.vtt: no input among them
     (tmp_path / "in").mkdir()
     inputs = [str(tmp_path / "in" / "first.wav"), str(tmp_path / "in" / "first.vtt")]  # named like first's subtitles
     for path in inputs:
@@ -62,7 +64,8 @@ def test_transcribe_refuses_an_output_that_is_one_of_its_inputs(tone_model, tmp_
     assert cli.main(["transcribe", *inputs, *model, "--format", "vtt", "-o", str(tmp_path / "in")]) == 2
     assert error_lines(capsys)[-1] == (
         f"hf-wav2vec2: error: {inputs[1]}: the output would overwrite an input file (the subtitles of {inputs[0]}); "
-        "choose another --output")
+        "choose another --output"
+    )
 
 
 def test_evaluate_refuses_to_overwrite_its_data(tone_model, tmp_path, capsys):  # noqa: F811
@@ -76,10 +79,10 @@ def test_evaluate_refuses_to_overwrite_its_data(tone_model, tmp_path, capsys):  
     snapshot = {p: p.read_bytes() for p in [*data.iterdir(), tmp_path / "list.tsv"]}
     model = ["--model", str(tone_model)]
     refused = [
-        (data, data / "metadata.csv"),       # evaluate -o data/metadata.csv
-        (data, data / "first.wav"),          # a listed audio file
-        (data, data / "notes.txt"),          # any other file of the folder
-        (data, data / "metadata.jsonl"),     # a new metadata file would change what the folder lists
+        (data, data / "metadata.csv"),  # evaluate -o data/metadata.csv
+        (data, data / "first.wav"),  # a listed audio file
+        (data, data / "notes.txt"),  # any other file of the folder
+        (data, data / "metadata.jsonl"),  # a new metadata file would change what the folder lists
         (tmp_path / "list.tsv", tmp_path / "list.tsv"),
         (tmp_path / "list.tsv", tmp_path / "elsewhere" / "third.wav"),  # listed, outside the list's folder
     ]
@@ -102,8 +105,9 @@ def test_build_lm_refuses_to_overwrite_its_corpus(tmp_path, capsys):
     for out in (corpus, tmp_path / "sub" / ".." / "corpus.txt", tmp_path / "linked.txt"):
         assert cli.main(["build-lm", str(corpus), str(out), "--order", "2"]) == 2
         (line,) = error_lines(capsys)
-        assert line == (f"hf-wav2vec2: error: {out}: the output would overwrite the training text {corpus}; "
-                        "choose another --output")
+        assert line == (
+            f"hf-wav2vec2: error: {out}: the output would overwrite the training text {corpus}; choose another --output"
+        )
     assert corpus.read_text() == "THE CAT SAT\nTHE CAT ATE\n"
     assert cli.main(["build-lm", str(corpus), str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
     assert "\\data\\" in (tmp_path / "lm.arpa").read_text()
@@ -117,16 +121,21 @@ def written(directory):
 
 
 def test_subtitles_of_same_named_files_keep_their_folders(tone_model, tmp_path, capsys):  # noqa: F811
-    files = [write_tones(tmp_path / "a" / "same.wav", "THE CAT"), write_tones(tmp_path / "b" / "same.wav", "A HAT"),
-             write_tones(tmp_path / "b" / "deeper" / "other.wav", "A CAT")]
+    files = [
+        write_tones(tmp_path / "a" / "same.wav", "THE CAT"),
+        write_tones(tmp_path / "b" / "same.wav", "A HAT"),
+        write_tones(tmp_path / "b" / "deeper" / "other.wav", "A CAT"),
+    ]
     subs = tmp_path / "subs"
     assert cli.main(["transcribe", *files, "--model", str(tone_model), "--format", "srt", "-o", str(subs)]) == 0
     assert error_lines(capsys) == []
     out = written(subs)
     assert sorted(out) == ["a/same.srt", "b/deeper/other.srt", "b/same.srt"]
     # each file holds its own input's words
-    words = {name: [line for line in text.splitlines() if line and not line.isdigit() and "-->" not in line]
-             for name, text in out.items()}
+    words = {
+        name: [line for line in text.splitlines() if line and not line.isdigit() and "-->" not in line]
+        for name, text in out.items()
+    }
     assert " ".join(words["a/same.srt"]) == "THE CAT" and " ".join(words["b/same.srt"]) == "A HAT"
     assert " ".join(words["b/deeper/other.srt"]) == "A CAT"
 
@@ -180,11 +189,14 @@ def test_a_config_that_disagrees_with_the_weights_names_the_tensors(command, tmp
     capsys.readouterr()  # what building the folder printed (progress bars) is not the command's
     assert cli.main(argv) == 1
     lines = error_lines(capsys)
-    assert lines[0] == (f"hf-wav2vec2: error: {folder}: config.json does not match the weights: {len(differ)} tensors "
-                        "have other shapes (name: shape in the weights, shape config.json asks for)")
+    assert lines[0] == (
+        f"hf-wav2vec2: error: {folder}: config.json does not match the weights: {len(differ)} tensors "
+        "have other shapes (name: shape in the weights, shape config.json asks for)"
+    )
     listed = [line.strip().split(": ", 1) for line in lines[1:]]
     assert {name: shapes for name, shapes in listed} == {
-        name: f"{stored}, {wanted}" for name, (stored, wanted) in differ.items()}
+        name: f"{stored}, {wanted}" for name, (stored, wanted) in differ.items()
+    }
     assert "Could not load model" not in "\n".join(lines) and not (tmp_path / "out").exists()
 
 
@@ -246,14 +258,19 @@ def pickled_model(tmp_path, name, extra=None, container=dict):
 
 
 def refusal_line(folder, remedy):
-    return (f"{folder / 'pytorch_model.bin'}: loading it needs arbitrary-code unpickling (it pickles "
-            f"{__name__}.{_record_execution.__name__}), which could run any code and is never done on load; {remedy}")
+    return (
+        f"{folder / 'pytorch_model.bin'}: loading it needs arbitrary-code unpickling (it pickles "
+        f"{__name__}.{_record_execution.__name__}), which could run any code and is never done on load; {remedy}"
+    )
 
 
-CLI_REMEDY = ("if you trust its source, convert it once to safetensors with hf-wav2vec2 convert --unsafe_load {} "
-              "NEW_FOLDER")
-API_REMEDY = ("if you trust its source, convert it once to safetensors with convert(..., allow_unsafe_pickle=True), "
-              "on the command line hf-wav2vec2 convert --unsafe_load {} NEW_FOLDER")
+CLI_REMEDY = (
+    "if you trust its source, convert it once to safetensors with hf-wav2vec2 convert --unsafe_load {} NEW_FOLDER"
+)
+API_REMEDY = (
+    "if you trust its source, convert it once to safetensors with convert(..., allow_unsafe_pickle=True), "
+    "on the command line hf-wav2vec2 convert --unsafe_load {} NEW_FOLDER"
+)
 
 
 @pytest.mark.parametrize("command", ["transcribe", "evaluate", "convert", "push"])

@@ -40,14 +40,16 @@ def console_script(tmp_path_factory):
 
 def _env():
     # the checkout first, as for the tests themselves (an installed copy would answer for another tree)
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                HF_HUB_OFFLINE="1")
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), HF_HUB_OFFLINE="1"
+    )
 
 
 def _run_importtime(command, cwd=None):
     """Run ``python -X importtime COMMAND...``; returns (completed process, set of top-level modules imported)."""
-    completed = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True,
-                               timeout=300, env=_env(), cwd=cwd)
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", *command], capture_output=True, text=True, timeout=300, env=_env(), cwd=cwd
+    )
     imported = set()
     for line in completed.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -56,23 +58,26 @@ def _run_importtime(command, cwd=None):
     return completed, imported
 
 
-@pytest.mark.parametrize("args, status", [
-    (["--help"], 0),
-    (["transcribe", "--help"], 0),
-    (["evaluate", "--help"], 0),
-    (["convert", "--help"], 0),
-    (["push", "--help"], 0),                   # the Hub client and torch load only to publish
-    (["build-lm", "--help"], 0),
-    (["classify", "--help"], 0),
-    (["pretrain", "--help"], 0),
-    (["classify", "a.wav"], 2),               # --model missing
-    (["transcribe"], 2),                       # usage error: FILE and --model missing
-    (["transcribe", "a.wav", "--format", "doc"], 2),
-    (["pretrain", "--data", "d"], 2),          # --output_dir missing
-    (["push", "no-such-dir", "me/x"], 2),      # checked by argparse types, before any import
-    (["evaluate", "no-such-data", "-m", "m"], 2),
-    (["no-such-command"], 2),
-])
+@pytest.mark.parametrize(
+    "args, status",
+    [
+        (["--help"], 0),
+        (["transcribe", "--help"], 0),
+        (["evaluate", "--help"], 0),
+        (["convert", "--help"], 0),
+        (["push", "--help"], 0),  # the Hub client and torch load only to publish
+        (["build-lm", "--help"], 0),
+        (["classify", "--help"], 0),
+        (["pretrain", "--help"], 0),
+        (["classify", "a.wav"], 2),  # --model missing
+        (["transcribe"], 2),  # usage error: FILE and --model missing
+        (["transcribe", "a.wav", "--format", "doc"], 2),
+        (["pretrain", "--data", "d"], 2),  # --output_dir missing
+        (["push", "no-such-dir", "me/x"], 2),  # checked by argparse types, before any import
+        (["evaluate", "no-such-data", "-m", "m"], 2),
+        (["no-such-command"], 2),
+    ],
+)
 def test_console_script_answers_without_torch_or_transformers(console_script, args, status):
     completed, imported = _run_importtime([str(console_script), *args])
     assert completed.returncode == status, completed.stderr[-2000:]
@@ -100,8 +105,9 @@ def test_python_m_cli_help_is_fast_too():
 
 def test_build_lm_runs_without_torch(console_script, tmp_path):
     (tmp_path / "text.txt").write_text("THE CAT SAT\nTHE CAT ATE\n")
-    completed, imported = _run_importtime([str(console_script), "build-lm", str(tmp_path / "text.txt"),
-                                           str(tmp_path / "lm.arpa"), "--order", "2"])
+    completed, imported = _run_importtime(
+        [str(console_script), "build-lm", str(tmp_path / "text.txt"), str(tmp_path / "lm.arpa"), "--order", "2"]
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "\\data\\" in (tmp_path / "lm.arpa").read_text()
     assert not imported & set(HEAVY)
@@ -110,8 +116,9 @@ def test_build_lm_runs_without_torch(console_script, tmp_path):
 def _python(code: str, argv0: str | None = None) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter; with ``argv0``, sys.argv[0] is that before anything is imported."""
     prelude = f"import sys; sys.argv[0] = {argv0!r}\n" if argv0 else ""
-    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=300,
-                          env=_env())
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=300, env=_env()
+    )
 
 
 REGISTERED = """
@@ -126,19 +133,30 @@ print(json.dumps({
     "own_task": "hf-wav2vec2-asr" in tasks,
 }))
 """
-EXPECTED = {"config": "HfWav2Vec2Config", "ctc": "HfWav2Vec2ForCTC",
-            "asr_impl_module": "hf_wav2vec2.pipeline_hf_wav2vec2", "own_task": True}
+EXPECTED = {
+    "config": "HfWav2Vec2Config",
+    "ctc": "HfWav2Vec2ForCTC",
+    "asr_impl_module": "hf_wav2vec2.pipeline_hf_wav2vec2",
+    "own_task": True,
+}
 
 
 def test_plain_import_registers_the_auto_classes_and_the_pipeline():
-    completed = _python("import json, sys\nimport hf_wav2vec2\n"
-                        "assert 'torch' in sys.modules and hf_wav2vec2._registered\n" + REGISTERED)
+    completed = _python(
+        "import json, sys\nimport hf_wav2vec2\nassert 'torch' in sys.modules and hf_wav2vec2._registered\n" + REGISTERED
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == EXPECTED
 
 
-@pytest.mark.parametrize("first_use", ["hf_wav2vec2.HfWav2Vec2ForCTC", "hf_wav2vec2.register(); hf_wav2vec2.register()",
-                                       "from hf_wav2vec2 import asr_pipeline"])
+@pytest.mark.parametrize(
+    "first_use",
+    [
+        "hf_wav2vec2.HfWav2Vec2ForCTC",
+        "hf_wav2vec2.register(); hf_wav2vec2.register()",
+        "from hf_wav2vec2 import asr_pipeline",
+    ],
+)
 def test_console_script_process_registers_on_first_use(first_use):
     code = (
         "import json, sys\nimport hf_wav2vec2\n"
@@ -155,8 +173,9 @@ def test_console_script_process_registers_on_first_use(first_use):
 
 def test_import_after_transformers_registers_even_in_the_console_script():
     # whoever imported transformers first may already rely on the registration
-    completed = _python("import json, transformers\nimport hf_wav2vec2\n" + REGISTERED,
-                        argv0="/usr/local/bin/hf-wav2vec2")
+    completed = _python(
+        "import json, transformers\nimport hf_wav2vec2\n" + REGISTERED, argv0="/usr/local/bin/hf-wav2vec2"
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == EXPECTED
 
@@ -171,7 +190,7 @@ def test_public_names_and_submodules_resolve():
     assert hf_wav2vec2.compute_mask_indices is modeling_hf_wav2vec2.compute_mask_indices
     assert hf_wav2vec2.transcribe.asr_pipeline is hf_wav2vec2.asr_pipeline  # submodules, as after an eager import
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
-        hf_wav2vec2.NoSuchName
+        hf_wav2vec2.NoSuchName  # noqa: B018 - the attribute access is what is under test
 
 
 def test_pretrain_from_the_console_script_saves_a_registered_model(console_script, tmp_path):
@@ -180,18 +199,56 @@ def test_pretrain_from_the_console_script_saves_a_registered_model(console_scrip
     from hf_wav2vec2.training.synthetic import make_synthetic_corpus
 
     make_synthetic_corpus(tmp_path / "data", 4, min_seconds=0.6, max_seconds=0.8, sr=16000)
-    micro = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
-             "conv_dim": [32, 32, 32], "conv_kernel": [10, 3, 3], "conv_stride": [5, 2, 2],
-             "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "codevector_dim": 32,
-             "proj_codevector_dim": 16, "num_codevectors_per_group": 16, "num_codevector_groups": 2,
-             "num_negatives": 5, "mask_time_length": 4}
+    micro = {
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "conv_dim": [32, 32, 32],
+        "conv_kernel": [10, 3, 3],
+        "conv_stride": [5, 2, 2],
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 4,
+        "codevector_dim": 32,
+        "proj_codevector_dim": 16,
+        "num_codevectors_per_group": 16,
+        "num_codevector_groups": 2,
+        "num_negatives": 5,
+        "mask_time_length": 4,
+    }
     (tmp_path / "micro.json").write_text(json.dumps(micro))
     out = tmp_path / "run"
     completed = subprocess.run(
-        [sys.executable, str(console_script), "pretrain", "--data", str(tmp_path / "data"), "--output_dir", str(out),
-         "--preset", "tiny", "--config", str(tmp_path / "micro.json"), "--max_updates", "2", "--max_tokens", "24000",
-         "--max_sample_size", "6000", "--min_sample_size", "6000", "--report_to", "none", "--no_plot", "--cpu"],
-        capture_output=True, text=True, timeout=300, env=dict(_env(), OMP_NUM_THREADS="1"))
+        [
+            sys.executable,
+            str(console_script),
+            "pretrain",
+            "--data",
+            str(tmp_path / "data"),
+            "--output_dir",
+            str(out),
+            "--preset",
+            "tiny",
+            "--config",
+            str(tmp_path / "micro.json"),
+            "--max_updates",
+            "2",
+            "--max_tokens",
+            "24000",
+            "--max_sample_size",
+            "6000",
+            "--min_sample_size",
+            "6000",
+            "--report_to",
+            "none",
+            "--no_plot",
+            "--cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(_env(), OMP_NUM_THREADS="1"),
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForPreTraining"].endswith("HfWav2Vec2ForPreTraining")

@@ -70,8 +70,12 @@ def test_invalid_single_fields_raise_clear_errors_at_construction(kwargs, messag
 @pytest.mark.parametrize(
     "kwargs, model, message",
     [
-        (dict(hidden_size=100), HfWav2Vec2Model, r"HfWav2Vec2Model: config.hidden_size \(100\) must be divisible by "
-                                                 r"config.num_attention_heads \(12\)"),
+        (
+            dict(hidden_size=100),
+            HfWav2Vec2Model,
+            r"HfWav2Vec2Model: config.hidden_size \(100\) must be divisible by "
+            r"config.num_attention_heads \(12\)",
+        ),
         (dict(hidden_size=120, num_attention_heads=12), HfWav2Vec2Model, "num_conv_pos_embedding_groups"),
         (dict(codevector_dim=255), HfWav2Vec2ForPreTraining, "codevector_dim"),
         (dict(max_gumbel_temperature=0.3), HfWav2Vec2ForPreTraining, "min_gumbel_temperature"),
@@ -87,8 +91,13 @@ def test_inconsistent_configs_construct_and_fail_where_the_model_is_built(kwargs
 
 
 def test_partial_configs_construct_like_transformers():
-    for kwargs in (dict(hidden_size=32), dict(num_attention_heads=5), dict(codevector_dim=100),
-                   dict(max_gumbel_temperature=0.3), dict(vocab_size=4, pad_token_id=7)):
+    for kwargs in (
+        dict(hidden_size=32),
+        dict(num_attention_heads=5),
+        dict(codevector_dim=100),
+        dict(max_gumbel_temperature=0.3),
+        dict(vocab_size=4, pad_token_id=7),
+    ):
         transformers.Wav2Vec2Config(**{k: v for k, v in kwargs.items() if "gumbel" not in k})
         config = HfWav2Vec2Config(**kwargs)
         assert all(getattr(config, k) == v for k, v in kwargs.items())
@@ -118,8 +127,9 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_transformers_config_is_translated(tmp_path):
-    theirs = transformers.Wav2Vec2Config(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
-                                         vocab_size=50)
+    theirs = transformers.Wav2Vec2Config(
+        feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, vocab_size=50
+    )
     theirs.save_pretrained(tmp_path)
     ours = HfWav2Vec2Config.from_pretrained(tmp_path)
     assert ours.model_type == "hf_wav2vec2"
@@ -148,27 +158,62 @@ def test_mms_adapter_width_translates_both_ways_and_is_checked():
         with pytest.raises(ValueError, match=r"adapter_attn_dim must be None \(no adapters\) or an integer >= 1"):
             HfWav2Vec2Config(adapter_attn_dim=bad)
     # transformers silently builds no adapters into post-LN layers: here that is an error where the model is built
-    post_ln = HfWav2Vec2Config(adapter_attn_dim=16, hidden_size=32, num_attention_heads=4,
-                               num_conv_pos_embedding_groups=4)
-    with pytest.raises(ValueError, match=r"HfWav2Vec2ForCTC: config.adapter_attn_dim \(16\) needs "
-                                         r"config.do_stable_layer_norm=True"):
+    post_ln = HfWav2Vec2Config(
+        adapter_attn_dim=16, hidden_size=32, num_attention_heads=4, num_conv_pos_embedding_groups=4
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"HfWav2Vec2ForCTC: config.adapter_attn_dim \(16\) needs "
+        r"config.do_stable_layer_norm=True",
+    ):
         HfWav2Vec2ForCTC(post_ln)
 
 
 TRANSFORMERS_VARIANTS = {
     "base": dict(),
-    "large_lv60": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                       feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, codevector_dim=768,
-                       proj_codevector_dim=768),
-    "xls_r_300m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                       feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, codevector_dim=768,
-                       proj_codevector_dim=768, mask_time_prob=0.075, vocab_size=None, layerdrop=0.1,
-                       feat_quantizer_dropout=0.0, num_codevectors_per_group=320),
-    "ctc_finetuned": dict(vocab_size=45, ctc_loss_reduction="mean", ctc_zero_infinity=True, final_dropout=0.1,
-                          architectures=["Wav2Vec2ForCTC"]),
+    "large_lv60": dict(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+        codevector_dim=768,
+        proj_codevector_dim=768,
+    ),
+    "xls_r_300m": dict(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+        codevector_dim=768,
+        proj_codevector_dim=768,
+        mask_time_prob=0.075,
+        vocab_size=None,
+        layerdrop=0.1,
+        feat_quantizer_dropout=0.0,
+        num_codevectors_per_group=320,
+    ),
+    "ctc_finetuned": dict(
+        vocab_size=45,
+        ctc_loss_reduction="mean",
+        ctc_zero_infinity=True,
+        final_dropout=0.1,
+        architectures=["Wav2Vec2ForCTC"],
+    ),
 }
-ADAPTER_KEYS = ("add_adapter", "adapter_kernel_size", "adapter_stride", "num_adapter_layers", "output_hidden_size",
-                "adapter_attn_dim")
+ADAPTER_KEYS = (
+    "add_adapter",
+    "adapter_kernel_size",
+    "adapter_stride",
+    "num_adapter_layers",
+    "output_hidden_size",
+    "adapter_attn_dim",
+)
 
 
 def _same(a, b):

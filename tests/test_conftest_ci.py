@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SAMPLE = '''
+SAMPLE = """
 import pytest
 
 @pytest.mark.skipif(True, reason="needs a package setup.sh installs")
@@ -27,7 +27,7 @@ def test_expected_failure():
 
 def test_passes():
     pass
-'''
+"""
 
 
 def _run(folder: Path, ci: str | None) -> str:
@@ -36,7 +36,11 @@ def _run(folder: Path, ci: str | None) -> str:
         env["CI"] = ci
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(folder)],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=120,
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return result.stdout.splitlines()[-1]
 

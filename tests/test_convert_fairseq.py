@@ -35,17 +35,50 @@ TOL = 1e-5
 # fairseq Wav2Vec2Config fields of two tiny models: BASE-like (group norm in conv 0, post-LN, no conv bias) and
 # LARGE-like (layer norm in every conv block, pre-LN, conv bias, explicit latent_dim).
 BASE_FS = dict(
-    extractor_mode="default", conv_feature_layers="[(16, 10, 5)] + [(16, 3, 2)] * 2", conv_bias=False,
-    encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=4,
-    layer_norm_first=False, activation_fn="gelu", conv_pos=16, conv_pos_groups=4, latent_vars=8, latent_groups=2,
-    latent_dim=0, final_dim=12, quantize_targets=True, quantize_input=False, target_glu=False, logit_temp=0.1,
-    dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, encoder_layerdrop=0.05, dropout_input=0.1,
-    dropout_features=0.1, feature_grad_mult=0.1, mask_prob=0.65, mask_length=10, mask_channel_prob=0.0,
-    mask_channel_length=10, num_negatives=100,
+    extractor_mode="default",
+    conv_feature_layers="[(16, 10, 5)] + [(16, 3, 2)] * 2",
+    conv_bias=False,
+    encoder_layers=2,
+    encoder_embed_dim=32,
+    encoder_ffn_embed_dim=64,
+    encoder_attention_heads=4,
+    layer_norm_first=False,
+    activation_fn="gelu",
+    conv_pos=16,
+    conv_pos_groups=4,
+    latent_vars=8,
+    latent_groups=2,
+    latent_dim=0,
+    final_dim=12,
+    quantize_targets=True,
+    quantize_input=False,
+    target_glu=False,
+    logit_temp=0.1,
+    dropout=0.1,
+    attention_dropout=0.1,
+    activation_dropout=0.0,
+    encoder_layerdrop=0.05,
+    dropout_input=0.1,
+    dropout_features=0.1,
+    feature_grad_mult=0.1,
+    mask_prob=0.65,
+    mask_length=10,
+    mask_channel_prob=0.0,
+    mask_channel_length=10,
+    num_negatives=100,
 )
 LARGE_FS = dict(
-    BASE_FS, extractor_mode="layer_norm", conv_bias=True, layer_norm_first=True, latent_dim=16, conv_pos=15,
-    dropout=0.0, attention_dropout=0.0, encoder_layerdrop=0.0, dropout_input=0.0, dropout_features=0.0,
+    BASE_FS,
+    extractor_mode="layer_norm",
+    conv_bias=True,
+    layer_norm_first=True,
+    latent_dim=16,
+    conv_pos=15,
+    dropout=0.0,
+    attention_dropout=0.0,
+    encoder_layerdrop=0.0,
+    dropout_input=0.0,
+    dropout_features=0.0,
     feature_grad_mult=1.0,
 )
 VARIANTS = {"base": BASE_FS, "large": LARGE_FS}
@@ -141,8 +174,17 @@ def cfg_checkpoint(hp, weights, fine_tuned=False, **finetuning):
 
 
 FINETUNING = dict(
-    apply_mask=True, mask_prob=0.5, mask_length=10, mask_channel_prob=0.25, mask_channel_length=64, dropout=0.0,
-    attention_dropout=0.0, activation_dropout=0.1, dropout_input=0.0, final_dropout=0.0, layerdrop=0.1,
+    apply_mask=True,
+    mask_prob=0.5,
+    mask_length=10,
+    mask_channel_prob=0.25,
+    mask_channel_length=64,
+    dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.1,
+    dropout_input=0.0,
+    final_dropout=0.0,
+    layerdrop=0.1,
     feature_grad_mult=0.0,
 )
 
@@ -524,9 +566,19 @@ def test_dictionary_file_parsing(tmp_path):
 
 def transformers_ctc_directory(tmp_path):
     config = transformers.Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16, 16, 16),
-        conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-        vocab_size=12, feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16),
+        conv_kernel=(10, 3, 3),
+        conv_stride=(5, 2, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        vocab_size=12,
+        feat_extract_norm="layer",
+        conv_bias=True,
+        do_stable_layer_norm=True,
     )
     model = transformers.Wav2Vec2ForCTC(config).eval()
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{s: 4 + i for i, s in enumerate(LETTERS)}}
@@ -584,7 +636,6 @@ def test_cli_hooks(tmp_path, capsys):
     with pytest.raises(CommandError) as exit_info:  # hf-wav2vec2's main prints it as one line and exits 1
         run_convert(parser.parse_args([str(path), str(tmp_path / "out"), "--from", "fairseq"]))
     assert "not an empty directory" in str(exit_info.value) and "\n" not in str(exit_info.value)
-
 
 
 def test_inconsistent_hyper_parameters_are_a_conversion_error(tmp_path):

@@ -18,26 +18,43 @@ installed = pytest.mark.skipif(
 
 
 class TestTranscriptRules:
-    @pytest.mark.parametrize("raw, expected", [
-        ("Please press 1 to mute, 4 or 6 to exit.", "PLEASE PRESS ONE TO MUTE FOUR OR SIX TO EXIT"),
-        ("at [@]", "AT"),
-        ("exclaimation-point [!]", "EXCLAIMATION POINT"),
-        ("Call-Forward on Busy.", "CALL FORWARD ON BUSY"),
-        ('Dial 4 to send this caller to a polite "don\'t call" menu.',
-         "DIAL FOUR TO SEND THIS CALLER TO A POLITE DON'T CALL MENU"),
-        ("...to leave the conference.", "TO LEAVE THE CONFERENCE"),
-        ("IAX (note: does not say \"2\")", None),  # acronym
-        ("M I S D N", "M I S D N"),  # spelled letters are fine
-        ("Please leave your message after the tone. (simple tone sound plays)",
-         "PLEASE LEAVE YOUR MESSAGE AFTER THE TONE"),
-    ])
+    @pytest.mark.parametrize(
+        "raw, expected",
+        [
+            ("Please press 1 to mute, 4 or 6 to exit.", "PLEASE PRESS ONE TO MUTE FOUR OR SIX TO EXIT"),
+            ("at [@]", "AT"),
+            ("exclaimation-point [!]", "EXCLAIMATION POINT"),
+            ("Call-Forward on Busy.", "CALL FORWARD ON BUSY"),
+            (
+                'Dial 4 to send this caller to a polite "don\'t call" menu.',
+                "DIAL FOUR TO SEND THIS CALLER TO A POLITE DON'T CALL MENU",
+            ),
+            ("...to leave the conference.", "TO LEAVE THE CONFERENCE"),
+            ('IAX (note: does not say "2")', None),  # acronym
+            ("M I S D N", "M I S D N"),  # spelled letters are fine
+            (
+                "Please leave your message after the tone. (simple tone sound plays)",
+                "PLEASE LEAVE YOUR MESSAGE AFTER THE TONE",
+            ),
+        ],
+    )
     def test_normalize(self, raw, expected):
         assert asterisk.normalize_transcript(raw) == expected
 
-    @pytest.mark.parametrize("raw", [
-        "you can dial 500 to attempt", "28.8 kilobit modem", "3D audio enabled", "A.M.", "Asterisk PBX",
-        "separated by * and then", "press # to enter", "visit www.asterisk.org", "H.323",
-    ])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "you can dial 500 to attempt",
+            "28.8 kilobit modem",
+            "3D audio enabled",
+            "A.M.",
+            "Asterisk PBX",
+            "separated by * and then",
+            "press # to enter",
+            "visit www.asterisk.org",
+            "H.323",
+        ],
+    )
     def test_unreliable_transcripts(self, raw):
         assert asterisk.normalize_transcript(raw) is None
 
@@ -53,7 +70,8 @@ class TestTranscriptRules:
         path = tmp_path / "t.txt"
         path.write_text("; comment\n\ndigits/1: one\npriv-callpending: waiting, who introduces themselves as:\n")
         assert asterisk.read_transcripts(path) == {
-            "digits/1": "one", "priv-callpending": "waiting, who introduces themselves as:",
+            "digits/1": "one",
+            "priv-callpending": "waiting, who introduces themselves as:",
         }
 
 
@@ -73,15 +91,26 @@ class TestSplit:
         assert len(prompts) == 551
         names = {p.name for p in prompts}
         assert not any(name.startswith("silence/") for name in names)
-        assert not names & {"beep", "beeperr", "ascending-2tone", "descending-2tone", "confbridge-join",
-                            "confbridge-leave", "tt-monkeys"}
+        assert not names & {
+            "beep",
+            "beeperr",
+            "ascending-2tone",
+            "descending-2tone",
+            "confbridge-join",
+            "confbridge-leave",
+            "tt-monkeys",
+        }
         assert {"digits/7", "letters/z", "phonetic/a_p", "vm-goodbye"} <= names  # subfolders are scanned
         assert sum(not p.labeled for p in prompts) == 18
 
     def test_documented_sizes(self, splits):
         summary = asterisk.summarize(splits)
         assert {name: s["prompts"] for name, s in summary.items()} == {
-            "train": 265, "test": 88, "unlabeled": 198, "pretrain": 463}
+            "train": 265,
+            "test": 88,
+            "unlabeled": 198,
+            "pretrain": 463,
+        }
         assert 595 <= summary["train"]["seconds"] <= 600  # the paper's 10 minutes
         assert 200 <= summary["test"]["seconds"] <= 210
 

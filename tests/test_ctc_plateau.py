@@ -30,30 +30,67 @@ def data(tmp_path):
 
 
 def test_bilstm_reference_learns_the_labels(data):
-    history = ctc_plateau.main(["--data", str(data), "--inputs", "logmel", "--encoder", "bilstm", "--steps", "60",
-                                "--eval_every", "20", "--batch_size", "3", "--lr", "3e-3"])
+    history = ctc_plateau.main(
+        [
+            "--data",
+            str(data),
+            "--inputs",
+            "logmel",
+            "--encoder",
+            "bilstm",
+            "--steps",
+            "60",
+            "--eval_every",
+            "20",
+            "--batch_size",
+            "3",
+            "--lr",
+            "3e-3",
+        ]
+    )
     assert [h["update"] for h in history] == [20, 40, 60]
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     assert all(0.0 <= h["train_cer"] <= 1.0 for h in history)  # a hypothesis is never longer than the frames
 
 
-@pytest.mark.parametrize("inputs,encoder,extra", [
-    ("conv", "pretrained", []),
-    ("conv", "random", ["--pre_ln"]),
-    ("logmel", "random", ["--post_ln"]),
-])
+@pytest.mark.parametrize(
+    "inputs,encoder,extra",
+    [
+        ("conv", "pretrained", []),
+        ("conv", "random", ["--pre_ln"]),
+        ("logmel", "random", ["--post_ln"]),
+    ],
+)
 def test_wav2vec2_encoders_run_on_fixed_inputs(data, tmp_path, inputs, encoder, extra):
     model = save_model_dir(tmp_path / "model")  # a fine-tuned model: its head is replaced (another vocabulary)
-    history = ctc_plateau.main(["--data", str(data), "--inputs", inputs, "--encoder", encoder, "--model", str(model),
-                                "--steps", "4", "--eval_every", "2", *extra])
+    history = ctc_plateau.main(
+        [
+            "--data",
+            str(data),
+            "--inputs",
+            inputs,
+            "--encoder",
+            encoder,
+            "--model",
+            str(model),
+            "--steps",
+            "4",
+            "--eval_every",
+            "2",
+            *extra,
+        ]
+    )
     assert len(history) == 2 and all(h["loss"] > 0 for h in history)
 
 
-@pytest.mark.parametrize("argv", [
-    ["--encoder", "pretrained"],  # no --model
-    ["--inputs", "conv", "--encoder", "bilstm"],  # conv inputs need a model
-    ["--encoder", "bilstm", "--inputs", "logmel", "--pre_ln"],  # LN order only for random wav2vec 2.0
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--encoder", "pretrained"],  # no --model
+        ["--inputs", "conv", "--encoder", "bilstm"],  # conv inputs need a model
+        ["--encoder", "bilstm", "--inputs", "logmel", "--pre_ln"],  # LN order only for random wav2vec 2.0
+    ],
+)
 def test_bad_argument_combinations_are_refused(data, argv):
     with pytest.raises(SystemExit):
         ctc_plateau.parse_args(["--data", str(data), *argv])

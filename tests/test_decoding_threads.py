@@ -50,8 +50,11 @@ def make_vocab():
 @pytest.mark.parametrize("mode", ["lexicon-free", "hotwords", "lexicon+hotwords"])
 def test_one_decoder_shared_by_threads_gives_the_sequential_results(lm, mode):
     path, words = lm
-    options = {"lexicon-free": {}, "hotwords": {"hotwords": words[:3]},
-               "lexicon+hotwords": {"lexicon": words, "hotwords": words[:3]}}[mode]
+    options = {
+        "lexicon-free": {},
+        "hotwords": {"hotwords": words[:3]},
+        "lexicon+hotwords": {"lexicon": words, "hotwords": words[:3]},
+    }[mode]
     decoder = CTCBeamSearchDecoder(make_vocab(), path, beam_size=20, **options)
     logits = random_logits(6)
     sequential = [decoder.decode_hypothesis(x) for x in logits]
@@ -66,8 +69,14 @@ def test_asr_pipeline_with_an_lm_from_four_threads(lm, tmp_path):
     torch.manual_seed(0)
     model = HfWav2Vec2ForCTC(small_config()).eval()
     processor = make_processor(tmp_path)
-    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-                   feature_extractor=processor.feature_extractor, lm=lm[0], beam_size=20)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+        lm=lm[0],
+        beam_size=20,
+    )
     clips = [noise(1.5, seed=seed) for seed in range(6)]
     sequential = [asr(clip, return_timestamps="word") for clip in clips]
     assert len({r["text"] for r in sequential}) == len(clips) and all(r["text"] for r in sequential)

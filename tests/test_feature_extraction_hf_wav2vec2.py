@@ -66,7 +66,7 @@ def test_padded_without_attention_mask_normalizes_real_samples_only(clips):
     assert "attention_mask" not in ours
     assert float((ours["input_values"] - theirs["input_values"]).abs().max()) <= TOLERANCE
     for row, clip in zip(ours["input_values"], clips, strict=True):
-        assert torch.all(row[len(clip):] == 0.0)
+        assert torch.all(row[len(clip) :] == 0.0)
         real = row[: len(clip)].double()
         assert abs(float(real.mean())) < 1e-5 and abs(float(real.std(unbiased=False)) - 1) < 1e-3
 
@@ -111,9 +111,14 @@ def test_loads_transformers_preprocessor_config(tmp_path, clips, legacy_file):
     if legacy_file:
         # As on the Hub for facebook/wav2vec2-base-960h, written by an older transformers.
         config = {
-            "do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
-            "padding_side": "right", "padding_value": 0.0, "processor_class": "Wav2Vec2Processor",
-            "return_attention_mask": True, "sampling_rate": 16000,
+            "do_normalize": True,
+            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1,
+            "padding_side": "right",
+            "padding_value": 0.0,
+            "processor_class": "Wav2Vec2Processor",
+            "return_attention_mask": True,
+            "sampling_rate": 16000,
         }
         (tmp_path / "preprocessor_config.json").write_text(json.dumps(config))
         theirs = Wav2Vec2FeatureExtractor.from_pretrained(tmp_path)
@@ -154,7 +159,10 @@ def test_save_and_load_round_trip(tmp_path):
     # and transformers reads ours
     theirs = Wav2Vec2FeatureExtractor.from_pretrained(tmp_path)
     assert (theirs.sampling_rate, theirs.padding_value, theirs.return_attention_mask, theirs.do_normalize) == (
-        8000, -1.0, True, False,
+        8000,
+        -1.0,
+        True,
+        False,
     )
 
 

@@ -25,9 +25,18 @@ from hf_wav2vec2.training.finetune_classification import (
 
 # the real 7-layer conv geometry (20 ms frames) with few channels: a 0.4 s clip is 20 frames, so training is fast
 FAST = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16,) * 7,
-    conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4, feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    conv_dim=(16,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    feat_extract_norm="layer",
+    conv_bias=True,
+    do_stable_layer_norm=True,
     **NO_DROPOUT,
 )
 TONES = {"low": 300.0, "mid": 1200.0, "high": 3000.0}
@@ -59,11 +68,33 @@ def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_pat
     train = write_folder(tmp_path / "train", per_label=6, seed=0)
     test = write_folder(tmp_path / "test", per_label=3, seed=1)
     out = tmp_path / "out"
-    metrics = main([
-        "--from_scratch", "--config_name", str(fast_config_dir), "--train_dir", str(train), "--eval_dir", str(test),
-        "--output_dir", str(out), "--max_steps", "40", "--learning_rate", "3e-3", "--per_device_train_batch_size",
-        "6", "--logging_steps", "10", "--save_strategy", "no", "--seed", "0", "--dataloader_pin_memory", "false",
-    ])
+    metrics = main(
+        [
+            "--from_scratch",
+            "--config_name",
+            str(fast_config_dir),
+            "--train_dir",
+            str(train),
+            "--eval_dir",
+            str(test),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "40",
+            "--learning_rate",
+            "3e-3",
+            "--per_device_train_batch_size",
+            "6",
+            "--logging_steps",
+            "10",
+            "--save_strategy",
+            "no",
+            "--seed",
+            "0",
+            "--dataloader_pin_memory",
+            "false",
+        ]
+    )
     assert metrics["eval_samples"] == 9 and metrics["train_samples"] == 18
     assert metrics["eval_accuracy"] >= 8 / 9, metrics  # chance is 1/3
     assert set(metrics["eval_accuracy_per_label"]) == set(TONES)
@@ -95,8 +126,17 @@ def test_labels_and_their_errors(tmp_path):
         label_mapping(["yes", "yes"])
     folder = write_folder(tmp_path / "train", per_label=1, seed=0, column="category")
     with pytest.raises(ValueError, match=r"row 1 has no column\(s\) \['label'\]"):
-        main(["--from_scratch", "--config_preset", "tiny", "--train_dir", str(folder), "--output_dir",
-              str(tmp_path / "out")])
+        main(
+            [
+                "--from_scratch",
+                "--config_preset",
+                "tiny",
+                "--train_dir",
+                str(folder),
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 def test_starting_points_get_a_fresh_head_unless_trained_on_these_labels(tmp_path):
@@ -108,8 +148,9 @@ def test_starting_points_get_a_fresh_head_unless_trained_on_these_labels(tmp_pat
     assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())  # frozen by default
     assert all(p.requires_grad for p in model.wav2vec2.encoder.parameters())
 
-    trained = HfWav2Vec2ForSequenceClassification(HfWav2Vec2Config(**FAST, num_labels=2, id2label=id2label,
-                                                                   label2id={"no": 0, "yes": 1}))
+    trained = HfWav2Vec2ForSequenceClassification(
+        HfWav2Vec2Config(**FAST, num_labels=2, id2label=id2label, label2id={"no": 0, "yes": 1})
+    )
     torch.nn.init.constant_(trained.classifier.weight, 0.5)
     trained.save_pretrained(tmp_path / "kws")
     args = ModelArguments(model_name_or_path=str(tmp_path / "kws"), freeze_base_model=True)
@@ -125,8 +166,9 @@ def test_training_batches_are_cropped_evaluation_batches_whole():
 
     clips = [np.arange(n, dtype=np.float32) for n in (3000, 1200, 800)]
     dataset = datasets.Dataset.from_dict({"input_values": clips, "labels": [0, 1, 0]})
-    collator = DataCollatorForAudioClassification(transformers.Wav2Vec2FeatureExtractor(), max_length=1000,
-                                                  generator=np.random.default_rng(0))
+    collator = DataCollatorForAudioClassification(
+        transformers.Wav2Vec2FeatureExtractor(), max_length=1000, generator=np.random.default_rng(0)
+    )
     batch = collator([dataset[0], dataset[1], dataset[2]])
     assert batch["input_values"].shape == (3, 1000)
     assert batch["attention_mask"].sum(1).tolist() == [1000, 1000, 800]
@@ -138,10 +180,18 @@ def test_training_batches_are_cropped_evaluation_batches_whole():
 
     model = HfWav2Vec2ForSequenceClassification(HfWav2Vec2Config(**FAST, num_labels=2))
     trainer = _ClassificationTrainer(
-        model=model, args=transformers.TrainingArguments("unused", per_device_eval_batch_size=3,
-                                                         per_device_train_batch_size=3, remove_unused_columns=False,
-                                                         report_to="none", dataloader_pin_memory=False),
-        data_collator=collator, train_dataset=dataset, eval_dataset=dataset,
+        model=model,
+        args=transformers.TrainingArguments(
+            "unused",
+            per_device_eval_batch_size=3,
+            per_device_train_batch_size=3,
+            remove_unused_columns=False,
+            report_to="none",
+            dataloader_pin_memory=False,
+        ),
+        data_collator=collator,
+        train_dataset=dataset,
+        eval_dataset=dataset,
     )
     trainer.eval_collator = DataCollatorForAudioClassification(transformers.Wav2Vec2FeatureExtractor())
     assert next(iter(trainer.get_train_dataloader()))["input_values"].shape == (3, 1000)
@@ -166,6 +216,5 @@ def test_clips_are_decoded_at_the_feature_extractors_rate(tmp_path):
     featurized = prepare_classification_dataset(dataset, extractor, {"low": 0})
     samples_16k = sf.info(folder / "low_0.wav").frames
     assert abs(featurized[0]["input_length"] - samples_16k / 2) <= 1
-    default = build_feature_extractor(ModelArguments(from_scratch=True, config_preset="tiny"),
-                                      HfWav2Vec2Config(**FAST))
+    default = build_feature_extractor(ModelArguments(from_scratch=True, config_preset="tiny"), HfWav2Vec2Config(**FAST))
     assert default.sampling_rate == 16000

@@ -108,12 +108,46 @@ def pretrained_dir(tmp_path_factory):
 
 def common_args(output_dir, steps):
     return [
-        "--output_dir", str(output_dir), "--max_steps", str(steps), "--per_device_train_batch_size", "8",
-        "--per_device_eval_batch_size", "16", "--learning_rate", "3e-3", "--logging_steps", "1",
-        "--mask_time_prob", "0", "--mask_feature_prob", "0", "--layerdrop", "0", "--activation_dropout", "0",
-        "--hidden_dropout", "0", "--attention_dropout", "0", "--feat_proj_dropout", "0",
-        "--save_strategy", "no", "--report_to", "none", "--dataloader_pin_memory", "false", "--use_cpu", "true",
-        "--disable_tqdm", "true", "--seed", "0", "--num_examples_to_print", "2",
+        "--output_dir",
+        str(output_dir),
+        "--max_steps",
+        str(steps),
+        "--per_device_train_batch_size",
+        "8",
+        "--per_device_eval_batch_size",
+        "16",
+        "--learning_rate",
+        "3e-3",
+        "--logging_steps",
+        "1",
+        "--mask_time_prob",
+        "0",
+        "--mask_feature_prob",
+        "0",
+        "--layerdrop",
+        "0",
+        "--activation_dropout",
+        "0",
+        "--hidden_dropout",
+        "0",
+        "--attention_dropout",
+        "0",
+        "--feat_proj_dropout",
+        "0",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--dataloader_pin_memory",
+        "false",
+        "--use_cpu",
+        "true",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "0",
+        "--num_examples_to_print",
+        "2",
     ]
 
 
@@ -187,11 +221,16 @@ class TestArguments:
         with pytest.raises(ValueError):
             parse_args(["--output_dir", str(tmp_path), "--tri_stage_ratios", "0.5,0.5,0.5"])
 
-    @pytest.mark.parametrize(("flags", "named"), [
-        (["--lr_scheduler", "tri_stage", "--lr_scheduler_type", "constant"],
-         ["--lr_scheduler tri_stage", "--lr_scheduler_type constant"]),
-        (["--warmup_steps", "100"], ["--lr_scheduler tri_stage (the default)", "--warmup_steps 100"]),
-    ])
+    @pytest.mark.parametrize(
+        ("flags", "named"),
+        [
+            (
+                ["--lr_scheduler", "tri_stage", "--lr_scheduler_type", "constant"],
+                ["--lr_scheduler tri_stage", "--lr_scheduler_type constant"],
+            ),
+            (["--warmup_steps", "100"], ["--lr_scheduler tri_stage (the default)", "--warmup_steps 100"]),
+        ],
+    )
     def test_conflicting_scheduler_flags_are_an_error(self, tmp_path, flags, named):
         with pytest.raises(ValueError) as error:
             parse_args(["--output_dir", str(tmp_path), *flags])
@@ -219,12 +258,15 @@ class TestArguments:
         *_, args = parse_args([*out, "--ddp_find_unused_parameters", "true"])
         assert args.ddp_find_unused_parameters is True
 
-    @pytest.mark.parametrize(("values", "message"), [
-        ({"dataset_name": "audiofolder"}, "--dataset_name audiofolder needs --data_dir"),
-        ({"train_dir": "data", "data_dir": "data"}, "--data_dir is the folder of --dataset_name"),
-        ({"train_dir": "data", "dataset_name": "some/corpus"}, "--dataset_name and --train_dir both"),
-        ({"train_dir": "data", "language": "Spanish"}, "--language must be an ISO 639 code"),
-    ])
+    @pytest.mark.parametrize(
+        ("values", "message"),
+        [
+            ({"dataset_name": "audiofolder"}, "--dataset_name audiofolder needs --data_dir"),
+            ({"train_dir": "data", "data_dir": "data"}, "--data_dir is the folder of --dataset_name"),
+            ({"train_dir": "data", "dataset_name": "some/corpus"}, "--dataset_name and --train_dir both"),
+            ({"train_dir": "data", "language": "Spanish"}, "--language must be an ISO 639 code"),
+        ],
+    )
     def test_bad_data_arguments(self, values, message):
         with pytest.raises(ValueError, match=re.escape(message)):
             DataArguments(**values)
@@ -241,9 +283,21 @@ def test_finetuning_lowers_the_loss(tone_corpus, pretrained_dir, tmp_path, capsy
     output_dir = tmp_path / "out"
     steps = 40
     argv = [
-        "--model_name_or_path", str(pretrained_dir), "--train_dir", str(tone_corpus), "--eval_dir", str(tone_corpus),
-        "--eval_strategy", "steps", "--eval_steps", str(steps), "--eval_on_start", "true",
-        "--freeze_finetune_updates", "4", "--group_by_length",
+        "--model_name_or_path",
+        str(pretrained_dir),
+        "--train_dir",
+        str(tone_corpus),
+        "--eval_dir",
+        str(tone_corpus),
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        str(steps),
+        "--eval_on_start",
+        "true",
+        "--freeze_finetune_updates",
+        "4",
+        "--group_by_length",
         *common_args(output_dir, steps),
     ]
     metrics = load_script().main(argv)
@@ -284,10 +338,18 @@ def test_from_scratch_runs_and_reports_on_training_data(tone_corpus, tmp_path, c
     config_dir = tmp_path / "config"
     tiny_config().save_pretrained(config_dir)
     output_dir = tmp_path / "scratch"
-    metrics = main([
-        "--from_scratch", "--config_name", str(config_dir), "--train_dir", str(tone_corpus),
-        "--max_train_samples", "8", *common_args(output_dir, 2),
-    ])
+    metrics = main(
+        [
+            "--from_scratch",
+            "--config_name",
+            str(config_dir),
+            "--train_dir",
+            str(tone_corpus),
+            "--max_train_samples",
+            "8",
+            *common_args(output_dir, 2),
+        ]
+    )
     assert "train_eval_wer" in metrics and "train_eval_cer" in metrics  # no evaluation data given
     assert "training set (no evaluation data given)" in capsys.readouterr().out
     assert HfWav2Vec2ForCTC.from_pretrained(output_dir).config.hidden_size == 32
@@ -302,16 +364,27 @@ def test_feature_encoder_frozen_only_for_pretrained_models(pretrained_dir):
     assert all(p.requires_grad for p in pretrained.wav2vec2.encoder.parameters())
     # the pre-trained weights are loaded, the head is new
     source = HfWav2Vec2ForPreTraining.from_pretrained(pretrained_dir)
-    assert torch.equal(pretrained.wav2vec2.encoder.layers[0].attention.q_proj.weight,
-                       source.wav2vec2.encoder.layers[0].attention.q_proj.weight)
+    assert torch.equal(
+        pretrained.wav2vec2.encoder.layers[0].attention.q_proj.weight,
+        source.wav2vec2.encoder.layers[0].attention.q_proj.weight,
+    )
     assert pretrained.lm_head.weight.shape == (10, 32)
 
 
 def test_push_to_hub_without_hub_module_fails_before_training(tone_corpus, pretrained_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "hf_wav2vec2.hub", None)  # as if the module did not exist
     with pytest.raises(RuntimeError, match="hf_wav2vec2.hub"):
-        main(["--model_name_or_path", str(pretrained_dir), "--train_dir", str(tone_corpus), "--push_to_hub", "true",
-              *common_args(tmp_path / "out", 1)])
+        main(
+            [
+                "--model_name_or_path",
+                str(pretrained_dir),
+                "--train_dir",
+                str(tone_corpus),
+                "--push_to_hub",
+                "true",
+                *common_args(tmp_path / "out", 1),
+            ]
+        )
     assert not (tmp_path / "out" / "vocab.json").exists()
 
 
@@ -327,9 +400,23 @@ def test_push_to_hub_hook_uploads_the_output_dir(tone_corpus, pretrained_dir, tm
 
     monkeypatch.setattr(hub, "push_to_hub", dry_run)
     output_dir = tmp_path / "out"
-    main(["--model_name_or_path", str(pretrained_dir), "--train_dir", str(tone_corpus), "--max_train_samples", "8",
-          "--push_to_hub", "true", "--hub_model_id", "someone/tones", "--language", "en",
-          *common_args(output_dir, 1)])
+    main(
+        [
+            "--model_name_or_path",
+            str(pretrained_dir),
+            "--train_dir",
+            str(tone_corpus),
+            "--max_train_samples",
+            "8",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "someone/tones",
+            "--language",
+            "en",
+            *common_args(output_dir, 1),
+        ]
+    )
     [(model_dir, repo_id, kwargs)] = calls
     assert Path(model_dir) == output_dir and repo_id == "someone/tones"
     card = kwargs["card"]
@@ -368,8 +455,10 @@ def test_starts_from_a_transformers_checkpoint(tmp_path):
     assert type(extractor).__name__ == "HfWav2Vec2FeatureExtractor" and extractor.return_attention_mask
     model = build_model(args, ft_config)
     source = transformers.Wav2Vec2ForPreTraining.from_pretrained(source_dir)
-    assert torch.equal(model.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight,
-                       source.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight)
+    assert torch.equal(
+        model.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight,
+        source.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight,
+    )
 
 
 def printed_rates(text: str, label: str) -> tuple[str, str]:
@@ -390,14 +479,28 @@ def test_audiofolder_without_torchcodec_and_evaluation_matching_finetuning(
     steps = 20
     args = common_args(output_dir, steps)
     for flag in ("--logging_steps", "--dataloader_pin_memory"):  # the defaults are under test
-        del args[args.index(flag):args.index(flag) + 2]
+        del args[args.index(flag) : args.index(flag) + 2]
     args[args.index("--per_device_eval_batch_size") + 1] = "1"  # no padding: clip by clip, as the pipeline
     args[args.index("--per_device_train_batch_size") + 1] = "4"
-    metrics = main([
-        "--model_name_or_path", str(pretrained_dir), "--dataset_name", "audiofolder",
-        "--data_dir", str(tone_audiofolder), "--eval_split_name", "test", "--cache_dir", str(tmp_path / "cache"),
-        "--language", "es", "--lr_scheduler_type", "constant", *args,
-    ])
+    metrics = main(
+        [
+            "--model_name_or_path",
+            str(pretrained_dir),
+            "--dataset_name",
+            "audiofolder",
+            "--data_dir",
+            str(tone_audiofolder),
+            "--eval_split_name",
+            "test",
+            "--cache_dir",
+            str(tmp_path / "cache"),
+            "--language",
+            "es",
+            "--lr_scheduler_type",
+            "constant",
+            *args,
+        ]
+    )
     printed = capsys.readouterr().out
     assert printed.count("Final results on the evaluation set, 6 utterances") == 1
     final_wer, final_cer = printed_rates(printed, "Final results")
@@ -441,8 +544,11 @@ class FakeTrainer:
 
     def predict(self, dataset, metric_key_prefix):
         ids = self.tokenizer("ab bad").input_ids
-        return SimpleNamespace(predictions=np.array([ids]), label_ids=np.array([ids]),
-                               metrics={f"{metric_key_prefix}_wer": 0.0, f"{metric_key_prefix}_cer": 0.0})
+        return SimpleNamespace(
+            predictions=np.array([ids]),
+            label_ids=np.array([ids]),
+            metrics={f"{metric_key_prefix}_wer": 0.0, f"{metric_key_prefix}_cer": 0.0},
+        )
 
     def is_world_process_zero(self):
         return self.main_process
@@ -469,14 +575,20 @@ def test_card_info_carries_language_base_model_and_training_data():
     train = datasets.Dataset.from_dict({"input_length": [16000 * 90] * 40})  # 40 clips of 90 s: one hour
     metrics = {"eval_wer": 0.25, "eval_cer": 0.125, "eval_samples": 7}
     hub = ModelArguments(model_name_or_path="facebook/wav2vec2-base")
-    data = DataArguments(dataset_name="someone/spanish-speech", dataset_config_name="es", eval_split_name="test",
-                         language="es")
+    data = DataArguments(
+        dataset_name="someone/spanish-speech", dataset_config_name="es", eval_split_name="test", language="es"
+    )
     card = build_card_info(hub, data, train, TextNormalization(), metrics)
     assert card.language == "es" and card.base_model == "facebook/wav2vec2-base"
     assert card.datasets == ["someone/spanish-speech"]
     [result] = card.results
     assert (result.dataset_type, result.config, result.split, result.wer, result.cer) == (
-        "someone/spanish-speech", "es", "test", 25.0, 12.5)
+        "someone/spanish-speech",
+        "es",
+        "test",
+        25.0,
+        12.5,
+    )
     assert "40 transcribed clips, 1.00 hours" in card.training_data
     assert "the `train` split of `someone/spanish-speech`, configuration `es`" in card.training_data
     assert "Fine-tuned from `facebook/wav2vec2-base`" in card.training_data
@@ -487,8 +599,7 @@ def test_card_info_carries_language_base_model_and_training_data():
     assert card.language is None and card.base_model is None and card.datasets == [] and card.results == []
     assert "4 transcribed clips, 6.0 minutes from the folder `es-train`" in card.training_data
     assert "from scratch" in card.training_data and "7 held-out clips (es-test)" in card.results_note
-    card = build_card_info(scratch, folder, train, TextNormalization(),
-                           {"train_eval_wer": 0.5, "train_eval_cer": 0.25})
+    card = build_card_info(scratch, folder, train, TextNormalization(), {"train_eval_wer": 0.5, "train_eval_cer": 0.25})
     assert "No held-out data" in card.results_note and "CER 25.00 %" in card.results_note
 
 
@@ -501,13 +612,27 @@ def test_two_processes_train_together_and_report_once(tone_corpus, pretrained_di
         pytest.skip("checks the defaults of a machine without accelerator")
     output_dir = tmp_path / "ddp"
     args = common_args(output_dir, 2)
-    del args[args.index("--dataloader_pin_memory"):args.index("--dataloader_pin_memory") + 2]
-    del args[args.index("--use_cpu"):args.index("--use_cpu") + 2]  # the default on a machine without accelerator
+    del args[args.index("--dataloader_pin_memory") : args.index("--dataloader_pin_memory") + 2]
+    del args[args.index("--use_cpu") : args.index("--use_cpu") + 2]  # the default on a machine without accelerator
     args[args.index("--per_device_train_batch_size") + 1] = "2"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(ROOT / "examples" / "finetune_ctc.py"), "--model_name_or_path", str(pretrained_dir),
-               "--train_dir", str(tone_corpus), "--max_train_samples", "4", *args,
-               "--layerdrop", "0.5"]  # skipped layers must still join the graph: DDP does not look for unused ones
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "examples" / "finetune_ctc.py"),
+        "--model_name_or_path",
+        str(pretrained_dir),
+        "--train_dir",
+        str(tone_corpus),
+        "--max_train_samples",
+        "4",
+        *args,
+        "--layerdrop",
+        "0.5",
+    ]  # skipped layers must still join the graph: DDP does not look for unused ones
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Final results on the training set") == 1, done.stdout

@@ -47,6 +47,8 @@ run_push = push_command.run
 def add_push_arguments(parser):
     push_command.add_arguments(parser)
     return parser
+
+
 # the modeling file and every file it imports (transformers copies and loads exactly these for trust_remote_code)
 CODE_FILES = {"modeling_hf_wav2vec2.py"} | {
     Path(path).name for path in get_relative_import_files(str(REPO_ROOT / "hf_wav2vec2" / "modeling_hf_wav2vec2.py"))
@@ -54,17 +56,33 @@ CODE_FILES = {"modeling_hf_wav2vec2.py"} | {
 PROCESSOR_CODE_FILES = {"feature_extraction_hf_wav2vec2.py", "tokenization_hf_wav2vec2.py", "processing_hf_wav2vec2.py"}
 PIPELINE_CODE_FILES = {"pipeline_hf_wav2vec2.py", "audio.py", "chunking.py"}  # CTC models only
 CTC_FILES = {
-    "README.md", "config.json", "model.safetensors", "vocab.json", "tokenizer_config.json", "processor_config.json",
-    *CODE_FILES, *PROCESSOR_CODE_FILES, *PIPELINE_CODE_FILES,
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "vocab.json",
+    "tokenizer_config.json",
+    "processor_config.json",
+    *CODE_FILES,
+    *PROCESSOR_CODE_FILES,
+    *PIPELINE_CODE_FILES,
 }
 PRETRAINING_FILES = {
-    "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "feature_extraction_hf_wav2vec2.py",
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "feature_extraction_hf_wav2vec2.py",
     *CODE_FILES,
 }
 VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6, "A": 7, "O": 8, "N": 9, "I": 10, "H": 11}
 LIBRISPEECH_CLEAN = Result(
-    dataset_type="librispeech_asr", dataset_name="LibriSpeech (clean)", config="clean", split="test", wer=3.4,
-    cer=1.1, decoding="greedy CTC, no LM",
+    dataset_type="librispeech_asr",
+    dataset_name="LibriSpeech (clean)",
+    config="clean",
+    split="test",
+    wer=3.4,
+    cer=1.1,
+    decoding="greedy CTC, no LM",
 )
 
 
@@ -86,7 +104,10 @@ def files_in(folder):
 
 def test_dry_run_folder_holds_exactly_the_intended_files(tmp_path, ctc_model, processor):
     folder = push_to_hub(
-        ctc_model, "someone/tiny-ctc", processor=processor, dry_run_dir=tmp_path / "upload",
+        ctc_model,
+        "someone/tiny-ctc",
+        processor=processor,
+        dry_run_dir=tmp_path / "upload",
         card=CardInfo(results=[LIBRISPEECH_CLEAN]),
     )
     assert folder == tmp_path / "upload"
@@ -153,7 +174,10 @@ FRESH_PROCESS_SCRIPT = BLOCK_HF_WAV2VEC2 + textwrap.dedent(
     torch.save({
         "logits": logits, "hidden": hidden, "text": asr(audio.numpy())["text"],
         "8 kHz": ours({"raw": audio.numpy()[::2], "sampling_rate": 8000})["text"],
-        "modules": [type(obj).__module__ for obj in (model, processor, processor.tokenizer, encoder, feature_extractor, ours)],
+        "modules": [
+            type(obj).__module__
+            for obj in (model, processor, processor.tokenizer, encoder, feature_extractor, ours)
+        ],
         "hf_wav2vec2_loaded": any(name.split(".")[0] == "hf_wav2vec2" for name in sys.modules),
     }, out_file)
     """
@@ -172,9 +196,20 @@ def test_uploaded_folder_loads_in_a_fresh_process_without_the_package(tmp_path, 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     completed = subprocess.run(
-        [sys.executable, "check.py", str(ctc_folder), str(pretraining_folder), str(tmp_path / "audio.pt"),
-         str(tmp_path / "out.pt")],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "check.py",
+            str(ctc_folder),
+            str(pretraining_folder),
+            str(tmp_path / "audio.pt"),
+            str(tmp_path / "out.pt"),
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = torch.load(tmp_path / "out.pt")
@@ -185,9 +220,13 @@ def test_uploaded_folder_loads_in_a_fresh_process_without_the_package(tmp_path, 
     inputs = processor(audio=audio.numpy(), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         logits = ctc_model(**inputs).logits
-        hidden = pretraining.wav2vec2(torch.from_numpy(
-            HfWav2Vec2FeatureExtractor(return_attention_mask=True)(audio.numpy(), sampling_rate=16000)["input_values"][0]
-        )[None]).last_hidden_state
+        hidden = pretraining.wav2vec2(
+            torch.from_numpy(
+                HfWav2Vec2FeatureExtractor(return_attention_mask=True)(audio.numpy(), sampling_rate=16000)[
+                    "input_values"
+                ][0]
+            )[None]
+        ).last_hidden_state
     assert torch.equal(result["logits"], logits)
     assert (result["hidden"] - hidden).abs().max() <= 1e-6
     assert result["text"] == processor.batch_decode(logits.argmax(-1))[0]
@@ -199,8 +238,12 @@ def test_uploaded_folder_loads_in_a_fresh_process_without_the_package(tmp_path, 
 
 def test_model_card_metadata_parses(tmp_path, ctc_model, processor):
     card = CardInfo(
-        language="en", datasets=["librispeech_asr"], results=[LIBRISPEECH_CLEAN], description="A test model.",
-        training_data="LibriSpeech 960 h.", base_model="someone/tiny",
+        language="en",
+        datasets=["librispeech_asr"],
+        results=[LIBRISPEECH_CLEAN],
+        description="A test model.",
+        training_data="LibriSpeech 960 h.",
+        base_model="someone/tiny",
     )
     folder = push_to_hub(ctc_model, "someone/tiny-ctc", processor=processor, dry_run_dir=tmp_path / "u", card=card)
     readme = folder / "README.md"
@@ -211,7 +254,9 @@ def test_model_card_metadata_parses(tmp_path, ctc_model, processor):
     wer = [r for r in loaded.data.eval_results if r.metric_type == "wer"]
     assert len(wer) == 1 and wer[0].metric_value == 3.4
     assert (wer[0].task_type, wer[0].dataset_type, wer[0].dataset_split) == (
-        "automatic-speech-recognition", "librispeech_asr", "test",
+        "automatic-speech-recognition",
+        "librispeech_asr",
+        "test",
     )
     metadata = metadata_load(readme)
     metrics = metadata["model-index"][0]["results"][0]["metrics"]
@@ -221,15 +266,18 @@ def test_model_card_metadata_parses(tmp_path, ctc_model, processor):
     assert "arXiv:2006.11477" in text and "Baevski, Alexei and Zhou, Henry" in text
     assert "| LibriSpeech (clean) (`librispeech_asr`, config `clean`) | test | 3.4 | 1.1 | greedy CTC, no LM |" in text
     assert "{{" not in text and "A test model." in text and "LibriSpeech 960 h." in text
-    assert "audio.py" not in check_upload_folder(push_to_hub(  # pre-training models get no pipeline code
-        HfWav2Vec2ForPreTraining(tiny_config()), "someone/pre", dry_run_dir=tmp_path / "pre"))
+    assert "audio.py" not in check_upload_folder(
+        push_to_hub(  # pre-training models get no pipeline code
+            HfWav2Vec2ForPreTraining(tiny_config()), "someone/pre", dry_run_dir=tmp_path / "pre"
+        )
+    )
 
 
 def test_card_without_results_has_no_model_index(tmp_path):
     folder = push_to_hub(HfWav2Vec2ForPreTraining(tiny_config()), "someone/pre", dry_run_dir=tmp_path / "u")
     metadata = metadata_load(folder / "README.md")
     assert "model-index" not in metadata and "automatic-speech-recognition" not in metadata["tags"]
-    assert "AutoModel.from_pretrained(\"someone/pre\", trust_remote_code=True)" in (folder / "README.md").read_text()
+    assert 'AutoModel.from_pretrained("someone/pre", trust_remote_code=True)' in (folder / "README.md").read_text()
 
 
 def test_upload_calls_the_hub_with_the_prepared_folder(tmp_path, monkeypatch, ctc_model, processor):
@@ -303,10 +351,24 @@ def test_cli_push_dry_run(tmp_path, ctc_model, processor, capsys):
     ctc_model.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
     parser = add_push_arguments(argparse.ArgumentParser())
-    args = parser.parse_args([
-        str(model_dir), "someone/tiny-ctc", "--dry_run", str(tmp_path / "upload"), "--wer", "4.2", "--cer", "1.5",
-        "--dataset", "librispeech_asr", "--dataset_config", "other", "--language", "en",
-    ])
+    args = parser.parse_args(
+        [
+            str(model_dir),
+            "someone/tiny-ctc",
+            "--dry_run",
+            str(tmp_path / "upload"),
+            "--wer",
+            "4.2",
+            "--cer",
+            "1.5",
+            "--dataset",
+            "librispeech_asr",
+            "--dataset_config",
+            "other",
+            "--language",
+            "en",
+        ]
+    )
     assert run_push(args) == 0
     assert "nothing uploaded" in capsys.readouterr().out
     results = metadata_load(tmp_path / "upload" / "README.md")["model-index"][0]["results"]
@@ -343,8 +405,12 @@ def test_published_cards_are_valid(name):
 def test_card_info_save_load_round_trip(tmp_path):
     assert CardInfo.load(tmp_path) is None  # nothing saved
     info = CardInfo(
-        language=["es", "ca"], datasets=["common_voice"], results=[LIBRISPEECH_CLEAN], base_model="someone/base",
-        description="Spanish.", tags=["spanish"],
+        language=["es", "ca"],
+        datasets=["common_voice"],
+        results=[LIBRISPEECH_CLEAN],
+        base_model="someone/base",
+        description="Spanish.",
+        tags=["spanish"],
     )
     path = info.save(tmp_path)
     assert path == tmp_path / "card_info.json"
@@ -354,13 +420,16 @@ def test_card_info_save_load_round_trip(tmp_path):
     assert loaded == info and isinstance(loaded.results[0], Result)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "card_info.json: not valid JSON"),
-    ('{"language": "es", "colour": "red"}', "card_info.json: unknown card fields: colour"),
-    ('{"results": [{"dataset_type": "x", "wer": 1, "speed": 2}]}', "card_info.json: invalid result"),
-    ('{"results": [{"dataset_type": "x"}]}', "card_info.json: result on x: give a WER"),
-    ("[1, 2]", "card_info.json: card must be a CardInfo or a dict"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "card_info.json: not valid JSON"),
+        ('{"language": "es", "colour": "red"}', "card_info.json: unknown card fields: colour"),
+        ('{"results": [{"dataset_type": "x", "wer": 1, "speed": 2}]}', "card_info.json: invalid result"),
+        ('{"results": [{"dataset_type": "x"}]}', "card_info.json: result on x: give a WER"),
+        ("[1, 2]", "card_info.json: card must be a CardInfo or a dict"),
+    ],
+)
 def test_card_info_load_errors_name_the_file(tmp_path, content, message):
     (tmp_path / "card_info.json").write_text(content)
     with pytest.raises(PublishError, match=message) as error:
@@ -371,7 +440,7 @@ def test_card_info_load_errors_name_the_file(tmp_path, content, message):
 def readme_push_command() -> list[str]:
     """The ``hf-wav2vec2 push`` line of the README's "Convert and publish" block, as argv (comment removed)."""
     text = (REPO_ROOT / "README.md").read_text()
-    block = text[text.index("### Convert and publish\n"):].split("\n## ")[0]
+    block = text[text.index("### Convert and publish\n") :].split("\n## ")[0]
     lines = [line for line in block.splitlines() if line.startswith("hf-wav2vec2 push ")]
     assert len(lines) == 1, lines
     return shlex.split(lines[0], comments=True)[1:]
@@ -402,7 +471,10 @@ def test_saved_card_info_gives_the_defaults_that_flags_override(tmp_path, ctc_mo
     ctc_model.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
     CardInfo(
-        language="es", base_model="someone/wav2vec2-base", datasets=["common_voice"], description="Spanish CTC.",
+        language="es",
+        base_model="someone/wav2vec2-base",
+        datasets=["common_voice"],
+        description="Spanish CTC.",
         results=[Result(dataset_type="common_voice", config="es", split="test", wer=21.5, cer=6.1)],
     ).save(model_dir)
     parser = add_push_arguments(argparse.ArgumentParser())
@@ -495,7 +567,9 @@ def test_card_names_the_class_of_transformers_and_classification_architectures(c
 def test_upload_folder_must_be_new_or_empty(tmp_path, ctc_model, processor):
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "notes.txt").write_text("mine")
-    with pytest.raises(PublishError, match=r"used already exists and is not empty; the upload folder must start empty$"):
+    with pytest.raises(
+        PublishError, match=r"used already exists and is not empty; the upload folder must start empty$"
+    ):
         push_to_hub(ctc_model, "me/x", processor=processor, dry_run_dir=tmp_path / "used")
     assert (tmp_path / "used" / "notes.txt").read_text() == "mine"  # nothing of the user's is touched
     (tmp_path / "empty").mkdir()

@@ -40,10 +40,20 @@ VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6, "A
 SR = 16000
 # transformers' Wav2Vec2Config of a tiny model on the real 7-layer conv geometry (20 ms frames)
 TINY_TRANSFORMERS = dict(
-    vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-    conv_dim=(8,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, codevector_dim=8, proj_codevector_dim=8,
-    num_codevectors_per_group=4, **NO_DROPOUT,
+    vocab_size=len(VOCAB),
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=32,
+    conv_dim=(8,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    num_conv_pos_embeddings=8,
+    num_conv_pos_embedding_groups=2,
+    codevector_dim=8,
+    proj_codevector_dim=8,
+    num_codevectors_per_group=4,
+    **NO_DROPOUT,
 )
 
 PLAIN_TRANSFORMERS = BLOCK_HF_WAV2VEC2 + textwrap.dedent(
@@ -81,7 +91,12 @@ def run_without_the_package(tmp_path, script, *args):
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     completed = subprocess.run(
         [sys.executable, "check.py", *map(str, args), str(tmp_path / "out.json")],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads((tmp_path / "out.json").read_text())
@@ -187,8 +202,12 @@ def test_transformers_checkpoint_gets_our_pipeline_with_soxr_resampling(tmp_path
         asr = pipeline("automatic-speech-recognition", model=str(directory))
     else:
         loaded = transformers.Wav2Vec2ForCTC.from_pretrained(directory).eval()
-        asr = pipeline("automatic-speech-recognition", model=loaded, tokenizer=processor.tokenizer,
-                       feature_extractor=processor.feature_extractor)
+        asr = pipeline(
+            "automatic-speech-recognition",
+            model=loaded,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+        )
     assert type(asr) is HfWav2Vec2AutomaticSpeechRecognitionPipeline
     assert type(asr.model) is transformers.Wav2Vec2ForCTC  # transformers' model, untouched
 
@@ -203,14 +222,31 @@ def test_transformers_checkpoint_gets_our_pipeline_with_soxr_resampling(tmp_path
 
 def test_other_asr_model_types_keep_transformers_pipeline(processor):
     """A tiny random Whisper (a seq2seq ASR model) still gets transformers' class, chosen by the task name."""
-    whisper = transformers.WhisperForConditionalGeneration(transformers.WhisperConfig(
-        vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_source_positions=1500,
-        max_target_positions=32, num_mel_bins=80, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1,
-    )).eval()
-    pipe = pipeline("automatic-speech-recognition", model=whisper, tokenizer=processor.tokenizer,  # never decodes
-                    feature_extractor=transformers.WhisperFeatureExtractor(feature_size=80))
+    whisper = transformers.WhisperForConditionalGeneration(
+        transformers.WhisperConfig(
+            vocab_size=64,
+            d_model=16,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            max_source_positions=1500,
+            max_target_positions=32,
+            num_mel_bins=80,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+        )
+    ).eval()
+    pipe = pipeline(
+        "automatic-speech-recognition",
+        model=whisper,
+        tokenizer=processor.tokenizer,  # never decodes
+        feature_extractor=transformers.WhisperFeatureExtractor(feature_size=80),
+    )
     assert type(pipe) is AutomaticSpeechRecognitionPipeline and pipe.type == "seq2seq_whisper"
 
 

@@ -21,8 +21,12 @@ def test_a_long_file_is_transcribed_one_chunk_at_a_time(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = HfWav2Vec2ForCTC(small_config()).eval()
     processor = make_processor(tmp_path / "processor")
-    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-                   feature_extractor=processor.feature_extractor)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
     path = tmp_path / "long.wav"
     audio = np.tile(noise(10.0), SECONDS // 10)
     sf.write(path, audio, SR, subtype="PCM_16")
@@ -38,8 +42,11 @@ def test_a_long_file_is_transcribed_one_chunk_at_a_time(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SoundFileStream, "read", recording_read)
     forward = model.forward
-    monkeypatch.setattr(model, "forward", lambda input_values, **kw: model_inputs.append(input_values.shape[-1])
-                        or forward(input_values, **kw))
+    monkeypatch.setattr(
+        model,
+        "forward",
+        lambda input_values, **kw: model_inputs.append(input_values.shape[-1]) or forward(input_values, **kw),
+    )
 
     def never(*args, **kwargs):
         raise AssertionError("the file was loaded whole")

@@ -82,8 +82,9 @@ def test_each_language_loads_with_transformers_logits_and_switches(mms_dir):
     # without target_lang: the weights as saved (English), like transformers
     plain = HfWav2Vec2ForCTC.from_pretrained(mms_dir)
     assert plain.target_lang is None and plain.config.adapter_attn_dim == ADAPTER_DIM
-    torch.testing.assert_close(logits(plain, x), logits(transformers.Wav2Vec2ForCTC.from_pretrained(mms_dir), x),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        logits(plain, x), logits(transformers.Wav2Vec2ForCTC.from_pretrained(mms_dir), x), atol=1e-5, rtol=0
+    )
     # switching in place: spa, then back to eng, equals a fresh load of each
     model = HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang="eng")
     model.load_adapter("spa")
@@ -118,8 +119,10 @@ def test_export_to_transformers_keeps_every_language(mms_dir, tmp_path):
     torch.testing.assert_close(logits(theirs_spa, x), logits(model, x), atol=1e-5, rtol=0)
     theirs_eng = transformers.Wav2Vec2ForCTC.from_pretrained(out, target_lang="eng")
     torch.testing.assert_close(
-        logits(theirs_eng, x), logits(HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang="eng"), x),
-        atol=1e-5, rtol=0,
+        logits(theirs_eng, x),
+        logits(HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang="eng"), x),
+        atol=1e-5,
+        rtol=0,
     )
     assert transformers.Wav2Vec2Processor.from_pretrained(out).tokenizer.target_lang == "eng"
 
@@ -127,9 +130,18 @@ def test_export_to_transformers_keeps_every_language(mms_dir, tmp_path):
 def test_mms_1b_all_shape_builds_with_transformers_keys_and_parameter_count():
     # facebook/mms-1b-all: XLS-R 1B geometry (48 x 1280, 16 heads, FFN 5120, layer-norm conv stack with bias,
     # pre-LN), adapters of width 16, the English head of 154 tokens
-    shape = dict(hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120,
-                 feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True, adapter_attn_dim=16,
-                 vocab_size=154, mask_time_prob=0.05)
+    shape = dict(
+        hidden_size=1280,
+        num_hidden_layers=48,
+        num_attention_heads=16,
+        intermediate_size=5120,
+        feat_extract_norm="layer",
+        conv_bias=True,
+        do_stable_layer_norm=True,
+        adapter_attn_dim=16,
+        vocab_size=154,
+        mask_time_prob=0.05,
+    )
     with torch.device("meta"):
         theirs = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(**shape))
         ours = HfWav2Vec2ForCTC(HfWav2Vec2Config.from_transformers_config(theirs.config))
@@ -171,12 +183,40 @@ def test_cli_transcribe_and_evaluate_take_the_language(ours_mms_dir, tmp_path, c
     audio = np.random.default_rng(1).standard_normal(8000).astype(np.float32)
     sf.write(str(tmp_path / "clip.wav"), audio, 16000, subtype="FLOAT")
     expected = spanish_transcript(ours_mms_dir, audio)
-    assert cli.main(["transcribe", str(tmp_path / "clip.wav"), "--model", str(ours_mms_dir), "--lang", "spa",
-                     "--format", "json", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "transcribe",
+                str(tmp_path / "clip.wav"),
+                "--model",
+                str(ours_mms_dir),
+                "--lang",
+                "spa",
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)[0]["text"] == expected
     (tmp_path / "list.tsv").write_text(f"{tmp_path / 'clip.wav'}\t{expected}\n")
-    assert cli.main(["evaluate", str(tmp_path / "list.tsv"), "--model", str(ours_mms_dir), "--lang", "spa",
-                     "--format", "json", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(tmp_path / "list.tsv"),
+                "--model",
+                str(ours_mms_dir),
+                "--lang",
+                "spa",
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["cer"] == 0.0
 
 
@@ -194,8 +234,9 @@ def test_pipeline_loads_the_language_with_its_vocabulary(ours_mms_dir, tmp_path)
     expected = tokenizer.decode(ids)
     assert expected and set(expected) <= set("AEÑO ")  # Spanish letters: decoded with the Spanish vocabulary
     assert HfWav2Vec2Processor.from_pretrained(folder).tokenizer.target_lang == "eng"  # saved in English
-    by_task = transformers.pipeline("automatic-speech-recognition", model=str(folder),
-                                    model_kwargs={"target_lang": "spa"})
+    by_task = transformers.pipeline(
+        "automatic-speech-recognition", model=str(folder), model_kwargs={"target_lang": "spa"}
+    )
     for asr in (by_task, asr_pipeline(folder, target_lang="spa")):
         assert asr.model.target_lang == "spa" and asr.tokenizer.target_lang == "spa"
         assert asr(audio)["text"] == expected
@@ -217,8 +258,11 @@ def test_pipeline_loads_the_language_with_its_vocabulary(ours_mms_dir, tmp_path)
 
 def test_adapter_file_errors_name_the_problem(mms_dir):
     model = HfWav2Vec2ForCTC.from_pretrained(mms_dir)
-    with pytest.raises(FileNotFoundError, match=r"no adapter\.deu\.safetensors or adapter\.deu\.bin .*adapters "
-                                                 r"there: eng, spa"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no adapter\.deu\.safetensors or adapter\.deu\.bin .*adapters "
+        r"there: eng, spa",
+    ):
         model.load_adapter("deu")
     state = load_file(str(mms_dir / "adapter.spa.safetensors"))
     key = "wav2vec2.encoder.layers.1.adapter_layer.norm.bias"
@@ -304,16 +348,17 @@ def test_remote_code_loads_a_language_without_the_package(mms_dir, tmp_path):
         model.load_adapter("spa")
         assert type(model).__module__.startswith("transformers_modules") and model.target_lang == "spa"
         with torch.no_grad():
-            diff = (model.eval()(torch.load({str(tmp_path / 'x.pt')!r})).logits
-                    - torch.load({str(tmp_path / 'spa.pt')!r})).abs().max().item()
+            diff = (model.eval()(torch.load({str(tmp_path / "x.pt")!r})).logits
+                    - torch.load({str(tmp_path / "spa.pt")!r})).abs().max().item()
         assert diff <= 1e-6, diff
         print("ok")
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 
@@ -366,15 +411,22 @@ def test_peft_adapters_stay_reachable(mms_dir, monkeypatch):
         model.load_adapter("../spa")  # a path: PEFT's meaning, and PEFT is not installed
     monkeypatch.setattr(adapters_hf_wav2vec2, "peft_available", lambda: True)
     calls = []
-    monkeypatch.setattr(transformers.integrations.PeftAdapterMixin, "load_adapter",
-                        lambda self, *args, **kwargs: calls.append((args, kwargs)) or "peft")
+    monkeypatch.setattr(
+        transformers.integrations.PeftAdapterMixin,
+        "load_adapter",
+        lambda self, *args, **kwargs: calls.append((args, kwargs)) or "peft",
+    )
     assert model.load_peft_adapter("someone/lora", adapter_name="a") == "peft"
     assert model.load_adapter("someone/lora") == "peft"  # a Hub id is no language
     assert model.load_adapter("lora-dir", adapter_name="b") == "peft"  # PEFT's keywords
     (mms_dir / "lora").mkdir()
     assert model.load_adapter(str(mms_dir / "lora")) == "peft"  # a directory
-    assert calls == [(("someone/lora",), {"adapter_name": "a"}), (("someone/lora",), {}),
-                     (("lora-dir",), {"adapter_name": "b"}), ((str(mms_dir / "lora"),), {})]
+    assert calls == [
+        (("someone/lora",), {"adapter_name": "a"}),
+        (("someone/lora",), {}),
+        (("lora-dir",), {"adapter_name": "b"}),
+        ((str(mms_dir / "lora"),), {}),
+    ]
     model.load_adapter("spa")  # a language id is MMS's
     assert model.target_lang == "spa" and len(calls) == 4
 
@@ -411,8 +463,19 @@ def test_adapter_only_finetuning_run_writes_a_language_beside_the_base(multiling
     (corpus / "metadata.csv").write_text("\n".join(rows) + "\n")
     base_weights = load_file(str(multilingual_base / "model.safetensors"))
     out = tmp_path / "spa"
-    main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "spa",
-          "--save_adapter_beside_base", "true", *common_args(out, 6)])
+    main(
+        [
+            "--model_name_or_path",
+            str(multilingual_base),
+            "--train_dir",
+            str(corpus),
+            "--adapter_lang",
+            "spa",
+            "--save_adapter_beside_base",
+            "true",
+            *common_args(out, 6),
+        ]
+    )
     tuned = load_file(str(out / "model.safetensors"))
     adapter_keys = set(load_file(str(multilingual_base / "adapter.spa.safetensors")))
     assert adapter_keys == set(load_file(str(multilingual_base / "adapter.eng.safetensors")))
@@ -422,8 +485,10 @@ def test_adapter_only_finetuning_run_writes_a_language_beside_the_base(multiling
     assert any(not torch.equal(tuned[k], base_weights[k]) for k in adapter_keys if k in base_weights)
     # the adapter file alone, beside the base, gives the fine-tuned model
     x = torch.randn(1, 4000)
-    assert torch.equal(logits(HfWav2Vec2ForCTC.from_pretrained(multilingual_base, target_lang="spa"), x),
-                       logits(HfWav2Vec2ForCTC.from_pretrained(out), x))
+    assert torch.equal(
+        logits(HfWav2Vec2ForCTC.from_pretrained(multilingual_base, target_lang="spa"), x),
+        logits(HfWav2Vec2ForCTC.from_pretrained(out), x),
+    )
     # both folders are multilingual now; the base's English is untouched in either
     english = logits(HfWav2Vec2ForCTC.from_pretrained(multilingual_base, target_lang="eng"), x)
     assert torch.equal(logits(HfWav2Vec2ForCTC.from_pretrained(out, target_lang="eng"), x), english)
@@ -433,11 +498,33 @@ def test_adapter_only_finetuning_run_writes_a_language_beside_the_base(multiling
     assert processor.tokenizer.target_lang == "spa" and set(processor.tokenizer.get_vocab()) >= set("abcde")
     # a second run for the same language keeps what is there
     with pytest.raises(ValueError, match=r"adapter\.spa\.safetensors exists and is kept"):
-        main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "spa",
-              "--save_adapter_beside_base", "true", *common_args(tmp_path / "again", 1)])
+        main(
+            [
+                "--model_name_or_path",
+                str(multilingual_base),
+                "--train_dir",
+                str(corpus),
+                "--adapter_lang",
+                "spa",
+                "--save_adapter_beside_base",
+                "true",
+                *common_args(tmp_path / "again", 1),
+            ]
+        )
     with pytest.raises(ValueError, match="--freeze_finetune_updates and --adapter_lang conflict"):
-        main(["--model_name_or_path", str(multilingual_base), "--train_dir", str(corpus), "--adapter_lang", "fra",
-              "--freeze_finetune_updates", "2", *common_args(tmp_path / "again", 1)])
+        main(
+            [
+                "--model_name_or_path",
+                str(multilingual_base),
+                "--train_dir",
+                str(corpus),
+                "--adapter_lang",
+                "fra",
+                "--freeze_finetune_updates",
+                "2",
+                *common_args(tmp_path / "again", 1),
+            ]
+        )
 
 
 # ------------------------------------------------------------------ fairseq MMS checkpoints (layer_type=trf_adp)
@@ -454,8 +541,14 @@ def fairseq_mms_checkpoint(tmp_path, **changes):
     dim = hp["encoder_embed_dim"]
     for layer in range(hp["encoder_layers"]):
         prefix = f"w2v_encoder.w2v_model.encoder.layers.{layer}.adapter_layer"
-        shapes = (("W_a", (ADAPTER_DIM, dim), 0), ("b_a", (ADAPTER_DIM,), 0), ("W_b", (dim, ADAPTER_DIM), 0),
-                  ("b_b", (dim,), 0), ("ln_W", (dim,), 1), ("ln_b", (dim,), 0))
+        shapes = (
+            ("W_a", (ADAPTER_DIM, dim), 0),
+            ("b_a", (ADAPTER_DIM,), 0),
+            ("W_b", (dim, ADAPTER_DIM), 0),
+            ("b_b", (dim,), 0),
+            ("ln_W", (dim,), 1),
+            ("ln_b", (dim,), 0),
+        )
         for name, shape, offset in shapes:
             sd[f"{prefix}.{name}"] = offset + 0.3 * torch.randn(2, *shape, generator=gen)
     adapters = dict(layer_type="trf_adp", adp_num=2, adp_dim=ADAPTER_DIM, adp_act_fn="relu", adp_trf_idx="all")
@@ -491,8 +584,9 @@ def test_fairseq_mms_checkpoint_converts_every_adapter(tmp_path, monkeypatch):
     converted = load_fairseq_model(path, dictionary)
     assert converted.model.target_lang == "eng" and set(converted.adapters) == {"eng", "spa"}
     assert converted.model.config.adapter_attn_dim == ADAPTER_DIM
-    torch.testing.assert_close(logits(converted.model, wav), fairseq_mms_logits(sd, hp, wav, 0, monkeypatch),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        logits(converted.model, wav), fairseq_mms_logits(sd, hp, wav, 0, monkeypatch), atol=1e-5, rtol=0
+    )
     out = converted.save_pretrained(tmp_path / "out")
     spa = HfWav2Vec2ForCTC.from_pretrained(out, target_lang="spa")
     torch.testing.assert_close(logits(spa, wav), fairseq_mms_logits(sd, hp, wav, 1, monkeypatch), atol=1e-5, rtol=0)
@@ -520,7 +614,8 @@ def test_convert_keeps_every_language(mms_dir, tmp_path, target):
     for lang in VOCABS:
         reference = transformers.Wav2Vec2ForCTC.from_pretrained(mms_dir, target_lang=lang)
         converted = (HfWav2Vec2ForCTC if target == "hf_wav2vec2" else transformers.Wav2Vec2ForCTC).from_pretrained(
-            out, target_lang=lang)
+            out, target_lang=lang
+        )
         torch.testing.assert_close(logits(converted, wav), logits(reference, wav), atol=1e-5, rtol=0)
 
 
@@ -537,11 +632,16 @@ def test_push_uploads_every_language_and_never_deletes_remote_adapters(mms_dir, 
     from hf_wav2vec2.hub import STALE_REMOTE_FILES, push_to_hub
 
     folder = push_to_hub(ours_mms_dir, "me/mms-tiny", dry_run_dir=tmp_path / "upload")
-    assert {p.name for p in folder.glob("adapter.*.safetensors")} == {"adapter.eng.safetensors", "adapter.spa.safetensors"}
+    assert {p.name for p in folder.glob("adapter.*.safetensors")} == {
+        "adapter.eng.safetensors",
+        "adapter.spa.safetensors",
+    }
     from fnmatch import fnmatch
 
     assert not any(fnmatch("adapter.fra.safetensors", pattern) for pattern in STALE_REMOTE_FILES)
     assert any(fnmatch("model.safetensors", pattern) for pattern in STALE_REMOTE_FILES)
     spa = HfWav2Vec2ForCTC.from_pretrained(folder, target_lang="spa")
     wav = torch.randn(1, 1600)
-    torch.testing.assert_close(logits(spa, wav), logits(HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang="spa"), wav))
+    torch.testing.assert_close(
+        logits(spa, wav), logits(HfWav2Vec2ForCTC.from_pretrained(mms_dir, target_lang="spa"), wav)
+    )

@@ -76,8 +76,14 @@ def test_float32_input_is_cast_to_a_bfloat16_model(audio):
     assert out.dtype == torch.bfloat16 and torch.equal(out, logits(model, audio.to(torch.bfloat16)))
 
 
-@pytest.mark.parametrize("shape, fix", [((3000,), "add a batch dimension (x[None])"),
-                                        ((2, 1, 3000), "mix audio to mono"), ((2, 2, 3000), "mix audio to mono")])
+@pytest.mark.parametrize(
+    "shape, fix",
+    [
+        ((3000,), "add a batch dimension (x[None])"),
+        ((2, 1, 3000), "mix audio to mono"),
+        ((2, 2, 3000), "mix audio to mono"),
+    ],
+)
 def test_input_that_is_not_batch_by_samples_says_so(ctc, shape, fix):
     with pytest.raises(ValueError) as error:
         ctc(torch.zeros(shape))

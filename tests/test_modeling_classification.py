@@ -33,8 +33,13 @@ VARIANTS = {"base": BASE_LIKE, "large": LARGE_LIKE}
 # small heads; initializer_range 0.2 keeps the tiny random x-vector logits far from 0, where their cosine (in the
 # AMSoftmax loss) would amplify rounding differences of the two implementations
 HEADS = dict(
-    num_labels=3, classifier_proj_size=8, tdnn_dim=(8, 8, 12), tdnn_kernel=(3, 3, 1), tdnn_dilation=(1, 2, 1),
-    xvector_output_dim=6, initializer_range=0.2,
+    num_labels=3,
+    classifier_proj_size=8,
+    tdnn_dim=(8, 8, 12),
+    tdnn_kernel=(3, 3, 1),
+    tdnn_dilation=(1, 2, 1),
+    xvector_output_dim=6,
+    initializer_range=0.2,
 )
 PAIRS = {
     "sequence": (HfWav2Vec2ForSequenceClassification, transformers.Wav2Vec2ForSequenceClassification),
@@ -86,7 +91,7 @@ def compare(mine, theirs):
     if hasattr(theirs, "embeddings"):
         assert max_diff(mine.embeddings, theirs.embeddings) <= TOL
     assert len(mine.hidden_states) == len(theirs.hidden_states)
-    for a, b in zip(mine.hidden_states, theirs.hidden_states):
+    for a, b in zip(mine.hidden_states, theirs.hidden_states, strict=True):
         assert max_diff(a, b) <= TOL
 
 
@@ -112,8 +117,10 @@ def test_transformers_checkpoint_loads_with_equal_outputs_and_losses(tmp_path, h
     # a padded batch too, except for the x-vector head, whose padding transformers pools differently (next test)
     for kwargs in ({}, {"attention_mask": mask}) if head != "xvector" else ({},):
         with torch.no_grad():
-            compare(ours(values, labels=labels, output_hidden_states=True, **kwargs),
-                    reference(values, labels=labels, output_hidden_states=True, **kwargs))
+            compare(
+                ours(values, labels=labels, output_hidden_states=True, **kwargs),
+                reference(values, labels=labels, output_hidden_states=True, **kwargs),
+            )
 
 
 @pytest.mark.parametrize("dilation", [(1, 1, 1), (1, 2, 1)])
@@ -141,8 +148,11 @@ def test_export_back_to_transformers(tmp_path, head):
     assert interop.TRANSFORMERS_CLASSES[PAIRS[head][0].__name__] == PAIRS[head][1].__name__
     ours_cls, theirs_cls = PAIRS[head]
     labels_map = {0: "zero", 1: "one", 2: "two"}
-    ours = ours_cls(our_config("large", use_weighted_layer_sum=True, id2label=labels_map,
-                               label2id={v: k for k, v in labels_map.items()})).eval()
+    ours = ours_cls(
+        our_config(
+            "large", use_weighted_layer_sum=True, id2label=labels_map, label2id={v: k for k, v in labels_map.items()}
+        )
+    ).eval()
     exported = to_transformers(ours)
     assert type(exported) is theirs_cls
     exported.save_pretrained(tmp_path)
@@ -152,8 +162,10 @@ def test_export_back_to_transformers(tmp_path, head):
     labels = labels_for(head, ours, values)
     kwargs = {} if head == "xvector" else {"attention_mask": mask}  # padded x-vectors: see the test above
     with torch.no_grad():
-        compare(ours(values, labels=labels, output_hidden_states=True, **kwargs),
-                reloaded(values, labels=labels, output_hidden_states=True, **kwargs))
+        compare(
+            ours(values, labels=labels, output_hidden_states=True, **kwargs),
+            reloaded(values, labels=labels, output_hidden_states=True, **kwargs),
+        )
 
 
 def test_weighted_layer_sum_is_learned_and_hidden_states_are_returned_only_when_asked():
@@ -300,7 +312,7 @@ def test_amsoftmax_loss_equals_transformers():
 def test_xvector_single_tdnn_frame_and_too_short_input():
     model = HfWav2Vec2ForXVector(our_config("large")).eval()
     config = model.config  # encoder frames for one TDNN frame: each layer needs dilation * (kernel - 1) more
-    context = 1 + sum(d * (k - 1) for k, d in zip(config.tdnn_kernel, config.tdnn_dilation))
+    context = 1 + sum(d * (k - 1) for k, d in zip(config.tdnn_kernel, config.tdnn_dilation, strict=True))
     ratio, field = model.config.inputs_to_logits_ratio, model.config.receptive_field
     shortest = field + (context - 1) * ratio
     with torch.no_grad():
@@ -313,8 +325,11 @@ def test_xvector_single_tdnn_frame_and_too_short_input():
 @pytest.mark.parametrize(
     "cls, change, message",
     [
-        (HfWav2Vec2ForXVector, dict(tdnn_kernel=(3, 3)), "tdnn_dim, tdnn_kernel and tdnn_dilation must be non-empty and "
-                                                       "of equal length, got 3, 2, 3"),
+        (
+            HfWav2Vec2ForXVector,
+            dict(tdnn_kernel=(3, 3)),
+            "tdnn_dim, tdnn_kernel and tdnn_dilation must be non-empty and of equal length, got 3, 2, 3",
+        ),
         (HfWav2Vec2ForXVector, dict(tdnn_dilation=(1, 0, 1)), r"config.tdnn_dilation must hold positive integers"),
         (HfWav2Vec2ForXVector, dict(xvector_output_dim=0), "config.xvector_output_dim must be a positive integer"),
         (HfWav2Vec2ForSequenceClassification, dict(classifier_proj_size=0), "classifier_proj_size must be a positive"),
@@ -332,8 +347,9 @@ def test_inconsistent_head_configs_are_one_line_errors(cls, change, message):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [HfWav2Vec2ForSequenceClassification, HfWav2Vec2ForAudioFrameClassification,
-                                 HfWav2Vec2ForXVector])
+@pytest.mark.parametrize(
+    "cls", [HfWav2Vec2ForSequenceClassification, HfWav2Vec2ForAudioFrameClassification, HfWav2Vec2ForXVector]
+)
 def test_freezing(cls):
     model = cls(our_config(use_weighted_layer_sum=True))
     model.freeze_feature_encoder()
@@ -354,9 +370,11 @@ def test_freezing(cls):
 
 
 def test_auto_classes(tmp_path):
-    for auto, cls in ((AutoModelForAudioClassification, HfWav2Vec2ForSequenceClassification),
-                      (AutoModelForAudioFrameClassification, HfWav2Vec2ForAudioFrameClassification),
-                      (AutoModelForAudioXVector, HfWav2Vec2ForXVector)):
+    for auto, cls in (
+        (AutoModelForAudioClassification, HfWav2Vec2ForSequenceClassification),
+        (AutoModelForAudioFrameClassification, HfWav2Vec2ForAudioFrameClassification),
+        (AutoModelForAudioXVector, HfWav2Vec2ForXVector),
+    ):
         cls(our_config()).save_pretrained(tmp_path / cls.__name__)
         saved = json.loads((tmp_path / cls.__name__ / "config.json").read_text())
         assert saved["auto_map"][auto.__name__] == f"modeling_hf_wav2vec2_classification.{cls.__name__}"
@@ -398,8 +416,9 @@ REMOTE_CODE = textwrap.dedent(
 def test_remote_code_loads_in_a_fresh_process_without_the_package(tmp_path):
     models = {}
     for name, (cls, _) in PAIRS.items():
-        models[name] = cls(our_config("large", id2label={0: "yes", 1: "no", 2: "up"},
-                                      label2id={"yes": 0, "no": 1, "up": 2})).eval()
+        models[name] = cls(
+            our_config("large", id2label={0: "yes", 1: "no", 2: "up"}, label2id={"yes": 0, "no": 1, "up": 2})
+        ).eval()
         models[name].save_pretrained(tmp_path / name)
     HfWav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path / "sequence")
     audio = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
@@ -409,7 +428,12 @@ def test_remote_code_loads_in_a_fresh_process_without_the_package(tmp_path):
     (tmp_path / "check.py").write_text(REMOTE_CODE)
     completed = subprocess.run(
         [sys.executable, "check.py", str(tmp_path), str(tmp_path / "audio.npy"), str(tmp_path / "out.json")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads((tmp_path / "out.json").read_text())
@@ -448,4 +472,3 @@ def test_speaker_similarity_and_verification():
         verify_speakers(a, b, threshold=1.5)
     with pytest.raises(ValueError, match="embeddings differ in size: 6 and 5"):
         speaker_similarity(a, torch.randn(4, 5))
-

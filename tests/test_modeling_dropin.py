@@ -83,10 +83,13 @@ def test_loss_with_unmasked_distractors_matches_a_step_by_step_reference():
     assert abs(out.contrastive_loss.item() - float(expected)) < 1e-4 * max(1.0, float(expected))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda n: n + 10_000, "flat indices into batch \\* frames"),
-    (lambda n: n[:, :, None], "must be \\(batch, frames, K\\)"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda n: n + 10_000, "flat indices into batch \\* frames"),
+        (lambda n: n[:, :, None], "must be \\(batch, frames, K\\)"),
+    ],
+)
 def test_bad_distractor_indices_fail_clearly(bad, message):
     model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT)).eval()
     x, mask, negatives = one_masked_utterance(model, 0.5, samples=3000)

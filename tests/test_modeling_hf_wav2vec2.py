@@ -5,17 +5,17 @@ import textwrap
 
 import pytest
 import torch
+from conftest import NO_DROPOUT, tiny_config
 
 from hf_wav2vec2 import (
     HfWav2Vec2ForCTC,
     HfWav2Vec2ForPreTraining,
     HfWav2Vec2Model,
     compute_mask_indices,
+    masking_hf_wav2vec2,
+    modeling_hf_wav2vec2,
     sample_negative_indices,
 )
-from hf_wav2vec2 import masking_hf_wav2vec2, modeling_hf_wav2vec2
-
-from conftest import NO_DROPOUT, tiny_config
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -39,7 +39,7 @@ def test_mask_spans_respect_lengths_and_minimum(device):
         gen = torch.Generator(device=device).manual_seed(seed)
         mask = compute_mask_indices((5, 200), 0.65, 10, 2, lengths, device, gen)
         assert mask.device.type == device and mask.dtype == torch.bool
-        for row, length in zip(mask.cpu(), lengths.tolist()):
+        for row, length in zip(mask.cpu(), lengths.tolist(), strict=True):
             assert not row[length:].any(), "a mask reaches padding"
             if length >= 10:
                 # at least min_masks spans of 10 (overlaps can merge them, never below one full span + 1 step)
@@ -180,8 +180,9 @@ def test_padded_pretraining_batch_masks_only_real_frames():
     assert not out.mask_time_indices[1, frames_1:].any()
 
 
-@pytest.mark.parametrize("mode", [dict(quantize_input=True), dict(quantize_targets=False),
-                                  dict(quantize_input=True, quantize_targets=False)])
+@pytest.mark.parametrize(
+    "mode", [dict(quantize_input=True), dict(quantize_targets=False), dict(quantize_input=True, quantize_targets=False)]
+)
 def test_ablation_modes_train(mode):
     model = HfWav2Vec2ForPreTraining(tiny_config(**mode)).train()
     out = model(torch.randn(2, 4000))
@@ -231,7 +232,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for m in (plain, ckpt):
         m.config.apply_spec_augment = False
         m(x, labels=labels).loss.backward()
-    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters(), strict=True):
         if a.grad is not None:
             assert torch.allclose(a.grad, b.grad, atol=1e-6), name
 
@@ -331,8 +332,14 @@ def test_auto_classes_and_remote_code_in_a_fresh_process(tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     # the modeling file's flat siblings travel with it (the fresh process below can import nothing else)
     code = {p.name for p in (tmp_path / "ckpt").glob("*.py")}
-    assert code == {"configuration_hf_wav2vec2.py", "modeling_hf_wav2vec2.py", "modules_hf_wav2vec2.py",
-                    "masking_hf_wav2vec2.py", "pretraining_hf_wav2vec2.py", "adapters_hf_wav2vec2.py"}, code
+    assert code == {
+        "configuration_hf_wav2vec2.py",
+        "modeling_hf_wav2vec2.py",
+        "modules_hf_wav2vec2.py",
+        "masking_hf_wav2vec2.py",
+        "pretraining_hf_wav2vec2.py",
+        "adapters_hf_wav2vec2.py",
+    }, code
     assert isinstance(AutoConfig.from_pretrained(tmp_path / "ckpt"), type(model.config))
     assert isinstance(AutoModelForCTC.from_pretrained(tmp_path / "ckpt"), HfWav2Vec2ForCTC)
     assert isinstance(AutoModel.from_pretrained(tmp_path / "ckpt"), HfWav2Vec2Model)
@@ -348,11 +355,11 @@ def test_auto_classes_and_remote_code_in_a_fresh_process(tmp_path):
         import sys, torch
         sys.modules["hf_wav2vec2"] = None  # a process that cannot import the package (it may be pip-installed)
         from transformers import AutoModelForCTC
-        model = AutoModelForCTC.from_pretrained({str(tmp_path / 'ckpt')!r}, trust_remote_code=True).eval()
+        model = AutoModelForCTC.from_pretrained({str(tmp_path / "ckpt")!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        x = torch.load({str(tmp_path / 'x.pt')!r})
+        x = torch.load({str(tmp_path / "x.pt")!r})
         with torch.no_grad():
-            diff = (model(x).logits - torch.load({str(tmp_path / 'expected.pt')!r})).abs().max().item()
+            diff = (model(x).logits - torch.load({str(tmp_path / "expected.pt")!r})).abs().max().item()
         assert diff == 0.0, diff
         print("ok")
         """

@@ -24,8 +24,10 @@ SAMPLES = 1600  # 0.1 s: 39 frames with TINY's 3 conv layers
 def _clips(count=12, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(2 * SAMPLES) / 16_000
-    return [(np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
-            for _ in range(count)]
+    return [
+        (np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
+        for _ in range(count)
+    ]
 
 
 def _eval_batches(keys):
@@ -71,8 +73,19 @@ def test_same_init_loads_transformers_weights_into_ours():
 @pytest.mark.parametrize("side", ["ours", "transformers", "ours_sampling"])
 def test_a_few_updates_of_each_side(side):
     eval_batches = _eval_batches(KEYS)
-    record = bench.train_one(side, "post_ln", 0, _clips(), eval_batches, updates=4, keys=KEYS, batch_size=2,
-                             samples=SAMPLES, eval_every=2, log=lambda s: None)
+    record = bench.train_one(
+        side,
+        "post_ln",
+        0,
+        _clips(),
+        eval_batches,
+        updates=4,
+        keys=KEYS,
+        batch_size=2,
+        samples=SAMPLES,
+        eval_every=2,
+        log=lambda s: None,
+    )
     assert [p["update"] for p in record["curve"]] == [0, 2, 4]
     for point in record["curve"][1:]:
         assert 0.0 <= point["accuracy"] <= 1.0 and math.isfinite(point["contrastive_loss"]) and point["perplexity"] > 0
@@ -82,9 +95,23 @@ def test_a_few_updates_of_each_side(side):
 def test_same_seed_same_masks_means_same_run_for_identical_models():
     # ours with transformers' init and terms is transformers' objective: the loop must feed both the same data
     eval_batches = _eval_batches(KEYS)
-    runs = [bench.train_one(side, "post_ln", 0, _clips(), eval_batches, updates=2, keys=KEYS, init="transformers",
-                            batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None)
-            for side in ("ours", "transformers")]
+    runs = [
+        bench.train_one(
+            side,
+            "post_ln",
+            0,
+            _clips(),
+            eval_batches,
+            updates=2,
+            keys=KEYS,
+            init="transformers",
+            batch_size=2,
+            samples=SAMPLES,
+            eval_every=2,
+            log=lambda s: None,
+        )
+        for side in ("ours", "transformers")
+    ]
     assert runs[0]["contrastive_loss"] == pytest.approx(runs[1]["contrastive_loss"], rel=0.05)
 
 
@@ -92,8 +119,19 @@ def test_report_and_plot_from_json_lines(tmp_path):
     eval_batches = _eval_batches(KEYS)
     lines = tmp_path / "runs.jsonl"
     for seed in (0, 1):
-        record = bench.train_one("transformers", "post_ln", seed, _clips(), eval_batches, updates=2, keys=KEYS,
-                                 batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None)
+        record = bench.train_one(
+            "transformers",
+            "post_ln",
+            seed,
+            _clips(),
+            eval_batches,
+            updates=2,
+            keys=KEYS,
+            batch_size=2,
+            samples=SAMPLES,
+            eval_every=2,
+            log=lambda s: None,
+        )
         record["crop_seconds"] = SAMPLES / 16_000
         lines.open("a").write(json.dumps(record) + "\n")
     argv = ["--report", str(lines), "--markdown", str(tmp_path / "t.md"), "--plot", str(tmp_path / "c.png")]

@@ -14,11 +14,16 @@ CONFIG_LOGGER = "hf_wav2vec2.configuration_hf_wav2vec2"
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_transformers_format_configs_train_transformers_objective(tmp_path, layer_norm):
-    theirs = transformers.Wav2Vec2Config(feat_extract_norm="layer" if layer_norm else "group",
-                                         do_stable_layer_norm=layer_norm, conv_bias=layer_norm)
+    theirs = transformers.Wav2Vec2Config(
+        feat_extract_norm="layer" if layer_norm else "group", do_stable_layer_norm=layer_norm, conv_bias=layer_norm
+    )
     theirs.save_pretrained(tmp_path)
-    for ours in (HfWav2Vec2Config(**theirs.to_dict()), HfWav2Vec2Config.from_transformers_config(theirs),
-                 HfWav2Vec2Config.from_pretrained(tmp_path), HfWav2Vec2Config.from_dict(theirs.to_dict())):
+    for ours in (
+        HfWav2Vec2Config(**theirs.to_dict()),
+        HfWav2Vec2Config.from_transformers_config(theirs),
+        HfWav2Vec2Config.from_pretrained(tmp_path),
+        HfWav2Vec2Config.from_dict(theirs.to_dict()),
+    ):
         assert (ours.feature_penalty_weight, ours.feature_grad_mult) == (0.0, 1.0)
     # our own recipes keep fairseq's values
     assert (HfWav2Vec2Config().feature_penalty_weight, HfWav2Vec2Config().feature_grad_mult) == (10.0, 0.1)
@@ -59,7 +64,8 @@ def _models(variant):
         keys.update(do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True)
     theirs_config = transformers.Wav2Vec2Config(**keys)
     return transformers.Wav2Vec2ForPreTraining(theirs_config), HfWav2Vec2ForPreTraining(
-        HfWav2Vec2Config(**theirs_config.to_dict()))
+        HfWav2Vec2Config(**theirs_config.to_dict())
+    )
 
 
 @pytest.mark.parametrize("variant", ["post_ln", "pre_ln"])

@@ -131,10 +131,17 @@ def test_pipeline_runs_the_onnx_model_with_the_same_transcript(exported):
     texts = []
     for model in (HfWav2Vec2ForCTC.from_pretrained(model_dir).eval(), OnnxWav2Vec2ForCTC.from_pretrained(out)):
         asr = HfWav2Vec2AutomaticSpeechRecognitionPipeline(
-            model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor,
+            model=model,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
         )
-        texts.append([asr(audio)["text"], asr([audio, audio[:9000]], batch_size=2)[1]["text"],
-                      asr(audio, chunk_length_s=1.0, stride_length_s=0.2)["text"]])
+        texts.append(
+            [
+                asr(audio)["text"],
+                asr([audio, audio[:9000]], batch_size=2)[1]["text"],
+                asr(audio, chunk_length_s=1.0, stride_length_s=0.2)["text"],
+            ]
+        )
     assert texts[0] == texts[1]
     assert any(texts[0])  # a random model still writes letters, so equality means something
 

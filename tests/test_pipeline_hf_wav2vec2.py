@@ -44,8 +44,22 @@ from hf_wav2vec2.pipeline_hf_wav2vec2 import PIPELINE_TASK
 
 SR = 16000
 FRAME = 320  # samples per output frame of the 7-layer conv stack
-VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6, "A": 7, "O": 8, "N": 9, "I": 10,
-         "H": 11, "C": 12, "K": 13}
+VOCAB = {
+    "<pad>": 0,
+    "<s>": 1,
+    "</s>": 2,
+    "<unk>": 3,
+    "|": 4,
+    "E": 5,
+    "T": 6,
+    "A": 7,
+    "O": 8,
+    "N": 9,
+    "I": 10,
+    "H": 11,
+    "C": 12,
+    "K": 13,
+}
 SEVEN_CONVS = dict(conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2))
 requires_flashlight = pytest.mark.skipif(not is_flashlight_available(), reason="flashlight-text is not installed")
 
@@ -185,8 +199,12 @@ def tone_asr(tmp_path):
     model = HfWav2Vec2ForCTC(small_config()).eval()
     model.forward = tone_forward  # instance attribute: nn.Module.__call__ picks it up
     processor = make_processor(tmp_path / "tone", do_normalize=False)
-    return pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-                    feature_extractor=processor.feature_extractor)
+    return pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- registration
@@ -199,8 +217,15 @@ def test_pipeline_by_name_builds_our_class_for_wav2vec2_models_only(asr, tmp_pat
     processor = make_processor(tmp_path)
     kwargs = dict(tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
     shape = dict(
-        vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=8,
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_kernel=(10, 3),
+        conv_stride=(5, 2),
+        num_conv_pos_embeddings=8,
         num_conv_pos_embedding_groups=2,
     )
     theirs = pipeline("automatic-speech-recognition", model=Wav2Vec2ForCTC(Wav2Vec2Config(**shape)).eval(), **kwargs)
@@ -264,8 +289,12 @@ def test_batched_list_equals_one_by_one(asr, tmp_path):
     # different lengths: the frames computed from padding must not reach the text (transformers decodes them).
     # The local model is used because padding changes the group-norm statistics of the random BASE-like one.
     processor = make_processor(tmp_path, do_normalize=False)
-    local = pipeline("automatic-speech-recognition", model=local_model(), tokenizer=processor.tokenizer,
-                     feature_extractor=processor.feature_extractor)
+    local = pipeline(
+        "automatic-speech-recognition",
+        model=local_model(),
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
     clips = [noise(1.0, seed=1), noise(0.31, seed=2), noise(0.6, seed=3)]
     single = [local(c, return_timestamps="char") for c in clips]
     assert local(clips, batch_size=3, return_timestamps="char") == single
@@ -278,8 +307,9 @@ def test_resampling_through_soxr(asr, rate, tmp_path, monkeypatch):
     tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
     seen = []
     original = asr.model.forward
-    monkeypatch.setattr(asr.model, "forward", lambda input_values, **kw: seen.append(input_values) or original(
-        input_values, **kw))
+    monkeypatch.setattr(
+        asr.model, "forward", lambda input_values, **kw: seen.append(input_values) or original(input_values, **kw)
+    )
     text = asr({"raw": tone, "sampling_rate": rate})["text"]
     values = seen[-1][0].numpy()
     assert values.shape[0] == int(seconds * SR)
@@ -306,8 +336,9 @@ def test_streamed_file_equals_the_array_when_chunked(asr, tmp_path):
 
 def test_chunks_are_cut_exactly_as_transformers_cuts_them(asr):
     """Same geometry as transformers' chunk_iter: the stock class on the same model gives the same text."""
-    stock = AutomaticSpeechRecognitionPipeline(model=asr.model, tokenizer=asr.tokenizer,
-                                               feature_extractor=asr.feature_extractor)
+    stock = AutomaticSpeechRecognitionPipeline(
+        model=asr.model, tokenizer=asr.tokenizer, feature_extractor=asr.feature_extractor
+    )
     audio = noise(7.3)
     for chunk, stride in [(2.0, 0.5), (1.5, (0.2, 0.4)), (3.0, None)]:
         kwargs = dict(chunk_length_s=chunk, stride_length_s=stride)
@@ -316,8 +347,12 @@ def test_chunks_are_cut_exactly_as_transformers_cuts_them(asr):
 
 def test_chunked_transcript_equals_unchunked_on_a_local_model(tmp_path):
     processor = make_processor(tmp_path, do_normalize=False)
-    asr = pipeline("automatic-speech-recognition", model=local_model(), tokenizer=processor.tokenizer,
-                   feature_extractor=processor.feature_extractor)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=local_model(),
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
     audio = noise(8.0, seed=3)
     whole = asr(audio, return_timestamps="char")
     assert len(whole["text"]) > 60  # the comparison is not between two empty strings
@@ -476,7 +511,9 @@ def test_beam_search_decoder_keeps_timestamps_under_chunking(tone_asr):
     from hf_wav2vec2.decoding import CTCBeamSearchDecoder
 
     beam = HfWav2Vec2AutomaticSpeechRecognitionPipeline(
-        model=tone_asr.model, tokenizer=tone_asr.tokenizer, feature_extractor=tone_asr.feature_extractor,
+        model=tone_asr.model,
+        tokenizer=tone_asr.tokenizer,
+        feature_extractor=tone_asr.feature_extractor,
         decoder=CTCBeamSearchDecoder(VOCAB, beam_size=8),
     )
     audio, spans = tone_track(TEXT, seconds=6.0)
@@ -552,8 +589,12 @@ def test_minimum_length_is_the_models_receptive_field(tmp_path):
     config = tiny_config(**NO_DROPOUT, vocab_size=len(VOCAB))  # convs (10,3,3)/(5,2,2): receptive field 40
     assert config.receptive_field == 40
     processor = make_processor(tmp_path)
-    asr = pipeline("automatic-speech-recognition", model=HfWav2Vec2ForCTC(config).eval(),
-                   tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=HfWav2Vec2ForCTC(config).eval(),
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
     assert isinstance(asr(noise(1.0)[:40])["text"], str)
     with pytest.raises(AudioError, match="at least 40 samples"):
         asr(noise(1.0)[:39])
@@ -626,7 +667,11 @@ def test_saved_checkpoint_in_this_process_and_in_a_fresh_one(model_dir, tmp_path
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     completed = subprocess.run(
         [sys.executable, "check.py", str(directory), str(tmp_path / "audio.npy"), str(tmp_path / "out.json")],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     fresh = json.loads((tmp_path / "out.json").read_text())

@@ -115,8 +115,10 @@ def test_nan_loss_is_skipped_and_counted(corpus, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="update skipped"):
         result = pretrain.main(_args(corpus, tmp_path / "nan", updates=5))
     assert result["num_skipped_updates"] == 1 and result["num_updates"] == 5
-    assert all(math.isfinite(p.float().sum()) for p in HfWav2Vec2ForPreTraining.from_pretrained(
-        tmp_path / "nan").state_dict().values())
+    assert all(
+        math.isfinite(p.float().sum())
+        for p in HfWav2Vec2ForPreTraining.from_pretrained(tmp_path / "nan").state_dict().values()
+    )
 
 
 def test_start_up_reports_kept_audio_and_warns_when_most_is_dropped(corpus, tmp_path, monkeypatch, caplog):
@@ -147,8 +149,12 @@ def test_start_up_reports_kept_audio_and_warns_when_most_is_dropped(corpus, tmp_
     assert f"kept {len(lengths) - len(short)} of {len(lengths)} files" in summary
     assert f"{len(short)} shorter than min_sample_size={min_size} samples" in summary
     selection = result["data_selection"]
-    assert (selection["num_files"], selection["num_kept"], selection["num_too_short"], selection["num_unreadable"]) \
-        == (len(lengths), len(lengths) - len(short), len(short), 0)
+    assert (selection["num_files"], selection["num_kept"], selection["num_too_short"], selection["num_unreadable"]) == (
+        len(lengths),
+        len(lengths) - len(short),
+        len(short),
+        0,
+    )
     assert selection["too_short_seconds"] == pytest.approx(sum(short) / 16000)
     assert selection["dropped_fraction"] == pytest.approx(len(short) / len(lengths))
     # The loop has no eval pass: every forward trains. An eval-mode forward would have to pass mask_time_indices,
@@ -173,10 +179,25 @@ def test_two_process_ddp(corpus, tmp_path):
     out = tmp_path / "ddp"
     # Default logging (TensorBoard) and plot, as a user runs it: end_training used to destroy the process group
     # before a last barrier, so a finished run exited 1 ("Default process group has not been initialized").
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), str(ROOT / "examples" / "pretrain.py"), "--cpu",
-           *_args(corpus, out, "--config_overrides", "layerdrop=0.3", updates=16, quiet=False)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        str(ROOT / "examples" / "pretrain.py"),
+        "--cpu",
+        *_args(corpus, out, "--config_overrides", "layerdrop=0.3", updates=16, quiet=False),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -217,8 +238,12 @@ def _feed(health, rows):
 
 
 def _healthy(update, **change):
-    metrics = {"code_perplexity": 80.0, "accuracy": 0.5, "grad_norm": 1.0 + 0.3 * math.sin(update),
-               "contrastive_loss": 2.5}
+    metrics = {
+        "code_perplexity": 80.0,
+        "accuracy": 0.5,
+        "grad_norm": 1.0 + 0.3 * math.sin(update),
+        "contrastive_loss": 2.5,
+    }
     metrics.update(change)
     return update, metrics
 
@@ -260,14 +285,18 @@ def test_health_no_collapse_warning_during_warmup_or_without_quantizer():
 def test_health_grad_norm_explosion():
     health = pretrain.TrainingHealth(128, log_every=10)
     rows = [_healthy(u) for u in range(1, 31)] + [_healthy(31, grad_norm=500.0)]
-    with pytest.warns(pretrain.TrainingHealthWarning, match=r"gradient norm 500 at update 31 is over 100x the "
-                      r"running median 1") as record:
+    with pytest.warns(
+        pretrain.TrainingHealthWarning,
+        match=r"gradient norm 500 at update 31 is over 100x the "
+        r"running median 1",
+    ) as record:
         _run(health, rows)
     messages = [str(w.message) for w in record]
     assert len(messages) == 1 and health.counts["grad_norm_explosion"] == 1
     # 50x the median is not an explosion.
-    assert _feed(pretrain.TrainingHealth(128), [_healthy(u) for u in range(1, 31)] + [_healthy(31, grad_norm=50.0)]) \
-        == []
+    assert (
+        _feed(pretrain.TrainingHealth(128), [_healthy(u) for u in range(1, 31)] + [_healthy(31, grad_norm=50.0)]) == []
+    )
 
 
 def test_health_grad_norm_needs_ten_finite_norms_of_history():
@@ -283,8 +312,10 @@ def test_health_grad_norm_needs_ten_finite_norms_of_history():
 
 def test_health_skipped_updates_are_ignored():
     health = pretrain.TrainingHealth(128, log_every=1)
-    rows = [(u, {**_healthy(u, code_perplexity=0.0, grad_norm=1.0, contrastive_loss=0.0)[1], "finite": False})
-            for u in range(1, 20)]
+    rows = [
+        (u, {**_healthy(u, code_perplexity=0.0, grad_norm=1.0, contrastive_loss=0.0)[1], "finite": False})
+        for u in range(1, 20)
+    ]
     assert _feed(health, rows) == [] and len(health.grad_norms) == 0
 
 
@@ -331,11 +362,12 @@ def test_health_collapse_warning_in_a_real_run(corpus, tmp_path, monkeypatch):
     messages = [str(w.message) for w in caught if issubclass(w.category, pretrain.TrainingHealthWarning)]
     # warm-up: round(0.08 * 4) = 0 updates; one warning per 2 updates (updates 1 and 3), all 4 counted.
     assert len(messages) == 2, messages
-    assert all("codebook collapse? code perplexity 1.0 < 10% of G*V=32 while accuracy is near 1" in m
-               for m in messages)
+    assert all("codebook collapse? code perplexity 1.0 < 10% of G*V=32 while accuracy is near 1" in m for m in messages)
     assert result["health_warnings"]["codebook_collapse"] == 4
-    assert json.loads((tmp_path / "collapse" / "pretrain_results.json").read_text())["health_warnings"] == \
-        result["health_warnings"]
+    assert (
+        json.loads((tmp_path / "collapse" / "pretrain_results.json").read_text())["health_warnings"]
+        == result["health_warnings"]
+    )
 
 
 def test_gumbel_anneal_fraction_sets_the_decay():
@@ -372,8 +404,19 @@ def test_pretraining_curves_are_drawn_by_the_shared_plotter(tmp_path):
     the temperature unsmoothed, every logged key a curve."""
     from hf_wav2vec2.training.pretrain_log import plot_curves, pretraining_panels
 
-    records = [{"update": u, "loss": 5.0 - u / 10, "contrastive_loss": 4.0, "accuracy": u / 30, "code_perplexity": 9.0,
-                "prob_perplexity": 10.0, "gumbel_temperature": 2.0 * 0.99**u, "lr": 1e-4 * u} for u in range(1, 26)]
+    records = [
+        {
+            "update": u,
+            "loss": 5.0 - u / 10,
+            "contrastive_loss": 4.0,
+            "accuracy": u / 30,
+            "code_perplexity": 9.0,
+            "prob_perplexity": 10.0,
+            "gumbel_temperature": 2.0 * 0.99**u,
+            "lr": 1e-4 * u,
+        }
+        for u in range(1, 26)
+    ]
     panels = dict(pretraining_panels(records))
     assert [c.label for c in panels["loss per masked frame"]] == ["loss", "contrastive_loss"]
     temperature, lr = panels["Gumbel temperature (left) / lr (right)"]

@@ -54,13 +54,22 @@ def write_legacy_dir(directory):
         "vocab.json": EN_VOCAB,
         "special_tokens_map.json": special,
         "tokenizer_config.json": {
-            **special, "do_lower_case": False, "word_delimiter_token": "|", "return_attention_mask": False,
-            "do_normalize": True, "tokenizer_class": "Wav2Vec2CTCTokenizer",
+            **special,
+            "do_lower_case": False,
+            "word_delimiter_token": "|",
+            "return_attention_mask": False,
+            "do_normalize": True,
+            "tokenizer_class": "Wav2Vec2CTCTokenizer",
         },
         "preprocessor_config.json": {
-            "do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
-            "padding_side": "right", "padding_value": 0.0, "processor_class": "Wav2Vec2Processor",
-            "return_attention_mask": False, "sampling_rate": 16000,
+            "do_normalize": True,
+            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1,
+            "padding_side": "right",
+            "padding_value": 0.0,
+            "processor_class": "Wav2Vec2Processor",
+            "return_attention_mask": False,
+            "sampling_rate": 16000,
         },
     }
     for name, content in files.items():
@@ -112,7 +121,7 @@ def test_audio_and_text_give_labels_padded_with_minus_100(processor, clips):
     assert labels.shape == (3, 8) and labels.dtype == torch.long
     for row, text in zip(labels, texts, strict=True):
         ids = processor.tokenizer(text)["input_ids"]
-        assert row[: len(ids)].tolist() == ids and torch.all(row[len(ids):] == -100)
+        assert row[: len(ids)].tolist() == ids and torch.all(row[len(ids) :] == -100)
     assert processor.batch_decode(labels, group_tokens=False) == texts
 
     single = processor(audio=clips[0], text="HELLO", sampling_rate=SR)
@@ -123,8 +132,13 @@ def test_audio_and_text_give_labels_padded_with_minus_100(processor, clips):
 
 def test_text_kwargs_do_not_leak_into_audio(processor, clips):
     out = processor(
-        audio=clips, text=["AB", "A", "ABC"], sampling_rate=SR, padding="max_length", max_length=1600,
-        text_kwargs={"max_length": 6}, return_tensors="np",
+        audio=clips,
+        text=["AB", "A", "ABC"],
+        sampling_rate=SR,
+        padding="max_length",
+        max_length=1600,
+        text_kwargs={"max_length": 6},
+        return_tensors="np",
     )
     assert out["input_values"].shape == (3, 1600) and out["labels"].shape == (3, 6)
     assert out["labels"][1].tolist() == [7] + [-100] * 5
@@ -210,16 +224,28 @@ def test_remote_code_round_trip(processor, tmp_path, monkeypatch):
 def test_transformers_asr_pipeline_with_our_processor(processor):
     # A tiny random transformers CTC model, decoded by the pipeline through our tokenizer and feature extractor.
     config = Wav2Vec2Config(
-        vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2, feat_extract_norm="layer", do_stable_layer_norm=True,
+        vocab_size=32,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 4),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
     )
     model = Wav2Vec2ForCTC(config).eval()
     with torch.no_grad():
         model.lm_head.weight.mul_(50)  # spread the argmax over many letters
     asr = pipeline(
-        "automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-        feature_extractor=processor.feature_extractor, device="cpu",
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+        device="cpu",
     )
     audio = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
     inputs = processor(audio=audio, sampling_rate=SR, return_tensors="pt")
@@ -294,8 +320,12 @@ def test_common_kwargs_reach_both_like_transformers(processor, theirs, clips):
 
     # modality dicts, with common_kwargs under them
     call = dict(
-        audio=clips[:2], text=["HELLO", "A"], sampling_rate=SR, audio_kwargs={"padding": True},
-        text_kwargs={"padding": True}, common_kwargs={"return_tensors": "np"},
+        audio=clips[:2],
+        text=["HELLO", "A"],
+        sampling_rate=SR,
+        audio_kwargs={"padding": True},
+        text_kwargs={"padding": True},
+        common_kwargs={"return_tensors": "np"},
     )
     ours, expected = processor(**call), theirs(**call)
     assert ours["input_values"].shape == expected["input_values"].shape == (2, 1200)

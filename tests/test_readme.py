@@ -34,18 +34,30 @@ def section(text: str, heading: str) -> str:
     """The markdown from `heading` to the next heading of the same or a higher level."""
     level = heading.split(" ")[0]
     start = text.index(heading + "\n")
-    following = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(heading):], flags=re.M)
-    return text[start: start + len(heading) + (following.start() if following else len(text))]
+    following = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(heading) :], flags=re.M)
+    return text[start : start + len(heading) + (following.start() if following else len(text))]
 
 
 def tiny_transformers_config(**overrides):
     from transformers import Wav2Vec2Config
 
     values = dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), num_feat_extract_layers=3,
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, codevector_dim=16, proj_codevector_dim=12,
-        num_codevectors_per_group=8, num_codevector_groups=2, mask_time_length=2, vocab_size=len(LETTERS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16),
+        conv_kernel=(10, 3, 3),
+        conv_stride=(5, 2, 2),
+        num_feat_extract_layers=3,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        codevector_dim=16,
+        proj_codevector_dim=12,
+        num_codevectors_per_group=8,
+        num_codevector_groups=2,
+        mask_time_length=2,
+        vocab_size=len(LETTERS),
         pad_token_id=0,
     )
     values.update(overrides)
@@ -56,8 +68,13 @@ def write_hub_like_models(root: Path) -> None:
     """``facebook/wav2vec2-base-960h`` (CTC + processor) and ``facebook/wav2vec2-base`` (pre-trained) as transformers
     saves them."""
     import torch
-    from transformers import (Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
-                              Wav2Vec2ForPreTraining, Wav2Vec2Processor)
+    from transformers import (
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2ForPreTraining,
+        Wav2Vec2Processor,
+    )
 
     torch.manual_seed(0)
     vocab = root / "vocab.json"
@@ -66,7 +83,8 @@ def write_hub_like_models(root: Path) -> None:
     extractor = Wav2Vec2FeatureExtractor(return_attention_mask=False)
     Wav2Vec2ForCTC(tiny_transformers_config()).save_pretrained(root / "facebook/wav2vec2-base-960h")
     Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(
-        root / "facebook/wav2vec2-base-960h")
+        root / "facebook/wav2vec2-base-960h"
+    )
     Wav2Vec2ForPreTraining(tiny_transformers_config()).save_pretrained(root / "facebook/wav2vec2-base")
     extractor.save_pretrained(root / "facebook/wav2vec2-base")
     write_mms_like_model(root / "facebook/mms-1b-all")
@@ -81,8 +99,12 @@ def write_classifiers(root: Path) -> None:
 
     torch.manual_seed(0)
     keywords = {i: word for i, word in enumerate(["yes", "no", "up", "down", "left", "right"])}
-    config = tiny_transformers_config(num_labels=len(keywords), id2label=keywords,
-                                      label2id={word: i for i, word in keywords.items()}, classifier_proj_size=8)
+    config = tiny_transformers_config(
+        num_labels=len(keywords),
+        id2label=keywords,
+        label2id={word: i for i, word in keywords.items()},
+        classifier_proj_size=8,
+    )
     Wav2Vec2ForSequenceClassification(config).save_pretrained(root / "superb/wav2vec2-base-superb-ks")
     Wav2Vec2FeatureExtractor().save_pretrained(root / "superb/wav2vec2-base-superb-ks")
     config = tiny_transformers_config(num_labels=4, tdnn_dim=(16, 16, 16, 16, 32), xvector_output_dim=16)
@@ -96,10 +118,15 @@ def write_mms_like_model(folder: Path) -> None:
     from safetensors.torch import save_file
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-    model = Wav2Vec2ForCTC(tiny_transformers_config(adapter_attn_dim=8, do_stable_layer_norm=True,
-                                                    feat_extract_norm="layer", conv_bias=True))
+    model = Wav2Vec2ForCTC(
+        tiny_transformers_config(
+            adapter_attn_dim=8, do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True
+        )
+    )
     model.save_pretrained(folder)
-    vocabs = {lang: {token: i for i, token in enumerate(LETTERS[: 10 + k])} for k, lang in enumerate(("eng", "spa", "fra"))}
+    vocabs = {
+        lang: {token: i for i, token in enumerate(LETTERS[: 10 + k])} for k, lang in enumerate(("eng", "spa", "fra"))
+    }
     for lang, vocab in vocabs.items():
         state = {k: 0.1 * torch.randn(v.shape) for k, v in model._get_adapters().items() if not k.startswith("lm_head")}
         state["lm_head.weight"] = 0.1 * torch.randn(len(vocab), model.config.hidden_size)
@@ -112,8 +139,13 @@ def write_mms_like_model(folder: Path) -> None:
 
 def write_audio_files(root: Path) -> None:
     rng = np.random.default_rng(0)
-    for name, seconds, rate in [("speech.flac", 1.5, 44100), ("speech.wav", 1.5, 16000), ("a.wav", 1.0, 16000), ("b.wav", 0.7, 8000),
-                                ("hour.flac", 45.0, 16000)]:
+    for name, seconds, rate in [
+        ("speech.flac", 1.5, 44100),
+        ("speech.wav", 1.5, 16000),
+        ("a.wav", 1.0, 16000),
+        ("b.wav", 0.7, 8000),
+        ("hour.flac", 45.0, 16000),
+    ]:
         sf.write(root / name, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
     (root / "corpus.txt").write_text("a dog barked\na cab rolled\nbad dog\nold cab\n" * 5)
 
@@ -122,8 +154,8 @@ def write_fairseq_checkpoint(root: Path) -> None:
     """``wav2vec_small_960h.pt`` and ``dict.ltr.txt``: a tiny fine-tuned fairseq checkpoint (the conversion tests'
     synthetic layout; the real one is 360 MB)."""
     import torch
-    from test_convert_fairseq import BASE_FS, FINETUNING, LETTERS as FAIRSEQ_LETTERS
-    from test_convert_fairseq import cfg_checkpoint, random_fairseq_weights, write_dictionary
+    from test_convert_fairseq import BASE_FS, FINETUNING, cfg_checkpoint, random_fairseq_weights, write_dictionary
+    from test_convert_fairseq import LETTERS as FAIRSEQ_LETTERS
 
     weights = random_fairseq_weights(BASE_FS, fine_tuned=True, vocab_size=4 + len(FAIRSEQ_LETTERS))
     torch.save(cfg_checkpoint(BASE_FS, weights, fine_tuned=True, **FINETUNING), root / "wav2vec_small_960h.pt")
@@ -154,9 +186,19 @@ def environment() -> dict:
 
 
 def run(command: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, shell=True, cwd=cwd, env=environment(), capture_output=True, text=True,
-                            timeout=timeout, executable="/bin/bash")
-    assert result.returncode == 0, f"`{command}` exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        executable="/bin/bash",
+    )
+    assert result.returncode == 0, (
+        f"`{command}` exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -234,8 +276,14 @@ def test_shell_commands_run(workdir):
             command = command.replace(old, new)
         run(command, workdir, timeout=600)
         ran.append(command.split()[0:2])
-    for expected in (["hf-wav2vec2", "transcribe"], ["hf-wav2vec2", "convert"], ["hf-wav2vec2", "push"],
-                     ["hf-wav2vec2", "align"], ["hf-wav2vec2", "classify"],
-                     ["python3", "examples/finetune_classification.py"],
-                     ["python3", "examples/finetune_ctc.py"], ["python3", "examples/pretrain.py"]):
+    for expected in (
+        ["hf-wav2vec2", "transcribe"],
+        ["hf-wav2vec2", "convert"],
+        ["hf-wav2vec2", "push"],
+        ["hf-wav2vec2", "align"],
+        ["hf-wav2vec2", "classify"],
+        ["python3", "examples/finetune_classification.py"],
+        ["python3", "examples/finetune_ctc.py"],
+        ["python3", "examples/pretrain.py"],
+    ):
         assert expected in ran, f"the README no longer runs {' '.join(expected)}: {ran}"

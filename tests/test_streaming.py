@@ -121,14 +121,17 @@ def test_transformers_checkpoints_and_their_tokenizer(tmp_path):
     from hf_wav2vec2.interop import save_as_transformers
 
     ours = save_model_dir(tmp_path / "ours", seed=4)
-    save_as_transformers(HfWav2Vec2ForCTC.from_pretrained(ours), tmp_path / "theirs",
-                         HfWav2Vec2Processor.from_pretrained(ours))
+    save_as_transformers(
+        HfWav2Vec2ForCTC.from_pretrained(ours), tmp_path / "theirs", HfWav2Vec2Processor.from_pretrained(ours)
+    )
     asr = pipeline("automatic-speech-recognition", model=str(tmp_path / "theirs"))
     assert asr.model.config.model_type == "wav2vec2"
     audio = noise(5.0, seed=11)
     transcriber = StreamingTranscriber(str(tmp_path / "theirs"), chunk_s=1.6, context_s=0.4)
-    assert stream_through(transcriber, audio, 1000)[1].committed == asr(
-        audio, chunk_length_s=1.6, stride_length_s=0.4)["text"]
+    assert (
+        stream_through(transcriber, audio, 1000)[1].committed
+        == asr(audio, chunk_length_s=1.6, stride_length_s=0.4)["text"]
+    )
 
 
 def test_misuse_is_refused_in_one_line(asr, model_dir):
@@ -208,8 +211,9 @@ def test_printing_in_place_on_a_terminal_and_lines_in_a_pipe(asr):
     expected = asr(audio, chunk_length_s=1.5, stride_length_s=0.3)["text"]
     blocks = [audio[i : i + 1600] for i in range(0, audio.shape[0], 1600)]
     piped = io.StringIO()
-    final = print_stream(StreamingTranscriber(asr, chunk_s=1.5, context_s=0.3, partial_s=None), iter(blocks), piped,
-                         tty=False)
+    final = print_stream(
+        StreamingTranscriber(asr, chunk_s=1.5, context_s=0.3, partial_s=None), iter(blocks), piped, tty=False
+    )
     lines = piped.getvalue().splitlines()
     assert final.committed == expected and " ".join(lines) == expected and len(lines) > 1
     assert "\r" not in piped.getvalue()
@@ -250,12 +254,28 @@ def test_transcribe_stream_from_stdin_in_process(asr, model_dir, tmp_path, monke
     assert " ".join(out.splitlines()) == expected and "\r" not in out  # captured output is no terminal
     wav = tmp_path / "clip.wav"
     sf.write(wav, pcm, SR, subtype="PCM_16")
-    assert cli.main(["transcribe", str(wav), "--stream", "-m", str(model_dir), "--chunk_length", "1.5",
-                     "--stride_length", "0.3"]) == 0
+    assert (
+        cli.main(
+            [
+                "transcribe",
+                str(wav),
+                "--stream",
+                "-m",
+                str(model_dir),
+                "--chunk_length",
+                "1.5",
+                "--stride_length",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     assert " ".join(capsys.readouterr().out.splitlines()) == expected
-    for files, extra, message in [([], ["--format", "json"], "does not take --format"),
-                                  ([str(wav)], [], "reads one stream"),
-                                  ([], ["--chunk_length", "0"], "needs a --chunk_length above 0")]:
+    for files, extra, message in [
+        ([], ["--format", "json"], "does not take --format"),
+        ([str(wav)], [], "reads one stream"),
+        ([], ["--chunk_length", "0"], "needs a --chunk_length above 0"),
+    ]:
         assert cli.main(["transcribe", "-", *files, "--stream", "-m", str(model_dir), *extra]) == 2
         assert message in capsys.readouterr().err
 
@@ -265,11 +285,28 @@ def test_transcribe_stream_through_a_real_pipe(asr, model_dir):
     audio = noise(3.0, seed=23)
     audio = 0.9 * audio / np.abs(audio).max()  # 16-bit PCM clips what is louder
     data = wav_bytes(audio, SR, "PCM_16", data_size=0xFFFFFFFF)
-    expected = asr(sf.read(io.BytesIO(wav_bytes(audio, SR, "PCM_16")), dtype="float32")[0], chunk_length_s=1.0,
-                   stride_length_s=0.2)["text"]
+    expected = asr(
+        sf.read(io.BytesIO(wav_bytes(audio, SR, "PCM_16")), dtype="float32")[0], chunk_length_s=1.0, stride_length_s=0.2
+    )["text"]
     script = shutil.which("hf-wav2vec2")
     command = [script] if script else [sys.executable, "-m", "hf_wav2vec2.cli"]
-    done = subprocess.run([*command, "transcribe", "-", "--stream", "-m", str(model_dir), "--chunk_length", "1",
-                           "--stride_length", "0.2"], input=data, capture_output=True, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            *command,
+            "transcribe",
+            "-",
+            "--stream",
+            "-m",
+            str(model_dir),
+            "--chunk_length",
+            "1",
+            "--stride_length",
+            "0.2",
+        ],
+        input=data,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert " ".join(done.stdout.decode().splitlines()) == expected

@@ -411,7 +411,9 @@ def assert_same_as_transformers(ours, theirs, texts, frames):
     assert ours.vocab_size == theirs.vocab_size and len(ours) == len(theirs)
     assert ours.get_vocab() == theirs.get_vocab()
     assert (ours.pad_token_id, ours.unk_token_id, ours.word_delimiter_token_id) == (
-        theirs.pad_token_id, theirs.unk_token_id, theirs.word_delimiter_token_id,
+        theirs.pad_token_id,
+        theirs.unk_token_id,
+        theirs.word_delimiter_token_id,
     )
     ids = list(range(ours.vocab_size))
     assert ours.convert_ids_to_tokens(ids) == theirs.convert_ids_to_tokens(ids)

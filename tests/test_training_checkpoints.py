@@ -49,8 +49,11 @@ def _copy(finished, tmp_path) -> Path:
 def test_a_finished_run_is_not_overwritten_without_a_flag(corpus, finished, tmp_path):
     out = _copy(finished, tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with pytest.raises(ValueError, match=rf"--output_dir {re.escape(str(out))} is not empty \(it holds a finished "
-                       r"pre-training run\): pass --resume .* --overwrite_output_dir to replace it"):
+    with pytest.raises(
+        ValueError,
+        match=rf"--output_dir {re.escape(str(out))} is not empty \(it holds a finished "
+        r"pre-training run\): pass --resume .* --overwrite_output_dir to replace it",
+    ):
         pretrain.main(_args(corpus, out))
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     with pytest.raises(SystemExit):  # both flags at once: a usage error
@@ -60,8 +63,7 @@ def test_a_finished_run_is_not_overwritten_without_a_flag(corpus, finished, tmp_
 def test_overwrite_replaces_the_previous_run_and_a_resume_continues_the_new_one(corpus, finished, tmp_path):
     out = _copy(finished, tmp_path)
     (out / "notes.txt").write_text("mine")  # not an output of a run: kept
-    first = pretrain.main(_args(corpus, out, "--overwrite_output_dir", "--stop_after", "1", "--seed", "7",
-                                updates=6))
+    first = pretrain.main(_args(corpus, out, "--overwrite_output_dir", "--stop_after", "1", "--seed", "7", updates=6))
     assert first["num_updates"] == 1 and (out / "notes.txt").read_text() == "mine"
     # the old run's checkpoints (2 and 4, higher than the new run's 1) are gone, so --resume continues the new run
     assert [p.name for p in checkpoints.list_checkpoints(out)] == ["checkpoint-1"]
@@ -92,13 +94,16 @@ def _truncate(path):
 
 
 @pytest.mark.parametrize("name", ["trainer.pt", "rank0.pt"])
-@pytest.mark.parametrize("damage, cause", [
-    (lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
-    (_truncate, "truncated or damaged ("),
-    (lambda p: p.write_bytes(bytes(range(256)) * 20), "not a readable torch checkpoint"),
-    (lambda p: p.unlink(), "missing; the checkpoint is incomplete"),
-    (lambda p: torch.save({"something": 1}, p), "not a checkpoint of hf-wav2vec2 pretrain (no "),
-])
+@pytest.mark.parametrize(
+    "damage, cause",
+    [
+        (lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
+        (_truncate, "truncated or damaged ("),
+        (lambda p: p.write_bytes(bytes(range(256)) * 20), "not a readable torch checkpoint"),
+        (lambda p: p.unlink(), "missing; the checkpoint is incomplete"),
+        (lambda p: torch.save({"something": 1}, p), "not a checkpoint of hf-wav2vec2 pretrain (no "),
+    ],
+)
 def test_damaged_checkpoint_files_are_one_clear_error(corpus, finished, tmp_path, name, damage, cause):
     out = _copy(finished, tmp_path)
     target = out / "checkpoints" / "checkpoint-4" / name
@@ -111,41 +116,57 @@ def test_damaged_checkpoint_files_are_one_clear_error(corpus, finished, tmp_path
 
 def _resume_with_a_wider_model(corpus, out, message: str):
     with pytest.raises(checkpoints.CheckpointError, match=message):
-        pretrain.main(_args(corpus, out, "--resume", "--config_overrides", "hidden_size=64", "intermediate_size=128",
-                            updates=6))
+        pretrain.main(
+            _args(corpus, out, "--resume", "--config_overrides", "hidden_size=64", "intermediate_size=128", updates=6)
+        )
 
 
 def test_resume_with_another_config_names_the_differing_fields(corpus, finished, tmp_path):
-    _resume_with_a_wider_model(corpus, _copy(finished, tmp_path),
-                               r"checkpoint-4: written with another model config: hidden_size=32 \(now 64\), "
-                               r"intermediate_size=64 \(now 128\); resume with that run's flags")
+    _resume_with_a_wider_model(
+        corpus,
+        _copy(finished, tmp_path),
+        r"checkpoint-4: written with another model config: hidden_size=32 \(now 64\), "
+        r"intermediate_size=64 \(now 128\); resume with that run's flags",
+    )
 
 
 def test_resume_without_a_saved_config_still_says_what_does_not_fit(corpus, finished, tmp_path):
     out = _copy(finished, tmp_path)
     (out / "checkpoints" / "checkpoint-4" / checkpoints.CONFIG_FILE).unlink()  # as written by older versions
-    _resume_with_a_wider_model(corpus, out, r"trainer\.pt: the model state does not fit this run "
-                               r"\(Error\(s\) in loading state_dict")
+    _resume_with_a_wider_model(
+        corpus,
+        out,
+        r"trainer\.pt: the model state does not fit this run "
+        r"\(Error\(s\) in loading state_dict",
+    )
 
 
 def test_the_command_prints_one_line_without_a_traceback(corpus, finished, tmp_path):
     out = _copy(finished, tmp_path)
     (out / "checkpoints" / "checkpoint-4" / "trainer.pt").write_bytes(b"")
-    completed = subprocess.run([sys.executable, str(ROOT / "examples" / "pretrain.py"),
-                                *_args(corpus, out, "--resume", "--cpu", updates=6)],
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pretrain.py"), *_args(corpus, out, "--resume", "--cpu", updates=6)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 1 and "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1] == (
         f"pretrain: error: {out}/checkpoints/checkpoint-4/trainer.pt: the file is empty (0 bytes); delete its "
-        "checkpoint folder to resume from the one before, or start afresh in another --output_dir")
+        "checkpoint folder to resume from the one before, or start afresh in another --output_dir"
+    )
 
 
 # ---- full disk
 
 
-@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
-                                     RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1088 "
-                                                  "vs 1018")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1088 vs 1018"),
+    ],
+)
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(corpus, tmp_path, monkeypatch, failure):
     out = tmp_path / "full"
     real_save = torch.save
@@ -159,8 +180,10 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(corpus, tmp_pat
     with pytest.raises(checkpoints.CheckpointError) as error:
         pretrain.main(_args(corpus, out, updates=6))
     message = str(error.value)
-    assert message.startswith(f"{out}/checkpoints/.tmp-checkpoint-4/trainer.pt: the disk is full; the checkpoint was "
-                              f"not saved and {out}/checkpoints/checkpoint-2 is kept")
+    assert message.startswith(
+        f"{out}/checkpoints/.tmp-checkpoint-4/trainer.pt: the disk is full; the checkpoint was "
+        f"not saved and {out}/checkpoints/checkpoint-2 is kept"
+    )
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-2"]  # no half-written folder
     monkeypatch.setattr(torch, "save", real_save)
     resumed = pretrain.main(_args(corpus, out, "--resume", updates=6))
@@ -186,8 +209,11 @@ def test_training_code_loads_nothing_unsafely():
 
 def test_inconsistent_or_misspelt_config_overrides_fail_before_anything_starts(corpus, tmp_path):
     out = tmp_path / "never"
-    with pytest.raises(ValueError, match=r"--config_overrides: config.codevector_dim \(33\) must be divisible by "
-                       r"config.num_codevector_groups \(2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"--config_overrides: config.codevector_dim \(33\) must be divisible by "
+        r"config.num_codevector_groups \(2\)",
+    ):
         pretrain.main(_args(corpus, out, "--config_overrides", "codevector_dim=33"))
     with pytest.raises(ValueError, match=r"--config_overrides: unknown config field\(s\) hiden_size"):
         pretrain.main(_args(corpus, out, "--config_overrides", "hiden_size=64"))

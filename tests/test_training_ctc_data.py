@@ -96,7 +96,7 @@ def write_folder(directory, rate=8000, durations=(0.5, 0.3, 0.2), subdir="clips"
     rng = np.random.default_rng(0)
     (directory / subdir).mkdir(parents=True, exist_ok=True)
     rows = ["file,text"]
-    for index, (seconds, text) in enumerate(zip(durations, TEXTS)):
+    for index, (seconds, text) in enumerate(zip(durations, TEXTS, strict=False)):
         name = f"{subdir}/utt{index}.wav"
         sf.write(str(directory / name), 0.1 * rng.standard_normal(int(seconds * rate)), rate, subtype="PCM_16")
         rows.append(f'{name},"{text}"')
@@ -169,10 +169,12 @@ class TestFrames:
 class TestDropUnalignable:
     def test_counts_and_logs_too_long_transcripts(self, caplog):
         config = tiny_config()
-        dataset = datasets.Dataset.from_dict({
-            "input_length": [70, 70, 70, 10, 16000],  # 2, 2, 2, 0, 799 frames
-            "labels": [[5, 6], [5, 6, 7], [5, 5], [5], list(range(5, 25))],
-        })
+        dataset = datasets.Dataset.from_dict(
+            {
+                "input_length": [70, 70, 70, 10, 16000],  # 2, 2, 2, 0, 799 frames
+                "labels": [[5, 6], [5, 6, 7], [5, 5], [5], list(range(5, 25))],
+            }
+        )
         with caplog.at_level(logging.WARNING):
             kept, dropped = drop_unalignable(dataset, config, description="train")
         assert dropped == 2  # three labels in 2 frames; "aa" needs 3 frames
@@ -239,8 +241,9 @@ class TestSources:
         dataset = datasets.Dataset.from_dict({"speech": paths, "sentence": TEXTS, "extra": [1, 2, 3]})
         dataset = dataset.cast_column("speech", datasets.Audio())
         datasets.DatasetDict({"test": dataset}).save_to_disk(str(tmp_path / "saved"))
-        loaded = load_labeled_dataset(str(tmp_path / "saved"), split="test", audio_column="speech",
-                                      text_column="sentence")
+        loaded = load_labeled_dataset(
+            str(tmp_path / "saved"), split="test", audio_column="speech", text_column="sentence"
+        )
         assert loaded.column_names == ["audio", "text"]
         record = loaded[0]["audio"]  # undecoded: no torchcodec needed
         assert set(record) == {"bytes", "path"}
@@ -278,7 +281,7 @@ class TestWithoutTorchcodec:
         for split, items in written.items():
             loaded = load_labeled_dataset("audiofolder", split=split, **load)
             assert loaded.column_names == ["audio", "text"] and loaded["text"] == [text for _, text in items]
-            for record, (audio, _) in zip(loaded["audio"], items):
+            for record, (audio, _) in zip(loaded["audio"], items, strict=True):
                 assert set(record) == {"bytes", "path"}  # undecoded
                 decoded = decode_audio(record, sampling_rate=8000)  # soundfile, no resampling at the file's rate
                 np.testing.assert_allclose(decoded, audio, atol=1e-6)
@@ -290,16 +293,19 @@ class TestWithoutTorchcodec:
 
     def test_audiofolder_to_features(self, tmp_path, no_torchcodec):
         write_audiofolder(tmp_path / "corpus", splits=("train",))
-        loaded = load_labeled_dataset("audiofolder", data_dir=str(tmp_path / "corpus"),
-                                      cache_dir=str(tmp_path / "cache"))
+        loaded = load_labeled_dataset(
+            "audiofolder", data_dir=str(tmp_path / "corpus"), cache_dir=str(tmp_path / "cache")
+        )
         prepared = prepare_ctc_dataset(loaded, make_processor(tmp_path, False), TextNormalization())
         assert prepared["input_length"] == [3200, 4800, 6400]  # 8 kHz, resampled to 16 kHz
         assert prepared["text"] == ["hello world", "good night", "ok"]
 
     def test_saved_dataset_with_embedded_bytes(self, tmp_path, no_torchcodec):
         written = write_audiofolder(tmp_path / "corpus", splits=("train",))["train"]
-        records = [{"bytes": (tmp_path / "corpus" / "train" / f"train{i}.wav").read_bytes(), "path": f"train{i}.wav"}
-                   for i in range(len(written))]
+        records = [
+            {"bytes": (tmp_path / "corpus" / "train" / f"train{i}.wav").read_bytes(), "path": f"train{i}.wav"}
+            for i in range(len(written))
+        ]
         dataset = datasets.Dataset.from_dict({"audio": records, "text": [text for _, text in written]})
         dataset.cast_column("audio", datasets.Audio()).save_to_disk(str(tmp_path / "saved"))
         loaded = load_labeled_dataset(str(tmp_path / "saved"))

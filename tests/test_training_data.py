@@ -211,8 +211,9 @@ def test_corrupted_and_short_files_are_skipped_and_counted(corpus, tmp_path):
 
 
 def _selection_records(caplog):
-    return [r for r in caplog.records
-            if r.name == "hf_wav2vec2.training.data" and "pre-training audio" in r.getMessage()]
+    return [
+        r for r in caplog.records if r.name == "hf_wav2vec2.training.data" and "pre-training audio" in r.getMessage()
+    ]
 
 
 def test_selection_reports_kept_and_dropped_audio_per_reason(corpus, tmp_path, caplog):
@@ -223,8 +224,12 @@ def test_selection_reports_kept_and_dropped_audio_per_reason(corpus, tmp_path, c
         warnings.simplefilter("error", AudioDroppedWarning)  # 4 of 17 files dropped: under a quarter, no alarm
         ds = AudioDataset.from_folder(root, **SMALL)
     selection = ds.selection
-    assert (selection.num_files, selection.num_kept, selection.num_too_short, selection.num_unreadable) == \
-        (17, 13, 1, 3)
+    assert (selection.num_files, selection.num_kept, selection.num_too_short, selection.num_unreadable) == (
+        17,
+        13,
+        1,
+        3,
+    )
     assert selection.kept_seconds == pytest.approx(ds.lengths.sum() / SR)
     assert selection.too_short_seconds == pytest.approx(_expected_length(root / "short.flac") / SR)
     assert selection.dropped_fraction == pytest.approx(4 / 17) and selection.warning() is None
@@ -266,12 +271,16 @@ def test_selection_warning_threshold_and_messages():
 
     assert selection(3, 1, 0).warning() is None  # exactly a quarter
     message = selection(2, 1, 1).warning()
-    assert message == ("50% of the 4 files of audio are left out of pre-training: 1 file (0.5 s) shorter than "
-                       "min_sample_size=32000 samples (2.00 s): pass a smaller one (hf-wav2vec2 pretrain "
-                       "--min_sample_size) to keep them; 1 file that cannot be read (the first reasons are logged "
-                       "above)")
-    assert selection(40, 0, 0).summary() == "pre-training audio: kept 40 of 40 files (2.0 min of 2.0 min with a " \
+    assert message == (
+        "50% of the 4 files of audio are left out of pre-training: 1 file (0.5 s) shorter than "
+        "min_sample_size=32000 samples (2.00 s): pass a smaller one (hf-wav2vec2 pretrain "
+        "--min_sample_size) to keep them; 1 file that cannot be read (the first reasons are logged "
+        "above)"
+    )
+    assert (
+        selection(40, 0, 0).summary() == "pre-training audio: kept 40 of 40 files (2.0 min of 2.0 min with a "
         "known length)"
+    )
     assert selection(2, 1, 1).to_dict()["dropped_fraction"] == 0.5
 
 

@@ -21,8 +21,9 @@ def test_options_given_by_name_or_as_an_object_make_the_same_plan():
     lengths = np.random.default_rng(0).integers(20_000, 90_000, 200)
     options = BatchingOptions(max_tokens=300_000, max_sample_size=80_000, seed=4, pad=True)
     by_object = LengthBucketBatchSampler(lengths, options, rank=0, world_size=2)
-    by_name = LengthBucketBatchSampler(lengths, max_tokens=300_000, max_sample_size=80_000, seed=4, pad=True,
-                                       rank=0, world_size=2)
+    by_name = LengthBucketBatchSampler(
+        lengths, max_tokens=300_000, max_sample_size=80_000, seed=4, pad=True, rank=0, world_size=2
+    )
     assert by_object.rank_batches(1) == by_name.rank_batches(1)
     # a field given by name replaces that field of the object, and only that one
     other = LengthBucketBatchSampler(lengths, options, seed=5, rank=0, world_size=2)
@@ -51,10 +52,16 @@ def test_options_are_frozen_and_checked():
 
 def test_loader_splits_batching_fields_from_source_arguments(tmp_path):
     make_synthetic_corpus(tmp_path / "audio", 6, 1.0, 2.0, sr=16000, seed=3)
-    loader = get_pretraining_dataloader(tmp_path / "audio", BatchingOptions(max_tokens=90_000, seed=2),
-                                        min_sample_size=8000, max_sample_size=30_000, extensions=[".wav"])
-    assert loader.batch_sampler.options == BatchingOptions(max_tokens=90_000, seed=2, min_sample_size=8000,
-                                                           max_sample_size=30_000)
+    loader = get_pretraining_dataloader(
+        tmp_path / "audio",
+        BatchingOptions(max_tokens=90_000, seed=2),
+        min_sample_size=8000,
+        max_sample_size=30_000,
+        extensions=[".wav"],
+    )
+    assert loader.batch_sampler.options == BatchingOptions(
+        max_tokens=90_000, seed=2, min_sample_size=8000, max_sample_size=30_000
+    )
     assert loader.dataset.min_sample_size == 8000 and loader.dataset.max_sample_size == 30_000
     assert sum(batch["input_values"].shape[0] for batch in loader) == 6
 
@@ -66,11 +73,14 @@ def test_a_folder_without_usable_audio_says_why_with_counts(tmp_path):
     with pytest.raises(NoUsableAudioError) as error:
         get_pretraining_dataloader(tmp_path, max_tokens=200_000, min_sample_size=16_000)
     message = str(error.value)
-    assert message.startswith(f"no usable audio in {tmp_path}: none of its 3 files can be used: 2 files cannot be "
-                              "read (e.g. ")
+    assert message.startswith(
+        f"no usable audio in {tmp_path}: none of its 3 files can be used: 2 files cannot be read (e.g. "
+    )
     assert "empty.wav: " in message and "noise.wav: " in message
-    assert ("1 file shorter than min_sample_size=16000 samples (1.00 s; the longest has 4000 samples: pass a "
-            "smaller --min_sample_size to keep them)") in message
+    assert (
+        "1 file shorter than min_sample_size=16000 samples (1.00 s; the longest has 4000 samples: pass a "
+        "smaller --min_sample_size to keep them)"
+    ) in message
     assert isinstance(error.value, ValueError)  # command lines print ValueErrors in one line
 
 
@@ -80,8 +90,11 @@ def test_files_that_fail_only_when_loaded_end_in_one_clear_error(tmp_path):
     manifest = tmp_path / "train.tsv"
     manifest.write_text(f"{tmp_path}\nmissing1.wav\t40000\nmissing2.wav\t50000\n")
     loader = get_pretraining_dataloader(manifest, max_tokens=200_000, min_sample_size=16_000)
-    with pytest.raises(NoUsableAudioError, match=r"no usable audio: no example of a batch, nor any replacement "
-                       r"tried, could be loaded; 2 files cannot be read \(e\.g\. .*missing1\.wav: .*\) \(the lengths "
-                       r"were taken from the manifest"):
+    with pytest.raises(
+        NoUsableAudioError,
+        match=r"no usable audio: no example of a batch, nor any replacement "
+        r"tried, could be loaded; 2 files cannot be read \(e\.g\. .*missing1\.wav: .*\) \(the lengths "
+        r"were taken from the manifest",
+    ):
         next(iter(loader))
     assert loader.dataset.num_skipped == 2

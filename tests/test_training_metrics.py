@@ -167,23 +167,35 @@ class TestCurves:
         assert (list(train_loss.x), list(train_loss.y)) == ([1, 2, 3], [3.0, 2.0, 1.0])
         assert (list(eval_loss.x), list(eval_loss.y)) == ([2], [2.5])
         rates = {curve.label: (list(curve.x), list(curve.y)) for curve in panels["error rate (%)"]}
-        assert rates == {"eval WER": ([2], [100.0]), "WER (final)": ([3], [50.0]),
-                         "eval CER": ([2], [80.0]), "CER (final)": ([3], [25.0])}
+        assert rates == {
+            "eval WER": ([2], [100.0]),
+            "WER (final)": ([3], [50.0]),
+            "eval CER": ([2], [80.0]),
+            "CER (final)": ([3], [25.0]),
+        }
         assert list(panels["learning rate"][0].y) == [1e-4, 2e-4, 1e-4]
         assert list(panels["gradient norm"][0].y) == [10.0, 8.0, 4.0]
         # without evaluation data the final numbers are on the training clips
-        panels = dict(finetuning_panels(self.LOG[:2], final={"train_eval_wer": 0.9, "train_eval_cer": 0.3},
-                                        final_step=2))
+        panels = dict(
+            finetuning_panels(self.LOG[:2], final={"train_eval_wer": 0.9, "train_eval_cer": 0.3}, final_step=2)
+        )
         assert [c.label for c in panels["error rate (%)"] if len(c.x)] == [
-            "WER (final, on the training clips)", "CER (final, on the training clips)"]
+            "WER (final, on the training clips)",
+            "CER (final, on the training clips)",
+        ]
 
     def test_png_written_with_a_second_axis(self, tmp_path):
         pytest.importorskip("matplotlib")
         x = list(range(30))
         panels = [
             ("loss", [Curve("loss", x, [1 / (i + 1) for i in x])]),
-            ("temperature / lr", [Curve("temperature", x, [2.0 - i / 30 for i in x], smooth=False),
-                                  Curve("lr", x, [1e-3] * 30, smooth=False, right_axis=True, color="tab:red")]),
+            (
+                "temperature / lr",
+                [
+                    Curve("temperature", x, [2.0 - i / 30 for i in x], smooth=False),
+                    Curve("lr", x, [1e-3] * 30, smooth=False, right_axis=True, color="tab:red"),
+                ],
+            ),
             ("nothing logged", [Curve("eval WER", [], [])]),  # left out, not drawn empty
         ]
         path = plot_training_curves(panels, tmp_path / "curves.png")

@@ -17,10 +17,33 @@ from hf_wav2vec2.training.pretrain_log import RunLog, read_log
 
 
 def test_arguments_built_in_python_equal_the_parsed_command_line():
-    parsed = parse_args(["--data", "d", "--output_dir", "o", "--preset", "tiny", "--max_updates", "50",
-                         "--adam_betas", "0.9", "0.99", "--config_overrides", "layerdrop=0.1", "--pad"])
-    built = PretrainArguments(data="d", output_dir="o", preset="tiny", max_updates=50, adam_betas=(0.9, 0.99),
-                              config_overrides=["layerdrop=0.1"], pad=True)
+    parsed = parse_args(
+        [
+            "--data",
+            "d",
+            "--output_dir",
+            "o",
+            "--preset",
+            "tiny",
+            "--max_updates",
+            "50",
+            "--adam_betas",
+            "0.9",
+            "0.99",
+            "--config_overrides",
+            "layerdrop=0.1",
+            "--pad",
+        ]
+    )
+    built = PretrainArguments(
+        data="d",
+        output_dir="o",
+        preset="tiny",
+        max_updates=50,
+        adam_betas=(0.9, 0.99),
+        config_overrides=["layerdrop=0.1"],
+        pad=True,
+    )
     assert parsed == built
     assert built.learning_rate == 1e-3  # the preset's default peak lr
     assert PretrainArguments(data="d", output_dir="o").config_overrides == []  # not shared between instances
@@ -31,10 +54,16 @@ def test_arguments_built_in_python_equal_the_parsed_command_line():
 
 
 def _output(n, loss, correct_fraction=0.5):
-    return SimpleNamespace(num_masked=torch.tensor(n), loss=torch.tensor(loss), contrastive_loss=torch.tensor(loss),
-                           diversity_loss=torch.tensor(0.2), feature_penalty=torch.tensor(0.1),
-                           code_perplexity=torch.tensor(30.0), prob_perplexity=torch.tensor(40.0),
-                           accuracy=torch.tensor(correct_fraction))
+    return SimpleNamespace(
+        num_masked=torch.tensor(n),
+        loss=torch.tensor(loss),
+        contrastive_loss=torch.tensor(loss),
+        diversity_loss=torch.tensor(0.2),
+        feature_penalty=torch.tensor(0.1),
+        code_perplexity=torch.tensor(30.0),
+        prob_perplexity=torch.tensor(40.0),
+        accuracy=torch.tensor(correct_fraction),
+    )
 
 
 def test_update_statistics_average_per_masked_frame_and_drop_non_finite_losses():
@@ -51,10 +80,24 @@ def test_update_statistics_average_per_masked_frame_and_drop_non_finite_losses()
 
 
 def _record(update):
-    return {"update": update, "epoch": 0, "loss": 2.0, "contrastive_loss": 2.0, "diversity_loss": 0.1,
-            "feature_penalty": 0.0, "code_perplexity": 50.0, "prob_perplexity": 60.0, "accuracy": 0.3,
-            "num_masked": 100, "gumbel_temperature": 1.0, "lr": 1e-4, "grad_norm": 1.0,
-            "audio_seconds_per_second": 10.0, "skipped_updates": 0, "elapsed": float(update)}
+    return {
+        "update": update,
+        "epoch": 0,
+        "loss": 2.0,
+        "contrastive_loss": 2.0,
+        "diversity_loss": 0.1,
+        "feature_penalty": 0.0,
+        "code_perplexity": 50.0,
+        "prob_perplexity": 60.0,
+        "accuracy": 0.3,
+        "num_masked": 100,
+        "gumbel_temperature": 1.0,
+        "lr": 1e-4,
+        "grad_norm": 1.0,
+        "audio_seconds_per_second": 10.0,
+        "skipped_updates": 0,
+        "elapsed": float(update),
+    }
 
 
 def test_run_log_memory_does_not_grow_with_the_number_of_updates(tmp_path):

@@ -130,8 +130,15 @@ class TestBuildVocab:
 
 
 class TestSavedNormalization:
-    OPTIONS = TextNormalization(case="upper", unicode_form=None, strip_punctuation=True, keep_punctuation="'-",
-                                digits="drop", drop_chars="*", punctuation_as_space="/")
+    OPTIONS = TextNormalization(
+        case="upper",
+        unicode_form=None,
+        strip_punctuation=True,
+        keep_punctuation="'-",
+        digits="drop",
+        drop_chars="*",
+        punctuation_as_space="/",
+    )
 
     def test_round_trip(self, tmp_path):
         path = self.OPTIONS.save_pretrained(tmp_path / "model")
@@ -145,14 +152,17 @@ class TestSavedNormalization:
         assert TextNormalization.from_pretrained(tmp_path) is None
         assert TextNormalization.from_pretrained("facebook/wav2vec2-base-960h") is None  # never asks the Hub
 
-    @pytest.mark.parametrize(("content", "message"), [
-        ("{not json", "not valid JSON"),
-        ("[1, 2]", "expected a JSON object"),
-        ('{"case": "lower", "lowercase": true}', "unknown normalization option(s) lowercase"),
-        ('{"case": "title"}', "case must be one of"),
-        ('{"strip_punctuation": "yes"}', "strip_punctuation must be a bool"),
-        ('{"keep_punctuation": null}', "keep_punctuation must be a str"),
-    ])
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            ("{not json", "not valid JSON"),
+            ("[1, 2]", "expected a JSON object"),
+            ('{"case": "lower", "lowercase": true}', "unknown normalization option(s) lowercase"),
+            ('{"case": "title"}', "case must be one of"),
+            ('{"strip_punctuation": "yes"}', "strip_punctuation must be a bool"),
+            ('{"keep_punctuation": null}', "keep_punctuation must be a str"),
+        ],
+    )
     def test_damaged_file_is_a_one_line_error_naming_it(self, tmp_path, content, message):
         (tmp_path / "text_normalization.json").write_text(content, encoding="utf-8")
         with pytest.raises(ValueError) as error:

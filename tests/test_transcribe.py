@@ -102,8 +102,9 @@ def test_transcribe_files_with_chunks_timestamps_and_progress(tone_asr, tmp_path
     audio, _ = tone_track("THE CAT", seconds=3.0)
     sf.write(tmp_path / "tones.wav", audio, SR, subtype="FLOAT")
     paths = [str(tmp_path / "tones.wav")] * 2
-    results = transcribe_files(tone_asr, paths, batch_size=2, chunk_length_s=1.0, stride_length_s=0.2,
-                               return_timestamps="word", progress=True)
+    results = transcribe_files(
+        tone_asr, paths, batch_size=2, chunk_length_s=1.0, stride_length_s=0.2, return_timestamps="word", progress=True
+    )
     assert [r.text for r in results] == ["THE CAT"] * 2
     assert [c["text"] for c in results[0].chunks] == ["THE", "CAT"]
     err = capsys.readouterr().err
@@ -115,8 +116,12 @@ def test_transcribe_files_with_chunks_timestamps_and_progress(tone_asr, tmp_path
 
 def test_transcription_to_dict():
     result = Transcription("a.wav", "HI", [{"text": "HI", "timestamp": (0.123456, 0.5)}])
-    assert result.to_dict() == {"file": "a.wav", "text": "HI", "chunks": [{"text": "HI", "start": 0.123, "end": 0.5}],
-                                "error": None}
+    assert result.to_dict() == {
+        "file": "a.wav",
+        "text": "HI",
+        "chunks": [{"text": "HI", "start": 0.123, "end": 0.5}],
+        "error": None,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- loading errors
@@ -206,8 +211,7 @@ def test_evaluate_model_with_an_lm(model_dir, tmp_path, monkeypatch):
     sf.write(tmp_path / "a.wav", noise(0.3), SR)
     greedy = evaluate_model(model_dir, [tmp_path / "a.wav"], ["THE CAT"])
     assert greedy.hypotheses == ["the kat"] and greedy.wer == pytest.approx(0.5) and greedy.cer == pytest.approx(1 / 7)
-    with_lm = evaluate_model(model_dir, [tmp_path / "a.wav"], ["THE CAT"], lm=tmp_path / "lm.arpa", alpha=1.0,
-                             beta=0.0)
+    with_lm = evaluate_model(model_dir, [tmp_path / "a.wav"], ["THE CAT"], lm=tmp_path / "lm.arpa", alpha=1.0, beta=0.0)
     assert with_lm.hypotheses == ["the cat"] and with_lm.wer == 0.0
 
 
@@ -216,8 +220,14 @@ def test_evaluate_model_with_an_lm(model_dir, tmp_path, monkeypatch):
 
 WORDS = [
     {"text": w, "timestamp": (s, e)}
-    for w, s, e in [("ONE", 0.0, 0.3), ("TWO", 0.4, 0.7), ("THREE", 0.8, 1.2), ("FOUR", 3.0, 3.3), ("FIVE", 3.4, 3.46),
-                    ("SIX", 3.5, 9.0)]
+    for w, s, e in [
+        ("ONE", 0.0, 0.3),
+        ("TWO", 0.4, 0.7),
+        ("THREE", 0.8, 1.2),
+        ("FOUR", 3.0, 3.3),
+        ("FIVE", 3.4, 3.46),
+        ("SIX", 3.5, 9.0),
+    ]
 ]
 
 

@@ -69,8 +69,19 @@ from .common import CommandError
 
 PROG = common.PROG
 # The order of hf-wav2vec2 --help.
-COMMANDS: tuple[ModuleType, ...] = (transcribe, align, evaluate, classify, build_lm, convert, export_onnx, push,
-                                    finetune, finetune_classification, pretrain)
+COMMANDS: tuple[ModuleType, ...] = (
+    transcribe,
+    align,
+    evaluate,
+    classify,
+    build_lm,
+    convert,
+    export_onnx,
+    push,
+    finetune,
+    finetune_classification,
+    pretrain,
+)
 
 
 def _passes_through(module: ModuleType) -> bool:
@@ -78,8 +89,12 @@ def _passes_through(module: ModuleType) -> bool:
 
 
 def _add_command(subparsers: argparse._SubParsersAction, module: ModuleType) -> None:
-    parser = subparsers.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", None),
-                                   parents=getattr(module, "PARENTS", ()))
+    parser = subparsers.add_parser(
+        module.NAME,
+        help=module.HELP,
+        description=getattr(module, "DESCRIPTION", None),
+        parents=getattr(module, "PARENTS", ()),
+    )
     module.add_arguments(parser)
     parser.set_defaults(run=module.run)
 
@@ -87,8 +102,9 @@ def _add_command(subparsers: argparse._SubParsersAction, module: ModuleType) -> 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv``: only the subcommand ``argv`` selects gets its arguments (its ``add_arguments`` may
     import a part of the library); the others are listed by name and help. ``None``: all of them."""
-    parser = argparse.ArgumentParser(prog=PROG, description="wav2vec 2.0: transcribe, evaluate, build LMs, convert, "
-                                                            "publish, fine-tune, pre-train.")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="wav2vec 2.0: transcribe, evaluate, build LMs, convert, publish, fine-tune, pre-train."
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     # The top-level parser has no option but --help, so the subcommand, if any, is the first word.

@@ -26,21 +26,42 @@ PARENTS = (common.MODEL,)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("audio", metavar="AUDIO", type=common.existing_file, help="audio file (any format and rate)")
-    parser.add_argument("transcript", metavar="TRANSCRIPT", nargs="?", default=None,
-                        help="the words spoken (or use --text_file)")
-    parser.add_argument("--text_file", type=common.existing_file, default=None, metavar="FILE",
-                        help="read the transcript from this UTF-8 file instead")
-    parser.add_argument("--format", choices=FORMATS, default=None,
-                        help="output format (default: from the --output name, else json)")
+    parser.add_argument(
+        "transcript", metavar="TRANSCRIPT", nargs="?", default=None, help="the words spoken (or use --text_file)"
+    )
+    parser.add_argument(
+        "--text_file",
+        type=common.existing_file,
+        default=None,
+        metavar="FILE",
+        help="read the transcript from this UTF-8 file instead",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None, help="output format (default: from the --output name, else json)"
+    )
     parser.add_argument("--output", "-o", default=None, metavar="PATH", help="write here instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    parser.add_argument("--words_per_cue", type=common.positive_int, default=1, metavar="N",
-                        help="srt/vtt: words per subtitle (default 1)")
-    parser.add_argument("--unknown", choices=("star", "unk", "drop", "error"), default="star",
-                        help="characters the vocabulary lacks: a <star> wildcard each (default), the unknown "
-                             "token, left out, or an error")
-    parser.add_argument("--window", type=common.positive_float, default=30.0, metavar="S",
-                        help="long audio is aligned in windows of S seconds (default 30)")
+    parser.add_argument(
+        "--words_per_cue",
+        type=common.positive_int,
+        default=1,
+        metavar="N",
+        help="srt/vtt: words per subtitle (default 1)",
+    )
+    parser.add_argument(
+        "--unknown",
+        choices=("star", "unk", "drop", "error"),
+        default="star",
+        help="characters the vocabulary lacks: a <star> wildcard each (default), the unknown "
+        "token, left out, or an error",
+    )
+    parser.add_argument(
+        "--window",
+        type=common.positive_float,
+        default=30.0,
+        metavar="S",
+        help="long audio is aligned in windows of S seconds (default 30)",
+    )
 
 
 def _transcript(args: argparse.Namespace) -> str:
@@ -71,8 +92,9 @@ def _check_output(args: argparse.Namespace) -> str:
     try:
         return format_for(args.output)
     except ValueError:
-        raise CommandError(f"{args.output}: cannot tell the format from the name; pass --format "
-                           f"({', '.join(FORMATS)})", 2) from None
+        raise CommandError(
+            f"{args.output}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})", 2
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
         common.refuse_mismatched_weights(args.model, AutoModelForCTC)
         raise
     window = args.window
-    result = align(pipe, args.audio, transcript, unknown=args.unknown, window_s=window,
-                   margin_s=min(5.0, window / 4))
+    result = align(pipe, args.audio, transcript, unknown=args.unknown, window_s=window, margin_s=min(5.0, window / 4))
     writer = WRITERS[fmt]
     text = writer(result, args.words_per_cue) if fmt in ("srt", "vtt") else writer(result)
     common.emit(text, args.output)

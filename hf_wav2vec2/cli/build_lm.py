@@ -19,8 +19,12 @@ NEEDS_MODELS = False  # no model is loaded: the command runs without importing t
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", metavar="TEXT", type=common.existing_file, help="training text, one sentence per line")
     parser.add_argument("out", metavar="OUT.arpa", help="ARPA file to write")
-    parser.add_argument("--order", type=common.int_at_least(2, "KenLM loads nothing smaller"), default=3,
-                        help="n-gram order (default 3)")
+    parser.add_argument(
+        "--order",
+        type=common.int_at_least(2, "KenLM loads nothing smaller"),
+        default=3,
+        help="n-gram order (default 3)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,8 +15,10 @@ from . import common
 
 NAME = "classify"
 HELP = "label audio files with a classification model"
-DESCRIPTION = ("Label audio files (keyword spotting, emotion, language or speaker identification, ...) with an "
-               "audio-classification model: this package's, or transformers' Wav2Vec2ForSequenceClassification.")
+DESCRIPTION = (
+    "Label audio files (keyword spotting, emotion, language or speaker identification, ...) with an "
+    "audio-classification model: this package's, or transformers' Wav2Vec2ForSequenceClassification."
+)
 PARENTS = (
     common.output_options(
         ("text", "json"),
@@ -30,8 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--model", "-m", required=True, help="model directory or Hub id of a classification model")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cpu)")
-    parser.add_argument("--top_k", type=common.non_negative_int, default=5, metavar="K",
-                        help="labels per file, best first (default 5; 0 = every label)")
+    parser.add_argument(
+        "--top_k",
+        type=common.non_negative_int,
+        default=5,
+        metavar="K",
+        help="labels per file, best first (default 5; 0 = every label)",
+    )
 
 
 def _format_text(results: list[dict]) -> str:

@@ -97,8 +97,9 @@ def existing_file(text: str) -> str:
 
 def existing_directory(text: str) -> str:
     if not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"not a directory: {text}" if os.path.exists(text)
-                                         else f"no such directory: {text}")
+        raise argparse.ArgumentTypeError(
+            f"not a directory: {text}" if os.path.exists(text) else f"no such directory: {text}"
+        )
     return text
 
 
@@ -122,19 +123,35 @@ MODEL.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (d
 
 LM = _parent()
 _lm = LM.add_argument_group("language model (CTC beam search; needs flashlight-text)")
-_lm.add_argument("--lm", type=existing_file, default=None, metavar="LM",
-                 help="KenLM model: ARPA file (e.g. from build-lm) or binary")
+_lm.add_argument(
+    "--lm", type=existing_file, default=None, metavar="LM", help="KenLM model: ARPA file (e.g. from build-lm) or binary"
+)
 _lm.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5)")
 _lm.add_argument("--beta", type=float, default=None, help="word insertion bonus (default 1.0)")
 _lm.add_argument("--beam_size", type=positive_int, default=None, help="beam size (default 50)")
 
 CHUNKING = _parent()
-CHUNKING.add_argument("--chunk_length", type=non_negative_float, default=20.0, metavar="S",
-                      help="transcribe in chunks of S seconds (default 20; 0 = whole files at once)")
-CHUNKING.add_argument("--stride_length", type=non_negative_float, default=None, metavar="S",
-                      help="context on each side of a chunk, in seconds (default: chunk length / 6)")
-CHUNKING.add_argument("--batch_size", type=positive_int, default=1, metavar="N",
-                      help="files or chunks per model call (files are grouped by length to pad less)")
+CHUNKING.add_argument(
+    "--chunk_length",
+    type=non_negative_float,
+    default=20.0,
+    metavar="S",
+    help="transcribe in chunks of S seconds (default 20; 0 = whole files at once)",
+)
+CHUNKING.add_argument(
+    "--stride_length",
+    type=non_negative_float,
+    default=None,
+    metavar="S",
+    help="context on each side of a chunk, in seconds (default: chunk length / 6)",
+)
+CHUNKING.add_argument(
+    "--batch_size",
+    type=positive_int,
+    default=1,
+    metavar="N",
+    help="files or chunks per model call (files are grouped by length to pad less)",
+)
 
 PROGRESS = _parent()
 PROGRESS.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -265,8 +282,10 @@ def weight_mismatch(directory: Any, model_class: Any = None) -> str | None:
     mismatched = sorted(info.get("mismatched_keys") or [])
     if not mismatched:
         return None
-    lines = [f"{directory}: config.json does not match the weights: {len(mismatched)} tensors have other shapes "
-             f"(name: shape in the weights, shape config.json asks for)"]
+    lines = [
+        f"{directory}: config.json does not match the weights: {len(mismatched)} tensors have other shapes "
+        f"(name: shape in the weights, shape config.json asks for)"
+    ]
     shown = mismatched[:MISMATCH_LIST_LIMIT]
     lines += [f"  {name}: {tuple(stored)}, {tuple(wanted)}" for name, stored, wanted in shown]
     if len(mismatched) > MISMATCH_LIST_LIMIT:
@@ -289,8 +308,11 @@ def unpickling_error(error: BaseException) -> str:
     from ..convert import is_weights_only_refusal, unreadable_pickle_message, unsafe_pickle_message
 
     if is_weights_only_refusal(error):
-        return unsafe_pickle_message(error, "if you trust its source, convert it once to safetensors with "
-                                            f"{PROG} convert --unsafe_load {{folder}} NEW_FOLDER")
+        return unsafe_pickle_message(
+            error,
+            "if you trust its source, convert it once to safetensors with "
+            f"{PROG} convert --unsafe_load {{folder}} NEW_FOLDER",
+        )
     return unreadable_pickle_message(error)
 
 

@@ -16,18 +16,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # light: the converters themselves are imported by run
     from ..convert import SOURCES, TARGETS
 
-    parser.add_argument("src", metavar="SRC", type=common.existing_path,
-                        help="fairseq .pt file, or a transformers / hf_wav2vec2 directory")
+    parser.add_argument(
+        "src",
+        metavar="SRC",
+        type=common.existing_path,
+        help="fairseq .pt file, or a transformers / hf_wav2vec2 directory",
+    )
     parser.add_argument("out", metavar="OUT", help="new output directory")
-    parser.add_argument("--from", dest="source", choices=SOURCES, default=None,
-                        help="format of SRC (default: detected)")
-    parser.add_argument("--to", dest="target", choices=TARGETS, default="hf_wav2vec2",
-                        help="format to write (default: hf_wav2vec2)")
-    parser.add_argument("--dict", dest="dict_path", type=common.existing_file, default=None, metavar="DICT",
-                        help="fairseq letter dictionary (dict.ltr.txt) of a fine-tuned checkpoint")
-    parser.add_argument("--unsafe_load", dest="unsafe_load", action="store_true",
-                        help="unpickle arbitrary objects from a fairseq checkpoint or a folder's pytorch_model.bin "
-                             "(runs code from the file: trusted files only); OUT then holds safetensors")
+    parser.add_argument(
+        "--from", dest="source", choices=SOURCES, default=None, help="format of SRC (default: detected)"
+    )
+    parser.add_argument(
+        "--to", dest="target", choices=TARGETS, default="hf_wav2vec2", help="format to write (default: hf_wav2vec2)"
+    )
+    parser.add_argument(
+        "--dict",
+        dest="dict_path",
+        type=common.existing_file,
+        default=None,
+        metavar="DICT",
+        help="fairseq letter dictionary (dict.ltr.txt) of a fine-tuned checkpoint",
+    )
+    parser.add_argument(
+        "--unsafe_load",
+        dest="unsafe_load",
+        action="store_true",
+        help="unpickle arbitrary objects from a fairseq checkpoint or a folder's pytorch_model.bin "
+        "(runs code from the file: trusted files only); OUT then holds safetensors",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +53,14 @@ def run(args: argparse.Namespace) -> int:
         raise unavailable(NAME, error) from None
     common.quiet_transformers()
     try:
-        out = convert(args.src, args.out, source=args.source, target=args.target, dict_path=args.dict_path,
-                      allow_unsafe_pickle=args.unsafe_load)
+        out = convert(
+            args.src,
+            args.out,
+            source=args.source,
+            target=args.target,
+            dict_path=args.dict_path,
+            allow_unsafe_pickle=args.unsafe_load,
+        )
     except ConversionError as error:
         raise CommandError(str(error)) from None
     except RuntimeError:  # from_pretrained's "ignore_mismatched_sizes" error hides which tensors differ

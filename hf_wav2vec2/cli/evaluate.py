@@ -44,16 +44,28 @@ PARENTS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", metavar="DATA", type=common.existing_path,
-                        help="labeled folder, metadata file, or path<TAB>transcript list")
-    parser.add_argument("--max_examples", type=common.positive_int, default=None, metavar="N",
-                        help="only the first N rows")
-    parser.add_argument("--lang", default=None, metavar="LANG",
-                        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and "
-                             "vocabulary (e.g. spa)")
-    parser.add_argument("--show", type=common.non_negative_int, default=5, metavar="N",
-                        help="text format: print the first N utterances with errors, reference and hypothesis "
-                             "(default 5; 0 = none)")
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        type=common.existing_path,
+        help="labeled folder, metadata file, or path<TAB>transcript list",
+    )
+    parser.add_argument(
+        "--max_examples", type=common.positive_int, default=None, metavar="N", help="only the first N rows"
+    )
+    parser.add_argument(
+        "--lang",
+        default=None,
+        metavar="LANG",
+        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and vocabulary (e.g. spa)",
+    )
+    parser.add_argument(
+        "--show",
+        type=common.non_negative_int,
+        default=5,
+        metavar="N",
+        help="text format: print the first N utterances with errors, reference and hypothesis (default 5; 0 = none)",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- labeled data
@@ -172,8 +184,10 @@ def _check_evaluate_arguments(args: argparse.Namespace) -> None:
 
 
 def _evaluation_text(result: Any, files: list[str], decoder: str, show: int) -> str:
-    summary = (f"WER {100 * result.wer:.2f}%  CER {100 * result.cer:.2f}%  "
-               f"({result.num_utterances} utterances, decoder: {decoder})")
+    summary = (
+        f"WER {100 * result.wer:.2f}%  CER {100 * result.cer:.2f}%  "
+        f"({result.num_utterances} utterances, decoder: {decoder})"
+    )
     lines = [summary]
     wrong = [i for i, (ref, hyp) in enumerate(zip(result.references, result.hypotheses, strict=True)) if ref != hyp]
     for i in wrong[:show]:
@@ -208,8 +222,11 @@ def _refuse_overwriting_the_data(output: str | None, data: str, listing: Path, r
     ``metadata.*`` there, which would change what the folder lists."""
     if output is None:
         return
-    common.refuse_to_overwrite(output, common.InputFiles([listing, *(file for file, _ in rows)]),
-                               f"the evaluated data ({listing} or a file it lists)")
+    common.refuse_to_overwrite(
+        output,
+        common.InputFiles([listing, *(file for file, _ in rows)]),
+        f"the evaluated data ({listing} or a file it lists)",
+    )
     if not os.path.isdir(data):
         return
     folder, target = os.path.realpath(data), os.path.realpath(output)
@@ -218,8 +235,9 @@ def _refuse_overwriting_the_data(output: str | None, data: str, listing: Path, r
     except ValueError:  # another drive
         inside = False
     if inside and (os.path.exists(target) or Path(target).name.lower().startswith("metadata.")):
-        raise CommandError(f"{output}: the output would overwrite a file of the evaluated folder {data}; "
-                           "choose another --output", 2)
+        raise CommandError(
+            f"{output}: the output would overwrite a file of the evaluated folder {data}; choose another --output", 2
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,8 +248,10 @@ def run(args: argparse.Namespace) -> int:
         rows = rows[: args.max_examples]
     empty = [number for number, (_, text) in enumerate(rows, start=1) if not (text or "").strip()]
     if empty:
-        raise CommandError(f"{listing}: {len(empty)} of {len(rows)} transcripts are empty (e.g. row {empty[0]}, "
-                           f"{rows[empty[0] - 1][0]}); WER needs a reference for every file")
+        raise CommandError(
+            f"{listing}: {len(empty)} of {len(rows)} transcripts are empty (e.g. row {empty[0]}, "
+            f"{rows[empty[0] - 1][0]}); WER needs a reference for every file"
+        )
     files = [file for file, _ in rows]
     if not any(os.path.isfile(file) for file in files):
         raise CommandError(f"{listing}: none of the {len(files)} listed audio files exists (e.g. {files[0]})")
@@ -242,10 +262,19 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = evaluate_model(
-            args.model, files, [text for _, text in rows], lm=args.lm, alpha=args.alpha, beta=args.beta,
-            beam_size=args.beam_size, batch_size=args.batch_size, chunk_length_s=args.chunk_length or None,
-            stride_length_s=args.stride_length if args.chunk_length else None, device=args.device,
-            progress=common.progress_wanted(args), target_lang=args.lang,
+            args.model,
+            files,
+            [text for _, text in rows],
+            lm=args.lm,
+            alpha=args.alpha,
+            beta=args.beta,
+            beam_size=args.beam_size,
+            batch_size=args.batch_size,
+            chunk_length_s=args.chunk_length or None,
+            stride_length_s=args.stride_length if args.chunk_length else None,
+            device=args.device,
+            progress=common.progress_wanted(args),
+            target_lang=args.lang,
         )
     except ModelLoadError:
         common.refuse_mismatched_weights(args.model, AutoModelForCTC)

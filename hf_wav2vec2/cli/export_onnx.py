@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise common.unavailable(NAME, error) from None
     try:
-        out = export_onnx(args.model, args.out, quantize="int8" if args.int8 else None, opset=args.opset,
-                          overwrite=args.overwrite)
+        out = export_onnx(
+            args.model, args.out, quantize="int8" if args.int8 else None, opset=args.opset, overwrite=args.overwrite
+        )
     except OnnxExportError as error:
         raise CommandError(one_line(error)) from None
     except ImportError as error:  # onnx / onnxscript / onnxruntime missing: the extra says what to install

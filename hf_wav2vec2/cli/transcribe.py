@@ -33,7 +33,7 @@ PARENTS = (
     common.output_options(
         FORMATS,
         format_help="text: the transcript (with several files, FILE<TAB>text lines); json: a list of objects; "
-                    "srt/vtt: subtitles from word timestamps",
+        "srt/vtt: subtitles from word timestamps",
         output_help="write here instead of stdout; for srt/vtt with several files, a directory with one file each",
     ),
     common.PROGRESS,
@@ -43,26 +43,45 @@ PARENTS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--timestamps", choices=("word", "char"), default=None, help="also return word or char times")
-    parser.add_argument("--lang", default=None, metavar="LANG",
-                        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and "
-                             "vocabulary (e.g. spa)")
-    parser.add_argument("--max_words_per_cue", type=common.positive_int, default=7, metavar="N",
-                        help="srt/vtt (default 7)")
-    parser.add_argument("--max_cue_duration", type=common.positive_float, default=5.0, metavar="S",
-                        help="srt/vtt (default 5)")
+    parser.add_argument(
+        "--lang",
+        default=None,
+        metavar="LANG",
+        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and vocabulary (e.g. spa)",
+    )
+    parser.add_argument(
+        "--max_words_per_cue", type=common.positive_int, default=7, metavar="N", help="srt/vtt (default 7)"
+    )
+    parser.add_argument(
+        "--max_cue_duration", type=common.positive_float, default=5.0, metavar="S", help="srt/vtt (default 5)"
+    )
     runtime = parser.add_mutually_exclusive_group()
-    runtime.add_argument("--onnx", action="store_true",
-                         help="run the model with ONNX Runtime (the onnx extra; uses MODEL/model.onnx from "
-                              "export-onnx, else exports first)")
-    runtime.add_argument("--int8", action="store_true",
-                         help="ONNX Runtime with int8 weights (MODEL/model_int8.onnx from export-onnx --int8, else "
-                              "exported and quantized first)")
+    runtime.add_argument(
+        "--onnx",
+        action="store_true",
+        help="run the model with ONNX Runtime (the onnx extra; uses MODEL/model.onnx from "
+        "export-onnx, else exports first)",
+    )
+    runtime.add_argument(
+        "--int8",
+        action="store_true",
+        help="ONNX Runtime with int8 weights (MODEL/model_int8.onnx from export-onnx --int8, else "
+        "exported and quantized first)",
+    )
     live = parser.add_argument_group("live transcription (hf_wav2vec2.streaming)")
-    live.add_argument("--stream", action="store_true",
-                      help="FILE is '-' (stdin) or one file of raw PCM or WAV: print the transcript as it is heard, "
-                           "the same as without --stream; --chunk_length 4 gives final lines every few seconds")
-    live.add_argument("--rate", type=common.positive_int, default=16000, metavar="HZ",
-                      help="--stream: sampling rate of raw 16-bit PCM (default 16000; a WAV stream has its own)")
+    live.add_argument(
+        "--stream",
+        action="store_true",
+        help="FILE is '-' (stdin) or one file of raw PCM or WAV: print the transcript as it is heard, "
+        "the same as without --stream; --chunk_length 4 gives final lines every few seconds",
+    )
+    live.add_argument(
+        "--rate",
+        type=common.positive_int,
+        default=16000,
+        metavar="HZ",
+        help="--stream: sampling rate of raw 16-bit PCM (default 16000; a WAV stream has its own)",
+    )
 
 
 def _writes_a_directory(args: argparse.Namespace) -> bool:
@@ -154,9 +173,19 @@ def _run_stream(args: argparse.Namespace) -> int:
     """--stream: one stream of raw PCM or WAV (stdin or a file), transcribed and printed as it arrives."""
     if len(args.files) != 1:
         raise CommandError("--stream reads one stream: '-' for stdin, or one file", 2)
-    refused = [flag for flag, given in (("--lm", args.lm), ("--timestamps", args.timestamps), ("--lang", args.lang),
-                                        ("--onnx", args.onnx), ("--int8", args.int8),
-                                        ("--output", args.output), ("--format", args.format != "text")) if given]
+    refused = [
+        flag
+        for flag, given in (
+            ("--lm", args.lm),
+            ("--timestamps", args.timestamps),
+            ("--lang", args.lang),
+            ("--onnx", args.onnx),
+            ("--int8", args.int8),
+            ("--output", args.output),
+            ("--format", args.format != "text"),
+        )
+        if given
+    ]
     if refused:
         raise CommandError(f"--stream prints plain text as it is heard; it does not take {', '.join(refused)}", 2)
     if not args.chunk_length:
@@ -165,10 +194,11 @@ def _run_stream(args: argparse.Namespace) -> int:
     from ..streaming import StreamingTranscriber, print_stream, read_pcm_stream
 
     name = args.files[0]
-    with (sys.stdin.buffer if name == "-" else open(name, "rb")) as source:
+    with sys.stdin.buffer if name == "-" else open(name, "rb") as source:
         rate, blocks = read_pcm_stream(source, args.rate, name="<stdin>" if name == "-" else name)
-        transcriber = StreamingTranscriber(args.model, chunk_s=args.chunk_length, context_s=args.stride_length,
-                                           sampling_rate=rate, device=args.device)
+        transcriber = StreamingTranscriber(
+            args.model, chunk_s=args.chunk_length, context_s=args.stride_length, sampling_rate=rate, device=args.device
+        )
         print_stream(transcriber, blocks)
     return 0
 
@@ -190,8 +220,16 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--lang is not available with --onnx/--int8: load the language, then export-onnx it", 2)
     extra = {"runtime": runtime} if runtime else {}
     try:
-        pipe = asr_pipeline(args.model, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
-                            device=args.device, target_lang=args.lang, **extra)
+        pipe = asr_pipeline(
+            args.model,
+            lm=args.lm,
+            alpha=args.alpha,
+            beta=args.beta,
+            beam_size=args.beam_size,
+            device=args.device,
+            target_lang=args.lang,
+            **extra,
+        )
     except ModelLoadError:
         common.refuse_mismatched_weights(args.model, AutoModelForCTC)
         raise
@@ -202,8 +240,13 @@ def run(args: argparse.Namespace) -> int:
 
     stride = args.stride_length if args.chunk_length else None
     results = transcribe_files(
-        pipe, args.files, batch_size=args.batch_size, chunk_length_s=args.chunk_length or None,
-        stride_length_s=stride, return_timestamps=timestamps, progress=common.progress_wanted(args),
+        pipe,
+        args.files,
+        batch_size=args.batch_size,
+        chunk_length_s=args.chunk_length or None,
+        stride_length_s=stride,
+        return_timestamps=timestamps,
+        progress=common.progress_wanted(args),
         on_result=report,
     )
     _write_outputs(results, args, targets)

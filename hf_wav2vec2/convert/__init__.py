@@ -54,8 +54,11 @@ def is_weights_only_refusal(error: BaseException) -> bool:
     """Whether ``error`` is torch's ``weights_only=True`` loader refusing a pickled object, not a corrupt file
     (which fails the same loader with "Unsupported operand ...")."""
     text = str(error)
-    return (isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text
-            and any(word in text for word in _REFUSALS))
+    return (
+        isinstance(error, pickle.UnpicklingError)
+        and "Weights only load failed" in text
+        and any(word in text for word in _REFUSALS)
+    )
 
 
 def unpickler_detail(error: BaseException) -> str:
@@ -90,21 +93,27 @@ def unsafe_pickle_message(error: BaseException, remedy: str) -> str:
     names = _pickled_globals(path) if path else []
     listed = f" (it pickles {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
     folder = os.path.dirname(path) if path else "MODEL_FOLDER"
-    return (f"{path or 'a checkpoint file'}: loading it needs arbitrary-code unpickling{listed}, which could run any "
-            f"code and is never done on load; {remedy.format(folder=folder or '.')}")
+    return (
+        f"{path or 'a checkpoint file'}: loading it needs arbitrary-code unpickling{listed}, which could run any "
+        f"code and is never done on load; {remedy.format(folder=folder or '.')}"
+    )
 
 
 def _refused_pickle(error: BaseException) -> ConversionError:
-    return ConversionError(unsafe_pickle_message(
-        error, "if you trust its source, convert it once to safetensors with convert(..., allow_unsafe_pickle=True), "
-               "on the command line hf-wav2vec2 convert --unsafe_load {folder} NEW_FOLDER"))
+    return ConversionError(
+        unsafe_pickle_message(
+            error,
+            "if you trust its source, convert it once to safetensors with convert(..., allow_unsafe_pickle=True), "
+            "on the command line hf-wav2vec2 convert --unsafe_load {folder} NEW_FOLDER",
+        )
+    )
 
 
 # ----------------------------------------------------------------------------------------------- formats
 
 
 def detect_format(src) -> str:
-    """"fairseq" for a file, else the format named by the directory's config.json ``model_type``."""
+    """ "fairseq" for a file, else the format named by the directory's config.json ``model_type``."""
     src = Path(src)
     if src.is_file():
         return "fairseq"
@@ -161,8 +170,13 @@ def model_class_for_directory(src):
     except UnknownArchitectureError:
         named = None  # model_class_for reports it below, unless the weights tell the class
     if owner is not None and owner != named:
-        logger.info("%s: config says %s but the weights hold the heads of %s; loading %s", src, architectures,
-                    owner.name, owner.name)
+        logger.info(
+            "%s: config says %s but the weights hold the heads of %s; loading %s",
+            src,
+            architectures,
+            owner.name,
+            owner.name,
+        )
         return owner.load()
     return model_class_for(architectures)
 
@@ -181,8 +195,9 @@ def load_model_directory(src, allow_unsafe_pickle: bool = False):
         if allow_unsafe_pickle and _pickled_weight_files(src):
             # from_pretrained's own weights_only=False does not reach its .bin loader (transformers 5.24)
             config = cls.config_class.from_pretrained(src)
-            model, info = cls.from_pretrained(None, config=config, state_dict=_unpickled_weights(src),
-                                              output_loading_info=True)
+            model, info = cls.from_pretrained(
+                None, config=config, state_dict=_unpickled_weights(src), output_loading_info=True
+            )
         else:
             model, info = cls.from_pretrained(src, output_loading_info=True)
     except pickle.UnpicklingError as error:

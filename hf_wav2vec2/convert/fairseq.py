@@ -67,8 +67,9 @@ def is_fine_tuned(fairseq_state: dict) -> bool:
     return any(key.startswith("w2v_encoder.") for key in fairseq_state)
 
 
-def load_fairseq_model(checkpoint_path, dict_path=None, *, allow_unsafe_pickle: bool = False,
-                       target_lang: str | None = None) -> ConvertedCheckpoint:
+def load_fairseq_model(
+    checkpoint_path, dict_path=None, *, allow_unsafe_pickle: bool = False, target_lang: str | None = None
+) -> ConvertedCheckpoint:
     """Read a fairseq wav2vec 2.0 checkpoint into this package's classes (nothing is written).
 
     Args:

@@ -26,8 +26,14 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_FIELDS = ("layer_type", "adp_num", "adp_dim", "adp_act_fn", "adp_trf_idx")
 # fairseq AdapterFast parameter -> transformers' Wav2Vec2AttnAdapterLayer parameter
-PARAMETERS = {"W_a": "linear_1.weight", "b_a": "linear_1.bias", "W_b": "linear_2.weight", "b_b": "linear_2.bias",
-              "ln_W": "norm.weight", "ln_b": "norm.bias"}
+PARAMETERS = {
+    "W_a": "linear_1.weight",
+    "b_a": "linear_1.bias",
+    "W_b": "linear_2.weight",
+    "b_b": "linear_2.bias",
+    "ln_W": "norm.weight",
+    "ln_b": "norm.bias",
+}
 _STACKED = re.compile(r"(?P<prefix>.*encoder\.layers\.\d+\.adapter_layer)\.(?P<name>W_a|b_a|W_b|b_b|ln_W|ln_b)")
 
 
@@ -46,15 +52,19 @@ def check_adapter_options(model: dict) -> int:
     """The adapter width (``adp_dim``), after refusing what transformers' layout cannot express."""
     where, act = model.get("adp_trf_idx", "all"), model.get("adp_act_fn", "relu")
     if str(where) != "all":
-        raise ConversionError(f"adapters in only some layers (adp_trf_idx={where!r}) have no transformers "
-                              "counterpart, which puts one in every layer")
+        raise ConversionError(
+            f"adapters in only some layers (adp_trf_idx={where!r}) have no transformers "
+            "counterpart, which puts one in every layer"
+        )
     if act != "relu":
         raise ConversionError(f"adp_act_fn={act!r} is not supported: transformers' MMS adapters use ReLU")
     if int(model.get("adp_num", -1)) < 1:
         raise ConversionError(f"layer_type='trf_adp' with adp_num={model.get('adp_num')} holds no adapter")
     if not model.get("layer_norm_first"):
-        raise ConversionError("adapters in post-LN layers (layer_norm_first=False) are not supported: transformers "
-                              "puts MMS adapters in pre-LN layers only")
+        raise ConversionError(
+            "adapters in post-LN layers (layer_norm_first=False) are not supported: transformers "
+            "puts MMS adapters in pre-LN layers only"
+        )
     return int(model.get("adp_dim", 64))
 
 
@@ -64,8 +74,11 @@ def corpus_keys(cfg_task: dict, count: int) -> list[str]:
     names = [k.strip() for k in keys.split(",")] if isinstance(keys, str) and keys.strip() else []
     if len(names) != count:
         if names:
-            logger.warning("multi_corpus_keys names %d corpora but the checkpoint has %d adapters: adapters are "
-                           "named by index", len(names), count)
+            logger.warning(
+                "multi_corpus_keys names %d corpora but the checkpoint has %d adapters: adapters are named by index",
+                len(names),
+                count,
+            )
         names = [str(index) for index in range(count)]
     if len(set(names)) != count or any("/" in n or "\\" in n or n.startswith(".") for n in names):
         raise ConversionError(f"multi_corpus_keys {keys!r} do not name the {count} adapters as distinct file names")

@@ -129,4 +129,3 @@ def _check_model_name(name, expected):
             f"fairseq model {name!r} is not supported here; expected {expected!r} "
             "(wav2vec 2.0 pre-training: 'wav2vec2'; CTC fine-tuning: 'wav2vec_ctc')"
         )
-

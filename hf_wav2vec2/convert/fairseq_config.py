@@ -52,8 +52,13 @@ FAIRSEQ_MODEL_DEFAULTS = {
 # Fields that fix the computation. Every released checkpoint stores them (fairseq's base_architecture fills the
 # argparse ones before saving, the dataclass serializes all of its fields), so a default is never trusted here.
 REQUIRED_MODEL_FIELDS = (
-    "extractor_mode", "conv_feature_layers", "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim",
-    "encoder_attention_heads", "layer_norm_first",
+    "extractor_mode",
+    "conv_feature_layers",
+    "encoder_layers",
+    "encoder_embed_dim",
+    "encoder_ffn_embed_dim",
+    "encoder_attention_heads",
+    "layer_norm_first",
 )
 
 # fairseq activation_fn -> transformers ACT2FN name. fairseq's "gelu" is the exact (erf) GELU, "gelu_accurate"
@@ -68,7 +73,6 @@ def model_field(cfg: dict, name: str):
     if name in REQUIRED_MODEL_FIELDS:
         raise ConversionError(f"the checkpoint's model hyper-parameters lack {name!r}")
     return FAIRSEQ_MODEL_DEFAULTS[name]
-
 
 
 def parse_conv_layers(spec) -> list[tuple[int, int, int]]:
@@ -144,14 +148,18 @@ def _check_supported(model: dict, fine_tuned: bool):
     if fine_tuned:
         return
     training_only = {
-        "mask_selection": "static", "cross_sample_negatives": 0, "codebook_negatives": 0,
+        "mask_selection": "static",
+        "cross_sample_negatives": 0,
+        "codebook_negatives": 0,
         "negatives_from_everywhere": False,
     }
     for name, supported in training_only.items():
         if model_field(model, name) != supported:
             logger.warning(
                 "fairseq option %s=%r only affects pre-training and is not reproduced by this package's training "
-                "(weights and inference are unaffected)", name, model_field(model, name),
+                "(weights and inference are unaffected)",
+                name,
+                model_field(model, name),
             )
 
 
@@ -174,7 +182,9 @@ def config_from_fairseq(hp: FairseqHyperParameters, vocab_size: int | None = Non
     final_dim = int(model_field(model, "final_dim")) or hidden
     max_temp, min_temp, decay = _parse_numbers(model_field(model, "latent_temp"), 3, "latent_temp")
     values = dict(
-        conv_dim=[c[0] for c in conv], conv_kernel=[c[1] for c in conv], conv_stride=[c[2] for c in conv],
+        conv_dim=[c[0] for c in conv],
+        conv_kernel=[c[1] for c in conv],
+        conv_stride=[c[2] for c in conv],
         conv_bias=bool(model_field(model, "conv_bias")),
         feat_extract_norm="group" if model_field(model, "extractor_mode") == "default" else "layer",
         # fairseq's conv blocks and positional conv use nn.GELU() whatever activation_fn
@@ -204,7 +214,9 @@ def config_from_fairseq(hp: FairseqHyperParameters, vocab_size: int | None = Non
         proj_codevector_dim=final_dim,
         contrastive_logits_temperature=float(model_field(model, "logit_temp")),
         num_negatives=int(model_field(model, "num_negatives")),
-        max_gumbel_temperature=max_temp, min_gumbel_temperature=min_temp, gumbel_temperature_decay=decay,
+        max_gumbel_temperature=max_temp,
+        min_gumbel_temperature=min_temp,
+        gumbel_temperature_decay=decay,
         quantize_targets=bool(model_field(model, "quantize_targets")),
     )
     if uses_adapters(model):
@@ -226,14 +238,19 @@ def config_from_fairseq(hp: FairseqHyperParameters, vocab_size: int | None = Non
 def _finetuning_values(ft: dict) -> dict:
     """Wav2VecCtc overrides of the pre-training fields (fairseq's Wav2VecEncoder arg_overrides)."""
     renames = {
-        "dropout": "hidden_dropout", "attention_dropout": "attention_dropout",
-        "activation_dropout": "activation_dropout", "dropout_input": "feat_proj_dropout",
-        "layerdrop": "layerdrop", "mask_prob": "mask_time_prob", "mask_length": "mask_time_length",
-        "mask_channel_prob": "mask_feature_prob", "mask_channel_length": "mask_feature_length",
-        "feature_grad_mult": "feature_grad_mult", "final_dropout": "final_dropout",
+        "dropout": "hidden_dropout",
+        "attention_dropout": "attention_dropout",
+        "activation_dropout": "activation_dropout",
+        "dropout_input": "feat_proj_dropout",
+        "layerdrop": "layerdrop",
+        "mask_prob": "mask_time_prob",
+        "mask_length": "mask_time_length",
+        "mask_channel_prob": "mask_feature_prob",
+        "mask_channel_length": "mask_feature_length",
+        "feature_grad_mult": "feature_grad_mult",
+        "final_dropout": "final_dropout",
     }
     values = {ours: ft[theirs] for theirs, ours in renames.items() if ft.get(theirs) is not None}
     if "apply_mask" in ft:
         values["apply_spec_augment"] = bool(ft["apply_mask"])
     return values
-

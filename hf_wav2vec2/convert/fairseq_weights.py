@@ -18,8 +18,10 @@ _RULES = [
     # Sequential(TransposeLast, Fp32LayerNorm, TransposeLast), so its parameters sit at index 2.1.
     (r"feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)", r"B.feature_extractor.conv_layers.\1.conv.\2"),
     (r"feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)", r"B.feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)",
-     r"B.feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (
+        r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)",
+        r"B.feature_extractor.conv_layers.\1.layer_norm.\2",
+    ),
     (r"layer_norm\.(weight|bias)", r"B.feature_projection.layer_norm.\1"),
     (r"post_extract_proj\.(weight|bias)", r"B.feature_projection.projection.\1"),
     (r"mask_emb", r"B.masked_spec_embed"),
@@ -27,20 +29,26 @@ _RULES = [
     # parametrization names of torch >= 2.1 (which this package uses too).
     (r"encoder\.pos_conv\.0\.weight_g", r"B.encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
     (r"encoder\.pos_conv\.0\.weight_v", r"B.encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
-    (r"encoder\.pos_conv\.0\.parametrizations\.weight\.original([01])",
-     r"B.encoder.pos_conv_embed.conv.parametrizations.weight.original\1"),
+    (
+        r"encoder\.pos_conv\.0\.parametrizations\.weight\.original([01])",
+        r"B.encoder.pos_conv_embed.conv.parametrizations.weight.original\1",
+    ),
     (r"encoder\.pos_conv\.0\.bias", r"B.encoder.pos_conv_embed.conv.bias"),
     (r"encoder\.layer_norm\.(weight|bias)", r"B.encoder.layer_norm.\1"),
     # TransformerSentenceEncoderLayer
-    (r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.(weight|bias)",
-     r"B.encoder.layers.\1.attention.\2_proj.\3"),
+    (
+        r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.(weight|bias)",
+        r"B.encoder.layers.\1.attention.\2_proj.\3",
+    ),
     (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", r"B.encoder.layers.\1.layer_norm.\2"),
     (r"encoder\.layers\.(\d+)\.fc1\.(weight|bias)", r"B.encoder.layers.\1.feed_forward.intermediate_dense.\2"),
     (r"encoder\.layers\.(\d+)\.fc2\.(weight|bias)", r"B.encoder.layers.\1.feed_forward.output_dense.\2"),
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"B.encoder.layers.\1.final_layer_norm.\2"),
     # MMS adapters, once fairseq_adapters.split_adapters has taken one language out of the stacked AdapterFast
-    (r"encoder\.layers\.(\d+)\.adapter_layer\.(norm|linear_1|linear_2)\.(weight|bias)",
-     r"B.encoder.layers.\1.adapter_layer.\2.\3"),
+    (
+        r"encoder\.layers\.(\d+)\.adapter_layer\.(norm|linear_1|linear_2)\.(weight|bias)",
+        r"B.encoder.layers.\1.adapter_layer.\2.\3",
+    ),
     # GumbelVectorQuantizer (weight_proj is a plain nn.Linear when weight_proj_depth == 1, the only depth used)
     (r"quantizer\.vars", r"quantizer.codevectors"),
     (r"quantizer\.weight_proj\.(weight|bias)", r"quantizer.weight_proj.\1"),
@@ -65,7 +73,7 @@ def target_key(key: str, fine_tuned: bool, has_mask_embedding: bool) -> tuple[st
             return f"lm_head.{match[1]}", None
         if not key.startswith(_FINETUNED_PREFIX):
             return None, None
-        key = key[len(_FINETUNED_PREFIX):]
+        key = key[len(_FINETUNED_PREFIX) :]
         if _PRETRAINING_ONLY.fullmatch(key):
             return None, "pre-training head, unused by the CTC model (fairseq's remove_pretraining_modules)"
     if key == "mask_emb" and not has_mask_embedding:
@@ -147,4 +155,3 @@ def build_model(config, state_dict: dict, fine_tuned: bool):
     if any(tensor.is_meta for tensor in (*model.parameters(), *model.buffers())):
         raise ConversionError("internal error: some model tensors were not filled from the checkpoint")
     return model.eval(), dropped
-

@@ -295,9 +295,7 @@ def export_all(
 ) -> dict[str, Path]:
     """Export several splits into ``directory/<split>/``; returns ``{split: folder}``."""
     all_splits = split_prompts(load_prompts(sounds_dir, transcripts_file))
-    return {
-        name: export_prompts(all_splits[name], Path(directory) / name, sampling_rate) for name in splits
-    }
+    return {name: export_prompts(all_splits[name], Path(directory) / name, sampling_rate) for name in splits}
 
 
 __all__ = [

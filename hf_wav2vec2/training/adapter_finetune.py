@@ -48,26 +48,35 @@ def check_adapter_arguments(model_args, training_args) -> None:
         return
     check_language(lang, "--adapter_lang")
     if model_args.from_scratch or not model_args.model_name_or_path:
-        raise ValueError("--adapter_lang trains adapters on a pre-trained base: give --model_name_or_path, "
-                         "not --from_scratch")
+        raise ValueError(
+            "--adapter_lang trains adapters on a pre-trained base: give --model_name_or_path, not --from_scratch"
+        )
     if training_args.freeze_finetune_updates > 0:
-        raise ValueError("--freeze_finetune_updates and --adapter_lang conflict: adapter-only fine-tuning never "
-                         "unfreezes the base model")
+        raise ValueError(
+            "--freeze_finetune_updates and --adapter_lang conflict: adapter-only fine-tuning never "
+            "unfreezes the base model"
+        )
     if model_args.save_adapter_beside_base:
         base = Path(model_args.model_name_or_path)
         if not base.is_dir():
             raise ValueError(f"--save_adapter_beside_base needs a local base directory, got {base}")
         for name in (ADAPTER_SAFE_FILE.format(lang), ADAPTER_PT_FILE.format(lang)):
             if (base / name).exists():
-                raise ValueError(f"--save_adapter_beside_base: {base / name} exists and is kept; choose another "
-                                 "--adapter_lang or move the file")
+                raise ValueError(
+                    f"--save_adapter_beside_base: {base / name} exists and is kept; choose another "
+                    "--adapter_lang or move the file"
+                )
         vocab = _nested_vocab(base)
         if vocab is None:
-            raise ValueError(f"--save_adapter_beside_base: {base / 'vocab.json'} is missing or holds one vocabulary, "
-                             "not one per language; the output directory has the multilingual model instead")
+            raise ValueError(
+                f"--save_adapter_beside_base: {base / 'vocab.json'} is missing or holds one vocabulary, "
+                "not one per language; the output directory has the multilingual model instead"
+            )
         if lang in vocab:
-            raise ValueError(f"--save_adapter_beside_base: {base / 'vocab.json'} has a vocabulary for {lang!r} "
-                             "already, which is kept; choose another --adapter_lang")
+            raise ValueError(
+                f"--save_adapter_beside_base: {base / 'vocab.json'} has a vocabulary for {lang!r} "
+                "already, which is kept; choose another --adapter_lang"
+            )
 
 
 def adapter_config_values(model_args, base_config) -> dict:
@@ -77,11 +86,15 @@ def adapter_config_values(model_args, base_config) -> dict:
         return {}
     have, asked = getattr(base_config, "adapter_attn_dim", None), model_args.adapter_attn_dim
     if have is not None and asked is not None and asked != have:
-        raise ValueError(f"--adapter_attn_dim {asked} differs from the base model's adapter_attn_dim ({have}), "
-                         "whose other languages' adapter files have that width")
+        raise ValueError(
+            f"--adapter_attn_dim {asked} differs from the base model's adapter_attn_dim ({have}), "
+            "whose other languages' adapter files have that width"
+        )
     if not base_config.do_stable_layer_norm:
-        raise ValueError("--adapter_lang needs a pre-LN base model (do_stable_layer_norm=True, as MMS and LARGE / "
-                         "XLS-R): adapters sit in pre-LN layers only")
+        raise ValueError(
+            "--adapter_lang needs a pre-LN base model (do_stable_layer_norm=True, as MMS and LARGE / "
+            "XLS-R): adapters sit in pre-LN layers only"
+        )
     return {"adapter_attn_dim": have if have is not None else (asked or DEFAULT_ADAPTER_DIM)}
 
 
@@ -92,8 +105,9 @@ def prepare_adapter_model(model, lang: str):
     model.target_lang = lang
     count = sum(p.numel() for p in trainable.values())
     total = sum(p.numel() for p in model.parameters())
-    logger.info("adapter-only fine-tuning of %r: %d of %d parameters train (%.2f%%)", lang, count, total,
-                100 * count / total)
+    logger.info(
+        "adapter-only fine-tuning of %r: %d of %d parameters train (%.2f%%)", lang, count, total, 100 * count / total
+    )
     return model
 
 
@@ -110,8 +124,7 @@ def save_adapter_outputs(model, processor, output_dir, model_args) -> dict:
         logger.warning("the base vocab.json has %r already: the output's vocabulary for it is the new one", lang)
     merged[lang] = language_vocab
     (output_dir / "vocab.json").write_text(json.dumps(merged, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    processor.tokenizer = HfWav2Vec2CTCTokenizer(str(output_dir / "vocab.json"), target_lang=lang,
-                                                 **tokenizer_kwargs())
+    processor.tokenizer = HfWav2Vec2CTCTokenizer(str(output_dir / "vocab.json"), target_lang=lang, **tokenizer_kwargs())
     processor.save_pretrained(output_dir)
     written = {"output_dir": str(output_dir), "languages": languages}
     if model_args.save_adapter_beside_base:
@@ -125,8 +138,10 @@ def _save_beside_base(model, base: Path, lang: str, language_vocab: dict) -> Pat
     path = model.save_adapter(base, lang)  # refuses to replace an existing file
     vocab = _nested_vocab(base)
     if vocab is None or lang in vocab:
-        raise ValueError(f"{base / 'vocab.json'} changed during the run; {path} is written, the vocabulary for "
-                         f"{lang!r} is in the output directory's vocab.json")
+        raise ValueError(
+            f"{base / 'vocab.json'} changed during the run; {path} is written, the vocabulary for "
+            f"{lang!r} is in the output directory's vocab.json"
+        )
     vocab[lang] = language_vocab
     (base / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     logger.info("added %s and the %r vocabulary to %s", path.name, lang, base)

@@ -31,8 +31,17 @@ TRAINER_KEYS = ("model", "optimizer", "scheduler", "state", "world_size")
 RANK_KEYS = ("rng", "data")
 # Config fields that may differ between the jobs of one run: the Gumbel decay is a schedule derived from
 # --max_updates (as the lr schedule is), the rest is bookkeeping.
-RESUMABLE_CONFIG_CHANGES = frozenset({"gumbel_temperature_decay", "transformers_version", "architectures",
-                                      "_name_or_path", "auto_map", "dtype", "torch_dtype"})
+RESUMABLE_CONFIG_CHANGES = frozenset(
+    {
+        "gumbel_temperature_decay",
+        "transformers_version",
+        "architectures",
+        "_name_or_path",
+        "auto_map",
+        "dtype",
+        "torch_dtype",
+    }
+)
 _DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # What torch's zip writer says when a write comes up short ("[enforce fail at inline_container.cc:...] unexpected
 # pos ..."): the disk filled up under it.
@@ -50,7 +59,7 @@ def checkpoint_update(path: Path | None) -> int | None:
     """The update count in a checkpoint folder's name (None for other names, or no path)."""
     if path is None or not path.name.startswith(CHECKPOINT_PREFIX):
         return None
-    digits = path.name[len(CHECKPOINT_PREFIX):]
+    digits = path.name[len(CHECKPOINT_PREFIX) :]
     return int(digits) if digits.isdigit() else None
 
 
@@ -64,8 +73,9 @@ def run_id_of(checkpoint: Path) -> str | None:
 
 def list_checkpoints(output_dir: str | os.PathLike, run_id: str | None = None) -> list[Path]:
     """Complete checkpoints (temporary folders are ignored) in update order; with ``run_id``, that run's only."""
-    found = [p for p in (Path(output_dir) / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*")
-             if checkpoint_update(p) is not None]
+    found = [
+        p for p in (Path(output_dir) / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*") if checkpoint_update(p) is not None
+    ]
     if run_id is not None:
         found = [p for p in found if run_id_of(p) == run_id]
     return sorted(found, key=checkpoint_update)
@@ -86,8 +96,11 @@ def rng_state() -> dict:
 
     name, keys, pos, has_gauss, cached = np.random.get_state()
     # plain Python values and tensors only, so that resuming can load with torch.load(weights_only=True)
-    state = {"python": random.getstate(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -109,17 +122,21 @@ def set_rng_state(state: dict) -> None:
 
 
 def _damaged(path: Path, cause: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {cause}; delete its checkpoint folder to resume from the one before, or start "
-                           f"afresh in another --output_dir")
+    return CheckpointError(
+        f"{path}: {cause}; delete its checkpoint folder to resume from the one before, or start "
+        f"afresh in another --output_dir"
+    )
 
 
 def _load_error(path: Path, err: Exception) -> CheckpointError:
     import pickle
 
     if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-        return CheckpointError(f"{path}: holds objects that cannot be loaded safely (a checkpoint written before "
-                               f"hf-wav2vec2 stored plain RNG states?); resume from a newer checkpoint or start "
-                               f"without --resume in another --output_dir")
+        return CheckpointError(
+            f"{path}: holds objects that cannot be loaded safely (a checkpoint written before "
+            f"hf-wav2vec2 stored plain RNG states?); resume from a newer checkpoint or start "
+            f"without --resume in another --output_dir"
+        )
     first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
     cause = f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__
     with open(path, "rb") as handle:
@@ -138,8 +155,9 @@ def load_checkpoint_file(path: Path, keys: tuple[str, ...] = ()) -> dict:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; the checkpoint is incomplete (delete its folder to resume from "
-                              "the one before)") from None
+        raise CheckpointError(
+            f"{path}: missing; the checkpoint is incomplete (delete its folder to resume from the one before)"
+        ) from None
     if size == 0:
         raise _damaged(path, "the file is empty (0 bytes)")
     try:
@@ -157,8 +175,11 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     # JSON round trip: tuples and lists compare equal, as they are in config.json
     saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
     names = sorted((set(saved) | set(current)) - RESUMABLE_CONFIG_CHANGES)
-    return [f"{name}={saved.get(name)!r} (now {current.get(name)!r})" for name in names
-            if saved.get(name) != current.get(name)]
+    return [
+        f"{name}={saved.get(name)!r} (now {current.get(name)!r})"
+        for name in names
+        if saved.get(name) != current.get(name)
+    ]
 
 
 def check_config(checkpoint: Path, config: Any) -> None:
@@ -172,9 +193,11 @@ def check_config(checkpoint: Path, config: Any) -> None:
         raise _damaged(path, f"not readable as JSON ({err})") from None
     differences = config_differences(saved, config.to_dict())
     if differences:
-        raise CheckpointError(f"{checkpoint}: written with another model config: {', '.join(differences)}; resume "
-                              f"with that run's flags (--preset, --config, --config_overrides) or start afresh in "
-                              f"another --output_dir")
+        raise CheckpointError(
+            f"{checkpoint}: written with another model config: {', '.join(differences)}; resume "
+            f"with that run's flags (--preset, --config, --config_overrides) or start afresh in "
+            f"another --output_dir"
+        )
 
 
 def load_state(path: Path, what: str, target: Any, state: Any) -> None:
@@ -195,8 +218,15 @@ def describe_write_error(path: Path, err: BaseException) -> str:
     return f"{path}: cannot be written ({type(err).__name__}: {str(err).strip().splitlines()[0][:160]})"
 
 
-def _write_parts(accelerator, tmp: Path, rank_state: dict, trainer_state: Callable[[], dict],
-                 config_json: str, run_id: str, num_updates: int) -> str | None:
+def _write_parts(
+    accelerator,
+    tmp: Path,
+    rank_state: dict,
+    trainer_state: Callable[[], dict],
+    config_json: str,
+    run_id: str,
+    num_updates: int,
+) -> str | None:
     """Write this process's part of the checkpoint into ``tmp``; returns why it failed (None: written)."""
     import torch
 
@@ -233,8 +263,17 @@ def rotate_checkpoints(output_dir: str | os.PathLike, run_id: str, keep: int) ->
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, *, num_updates: int, run_id: str, rank_state: dict,
-                    trainer_state: Callable[[], dict], config_json: str, keep: int) -> Path:
+def save_checkpoint(
+    accelerator,
+    output_dir: str | os.PathLike,
+    *,
+    num_updates: int,
+    run_id: str,
+    rank_state: dict,
+    trainer_state: Callable[[], dict],
+    config_json: str,
+    keep: int,
+) -> Path:
     """Write ``checkpoints/checkpoint-<num_updates>`` atomically, then rotate this run's checkpoints.
 
     ``trainer_state`` is called on the main process only. If any process fails to write its part (a full disk),
@@ -255,8 +294,10 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, *, num_updates: 
             shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(output_dir, run_id)
         kept = f"{previous} is kept" if previous is not None else "no earlier checkpoint of this run exists"
-        raise CheckpointError(f"{error or f'{final}: another process could not write its part'}; the checkpoint "
-                              f"was not saved and {kept} (free space, then --resume)")
+        raise CheckpointError(
+            f"{error or f'{final}: another process could not write its part'}; the checkpoint "
+            f"was not saved and {kept} (free space, then --resume)"
+        )
     if accelerator.is_main_process:
         if final.exists():  # the same update saved again (the final save of a run that just checkpointed)
             shutil.rmtree(final)

@@ -126,8 +126,10 @@ def read_metadata(path: str | Path, audio_column: str = "file", text_column: str
         if None in row or None in row.values():
             # csv.DictReader files extra fields under the key None and fills missing ones with None: an unquoted
             # comma in a transcript would otherwise silently cut the transcript short
-            raise ValueError(f"{path}: row {line_number} does not have as many fields as the header (a transcript "
-                             "with an unquoted comma? quote it)")
+            raise ValueError(
+                f"{path}: row {line_number} does not have as many fields as the header (a transcript "
+                "with an unquoted comma? quote it)"
+            )
         audio_path = Path(row[audio_column])
         if not audio_path.is_absolute():
             audio_path = path.parent / audio_path
@@ -256,9 +258,7 @@ def load_labeled_dataset(
         raise DatasetColumnError(f"{name_or_path}: split {split!r} has no rows")
     for column in (audio_column, text_column):
         if column not in dataset.column_names:
-            raise DatasetColumnError(
-                f"{name_or_path} has no column {column!r}; its columns are {dataset.column_names}"
-            )
+            raise DatasetColumnError(f"{name_or_path} has no column {column!r}; its columns are {dataset.column_names}")
     if isinstance(dataset.features.get(audio_column), datasets.Audio):
         # decode=False: raw bytes / paths, decoded by load_audio instead of datasets' torchcodec.
         dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
@@ -340,11 +340,15 @@ def drop_undecodable(dataset, max_fraction: float | None = DEFAULT_MAX_BAD_AUDIO
     if not bad:
         return dataset
     fraction = len(bad) / len(errors)
-    summary = (f"{description}: {len(bad)} of {len(errors)} audio files ({fraction:.1%}) could not be decoded, "
-               f"e.g. {'; '.join(bad[:_EXAMPLES])}")
+    summary = (
+        f"{description}: {len(bad)} of {len(errors)} audio files ({fraction:.1%}) could not be decoded, "
+        f"e.g. {'; '.join(bad[:_EXAMPLES])}"
+    )
     if max_fraction is not None and fraction > max_fraction:
-        raise ValueError(f"{summary}; that is more than --max_bad_audio_fraction {max_fraction:g}: fix or remove "
-                         "them, or raise the limit")
+        raise ValueError(
+            f"{summary}; that is more than --max_bad_audio_fraction {max_fraction:g}: fix or remove "
+            "them, or raise the limit"
+        )
     warnings.warn(f"{summary}; left out", AudioDroppedWarning, stacklevel=2)
     return dataset.select([index for index, error in enumerate(errors) if not error])
 
@@ -358,8 +362,9 @@ def _example_names(dataset, indices: Sequence[int]) -> str:
     return ", ".join(names) + (", ..." if len(indices) > _EXAMPLES else "")
 
 
-def screen_transcripts(dataset, vocab, normalization: TextNormalization | None = None, drop: bool = False,
-                       description: str = "data"):
+def screen_transcripts(
+    dataset, vocab, normalization: TextNormalization | None = None, drop: bool = False, description: str = "data"
+):
     """Warn once, with counts and example files, about transcripts that would train on ``<unk>`` or all-blank
     targets (:func:`~.vocab.check_transcripts` against the tokenizer's `vocab`); with `drop`, leave them out."""
     check = check_transcripts(dataset[TEXT], vocab, normalization)
@@ -369,23 +374,31 @@ def screen_transcripts(dataset, vocab, normalization: TextNormalization | None =
     if check.out_of_vocabulary:
         chars = ", ".join(f"{char!r} x{count}" for char, count in check.unknown_chars.most_common(5))
         count = len(check.out_of_vocabulary)
-        parts.append(f"{count} {'has' if count == 1 else 'have'} characters outside the vocabulary ({chars}), "
-                     f"which become <unk> targets, e.g. {_example_names(dataset, check.out_of_vocabulary)}")
+        parts.append(
+            f"{count} {'has' if count == 1 else 'have'} characters outside the vocabulary ({chars}), "
+            f"which become <unk> targets, e.g. {_example_names(dataset, check.out_of_vocabulary)}"
+        )
     if check.empty:
         count = len(check.empty)
-        parts.append(f"{count} {'is' if count == 1 else 'are'} empty after normalization (all-blank targets), e.g. "
-                     f"{_example_names(dataset, check.empty)}")
+        parts.append(
+            f"{count} {'is' if count == 1 else 'are'} empty after normalization (all-blank targets), e.g. "
+            f"{_example_names(dataset, check.empty)}"
+        )
     action = "left out (--drop_bad_transcripts)" if drop else "kept; pass --drop_bad_transcripts to leave them out"
-    warnings.warn(f"{description}: of {check.num_transcripts} transcripts, {'; '.join(parts)}. They are {action}",
-                  TranscriptWarning, stacklevel=2)
+    warnings.warn(
+        f"{description}: of {check.num_transcripts} transcripts, {'; '.join(parts)}. They are {action}",
+        TranscriptWarning,
+        stacklevel=2,
+    )
     if not drop:
         return dataset
     bad = set(check.bad)
     return dataset.select([index for index in range(len(dataset)) if index not in bad])
 
 
-def filter_duration(dataset, min_seconds: float = 0.0, max_seconds: float | None = None,
-                    sampling_rate: int = DEFAULT_SAMPLING_RATE):
+def filter_duration(
+    dataset, min_seconds: float = 0.0, max_seconds: float | None = None, sampling_rate: int = DEFAULT_SAMPLING_RATE
+):
     """Keep utterances with ``min_seconds <= duration <= max_seconds`` (memory: attention is quadratic in length)."""
     low = int(min_seconds * sampling_rate)
     high = None if max_seconds is None else int(max_seconds * sampling_rate)

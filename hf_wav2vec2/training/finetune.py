@@ -165,11 +165,17 @@ def _raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tup
     if data_args.dataset_name:
         audio_column = data_args.audio_column or "audio"
         load = {
-            "config_name": data_args.dataset_config_name, "audio_column": audio_column,
+            "config_name": data_args.dataset_config_name,
+            "audio_column": audio_column,
             "text_column": data_args.text_column,
         }
-        load.update({key: value for key, value in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir))
-                     if value is not None})
+        load.update(
+            {
+                key: value
+                for key, value in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir))
+                if value is not None
+            }
+        )
         train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
         evaluation = None
         if data_args.eval_split_name:
@@ -177,7 +183,9 @@ def _raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tup
     elif data_args.train_dir:
         audio_column = data_args.audio_column or "file"
         load = {
-            "metadata": data_args.metadata_name, "audio_column": audio_column, "text_column": data_args.text_column,
+            "metadata": data_args.metadata_name,
+            "audio_column": audio_column,
+            "text_column": data_args.text_column,
         }
         train = load_labeled_folder(data_args.train_dir, **load)
         evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
@@ -190,8 +198,9 @@ def _raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tup
     return train, evaluation
 
 
-def build_tokenizer(transcripts, output_dir: str | Path, normalization: TextNormalization, vocab_file=None,
-                    min_count: int = 1) -> HfWav2Vec2CTCTokenizer:
+def build_tokenizer(
+    transcripts, output_dir: str | Path, normalization: TextNormalization, vocab_file=None, min_count: int = 1
+) -> HfWav2Vec2CTCTokenizer:
     """The CTC tokenizer over `vocab_file`, or over a vocabulary built from `transcripts` (written to output_dir)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -254,8 +263,10 @@ def build_feature_extractor(model_args: ModelArguments, config) -> HfWav2Vec2Fea
                 model_args.model_name_or_path, cache_dir=model_args.cache_dir
             )
         except OSError:
-            logger.info("%s has no preprocessor_config.json; using the default for its architecture",
-                        model_args.model_name_or_path)
+            logger.info(
+                "%s has no preprocessor_config.json; using the default for its architecture",
+                model_args.model_name_or_path,
+            )
     return HfWav2Vec2FeatureExtractor.for_config(config)
 
 
@@ -265,7 +276,9 @@ def build_model(model_args: ModelArguments, config: HfWav2Vec2Config) -> HfWav2V
         model = HfWav2Vec2ForCTC(config)
     else:
         model = HfWav2Vec2ForCTC.from_pretrained(
-            model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
+            model_args.model_name_or_path,
+            config=config,
+            cache_dir=model_args.cache_dir,
             ignore_mismatched_sizes=True,  # a CTC checkpoint's head has its own vocabulary size
         )
         if not model_args.vocab_file:
@@ -306,7 +319,11 @@ def _prepare(dataset, name: str, processor, normalization, config, data_args: Da
         dataset, processor.tokenizer.get_vocab(), normalization, data_args.drop_bad_transcripts, name
     )
     dataset = prepare_ctc_dataset(
-        dataset, processor, normalization, num_proc=data_args.preprocessing_num_workers, description=name,
+        dataset,
+        processor,
+        normalization,
+        num_proc=data_args.preprocessing_num_workers,
+        description=name,
         max_bad_audio_fraction=data_args.max_bad_audio_fraction,
     )
     dataset = filter_duration(dataset, data_args.min_duration_in_seconds, data_args.max_duration_in_seconds)
@@ -322,9 +339,11 @@ def _callbacks(model_args: ModelArguments, training_args: CTCTrainingArguments) 
     if model_args.from_scratch:
         logger.warning("--freeze_finetune_updates ignored with --from_scratch: there is no pre-trained network")
         return []
-    return [FreezeFinetuneCallback(
-        training_args.freeze_finetune_updates, keep_feature_encoder_frozen=feature_encoder_frozen(model_args)
-    )]
+    return [
+        FreezeFinetuneCallback(
+            training_args.freeze_finetune_updates, keep_feature_encoder_frozen=feature_encoder_frozen(model_args)
+        )
+    ]
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTCTrainingArguments) -> dict:

@@ -55,15 +55,22 @@ class ModelArguments:
     """Which model to start from and how to configure its classification head."""
 
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Pre-trained checkpoint: a directory of this package or a transformers "
-                                        "wav2vec2 checkpoint (local or Hub id). Not used with --from_scratch."}
+        default=None,
+        metadata={
+            "help": "Pre-trained checkpoint: a directory of this package or a transformers "
+            "wav2vec2 checkpoint (local or Hub id). Not used with --from_scratch."
+        },
     )
     from_scratch: bool = field(default=False, metadata={"help": "Train a randomly initialized model (baseline)."})
-    config_preset: str = field(default="base", metadata={"help": "Architecture for --from_scratch.",
-                                                         "choices": list(CONFIG_PRESETS)})
+    config_preset: str = field(
+        default="base", metadata={"help": "Architecture for --from_scratch.", "choices": list(CONFIG_PRESETS)}
+    )
     config_name: str | None = field(
-        default=None, metadata={"help": "Config (directory or config.json) for --from_scratch; overrides the preset. "
-                                        "A directory's preprocessor_config.json, if any, gives the feature extractor."}
+        default=None,
+        metadata={
+            "help": "Config (directory or config.json) for --from_scratch; overrides the preset. "
+            "A directory's preprocessor_config.json, if any, gives the feature extractor."
+        },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
     freeze_feature_encoder: bool | None = field(
@@ -82,8 +89,9 @@ class ModelArguments:
     mask_feature_prob: float = field(default=0.0, metadata={"help": "Channel masking probability."})
     layerdrop: float | None = field(default=None, metadata={"help": "LayerDrop (default: the checkpoint's)."})
     hidden_dropout: float | None = field(default=None, metadata={"help": "Residual dropout (default: checkpoint's)."})
-    attention_dropout: float | None = field(default=None,
-                                            metadata={"help": "Attention dropout (default: checkpoint's)."})
+    attention_dropout: float | None = field(
+        default=None, metadata={"help": "Attention dropout (default: checkpoint's)."}
+    )
 
 
 @dataclass
@@ -151,16 +159,22 @@ def _rename_label(dataset):
 def raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tuple:
     """(train, eval or None) with columns ``audio`` (a path or an undecoded record) and ``label`` (a string)."""
     if data_args.dataset_name:
-        load = {"config_name": data_args.dataset_config_name, "audio_column": data_args.audio_column or "audio",
-                "text_column": data_args.label_column}
+        load = {
+            "config_name": data_args.dataset_config_name,
+            "audio_column": data_args.audio_column or "audio",
+            "text_column": data_args.label_column,
+        }
         load.update({k: v for k, v in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir)) if v is not None})
         train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
         evaluation = None
         if data_args.eval_split_name:
             evaluation = load_labeled_dataset(data_args.dataset_name, split=data_args.eval_split_name, **load)
     elif data_args.train_dir:
-        load = {"metadata": data_args.metadata_name, "audio_column": data_args.audio_column or "file",
-                "text_column": data_args.label_column}
+        load = {
+            "metadata": data_args.metadata_name,
+            "audio_column": data_args.audio_column or "file",
+            "text_column": data_args.label_column,
+        }
         train = load_labeled_folder(data_args.train_dir, **load)
         evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
     else:
@@ -185,8 +199,9 @@ def label_mapping(train_labels, eval_labels=None) -> tuple[dict[int, str], dict[
     return dict(enumerate(names)), {name: i for i, name in enumerate(names)}
 
 
-def prepare_classification_dataset(dataset, feature_extractor, label2id: dict[str, int], num_proc: int | None = None,
-                                   description: str = "data"):
+def prepare_classification_dataset(
+    dataset, feature_extractor, label2id: dict[str, int], num_proc: int | None = None, description: str = "data"
+):
     """Featurize clips: ``input_values`` (at the feature extractor's rate, 16 kHz for every released checkpoint,
     normalized by it), ``labels`` (class id) and ``input_length`` (samples). Clips shorter than the model can read
     are refused by the caller's check."""
@@ -195,11 +210,15 @@ def prepare_classification_dataset(dataset, feature_extractor, label2id: dict[st
     def featurize(example):
         audio = decode_audio(example[AUDIO], rate)
         values = feature_extractor(audio, sampling_rate=rate).input_values[0]
-        return {"input_values": np.asarray(values, dtype=np.float32), "labels": label2id[str(example[LABEL])],
-                "input_length": len(values)}
+        return {
+            "input_values": np.asarray(values, dtype=np.float32),
+            "labels": label2id[str(example[LABEL])],
+            "input_length": len(values),
+        }
 
-    return dataset.map(featurize, remove_columns=dataset.column_names, num_proc=num_proc,
-                       desc=f"Featurizing {description}")
+    return dataset.map(
+        featurize, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"Featurizing {description}"
+    )
 
 
 @dataclass
@@ -219,8 +238,9 @@ class DataCollatorForAudioClassification:
         if self.max_length:
             rng = self.generator if self.generator is not None else np.random.default_rng()
             clips = [self._crop(clip, rng) for clip in clips]
-        batch = self.feature_extractor.pad([{"input_values": clip} for clip in clips], padding=True,
-                                           return_attention_mask=True, return_tensors="pt")
+        batch = self.feature_extractor.pad(
+            [{"input_values": clip} for clip in clips], padding=True, return_attention_mask=True, return_tensors="pt"
+        )
         batch["input_values"] = batch["input_values"].float()
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([int(example["labels"]) for example in features], dtype=torch.long)
@@ -262,9 +282,13 @@ def build_config(model_args: ModelArguments, id2label: dict[int, str]) -> HfWav2
     """The checkpoint's (or preset's) config with the labels and the fine-tuning settings."""
     values = _base_config(model_args).to_dict()
     values.update(
-        num_labels=len(id2label), id2label=id2label, label2id={name: i for i, name in id2label.items()},
-        problem_type="single_label_classification", mask_time_prob=model_args.mask_time_prob,
-        mask_time_length=model_args.mask_time_length, mask_feature_prob=model_args.mask_feature_prob,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={name: i for i, name in id2label.items()},
+        problem_type="single_label_classification",
+        mask_time_prob=model_args.mask_time_prob,
+        mask_time_length=model_args.mask_time_length,
+        mask_feature_prob=model_args.mask_feature_prob,
         apply_spec_augment=model_args.mask_time_prob > 0 or model_args.mask_feature_prob > 0,
     )
     for name in ("use_weighted_layer_sum", "classifier_proj_size", "layerdrop", "hidden_dropout", "attention_dropout"):
@@ -280,7 +304,9 @@ def build_model(model_args: ModelArguments, config: HfWav2Vec2Config) -> HfWav2V
     else:
         source = HfWav2Vec2Config.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
         model = HfWav2Vec2ForSequenceClassification.from_pretrained(
-            model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
+            model_args.model_name_or_path,
+            config=config,
+            cache_dir=model_args.cache_dir,
             ignore_mismatched_sizes=True,  # a classification checkpoint's head has its own number of labels
         )
         if {int(k): v for k, v in (source.id2label or {}).items()} != config.id2label:
@@ -316,8 +342,10 @@ def feature_encoder_frozen(model_args: ModelArguments) -> bool:
 def _check_lengths(dataset, config, name: str, rate: int) -> None:
     shortest = min(dataset["input_length"]) if len(dataset) else 0
     if shortest < config.receptive_field:
-        raise ValueError(f"a {name} clip has {shortest} samples at {rate} Hz; the model needs at least "
-                         f"{config.receptive_field} (its receptive field)")
+        raise ValueError(
+            f"a {name} clip has {shortest} samples at {rate} Hz; the model needs at least "
+            f"{config.receptive_field} (its receptive field)"
+        )
 
 
 def _callbacks(model_args: ModelArguments, training_args: ClassificationTrainingArguments) -> list:
@@ -325,8 +353,11 @@ def _callbacks(model_args: ModelArguments, training_args: ClassificationTraining
         return []
     from .finetune import FreezeFinetuneCallback
 
-    return [FreezeFinetuneCallback(training_args.freeze_finetune_updates,
-                                   keep_feature_encoder_frozen=feature_encoder_frozen(model_args))]
+    return [
+        FreezeFinetuneCallback(
+            training_args.freeze_finetune_updates, keep_feature_encoder_frozen=feature_encoder_frozen(model_args)
+        )
+    ]
 
 
 # ------------------------------------------------------------------------------------------------- running
@@ -341,8 +372,9 @@ def final_evaluation(trainer, dataset, prefix: str, id2label: dict[int, str]) ->
     metrics[f"{prefix}_accuracy_per_label"] = per_label
     if trainer.is_world_process_zero():
         where = "evaluation set" if prefix == "eval" else "training set (no evaluation data given)"
-        print(f"\nFinal results on the {where}, {len(dataset)} clips: accuracy "
-              f"{100 * metrics[f'{prefix}_accuracy']:.2f}%")
+        print(
+            f"\nFinal results on the {where}, {len(dataset)} clips: accuracy {100 * metrics[f'{prefix}_accuracy']:.2f}%"
+        )
         print("  per label: " + ", ".join(f"{name} {100 * value:.0f}%" for name, value in per_label.items()))
     trainer.save_metrics(prefix, metrics)
     return metrics
@@ -350,8 +382,9 @@ def final_evaluation(trainer, dataset, prefix: str, id2label: dict[int, str]) ->
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args: ClassificationTrainingArguments) -> dict:
     """Fine-tune and evaluate; returns the final metrics (``train_loss``, ``eval_accuracy``, ...)."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        level=training_args.get_process_log_level())
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
+    )
     set_seed(training_args.seed)
     raw_train, raw_eval = raw_datasets(data_args, model_args.cache_dir)
     id2label, label2id = label_mapping(raw_train[LABEL], None if raw_eval is None else raw_eval[LABEL])
@@ -369,11 +402,16 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Cla
 
     max_length = int((data_args.max_length_seconds or 0) * feature_extractor.sampling_rate) or None
     trainer = _ClassificationTrainer(
-        model=build_model(model_args, config), args=training_args,
+        model=build_model(model_args, config),
+        args=training_args,
         data_collator=DataCollatorForAudioClassification(
-            feature_extractor, max_length, np.random.default_rng(training_args.seed)),
-        train_dataset=train, eval_dataset=evaluation, processing_class=feature_extractor,
-        compute_metrics=compute_accuracy, callbacks=_callbacks(model_args, training_args),
+            feature_extractor, max_length, np.random.default_rng(training_args.seed)
+        ),
+        train_dataset=train,
+        eval_dataset=evaluation,
+        processing_class=feature_extractor,
+        compute_metrics=compute_accuracy,
+        callbacks=_callbacks(model_args, training_args),
     )
     trainer.eval_collator = DataCollatorForAudioClassification(feature_extractor)  # whole clips
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -393,8 +431,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Cla
     return metrics
 
 
-def save_card_info(model_args: ModelArguments, data_args: DataArguments, metrics: dict, prefix: str,
-                   output_dir: str) -> None:
+def save_card_info(
+    model_args: ModelArguments, data_args: DataArguments, metrics: dict, prefix: str, output_dir: str
+) -> None:
     """``card_info.json`` for ``hf-wav2vec2 push``: the final accuracy (a held-out result, or a note that only the
     training clips were scored) and the base model's Hub id; skipped (warning) without ``hf_wav2vec2.hub``."""
     try:
@@ -407,13 +446,21 @@ def save_card_info(model_args: ModelArguments, data_args: DataArguments, metrics
     if prefix == "eval":
         local = data_args.dataset_name is None or Path(data_args.dataset_name).exists()
         name = Path(data_args.eval_dir).name if data_args.eval_dir else data_args.dataset_name
-        results.append(Result(dataset_type=None if local else data_args.dataset_name, dataset_name=name,
-                              config=data_args.dataset_config_name, split=data_args.eval_split_name or "eval",
-                              accuracy=round(accuracy, 2)))
+        results.append(
+            Result(
+                dataset_type=None if local else data_args.dataset_name,
+                dataset_name=name,
+                config=data_args.dataset_config_name,
+                split=data_args.eval_split_name or "eval",
+                accuracy=round(accuracy, 2),
+            )
+        )
         note = f"Accuracy on {clips} held-out clips, whole clips (no cropping)."
     else:
-        note = (f"No held-out data was evaluated. On its own {clips} training clips: accuracy {accuracy:.2f} %, which "
-                "says little about new audio.")
+        note = (
+            f"No held-out data was evaluated. On its own {clips} training clips: accuracy {accuracy:.2f} %, which "
+            "says little about new audio."
+        )
     base = model_args.model_name_or_path
     local_start = model_args.from_scratch or not base or Path(base).exists()
     CardInfo(results=results, results_note=note, base_model=None if local_start else base).save(output_dir)

@@ -44,8 +44,10 @@ def final_evaluation(trainer, processor, dataset, prefix: str, num_examples: int
     metrics[f"{prefix}_samples"] = len(dataset)
     where = "evaluation set" if prefix == "eval" else "training set (no evaluation data given)"
     if trainer.is_world_process_zero():  # every DDP rank runs this; the results are printed once
-        print(f"\nFinal results on the {where}, {len(dataset)} utterances: "
-              f"WER {100 * metrics[f'{prefix}_wer']:.2f}%  CER {100 * metrics[f'{prefix}_cer']:.2f}%")
+        print(
+            f"\nFinal results on the {where}, {len(dataset)} utterances: "
+            f"WER {100 * metrics[f'{prefix}_wer']:.2f}%  CER {100 * metrics[f'{prefix}_cer']:.2f}%"
+        )
         print_examples(hypotheses, references, num_examples)
     trainer.save_metrics(prefix, metrics)
     return metrics
@@ -92,9 +94,11 @@ def _training_data_text(model_args, data_args, train_dataset, normalization: Tex
     if normalization.strip_punctuation:
         kept = " ".join(normalization.keep_punctuation)
         punctuation = f"removed except {kept}" if kept else "removed"
-    return (f"{start} with CTC on {amount} from {source} (after filtering). Transcripts were normalized before "
-            f"training and scoring (case: {normalization.case}; punctuation: {punctuation}; digits: "
-            f"{normalization.digits}); `text_normalization.json` holds the options.")
+    return (
+        f"{start} with CTC on {amount} from {source} (after filtering). Transcripts were normalized before "
+        f"training and scoring (case: {normalization.case}; punctuation: {punctuation}; digits: "
+        f"{normalization.digits}); `text_normalization.json` holds the options."
+    )
 
 
 def build_card_info(model_args, data_args, train_dataset, normalization: TextNormalization, metrics: dict):
@@ -111,19 +115,34 @@ def build_card_info(model_args, data_args, train_dataset, normalization: TextNor
     dataset_id = _hub_dataset_id(data_args.dataset_name)
     results, note = [], None
     if dataset_id and prefix == "eval":
-        results.append(Result(dataset_type=dataset_id, config=data_args.dataset_config_name,
-                              split=data_args.eval_split_name, wer=wer, cer=cer, decoding="greedy CTC, no LM"))
+        results.append(
+            Result(
+                dataset_type=dataset_id,
+                config=data_args.dataset_config_name,
+                split=data_args.eval_split_name,
+                wer=wer,
+                cer=cer,
+                decoding="greedy CTC, no LM",
+            )
+        )
     elif prefix == "eval":
         where = Path(data_args.eval_dir).name if data_args.eval_dir else f"the `{data_args.eval_split_name}` split"
-        note = (f"Greedy CTC decoding, no LM: WER {wer:.2f} %, CER {cer:.2f} % on {metrics['eval_samples']} held-out "
-                f"clips ({where}), after the transcript normalization of the training data.")
+        note = (
+            f"Greedy CTC decoding, no LM: WER {wer:.2f} %, CER {cer:.2f} % on {metrics['eval_samples']} held-out "
+            f"clips ({where}), after the transcript normalization of the training data."
+        )
     else:
-        note = (f"No held-out data was evaluated. On its own training clips: WER {wer:.2f} %, CER {cer:.2f} % "
-                "(greedy CTC), which says little about new speech.")
+        note = (
+            f"No held-out data was evaluated. On its own training clips: WER {wer:.2f} %, CER {cer:.2f} % "
+            "(greedy CTC), which says little about new speech."
+        )
     local_start = model_args.from_scratch or Path(model_args.model_name_or_path).exists()
     return CardInfo(
-        language=data_args.language, datasets=[dataset_id] if dataset_id else [], results=results,
-        results_note=note, training_data=_training_data_text(model_args, data_args, train_dataset, normalization),
+        language=data_args.language,
+        datasets=[dataset_id] if dataset_id else [],
+        results=results,
+        results_note=note,
+        training_data=_training_data_text(model_args, data_args, train_dataset, normalization),
         base_model=None if local_start else model_args.model_name_or_path,  # a Hub id; a local path is none
     )
 
@@ -143,8 +162,11 @@ def hub_pusher():
 def push_with_card(push_to_hub, output_dir: str, training_args, card) -> None:
     """Upload the fine-tuned model with the model card of this run."""
     push_to_hub(
-        output_dir, training_args.hub_model_id or Path(output_dir).name, card=card,
-        token=training_args.hub_token, private=bool(training_args.hub_private_repo),
+        output_dir,
+        training_args.hub_model_id or Path(output_dir).name,
+        card=card,
+        token=training_args.hub_token,
+        private=bool(training_args.hub_private_repo),
         commit_message="Fine-tuned with hf_wav2vec2 (CTC)",
     )
 
@@ -160,8 +182,10 @@ def save_run_outputs(output_dir, trainer, normalization: TextNormalization, card
         card.save(output_dir)
     if getattr(trainer.args, "plot_curves", True):
         try:
-            plot_training_curves(finetuning_panels(trainer.state.log_history, final, trainer.state.global_step),
-                                 Path(output_dir) / "training_curves.png")
+            plot_training_curves(
+                finetuning_panels(trainer.state.log_history, final, trainer.state.global_step),
+                Path(output_dir) / "training_curves.png",
+            )
         except ImportError as error:
             logger.warning("no training_curves.png: %s (pip install matplotlib)", error)
 

@@ -32,9 +32,20 @@ class TrainingHealth:
 
     KINDS = ("codebook_collapse", "grad_norm_explosion", "contrastive_loss_vanished")
 
-    def __init__(self, num_vars: int, *, warmup_updates: int = 0, log_every: int = 10, uses_quantizer: bool = True,
-                 history: int = 100, min_history: int = 10, spike_factor: float = 100.0,
-                 collapse_fraction: float = 0.1, trivial_accuracy: float = 0.95, zero_loss: float = 1e-3):
+    def __init__(
+        self,
+        num_vars: int,
+        *,
+        warmup_updates: int = 0,
+        log_every: int = 10,
+        uses_quantizer: bool = True,
+        history: int = 100,
+        min_history: int = 10,
+        spike_factor: float = 100.0,
+        collapse_fraction: float = 0.1,
+        trivial_accuracy: float = 0.95,
+        zero_loss: float = 1e-3,
+    ):
         self.num_vars = num_vars
         self.warmup_updates = warmup_updates
         self.log_every = max(1, int(log_every))
@@ -49,28 +60,61 @@ class TrainingHealth:
         self.emitted = dict.fromkeys(self.KINDS, 0)
         self._last_emitted: dict[str, int] = {}
 
-    def update(self, update: int, *, code_perplexity: float, accuracy: float, grad_norm: float,
-               contrastive_loss: float | None = None, finite: bool = True, emit: bool = True) -> list[tuple[str, str]]:
+    def update(
+        self,
+        update: int,
+        *,
+        code_perplexity: float,
+        accuracy: float,
+        grad_norm: float,
+        contrastive_loss: float | None = None,
+        finite: bool = True,
+        emit: bool = True,
+    ) -> list[tuple[str, str]]:
         """Check one update; returns the ``(kind, message)`` pairs warned about now (after rate limiting), which
         are also issued with :func:`warnings.warn` unless ``emit`` is false."""
         if not finite:
             return []
         found = []
-        if self.uses_quantizer and update > self.warmup_updates and \
-                code_perplexity < self.collapse_fraction * self.num_vars:
+        if (
+            self.uses_quantizer
+            and update > self.warmup_updates
+            and code_perplexity < self.collapse_fraction * self.num_vars
+        ):
             hint = " while accuracy is near 1 (trivial task)" if accuracy > self.trivial_accuracy else ""
-            found.append(("codebook_collapse", (f"codebook collapse? code perplexity {code_perplexity:.1f} < "
-                          f"{self.collapse_fraction:.0%} of G*V={self.num_vars}{hint} at update {update}")))
+            found.append(
+                (
+                    "codebook_collapse",
+                    (
+                        f"codebook collapse? code perplexity {code_perplexity:.1f} < "
+                        f"{self.collapse_fraction:.0%} of G*V={self.num_vars}{hint} at update {update}"
+                    ),
+                )
+            )
         if math.isfinite(grad_norm):
             if len(self.grad_norms) >= self.min_history:
                 median = statistics.median(self.grad_norms)
                 if grad_norm > self.spike_factor * median:
-                    found.append(("grad_norm_explosion", (f"gradient norm {grad_norm:.3g} at update {update} is "
-                                  f"over {self.spike_factor:g}x the running median {median:.3g}")))
+                    found.append(
+                        (
+                            "grad_norm_explosion",
+                            (
+                                f"gradient norm {grad_norm:.3g} at update {update} is "
+                                f"over {self.spike_factor:g}x the running median {median:.3g}"
+                            ),
+                        )
+                    )
             self.grad_norms.append(grad_norm)
         if contrastive_loss is not None and contrastive_loss < self.zero_loss:
-            found.append(("contrastive_loss_vanished", (f"contrastive loss {contrastive_loss:.2e} per masked "
-                          f"frame at update {update}: the task has become trivial (collapsed targets?)")))
+            found.append(
+                (
+                    "contrastive_loss_vanished",
+                    (
+                        f"contrastive loss {contrastive_loss:.2e} per masked "
+                        f"frame at update {update}: the task has become trivial (collapsed targets?)"
+                    ),
+                )
+            )
         issued = []
         for kind, message in found:
             self.counts[kind] += 1

@@ -148,9 +148,7 @@ def decode_predictions(tokenizer, predictions, labels) -> tuple[list[str], list[
     return hypotheses, references
 
 
-def make_compute_metrics(
-    tokenizer, normalizer: Callable[[str], str] | None = None, log_examples: int = 0
-) -> Callable:
+def make_compute_metrics(tokenizer, normalizer: Callable[[str], str] | None = None, log_examples: int = 0) -> Callable:
     """Build ``compute_metrics`` for ``Trainer``: returns ``{"wer": ..., "cer": ...}`` (logged as ``eval_wer``...).
 
     Args:
@@ -161,9 +159,7 @@ def make_compute_metrics(
     """
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
-        hypotheses, references = decode_predictions(
-            tokenizer, eval_prediction.predictions, eval_prediction.label_ids
-        )
+        hypotheses, references = decode_predictions(tokenizer, eval_prediction.predictions, eval_prediction.label_ids)
         if normalizer is not None:
             hypotheses = [normalizer(text) for text in hypotheses]
             references = [normalizer(text) for text in references]
@@ -214,11 +210,22 @@ def running_mean(values: Sequence[float], window: int) -> list[float]:
 
 def _draw(ax, curve: Curve) -> None:
     smooth = curve.smooth and len(curve.y) >= 20
-    line, = ax.plot(curve.x, curve.y, label=curve.label, alpha=0.45 if smooth else 1.0, color=curve.color,
-                    marker=curve.marker, markersize=curve.markersize)
+    (line,) = ax.plot(
+        curve.x,
+        curve.y,
+        label=curve.label,
+        alpha=0.45 if smooth else 1.0,
+        color=curve.color,
+        marker=curve.marker,
+        markersize=curve.markersize,
+    )
     if smooth:
-        ax.plot(curve.x, running_mean(curve.y, max(5, len(curve.y) // 20)), color=line.get_color(),
-                label=f"{curve.label} (running mean)")
+        ax.plot(
+            curve.x,
+            running_mean(curve.y, max(5, len(curve.y) // 20)),
+            color=line.get_color(),
+            label=f"{curve.label} (running mean)",
+        )
 
 
 def plot_training_curves(
@@ -251,7 +258,7 @@ def plot_training_curves(
             ax.legend(fontsize=8, loc="upper left" if right is not None else "best")
         if right is not None:
             right.legend(loc="upper right", fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.tight_layout()
     path = Path(path)
@@ -276,11 +283,22 @@ def finetuning_panels(log_history: Sequence[dict], final: dict | None = None, fi
             value = (final or {}).get(f"{prefix}_{name.lower()}")
             if value is not None and final_step is not None:
                 label = "final" if prefix == "eval" else "final, on the training clips"
-                rates.append(Curve(f"{name} ({label})", [final_step], [100 * value], smooth=False, marker="*",
-                                   markersize=14, color=color))
+                rates.append(
+                    Curve(
+                        f"{name} ({label})",
+                        [final_step],
+                        [100 * value],
+                        smooth=False,
+                        marker="*",
+                        markersize=14,
+                        color=color,
+                    )
+                )
     return [
-        ("CTC loss", [Curve("train loss", *series("loss")),
-                      Curve("eval loss", *series("eval_loss"), smooth=False, marker="o")]),
+        (
+            "CTC loss",
+            [Curve("train loss", *series("loss")), Curve("eval loss", *series("eval_loss"), smooth=False, marker="o")],
+        ),
         ("error rate (%)", rates),
         ("learning rate", [Curve("lr", *series("learning_rate"), smooth=False, color="tab:red")]),
         ("gradient norm", [Curve("grad norm", *series("grad_norm"))]),

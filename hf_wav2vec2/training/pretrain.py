@@ -86,9 +86,22 @@ from .pretrain_log import RunLog, plot_curves, read_log
 # ``hf-wav2vec2 pretrain --help`` (and a bad flag) answers without the seconds they take to import.
 
 __all__ = [
-    "ABLATIONS", "DEFAULT_LR", "TINY_PRESET", "CheckpointError", "PretrainArguments", "TrainingHealth",
-    "TrainingHealthWarning", "UpdateStats", "build_config", "get_dataloader", "latest_checkpoint", "lr_lambda",
-    "main", "parse_args", "plot_curves", "training_function",
+    "ABLATIONS",
+    "DEFAULT_LR",
+    "TINY_PRESET",
+    "CheckpointError",
+    "PretrainArguments",
+    "TrainingHealth",
+    "TrainingHealthWarning",
+    "UpdateStats",
+    "build_config",
+    "get_dataloader",
+    "latest_checkpoint",
+    "lr_lambda",
+    "main",
+    "parse_args",
+    "plot_curves",
+    "training_function",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,13 +122,23 @@ def get_dataloader(args: PretrainArguments, accelerator, config):
     from hf_wav2vec2.training.data import BatchingOptions, get_pretraining_dataloader
 
     normalize = config.feat_extract_norm == "layer" if args.normalize is None else args.normalize
-    batching = BatchingOptions(max_tokens=args.max_tokens, max_sample_size=args.max_sample_size,
-                               min_sample_size=args.min_sample_size, pad=args.pad, normalize=normalize,
-                               seed=args.seed)
+    batching = BatchingOptions(
+        max_tokens=args.max_tokens,
+        max_sample_size=args.max_sample_size,
+        min_sample_size=args.min_sample_size,
+        pad=args.pad,
+        normalize=normalize,
+        seed=args.seed,
+    )
     # Every rank scans / caches the corpus; the data module coordinates the cache between ranks.
-    return get_pretraining_dataloader(args.data, batching, num_workers=args.num_workers,
-                                      rank=accelerator.process_index, world_size=accelerator.num_processes,
-                                      cache_dir=args.cache_dir)
+    return get_pretraining_dataloader(
+        args.data,
+        batching,
+        num_workers=args.num_workers,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        cache_dir=args.cache_dir,
+    )
 
 
 def lr_lambda(max_updates: int, warmup_ratio: float, decay: str = "linear", power: float = 2.0):
@@ -185,10 +208,16 @@ class UpdateStats:
     def metrics(self) -> dict[str, float]:
         """Per masked frame (losses, accuracy) and per micro-batch (the rest) averages."""
         frames, mbs = max(1.0, self.num_masked), max(1.0, self.micro_batches)
-        return {"loss": self.loss / frames, "contrastive_loss": self.contrastive / frames,
-                "diversity_loss": self.diversity / mbs, "feature_penalty": self.feature_penalty / mbs,
-                "code_perplexity": self.code_ppl / mbs, "prob_perplexity": self.prob_ppl / mbs,
-                "accuracy": self.correct / frames, "num_masked": int(self.num_masked)}
+        return {
+            "loss": self.loss / frames,
+            "contrastive_loss": self.contrastive / frames,
+            "diversity_loss": self.diversity / mbs,
+            "feature_penalty": self.feature_penalty / mbs,
+            "code_perplexity": self.code_ppl / mbs,
+            "prob_perplexity": self.prob_ppl / mbs,
+            "accuracy": self.correct / frames,
+            "num_masked": int(self.num_masked),
+        }
 
 
 @dataclass
@@ -254,14 +283,18 @@ def prepare_output_dir(args: PretrainArguments) -> None:
         return
     if args.resume:
         if latest_checkpoint(out) is None and (out / "model.safetensors").exists():
-            raise ValueError(f"--output_dir {out} holds a saved model but no checkpoint to resume from: pass "
-                             "--overwrite_output_dir to replace it, or another --output_dir")
+            raise ValueError(
+                f"--output_dir {out} holds a saved model but no checkpoint to resume from: pass "
+                "--overwrite_output_dir to replace it, or another --output_dir"
+            )
         return
     if not args.overwrite_output_dir:
         finished = (out / "pretrain_results.json").exists() or (out / "model.safetensors").exists()
         held = "a finished pre-training run" if finished else f"{', '.join(entries[:3])}{', ...' * (len(entries) > 3)}"
-        raise ValueError(f"--output_dir {out} is not empty (it holds {held}): pass --resume to continue the run in "
-                         "it, --overwrite_output_dir to replace it, or another --output_dir")
+        raise ValueError(
+            f"--output_dir {out} is not empty (it holds {held}): pass --resume to continue the run in "
+            "it, --overwrite_output_dir to replace it, or another --output_dir"
+        )
     if int(os.environ.get("RANK", "0")) == 0:  # one process deletes; the others find it done
         for name in RUN_OUTPUTS:
             target = out / name
@@ -282,9 +315,12 @@ def set_up(args: PretrainArguments, config) -> Run:
     output_dir = Path(args.output_dir)
     # Accumulation is done here, not by Accelerate: normalizing by the masked frames of all micro-batches and all
     # processes needs the counts of every micro-batch, and accelerator.backward would divide by the step count.
-    accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision,
-                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
-                              project_dir=str(output_dir))
+    accelerator = Accelerator(
+        cpu=args.cpu,
+        mixed_precision=args.mixed_precision,
+        log_with="tensorboard" if args.report_to == "tensorboard" else None,
+        project_dir=str(output_dir),
+    )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -298,11 +334,17 @@ def set_up(args: PretrainArguments, config) -> Run:
             warnings.warn(f"gradient checkpointing unavailable: {err}", stacklevel=2)
     loader = get_dataloader(args, accelerator, config)
     # fairseq's "adam" decays weights decoupled from the gradient, i.e. AdamW.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=tuple(args.adam_betas),
-                                  eps=args.adam_eps, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=args.learning_rate,
+        betas=tuple(args.adam_betas),
+        eps=args.adam_eps,
+        weight_decay=args.weight_decay,
+    )
     # The scheduler is stepped by hand once per real update (AcceleratedScheduler would step num_processes times).
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(args.max_updates, args.warmup_ratio, args.lr_decay, args.lr_power))
+        optimizer, lr_lambda(args.max_updates, args.warmup_ratio, args.lr_decay, args.lr_power)
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     return Run(args, config, accelerator, model, optimizer, scheduler, loader, output_dir)
 
@@ -319,8 +361,9 @@ def resume(run: Run) -> dict | None:
     rank = run.accelerator.process_index
     trainer = load_checkpoint_file(checkpoint / TRAINER_FILE, TRAINER_KEYS)
     if trainer["world_size"] != run.accelerator.num_processes:
-        raise CheckpointError(f"{checkpoint} was written by {trainer['world_size']} processes; exact resume needs "
-                              "as many")
+        raise CheckpointError(
+            f"{checkpoint} was written by {trainer['world_size']} processes; exact resume needs as many"
+        )
     mine = load_checkpoint_file(checkpoint / f"rank{rank}.pt", RANK_KEYS)
     check_config(checkpoint, run.config)
     path = checkpoint / TRAINER_FILE
@@ -373,8 +416,11 @@ def apply_gradients(run: Run, stats: UpdateStats, grad_scale: float) -> tuple[bo
     if skipped:
         run.state.num_skipped_updates += 1
         if accelerator.is_main_process:  # every rank takes the same decision: say it once
-            warnings.warn(f"non-finite loss or gradient at update {run.state.num_updates}: update skipped "
-                          f"({run.state.num_skipped_updates} so far)", stacklevel=2)
+            warnings.warn(
+                f"non-finite loss or gradient at update {run.state.num_updates}: update skipped "
+                f"({run.state.num_skipped_updates} so far)",
+                stacklevel=2,
+            )
     else:
         run.optimizer.step()
         if not accelerator.optimizer_step_was_skipped:
@@ -398,17 +444,23 @@ def train_update(run: Run, micro: list[dict]) -> tuple[UpdateStats, float, bool]
 def update_record(run: Run, stats: UpdateStats, grad_norm: float, seconds: float) -> dict[str, Any]:
     """The logged metrics of one update (global per-frame averages)."""
     audio_seconds = stats.samples / DEFAULT_SAMPLING_RATE  # the data pipeline's lengths are counted at this rate
-    return {"update": run.state.num_updates, "epoch": run.state.epoch, **stats.metrics(),
-            "gumbel_temperature": run.unwrapped.quantizer.temperature, "lr": run.scheduler.get_last_lr()[0],
-            "grad_norm": grad_norm, "audio_seconds_per_second": audio_seconds / max(1e-9, seconds),
-            "skipped_updates": run.state.num_skipped_updates, "elapsed": time.time() - run.start_time}
+    return {
+        "update": run.state.num_updates,
+        "epoch": run.state.epoch,
+        **stats.metrics(),
+        "gumbel_temperature": run.unwrapped.quantizer.temperature,
+        "lr": run.scheduler.get_last_lr()[0],
+        "grad_norm": grad_norm,
+        "audio_seconds_per_second": audio_seconds / max(1e-9, seconds),
+        "skipped_updates": run.state.num_skipped_updates,
+        "elapsed": time.time() - run.start_time,
+    }
 
 
 def should_stop(run: Run, stats: UpdateStats) -> bool:
     if stats.over_budget > 0:  # any process past the budget: all stop at this update
         run.stopped_by_budget = True
-        run.accelerator.print(f"time budget of {run.args.max_train_seconds}s reached at update "
-                              f"{run.state.num_updates}")
+        run.accelerator.print(f"time budget of {run.args.max_train_seconds}s reached at update {run.state.num_updates}")
     return run.stopped_by_budget or run.state.num_updates >= run.last_update()
 
 
@@ -446,8 +498,14 @@ def log_epoch_examples(run: Run, log: RunLog) -> None:
     from accelerate.utils import gather_object
 
     per_rank = gather_object([mine]) if run.accelerator.num_processes > 1 else [mine]
-    log.write({"event": "epoch_end", "epoch": run.state.epoch, "examples_per_rank": per_rank,
-               "num_examples": len(run.loader.dataset)})
+    log.write(
+        {
+            "event": "epoch_end",
+            "epoch": run.state.epoch,
+            "examples_per_rank": per_rank,
+            "num_examples": len(run.loader.dataset),
+        }
+    )
 
 
 def checkpoint(run: Run) -> None:
@@ -456,13 +514,25 @@ def checkpoint(run: Run) -> None:
     scaler = run.scaler
 
     def trainer_state() -> dict:
-        return {"model": run.unwrapped.state_dict(), "optimizer": run.optimizer.state_dict(),
-                "scheduler": run.scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
-                "state": dataclasses.asdict(run.state), "world_size": run.accelerator.num_processes}
+        return {
+            "model": run.unwrapped.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "state": dataclasses.asdict(run.state),
+            "world_size": run.accelerator.num_processes,
+        }
 
-    save_checkpoint(run.accelerator, run.output_dir, num_updates=run.state.num_updates, run_id=run.state.run_id,
-                    rank_state={"rng": rng_state(), "data": run.loader.state_dict()}, trainer_state=trainer_state,
-                    config_json=run.config.to_json_string(use_diff=False), keep=run.args.keep_checkpoints)
+    save_checkpoint(
+        run.accelerator,
+        run.output_dir,
+        num_updates=run.state.num_updates,
+        run_id=run.state.run_id,
+        rank_state={"rng": rng_state(), "data": run.loader.state_dict()},
+        trainer_state=trainer_state,
+        config_json=run.config.to_json_string(use_diff=False),
+        keep=run.args.keep_checkpoints,
+    )
 
 
 def open_log(run: Run) -> RunLog:
@@ -474,11 +544,19 @@ def open_log(run: Run) -> RunLog:
         hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in args.to_dict().items()}
         accelerator.init_trackers("pretrain", config=hparams)
         tracker = lambda values, step: accelerator.log(values, step=step)  # noqa: E731
-    progress = tqdm(total=args.max_updates, initial=run.state.num_updates,
-                    disable=not accelerator.is_main_process, desc="pretrain", dynamic_ncols=True)
-    health = TrainingHealth(run.config.num_codevector_groups * run.config.num_codevectors_per_group,
-                            warmup_updates=int(round(args.warmup_ratio * args.max_updates)), log_every=args.log_every,
-                            uses_quantizer=run.config.quantize_input or run.config.quantize_targets)
+    progress = tqdm(
+        total=args.max_updates,
+        initial=run.state.num_updates,
+        disable=not accelerator.is_main_process,
+        desc="pretrain",
+        dynamic_ncols=True,
+    )
+    health = TrainingHealth(
+        run.config.num_codevector_groups * run.config.num_codevectors_per_group,
+        warmup_updates=int(round(args.warmup_ratio * args.max_updates)),
+        log_every=args.log_every,
+        uses_quantizer=run.config.quantize_input or run.config.quantize_targets,
+    )
     path = run.output_dir / "train_log.jsonl" if accelerator.is_main_process else None
     return RunLog(path, health, log_every=args.log_every, tracker=tracker, progress=progress)
 
@@ -492,20 +570,27 @@ def finish(run: Run, log: RunLog) -> dict:
         checkpoint(run)
     dataset = run.loader.dataset
     skipped_files, too_short = int(getattr(dataset, "num_skipped", 0)), int(getattr(dataset, "num_too_short", 0))
-    accelerator.print(f"data: {len(dataset)} examples used, {skipped_files} undecodable files skipped, "
-                      f"{too_short} shorter than min_sample_size={run.args.min_sample_size}")
+    accelerator.print(
+        f"data: {len(dataset)} examples used, {skipped_files} undecodable files skipped, "
+        f"{too_short} shorter than min_sample_size={run.args.min_sample_size}"
+    )
     log.finish()
     selection = getattr(dataset, "selection", None)  # None for streaming datasets
     result = {
         **(log.last or {}),
-        "num_updates": run.state.num_updates, "num_skipped_updates": run.state.num_skipped_updates,
-        "stopped_by_time_budget": run.stopped_by_budget, "num_examples": len(dataset),
-        "num_skipped_files": skipped_files, "num_too_short_files": too_short,
+        "num_updates": run.state.num_updates,
+        "num_skipped_updates": run.state.num_skipped_updates,
+        "stopped_by_time_budget": run.stopped_by_budget,
+        "num_examples": len(dataset),
+        "num_skipped_files": skipped_files,
+        "num_too_short_files": too_short,
         # what indexing kept and dropped, per reason (logged at start-up)
         "data_selection": selection.to_dict() if selection else None,
-        "output_dir": str(output_dir), "log_file": str(output_dir / "train_log.jsonl"),
+        "output_dir": str(output_dir),
+        "log_file": str(output_dir / "train_log.jsonl"),
         "checkpoint": str(latest_checkpoint(output_dir, run.state.run_id)),
-        "world_size": accelerator.num_processes, "health_warnings": dict(log.health.counts),
+        "world_size": accelerator.num_processes,
+        "health_warnings": dict(log.health.counts),
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -538,8 +623,11 @@ def training_function(args: PretrainArguments) -> dict:
         if run.state.num_updates < run.last_update():
             for micro in micro_batch_groups(run, resume_rng, log):
                 stats, grad_norm, skipped = train_update(run, micro)
-                log.update(update_record(run, stats, grad_norm, time.time() - step_start), skipped,
-                           emit=run.accelerator.is_main_process)  # global metrics: the same warnings on every rank
+                log.update(
+                    update_record(run, stats, grad_norm, time.time() - step_start),
+                    skipped,
+                    emit=run.accelerator.is_main_process,
+                )  # global metrics: the same warnings on every rank
                 step_start = time.time()
                 if args.checkpoint_every and not skipped and run.state.num_updates % args.checkpoint_every == 0:
                     checkpoint(run)

@@ -22,11 +22,26 @@ if TYPE_CHECKING:
 # plateau for 3000 fine-tuning updates on the 10-minute split; pre-LN leaves it after about 400 (see
 # benchmarks/results/main_job_cpu.md).
 TINY_PRESET = dict(
-    hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, do_stable_layer_norm=True,
-    conv_dim=(128,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
-    codevector_dim=128, proj_codevector_dim=128, num_codevectors_per_group=64, num_codevector_groups=2,
-    num_negatives=50, hidden_dropout=0.1, attention_dropout=0.1, feat_proj_dropout=0.1,
-    feat_quantizer_dropout=0.1, activation_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
+    hidden_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=1024,
+    do_stable_layer_norm=True,
+    conv_dim=(128,) * 7,
+    num_conv_pos_embeddings=128,
+    num_conv_pos_embedding_groups=16,
+    codevector_dim=128,
+    proj_codevector_dim=128,
+    num_codevectors_per_group=64,
+    num_codevector_groups=2,
+    num_negatives=50,
+    hidden_dropout=0.1,
+    attention_dropout=0.1,
+    feat_proj_dropout=0.1,
+    feat_quantizer_dropout=0.1,
+    activation_dropout=0.0,
+    final_dropout=0.0,
+    layerdrop=0.0,
 )
 DEFAULT_LR = {"tiny": 1e-3, "base": 5e-4, "large": 3e-4}
 #: --ablation -> (quantize_input, quantize_targets), the paper's Table 4 rows (input / targets).
@@ -54,18 +69,23 @@ class PretrainArguments:
     """Everything a pre-training run is told (``hf-wav2vec2 pretrain --help`` lists the same, as flags)."""
 
     data: str = _flag(help="audio folder, fairseq .tsv manifest, or datasets name / path")
-    output_dir: str = _flag(help="where checkpoints, logs and the model go (must be empty unless --resume or "
-                            "--overwrite_output_dir)")
+    output_dir: str = _flag(
+        help="where checkpoints, logs and the model go (must be empty unless --resume or --overwrite_output_dir)"
+    )
     preset: str = _flag("base", choices=("tiny", "base", "large"))
     config: str | None = _flag(None, help="JSON file of config overrides")
     config_overrides: list[str] = _flag([], nargs="*", metavar="KEY=VALUE")
-    ablation: str | None = _flag(None, choices=tuple(ABLATIONS),
-                                 help="input/target quantization variant of the paper's Table 4")
+    ablation: str | None = _flag(
+        None, choices=tuple(ABLATIONS), help="input/target quantization variant of the paper's Table 4"
+    )
     learning_rate: float | None = _flag(None, type=float, help="peak lr (default: tiny 1e-3, base 5e-4, large 3e-4)")
     gumbel_anneal_fraction: float | None = _flag(
-        None, type=float, help="reach the minimum Gumbel temperature after this fraction of --max_updates (sets the "
+        None,
+        type=float,
+        help="reach the minimum Gumbel temperature after this fraction of --max_updates (sets the "
         "config's per-update decay; fairseq's 0.999995 over 400k updates is 0.69). Default: 0.7 for the tiny preset, "
-        "whose runs are short, the config's decay otherwise")
+        "whose runs are short, the config's decay otherwise",
+    )
     weight_decay: float = _flag(0.01, type=float)
     adam_betas: tuple[float, float] = _flag((0.9, 0.98), type=float, nargs=2)
     adam_eps: float = _flag(1e-6, type=float)
@@ -73,16 +93,22 @@ class PretrainArguments:
     lr_decay: str = _flag("linear", choices=("linear", "polynomial"))
     lr_power: float = _flag(2.0, type=float, help="exponent of the polynomial decay")
     max_updates: int = _flag(400_000, type=int)
-    stop_after: int | None = _flag(None, type=int, help="stop (checkpoint, save) after this many updates without "
-                                   "changing the lr schedule, e.g. to split a run into jobs resumed with --resume")
-    max_train_seconds: float | None = _flag(None, type=float, help="wall-clock budget: stop after the update that "
-                                            "exceeds it, checkpoint and save")
+    stop_after: int | None = _flag(
+        None,
+        type=int,
+        help="stop (checkpoint, save) after this many updates without "
+        "changing the lr schedule, e.g. to split a run into jobs resumed with --resume",
+    )
+    max_train_seconds: float | None = _flag(
+        None, type=float, help="wall-clock budget: stop after the update that exceeds it, checkpoint and save"
+    )
     max_tokens: int = _flag(1_400_000, type=int, help="samples per batch per process")
     max_sample_size: int = _flag(250_000, type=int)
     min_sample_size: int = _flag(32_000, type=int)
     pad: bool = _flag(False, action="store_true", help="pad batches (attention mask) instead of cropping")
-    normalize: bool | None = _flag(None, action="store_true",
-                                   help="zero-mean unit-variance inputs (default: on for layer-norm feature encoders)")
+    normalize: bool | None = _flag(
+        None, action="store_true", help="zero-mean unit-variance inputs (default: on for layer-norm feature encoders)"
+    )
     gradient_accumulation_steps: int = _flag(1, type=int)
     max_grad_norm: float = _flag(10.0, type=float, help="clip (0 disables)")
     mixed_precision: str = _flag("no", choices=("no", "bf16", "fp16"))
@@ -91,9 +117,12 @@ class PretrainArguments:
     checkpoint_every: int = _flag(0, type=int, help="checkpoint every N updates (0: only at end)")
     keep_checkpoints: int = _flag(2, type=int, help="how many recent checkpoints of this run to keep")
     resume: bool = _flag(False, action="store_true", help="continue from the latest checkpoint in output_dir")
-    overwrite_output_dir: bool = _flag(False, action="store_true",
-                                       help="start afresh in a non-empty output_dir: the previous run's checkpoints, "
-                                       "log, curves and TensorBoard files are deleted, its model replaced")
+    overwrite_output_dir: bool = _flag(
+        False,
+        action="store_true",
+        help="start afresh in a non-empty output_dir: the previous run's checkpoints, "
+        "log, curves and TensorBoard files are deleted, its model replaced",
+    )
     seed: int = _flag(1, type=int)
     num_workers: int = _flag(0, type=int)
     cache_dir: str | None = _flag(None)
@@ -111,8 +140,9 @@ class PretrainArguments:
         if self.gradient_accumulation_steps < 1 or self.max_updates < 1:
             raise ValueError("--gradient_accumulation_steps and --max_updates must be >= 1")
         if self.resume and self.overwrite_output_dir:
-            raise ValueError("--resume continues the run in --output_dir and --overwrite_output_dir replaces it: "
-                             "give one of them")
+            raise ValueError(
+                "--resume continues the run in --output_dir and --overwrite_output_dir replaces it: give one of them"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

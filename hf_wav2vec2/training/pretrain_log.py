@@ -26,8 +26,15 @@ class RunLog:
     Use it as a context manager: the file is open between ``__enter__`` and ``__exit__``.
     """
 
-    def __init__(self, path: Path | None, health: TrainingHealth, *, log_every: int = 10,
-                 tracker: Callable[[dict[str, float], int], None] | None = None, progress: Any = None):
+    def __init__(
+        self,
+        path: Path | None,
+        health: TrainingHealth,
+        *,
+        log_every: int = 10,
+        tracker: Callable[[dict[str, float], int], None] | None = None,
+        progress: Any = None,
+    ):
         self.path = path
         self.health = health
         self.log_every = max(1, int(log_every))
@@ -56,9 +63,15 @@ class RunLog:
 
     def update(self, record: dict[str, Any], skipped: bool, emit: bool = True) -> None:
         """Log one update (``record`` holds its global metrics; ``emit``: issue health warnings here)."""
-        self.health.update(record["update"], code_perplexity=record["code_perplexity"],
-                           accuracy=record["accuracy"], grad_norm=record["grad_norm"],
-                           contrastive_loss=record["contrastive_loss"], finite=not skipped, emit=emit)
+        self.health.update(
+            record["update"],
+            code_perplexity=record["code_perplexity"],
+            accuracy=record["accuracy"],
+            grad_norm=record["grad_norm"],
+            contrastive_loss=record["contrastive_loss"],
+            finite=not skipped,
+            emit=emit,
+        )
         if skipped:
             return
         if self.progress is not None:
@@ -69,11 +82,17 @@ class RunLog:
             self.write(record)
             self._last_written = update
             if self.tracker is not None:
-                self.tracker({f"train/{k}": v for k, v in record.items()
-                              if k not in ("update", "epoch") and math.isfinite(v)}, update)
+                self.tracker(
+                    {f"train/{k}": v for k, v in record.items() if k not in ("update", "epoch") and math.isfinite(v)},
+                    update,
+                )
         if self.progress is not None:
-            self.progress.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}",
-                                      ppl=f"{record['code_perplexity']:.1f}", lr=f"{record['lr']:.2e}")
+            self.progress.set_postfix(
+                loss=f"{record['loss']:.3f}",
+                acc=f"{record['accuracy']:.3f}",
+                ppl=f"{record['code_perplexity']:.1f}",
+                lr=f"{record['lr']:.2e}",
+            )
 
     def finish(self) -> None:
         if self.last is not None and self._last_written != self.last["update"]:
@@ -106,8 +125,10 @@ def pretraining_panels(records: list[dict]) -> list:
         ("loss per masked frame", [curve("loss"), curve("contrastive_loss")]),
         ("contrastive accuracy", [curve("accuracy")]),
         ("codebook perplexity", [curve("code_perplexity"), curve("prob_perplexity")]),
-        ("Gumbel temperature (left) / lr (right)",
-         [curve("gumbel_temperature", smooth=False), curve("lr", smooth=False, right_axis=True, color="tab:red")]),
+        (
+            "Gumbel temperature (left) / lr (right)",
+            [curve("gumbel_temperature", smooth=False), curve("lr", smooth=False, right_axis=True, color="tab:red")],
+        ),
     ]
 
 

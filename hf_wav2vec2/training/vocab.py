@@ -201,9 +201,7 @@ def build_vocab(
     clash = reserved & chars
     if clash:
         # "|" in a transcript would silently become a word break; make the caller drop or replace it.
-        raise ValueError(
-            f"transcripts contain {sorted(clash)}, reserved for special tokens; add them to drop_chars"
-        )
+        raise ValueError(f"transcripts contain {sorted(clash)}, reserved for special tokens; add them to drop_chars")
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
     vocab[WORD_DELIMITER] = len(vocab)
     for char in sorted(chars):
@@ -265,8 +263,12 @@ def write_vocab(vocab: dict[str, int], directory: str | Path, filename: str = "v
 def tokenizer_kwargs() -> dict:
     """Constructor arguments of ``HfWav2Vec2CTCTokenizer`` matching the vocabularies built here."""
     return {
-        "pad_token": PAD_TOKEN, "bos_token": BOS_TOKEN, "eos_token": EOS_TOKEN, "unk_token": UNK_TOKEN,
-        "word_delimiter_token": WORD_DELIMITER, "do_lower_case": False,
+        "pad_token": PAD_TOKEN,
+        "bos_token": BOS_TOKEN,
+        "eos_token": EOS_TOKEN,
+        "unk_token": UNK_TOKEN,
+        "word_delimiter_token": WORD_DELIMITER,
+        "do_lower_case": False,
     }
 
 

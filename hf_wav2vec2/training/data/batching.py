@@ -60,8 +60,13 @@ class BatchingOptions:
 
     def __post_init__(self) -> None:
         # Whole numbers are stored as Python ints: numpy integers would leak into state_dicts and plans.
-        for name, minimum in (("max_tokens", 1), ("max_sample_size", 1), ("max_batch_size", 1),
-                              ("min_sample_size", 0), ("seed", None)):
+        for name, minimum in (
+            ("max_tokens", 1),
+            ("max_sample_size", 1),
+            ("max_batch_size", 1),
+            ("min_sample_size", 0),
+            ("seed", None),
+        ):
             value = getattr(self, name)
             if value is not None or name in ("max_tokens", "min_sample_size", "seed"):
                 object.__setattr__(self, name, _whole_number(name, value, minimum))
@@ -77,8 +82,10 @@ class BatchingOptions:
         """``options`` (default: the defaults) with ``fields`` replaced; an unknown name is a TypeError."""
         unknown = sorted(set(fields) - cls.field_names())
         if unknown:
-            raise TypeError(f"unknown batching option(s) {', '.join(unknown)}; BatchingOptions has "
-                            f"{', '.join(sorted(cls.field_names()))}")
+            raise TypeError(
+                f"unknown batching option(s) {', '.join(unknown)}; BatchingOptions has "
+                f"{', '.join(sorted(cls.field_names()))}"
+            )
         return dataclasses.replace(options or cls(), **fields)
 
     def effective_lengths(self, lengths: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -92,9 +99,14 @@ class BatchingOptions:
 
     def plan(self, lengths: Sequence[int] | np.ndarray, rng: np.random.Generator | None) -> list[np.ndarray]:
         """:func:`plan_batches` with these options (``rng`` only used when shuffling)."""
-        return plan_batches(lengths, max_tokens=self.max_tokens, max_sample_size=self.max_sample_size,
-                            rng=rng if self.shuffle else None, length_noise=self.length_noise,
-                            max_batch_size=self.max_batch_size)
+        return plan_batches(
+            lengths,
+            max_tokens=self.max_tokens,
+            max_sample_size=self.max_sample_size,
+            rng=rng if self.shuffle else None,
+            length_noise=self.length_noise,
+            max_batch_size=self.max_batch_size,
+        )
 
 
 def _whole_number(name: str, value: Any, minimum: int | None) -> int:

@@ -262,7 +262,7 @@ class AudioDataset(Dataset, SkipLog):
         logger.log(logging.WARNING if selection.num_dropped else logging.INFO, "%s", selection.summary())
         message = selection.warning()
         if message is not None:
-            warnings.warn(message, AudioDroppedWarning)
+            warnings.warn(message, AudioDroppedWarning, stacklevel=2)
 
     # -- properties --------------------------------------------------------------------------
 

@@ -73,10 +73,13 @@ class PretrainingDataLoader(DataLoader):
         reasons = dataset.unusable_reasons(getattr(dataset, "min_sample_size", 0))
         hint = ""
         if getattr(dataset, "lengths_given", False):
-            hint = (" (the lengths were taken from the manifest or length column without opening the files; "
-                    "trust_manifest_lengths=False opens every file up front)")
-        raise NoUsableAudioError(f"no usable audio: no example of a batch, nor any replacement tried, could be "
-                                 f"loaded; {reasons}{hint}")
+            hint = (
+                " (the lengths were taken from the manifest or length column without opening the files; "
+                "trust_manifest_lengths=False opens every file up front)"
+            )
+        raise NoUsableAudioError(
+            f"no usable audio: no example of a batch, nor any replacement tried, could be loaded; {reasons}{hint}"
+        )
 
     def state_dict(self) -> dict[str, int]:
         """Epoch and number of this rank's batches consumed in it (see
@@ -202,22 +205,39 @@ def get_pretraining_dataloader(
     if streaming or (from_datasets_module(source) and type(source).__name__.startswith("Iterable")):
         hf_dataset = load_hf(source, split=split, dataset_config=dataset_config, streaming=True)
         dataset = StreamingPretrainingDataset(
-            hf_dataset, options, audio_column=audio_column, rank=rank, world_size=world_size,
-            shuffle_buffer_size=shuffle_buffer_size, bucket_buffer_size=bucket_buffer_size, infinite=infinite,
+            hf_dataset,
+            options,
+            audio_column=audio_column,
+            rank=rank,
+            world_size=world_size,
+            shuffle_buffer_size=shuffle_buffer_size,
+            bucket_buffer_size=bucket_buffer_size,
+            infinite=infinite,
         )
         return PretrainingDataLoader(dataset, batch_size=None, collate_fn=_identity, **loader_kwargs)
 
     dataset = load_audio_dataset(
-        source, audio_column=audio_column, split=split, dataset_config=dataset_config,
-        min_sample_size=options.min_sample_size, max_sample_size=options.max_sample_size, cache_dir=cache_dir,
-        cache_dtype=cache_dtype, precache=precache, num_prepare_workers=num_prepare_workers, rank=rank,
-        world_size=world_size, **source_kwargs,
+        source,
+        audio_column=audio_column,
+        split=split,
+        dataset_config=dataset_config,
+        min_sample_size=options.min_sample_size,
+        max_sample_size=options.max_sample_size,
+        cache_dir=cache_dir,
+        cache_dtype=cache_dtype,
+        precache=precache,
+        num_prepare_workers=num_prepare_workers,
+        rank=rank,
+        world_size=world_size,
+        **source_kwargs,
     )
     if len(dataset) == 0:
         name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
         files = count_files(dataset.selection.num_files)
-        raise NoUsableAudioError(f"no usable audio in {name}: none of its {files} can be used: "
-                                 f"{dataset.unusable_reasons(options.min_sample_size)}")
+        raise NoUsableAudioError(
+            f"no usable audio in {name}: none of its {files} can be used: "
+            f"{dataset.unusable_reasons(options.min_sample_size)}"
+        )
     sampler = LengthBucketBatchSampler(dataset.lengths, options, rank=rank, world_size=world_size)
     collator = PretrainingCollator(pad=options.pad, normalize=options.normalize, seed=options.seed)
     return PretrainingDataLoader(dataset, batch_sampler=sampler, collate_fn=collator, **loader_kwargs)

@@ -145,8 +145,13 @@ class LengthBucketBatchSampler(Sampler[list[CropRequest]]):
     def stats(self, epoch: int | None = None) -> BatchingStats:
         """Waste and fill of the global plan of ``epoch`` (default: current)."""
         batches, _ = self._plan(self._epoch if epoch is None else epoch)
-        return batching_stats(self.lengths, batches, max_tokens=self.options.max_tokens,
-                              max_sample_size=self.options.max_sample_size, pad=self.options.pad)
+        return batching_stats(
+            self.lengths,
+            batches,
+            max_tokens=self.options.max_tokens,
+            max_sample_size=self.options.max_sample_size,
+            pad=self.options.pad,
+        )
 
     @property
     def num_batches_per_epoch(self) -> int:

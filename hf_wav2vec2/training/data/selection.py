@@ -83,12 +83,16 @@ class AudioSelection:
     def summary(self) -> str:
         """One line: what is kept, and per reason how many files (and seconds) are not."""
         known = self.kept_seconds + self.too_short_seconds
-        text = (f"pre-training audio: kept {self.num_kept} of {count_files(self.num_files)} "
-                f"({_duration(self.kept_seconds)} of {_duration(known)} with a known length)")
+        text = (
+            f"pre-training audio: kept {self.num_kept} of {count_files(self.num_files)} "
+            f"({_duration(self.kept_seconds)} of {_duration(known)} with a known length)"
+        )
         reasons = []
         if self.num_too_short:
-            reasons.append(f"{self.num_too_short} shorter than min_sample_size={self.min_sample_size} samples "
-                           f"({self.min_sample_size / TARGET_SAMPLE_RATE:.2f} s): {_duration(self.too_short_seconds)}")
+            reasons.append(
+                f"{self.num_too_short} shorter than min_sample_size={self.min_sample_size} samples "
+                f"({self.min_sample_size / TARGET_SAMPLE_RATE:.2f} s): {_duration(self.too_short_seconds)}"
+            )
         if self.num_unreadable:
             reasons.append(f"{self.num_unreadable} unreadable (length unknown)")
         return text + (f"; dropped {', '.join(reasons)}" if reasons else "")
@@ -99,14 +103,18 @@ class AudioSelection:
             return None
         hints = []
         if self.num_too_short:
-            hints.append(f"{count_files(self.num_too_short)} ({_duration(self.too_short_seconds)}) shorter than "
-                         f"min_sample_size={self.min_sample_size} samples "
-                         f"({self.min_sample_size / TARGET_SAMPLE_RATE:.2f} s): pass a smaller one "
-                         f"(hf-wav2vec2 pretrain --min_sample_size) to keep them")
+            hints.append(
+                f"{count_files(self.num_too_short)} ({_duration(self.too_short_seconds)}) shorter than "
+                f"min_sample_size={self.min_sample_size} samples "
+                f"({self.min_sample_size / TARGET_SAMPLE_RATE:.2f} s): pass a smaller one "
+                f"(hf-wav2vec2 pretrain --min_sample_size) to keep them"
+            )
         if self.num_unreadable:
             hints.append(f"{count_files(self.num_unreadable)} that cannot be read (the first reasons are logged above)")
-        return (f"{self.dropped_fraction:.0%} of the {count_files(self.num_files)} of audio are left out of "
-                f"pre-training: {'; '.join(hints)}")
+        return (
+            f"{self.dropped_fraction:.0%} of the {count_files(self.num_files)} of audio are left out of "
+            f"pre-training: {'; '.join(hints)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "dropped_fraction": self.dropped_fraction}
@@ -157,7 +165,9 @@ class SkipLog:
             parts.append(f"{count_files(self.num_skipped)} cannot be read (e.g. {shown})")
         if self.too_short:
             longest = max(s.num_samples or 0 for s in self.too_short)
-            parts.append(f"{count_files(self.num_too_short)} shorter than min_sample_size={min_sample_size} samples "
-                         f"({min_sample_size / TARGET_SAMPLE_RATE:.2f} s; the longest has {longest} samples: pass a "
-                         f"smaller --min_sample_size to keep them)")
+            parts.append(
+                f"{count_files(self.num_too_short)} shorter than min_sample_size={min_sample_size} samples "
+                f"({min_sample_size / TARGET_SAMPLE_RATE:.2f} s; the longest has {longest} samples: pass a "
+                f"smaller --min_sample_size to keep them)"
+            )
         return "; ".join(parts) if parts else "no audio files"
