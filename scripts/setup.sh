@@ -13,7 +13,7 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 # benchmarks, with its transcripts package (--no-install-recommends does not pull it in; where /usr/share/doc is
 # excluded, the copy shipped in hf_wav2vec2/corpora/data/ is used); the Spanish prompts (same speaker) for the
 # keyword-spotting benchmark's digits, with their transcripts (the new language of benchmarks/bench_mms_adapters.py);
-# ffmpeg to decode formats libsndfile cannot; chromium for the demo page's browser test (tests/test_app.py).
+# ffmpeg to decode formats libsndfile cannot; chromium for the demo page's browser test (tests/examples/test_app.py).
 need_apt=()
 for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-core-sounds-es-wav asterisk-core-sounds-es \
            ffmpeg chromium; do

@@ -1,6 +1,9 @@
-"""The lint setup agrees with itself: one ruff version in pre-commit and CI, and CI runs both ruff checks."""
+"""The lint setup agrees with itself (one ruff version in pre-commit, CI and the test extra; CI runs both ruff
+checks), and the tree is clean by it: .ci/run runs the suite, so a lint finding fails CI there too."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,8 +15,15 @@ def ruff_pins() -> dict[str, str]:
     ci = (ROOT / ".github/workflows/ci.yml").read_text(encoding="utf-8")
     hook = re.search(r"astral-sh/ruff-pre-commit\s+rev:\s*v?([\d.]+)", pre_commit)
     pip = re.search(r"pip install ruff==([\d.]+)", ci)
-    assert hook and pip, "ruff is pinned in .pre-commit-config.yaml (rev) and ci.yml (pip install ruff==X)"
-    return {"pre-commit": hook[1], "ci": pip[1]}
+    extra = re.search(r'^test = \[.*"ruff==([\d.]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M)
+    assert hook and pip and extra, "ruff is pinned in .pre-commit-config.yaml (rev), ci.yml and the test extra"
+    return {"pre-commit": hook[1], "ci": pip[1], "test extra": extra[1]}
+
+
+def test_the_tree_is_lint_and_format_clean():
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        done = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"ruff {' '.join(command)}:\n{done.stdout[-3000:]}{done.stderr[-1000:]}"
 
 
 def test_one_ruff_version_everywhere():

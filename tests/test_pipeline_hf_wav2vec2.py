@@ -438,7 +438,7 @@ def test_progress_callback_adds_up_to_the_duration(tone_asr):
 
 # ----------------------------------------------------------------------------------------------- LM decoding
 
-# "THE CAT" where the first letter of the second word acoustically favours K (as in tests/test_decoding.py).
+# "THE CAT" where the first letter of the second word acoustically favours K (as in tests/decoding/test_decoding.py).
 NEAR_TIE = ["T", "H", "E", "|", {"K": 0.5, "C": 0.45}, "A", "<pad>", "T"]
 TINY_ARPA = """\\data\\
 ngram 1=5

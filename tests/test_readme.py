@@ -248,10 +248,10 @@ SHELL_EDITS = {
     "--preset base": "--preset tiny --max_updates 2 --max_tokens 64000 --min_sample_size 4000 --report_to none",
 }
 SKIPPED_LINES = (
-    "bash scripts/setup.sh",  # the README's two commands: CI runs the second, tests/test_main_job.py the first
+    "bash scripts/setup.sh",  # the README's two commands: CI runs the second, tests/examples/test_main_job.py the first
     "accelerate launch --multi_gpu --num_processes 8",  # needs 8 GPUs
     "arecord ",  # needs a microphone: tests/test_streaming.py pipes audio into `transcribe - --stream`
-    "examples/app.py",  # serves a page until stopped: tests/test_app.py drives it in headless Chromium
+    "examples/app.py",  # serves a page until stopped: tests/examples/test_app.py drives it in headless Chromium
 )
 
 

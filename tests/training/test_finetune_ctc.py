@@ -37,7 +37,7 @@ from hf_wav2vec2.training.finetune import (
 from hf_wav2vec2.training.finetune_outputs import build_card_info
 from hf_wav2vec2.training.vocab import TextNormalization
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RATE = 16000
 PITCH = {"a": 300.0, "b": 550.0, "c": 800.0, "d": 1100.0, "e": 1500.0}
 WORDS = ["ab", "bad", "cab", "dace", "bead", "deed", "ace", "cede"]

@@ -25,7 +25,7 @@ import soundfile as sf
 from test_pipeline_hf_wav2vec2 import SR, noise, save_model_dir
 from transformers import pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",

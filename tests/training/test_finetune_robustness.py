@@ -2,7 +2,7 @@
 
 Metadata that is not UTF-8 or has no rows, transcripts with characters outside the vocabulary or nothing left after
 normalization, audio files that cannot be decoded. Everything here is text or a few tiny WAV files; the one run that
-trains uses the tiny random model of tests/test_finetune_ctc.py for a couple of updates.
+trains uses the tiny random model of tests/training/test_finetune_ctc.py for a couple of updates.
 """
 
 import re

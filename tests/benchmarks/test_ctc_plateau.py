@@ -11,7 +11,7 @@ import torch
 from test_bench_lm_asterisk import TEXTS, write_split
 from test_pipeline_hf_wav2vec2 import save_model_dir
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import ctc_plateau
 
 

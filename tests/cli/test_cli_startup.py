@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers")
 # What pip writes for the console script hf_wav2vec2.cli:main (used when the installed one cannot be found).
 LAUNCHER = """import re

@@ -16,7 +16,7 @@ from pretrain_micro import epoch_ends, logged_losses, pretrain_argv, write_corpu
 
 from hf_wav2vec2.training import pretrain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 from hf_wav2vec2.corpora import asterisk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 pytestmark = pytest.mark.skipif(
     not asterisk.is_installed(), reason=f"needs the Debian package {asterisk.DEBIAN_PACKAGE} (scripts/setup.sh)"

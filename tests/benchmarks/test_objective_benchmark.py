@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import NO_DROPOUT, TINY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location(
     "objective_vs_transformers", ROOT / "benchmarks" / "objective_vs_transformers.py"
 )

@@ -16,7 +16,7 @@ from test_pipeline_hf_wav2vec2 import SR, noise, requires_flashlight, save_model
 from hf_wav2vec2 import evaluate_model
 from hf_wav2vec2.transcribe import ModelLoadError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_lm_asterisk
 
 TEXTS = {

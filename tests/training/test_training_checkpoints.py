@@ -17,7 +17,7 @@ from pretrain_micro import logged_losses, pretrain_argv, write_corpus
 
 from hf_wav2vec2.training import checkpoints, pretrain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
