@@ -136,8 +136,15 @@ def asr_pipeline(
         kwargs["model_kwargs"] = {**(kwargs.get("model_kwargs") or {}), "target_lang": target_lang}
     try:
         return pipeline(STOCK_TASK, model=model, pipeline_class=HfWav2Vec2AutomaticSpeechRecognitionPipeline, **kwargs)
-    except (OSError, ValueError, KeyError) as error:
+    except Exception as error:  # noqa: BLE001 - a damaged file fails with whatever its reader hit
         if not isinstance(model, str):
+            raise
+        from .convert import unreadable_weights
+
+        damaged = unreadable_weights(model)  # transformers' "Could not load model ..." hides which file and why
+        if damaged is not None:
+            raise ModelLoadError(*damaged) from None
+        if not isinstance(error, (OSError, ValueError, KeyError)):
             raise
         raise ModelLoadError(model, f"cannot load a speech recognition model ({_first_line(error)})") from None
 

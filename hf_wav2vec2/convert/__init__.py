@@ -99,6 +99,36 @@ def unsafe_pickle_message(error: BaseException, remedy: str) -> str:
     )
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def unreadable_weights(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """(file, why) for the first weights file of a local model folder that cannot be read, else None. Called once
+    loading failed, so reading a file again costs nothing that matters; tensors load on the meta device where
+    torch allows it, with weights_only=True (an unsafe pickle is refused here as well, and reported by the CLI)."""
+    if not os.path.isdir(folder):
+        return None
+    import torch
+    from safetensors import safe_open
+
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        try:
+            if name.endswith(".safetensors"):
+                with safe_open(path, framework="pt") as handle:
+                    handle.keys()
+            elif name.endswith(".bin") and name.startswith("pytorch_model"):
+                torch.load(path, map_location="meta", weights_only=True)
+        except pickle.UnpicklingError:
+            return None  # the CLI's own message (unsafe pickle or corrupt) comes from loading again
+        except Exception as error:  # noqa: BLE001 - whatever torch or safetensors hit in a damaged file
+            kind = "safetensors" if name.endswith(".safetensors") else "PyTorch"
+            return path, f"not a readable {kind} file ({type(error).__name__}: {_first_line(error)})"
+    return None
+
+
 def _refused_pickle(error: BaseException) -> ConversionError:
     return ConversionError(
         unsafe_pickle_message(
@@ -204,6 +234,11 @@ def load_model_directory(src, allow_unsafe_pickle: bool = False):
         if is_weights_only_refusal(error):
             raise _refused_pickle(error) from None
         raise ConversionError(unreadable_pickle_message(error)) from None
+    except Exception:
+        damaged = unreadable_weights(src)  # e.g. safetensors' "invalid JSON in header", naming no file
+        if damaged is None:
+            raise
+        raise ConversionError(": ".join(damaged)) from None
     problems = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: list(keys) for kind, keys in problems.items() if keys}
     if problems:
@@ -348,5 +383,6 @@ __all__ = [
     "to_transformers_processor",
     "unpickler_detail",
     "unreadable_pickle_message",
+    "unreadable_weights",
     "unsafe_pickle_message",
 ]

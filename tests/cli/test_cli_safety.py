@@ -319,13 +319,38 @@ def test_unsafe_load_converts_a_trusted_pickled_folder_to_safetensors(tmp_path, 
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "--model", str(tmp_path / "out")]) == 0
 
 
-def test_a_corrupt_pytorch_model_bin_names_the_file_and_the_cause(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"garbage",  # no zip, no pickle: the weights-only loader's "Unsupported operand" (an UnpicklingError)
+        bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),  # torch fails with an IndexError
+        b"PK\x03\x04" + b"\0" * 64,  # a zip header and nothing after it: torch's RuntimeError names no file
+    ],
+    ids=["garbage", "random-bytes", "truncated-zip"],
+)
+def test_a_corrupt_pytorch_model_bin_names_the_file_and_the_cause(tmp_path, capsys, content):
     folder = save_model_dir(tmp_path / "model")
     (folder / "model.safetensors").unlink()
-    (folder / "pytorch_model.bin").write_bytes(b"garbage")  # no zip, no pickle: the weights-only loader's "operand"
+    (folder / "pytorch_model.bin").write_bytes(content)
     sf.write(tmp_path / "a.wav", noise(0.5), SR)
     capsys.readouterr()
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)]) == 1
     (line,) = error_lines(capsys)
     assert line.startswith(f"hf-wav2vec2: error: {folder / 'pytorch_model.bin'}: not a readable PyTorch file (")
     assert "arbitrary-code" not in line
+
+
+@pytest.mark.parametrize("command", ["transcribe", "convert"])
+def test_a_damaged_safetensors_file_names_the_file_and_the_cause(tmp_path, capsys, command):
+    folder = save_model_dir(tmp_path / "model")
+    (folder / "model.safetensors").write_bytes(b"\0" * 100)  # safetensors' SafetensorError, no file named
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    argv = {
+        "transcribe": ["transcribe", str(tmp_path / "a.wav"), "--model", str(folder)],
+        "convert": ["convert", str(folder), str(tmp_path / "out")],
+    }[command]
+    capsys.readouterr()
+    assert cli.main(argv) == 1
+    (line,) = error_lines(capsys)
+    assert line.startswith(f"hf-wav2vec2: error: {folder / 'model.safetensors'}: not a readable safetensors file (")
+    assert "SafetensorError" in line and not (tmp_path / "out").exists()
