@@ -44,6 +44,20 @@ def unavailable(command: str, error: BaseException) -> CommandError:
     return CommandError(f"the {command} command is not available in this installation ({one_line(error)})")
 
 
+def run_training_main(command: str, module: str, argv: list[str]) -> int:
+    """A pass-through subcommand: ``hf_wav2vec2.<module>.main`` parses the rest of the command line itself (the
+    training scripts' flags, transformers' TrainingArguments among them); its exit status, 0 for a result dict."""
+    import importlib
+
+    try:
+        # import_module, not `from ..training import`: the package attribute would outlive a sys.modules entry
+        training = importlib.import_module(f"..{module}", __package__)
+    except ImportError as error:
+        raise unavailable(command, error) from None
+    result = training.main(argv)
+    return result if isinstance(result, int) else 0
+
+
 # ----------------------------------------------------------------------------------------------- argparse types
 # argparse turns an ArgumentTypeError into its own one-line usage error (exit status 2) naming the flag.
 

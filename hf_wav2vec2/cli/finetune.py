@@ -3,19 +3,11 @@
 
 from __future__ import annotations
 
-import importlib
-
-from .common import unavailable
+from .common import run_training_main
 
 NAME = "finetune"
 HELP = "fine-tune a model with CTC (arguments of examples/finetune_ctc.py)"
 
 
 def main(argv: list[str]) -> int:
-    try:
-        # import_module, not `from ..training import`: the package attribute would outlive a sys.modules entry
-        finetune = importlib.import_module("..training.finetune", __package__)
-    except ImportError as error:
-        raise unavailable(NAME, error) from None
-    result = finetune.main(argv)
-    return result if isinstance(result, int) else 0
+    return run_training_main(NAME, "training.finetune", argv)

@@ -4,19 +4,11 @@ among them)."""
 
 from __future__ import annotations
 
-import importlib
-
-from .common import unavailable
+from .common import run_training_main
 
 NAME = "finetune-classification"
 HELP = "fine-tune an audio classifier (arguments of examples/finetune_classification.py)"
 
 
 def main(argv: list[str]) -> int:
-    try:
-        # import_module, not `from ..training import`: the package attribute would outlive a sys.modules entry
-        training = importlib.import_module("..training.finetune_classification", __package__)
-    except ImportError as error:
-        raise unavailable(NAME, error) from None
-    result = training.main(argv)
-    return result if isinstance(result, int) else 0
+    return run_training_main(NAME, "training.finetune_classification", argv)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib
-
-from .common import unavailable
+from .common import run_training_main
 
 NAME = "pretrain"
 HELP = "pre-train a model with the wav2vec 2.0 objective"
@@ -15,10 +13,4 @@ NEEDS_MODELS = False
 
 
 def main(argv: list[str]) -> int:
-    try:
-        # import_module, not `from ..training import`: the package attribute would outlive a sys.modules entry
-        pretrain = importlib.import_module("..training.pretrain", __package__)
-    except ImportError as error:
-        raise unavailable(NAME, error) from None
-    result = pretrain.main(argv)
-    return result if isinstance(result, int) else 0
+    return run_training_main(NAME, "training.pretrain", argv)
