@@ -27,12 +27,10 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import torch
 from transformers import (
-    HfArgumentParser,
     Trainer,
     TrainerCallback,
     set_seed,
@@ -58,7 +56,7 @@ from .ctc_data import (
     prepare_ctc_dataset,
     screen_transcripts,
 )
-from .finetune_args import CTCTrainingArguments, DataArguments, ModelArguments, parse_phase_ratios
+from .finetune_args import CTCTrainingArguments, DataArguments, ModelArguments, parse_phase_ratios, parse_training_args
 from .finetune_outputs import build_card_info, final_evaluation, hub_pusher, push_with_card, save_run_outputs
 from .metrics import argmax_logits, make_compute_metrics
 from .vocab import TextNormalization, build_vocab, tokenizer_kwargs, write_vocab
@@ -412,11 +410,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
 
 def parse_args(argv=None) -> tuple[ModelArguments, DataArguments, CTCTrainingArguments]:
     """Parse command-line arguments, or a single ``.json`` file holding them."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, CTCTrainingArguments))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=str(Path(argv[0]).resolve()))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_training_args((ModelArguments, DataArguments, CTCTrainingArguments), argv)
 
 
 def main(argv=None) -> dict:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from transformers import TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 
 from .ctc_data import DEFAULT_MAX_BAD_AUDIO_FRACTION
 from .vocab import TextNormalization
@@ -290,10 +292,21 @@ def parse_phase_ratios(ratios: str | tuple[float, ...]) -> tuple[float, float, f
     return values
 
 
+def parse_training_args(dataclasses: tuple[type, ...], argv=None) -> tuple:
+    """The fine-tuning scripts' command line (``argv``, default ``sys.argv[1:]``) parsed into ``dataclasses``, or a
+    single ``.json`` file holding the same fields."""
+    parser = HfArgumentParser(dataclasses)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=str(Path(argv[0]).resolve()))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
 __all__ = [
     "CONFIG_PRESETS",
     "CTCTrainingArguments",
     "DataArguments",
     "ModelArguments",
     "parse_phase_ratios",
+    "parse_training_args",
 ]

@@ -26,20 +26,20 @@ too.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 
 from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
 from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
 from ..pipeline_audio_classification import save_classification_pipeline_code
 from .ctc_data import AUDIO, TEXT, decode_audio, load_labeled_dataset, load_labeled_folder
+from .finetune_args import parse_training_args
 
 logger = logging.getLogger(__name__)
 
@@ -489,11 +489,7 @@ class _ClassificationTrainer(Trainer):
 
 def parse_args(argv=None) -> tuple[ModelArguments, DataArguments, ClassificationTrainingArguments]:
     """Parse command-line arguments, or a single ``.json`` file holding them."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, ClassificationTrainingArguments))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=str(Path(argv[0]).resolve()))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_training_args((ModelArguments, DataArguments, ClassificationTrainingArguments), argv)
 
 
 def main(argv=None) -> dict:
