@@ -196,53 +196,16 @@ def test_public_names_and_submodules_resolve():
 def test_pretrain_from_the_console_script_saves_a_registered_model(console_script, tmp_path):
     """hf-wav2vec2 pretrain defers registration to the training function: the saved model must still carry the
     auto_map and the modeling code that let AutoModel load it with trust_remote_code."""
-    from hf_wav2vec2.training.synthetic import make_synthetic_corpus
+    from pretrain_micro import pretrain_argv, write_corpus
 
-    make_synthetic_corpus(tmp_path / "data", 4, min_seconds=0.6, max_seconds=0.8, sr=16000)
-    micro = {
-        "hidden_size": 32,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 4,
-        "intermediate_size": 64,
-        "conv_dim": [32, 32, 32],
-        "conv_kernel": [10, 3, 3],
-        "conv_stride": [5, 2, 2],
-        "num_conv_pos_embeddings": 16,
-        "num_conv_pos_embedding_groups": 4,
-        "codevector_dim": 32,
-        "proj_codevector_dim": 16,
-        "num_codevectors_per_group": 16,
-        "num_codevector_groups": 2,
-        "num_negatives": 5,
-        "mask_time_length": 4,
-    }
-    (tmp_path / "micro.json").write_text(json.dumps(micro))
+    corpus = write_corpus(tmp_path, 4, 0.8, num_negatives=5)  # the pre-training tests' micro run
     out = tmp_path / "run"
     completed = subprocess.run(
         [
             sys.executable,
             str(console_script),
             "pretrain",
-            "--data",
-            str(tmp_path / "data"),
-            "--output_dir",
-            str(out),
-            "--preset",
-            "tiny",
-            "--config",
-            str(tmp_path / "micro.json"),
-            "--max_updates",
-            "2",
-            "--max_tokens",
-            "24000",
-            "--max_sample_size",
-            "6000",
-            "--min_sample_size",
-            "6000",
-            "--report_to",
-            "none",
-            "--no_plot",
-            "--cpu",
+            *pretrain_argv(corpus, out, 2, "--report_to", "none", "--no_plot", "--cpu"),
         ],
         capture_output=True,
         text=True,
