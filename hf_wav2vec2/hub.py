@@ -20,10 +20,12 @@ exactly:
   (:meth:`CardInfo.save`, written by fine-tuning); explicit card fields override them.
 """
 
+import importlib
 import json
 import re
 import shutil
 import tempfile
+import warnings
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -323,6 +325,28 @@ def _check_adapter_fits(state: dict, config_dict: dict, repo_id: str, name: str)
             raise PublishError(f"{name} does not fit {repo_id}: {key} has shape {got}, the model {shape}")
 
 
+class RemoteNotCheckedWarning(UserWarning):
+    """A dry run of :func:`push_adapter` that could not reach the Hub: the repository's config.json and vocab.json
+    were not read; the model folder's own stood in for them."""
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a Hub that cannot be reached (no network, a timeout, ``HF_HUB_OFFLINE=1``), whichever HTTP
+    client this huggingface_hub uses (httpx2, httpx or requests; their transport errors are no OSErrors)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]  # OfflineModeIsEnabled is a ConnectionError
+    for module, names in (
+        ("httpx2", ("TransportError",)),
+        ("httpx", ("TransportError",)),
+        ("requests", ("ConnectionError", "Timeout")),
+    ):
+        try:
+            client = importlib.import_module(module)
+        except ImportError:
+            continue
+        errors += [getattr(client, name) for name in names if hasattr(client, name)]
+    return tuple(errors)
+
+
 def _remote_json(api, repo_id: str, filename: str) -> dict | None:
     if not api.file_exists(repo_id, filename):
         return None
@@ -346,6 +370,37 @@ def _merged_vocab(remote: dict | None, lang: str, vocab: dict | None, repo_id: s
     return None if remote.get(lang) == vocab else {**remote, lang: vocab}
 
 
+def _remote_model(api, repo_id: str) -> tuple[dict, dict | None]:
+    """The repository's config.json and vocab.json (None when it has none); a PublishError when it is no model
+    repository."""
+    if not api.repo_exists(repo_id):
+        raise PublishError(f"{repo_id}: no such repository (publish the base model first: hf-wav2vec2 push)")
+    config = _remote_json(api, repo_id, "config.json")
+    if config is None:
+        raise PublishError(f"{repo_id}: no config.json (not a model repository)")
+    return config, _remote_json(api, repo_id, "vocab.json")
+
+
+def _local_stand_in(model_dir: Path, repo_id: str, lang: str, vocab: dict | None, error: Exception) -> tuple:
+    """An offline dry run: ``model_dir``'s config.json (and its vocab.json, as the merged one adapter-only
+    fine-tuning writes) in place of the repository's, with a :class:`RemoteNotCheckedWarning` saying so.
+    Returns (config, the vocab.json to write)."""
+    config_path = model_dir / "config.json"
+    unreachable = f"the Hub cannot be reached ({_first_line(error)})"
+    if not config_path.is_file():
+        raise PublishError(f"{unreachable} and {config_path} does not exist: nothing to check the adapter against")
+    if vocab is None:
+        raise PublishError(f"{unreachable} and {model_dir / 'vocab.json'} has no vocabulary for {lang!r}")
+    warnings.warn(
+        f"{unreachable}: dry run checked against {config_path}; {repo_id}'s config.json was not checked "
+        f"and vocab.json is {model_dir}'s",
+        RemoteNotCheckedWarning,
+        stacklevel=3,
+    )
+    local = json.loads((model_dir / "vocab.json").read_text(encoding="utf-8"))
+    return json.loads(config_path.read_text(encoding="utf-8")), local
+
+
 def push_adapter(
     model_dir, repo_id: str, lang: str, *, dry_run_dir=None, token=None, commit_message: str | None = None
 ):
@@ -356,7 +411,9 @@ def push_adapter(
     against the vocabulary's size before anything is uploaded.
 
     With ``dry_run_dir`` the files are written there (a new or empty directory) and nothing is uploaded; the
-    repository is still read. Returns that folder, or the ``CommitInfo`` of the upload."""
+    repository is still read, and when the Hub cannot be reached the file is checked against ``model_dir``'s own
+    config.json instead (with a :class:`RemoteNotCheckedWarning`). Returns that folder, or the ``CommitInfo`` of
+    the upload."""
     from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -370,14 +427,18 @@ def push_adapter(
     model_dir = Path(model_dir)
     path, state, vocab = _local_adapter(model_dir, lang)
     api = HfApi(token=token)
+    unreachable = _unreachable_errors()
     try:
-        if not api.repo_exists(repo_id):
-            raise PublishError(f"{repo_id}: no such repository (publish the base model first: hf-wav2vec2 push)")
-        config = _remote_json(api, repo_id, "config.json")
-        if config is None:
-            raise PublishError(f"{repo_id}: no config.json (not a model repository)")
-        _check_adapter_fits(state, config, repo_id, path.name)
-        merged = _merged_vocab(_remote_json(api, repo_id, "vocab.json"), lang, vocab, repo_id, model_dir)
+        try:
+            config, remote_vocab = _remote_model(api, repo_id)
+        except unreachable as error:
+            if dry_run_dir is None:
+                raise
+            config, merged = _local_stand_in(model_dir, repo_id, lang, vocab, error)
+            _check_adapter_fits(state, config, str(model_dir), path.name)
+        else:
+            _check_adapter_fits(state, config, repo_id, path.name)
+            merged = _merged_vocab(remote_vocab, lang, vocab, repo_id, model_dir)
         rows, tokens = state["lm_head.weight"].shape[0], len(merged[lang] if merged else vocab or {})
         if tokens > rows:
             raise PublishError(f"{path.name}: the head has {rows} outputs, the {lang!r} vocabulary {tokens} tokens")
@@ -399,7 +460,7 @@ def push_adapter(
                 repo_type="model",
                 commit_message=commit_message or f"Add the {lang} adapter with hf-wav2vec2",
             )
-    except (HfHubHTTPError, OSError) as error:
+    except (HfHubHTTPError, OSError, *unreachable) as error:
         raise PublishError(f"upload to {repo_id} failed: {_first_line(error)}") from error
 
 
@@ -408,6 +469,7 @@ __all__ = [
     "DEFAULT_LICENSE",
     "CardInfo",
     "PublishError",
+    "RemoteNotCheckedWarning",
     "Result",
     "TEMPLATE_PATH",
     "card_metadata",

@@ -13,7 +13,7 @@ from torch import nn
 
 from hf_wav2vec2.cli import push as push_command
 from hf_wav2vec2.cli.common import CommandError
-from hf_wav2vec2.hub import PublishError, push_adapter
+from hf_wav2vec2.hub import PublishError, RemoteNotCheckedWarning, push_adapter
 from hf_wav2vec2.modeling_hf_wav2vec2 import HfWav2Vec2ForCTC
 
 ENG = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, **{c: 5 + i for i, c in enumerate("etaoinh")}}
@@ -168,3 +168,50 @@ def test_cli_push_adapter_lang(spa_dir, fake_api, tmp_path, capsys):
     with pytest.raises(CommandError, match="takes no --wer, --language") as error:
         push_command.run(cli_args(spa_dir, REPO, "--adapter_lang", "spa", "--wer", "3", "--language", "es"))
     assert error.value.status == 2
+
+
+@pytest.fixture
+def offline_api(monkeypatch):
+    """A Hub that cannot be reached, as with HF_HUB_OFFLINE=1 (OfflineModeIsEnabled) or no network."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    class OfflineApi:
+        def __init__(self, token=None):
+            pass
+
+        def __getattr__(self, name):
+            def unreachable(*args, **kwargs):
+                raise OfflineModeIsEnabled("Cannot reach https://huggingface.co/api/models/me/mms-tiny: offline")
+
+            return unreachable
+
+    monkeypatch.setattr("hf_wav2vec2.hub.HfApi", OfflineApi)
+
+
+def test_offline_dry_run_checks_the_local_config_and_says_so(spa_model, spa_dir, offline_api, tmp_path, capsys):
+    spa_model.config.save_pretrained(spa_dir)  # as adapter-only fine-tuning saves it beside the adapter
+    with pytest.warns(RemoteNotCheckedWarning, match="config.json was not checked"):
+        folder = push_adapter(spa_dir, REPO, "spa", dry_run_dir=tmp_path / "dry")
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter.spa.safetensors", "vocab.json"]
+    assert json.loads((folder / "vocab.json").read_text()) == {"eng": ENG, "spa": SPA}
+    # the command line: the same in one warning line, then the usual result line
+    assert push_command.run(cli_args(spa_dir, REPO, "--adapter_lang", "spa", "--dry_run", tmp_path / "dry2")) == 0
+    out, err = capsys.readouterr()
+    assert "wrote the spa files for me/mms-tiny" in out
+    (warning,) = err.splitlines()
+    assert warning.startswith("hf-wav2vec2: warning: the Hub cannot be reached") and "not checked" in warning
+    # the local config is checked: an adapter of another width is refused offline too
+    other = HfWav2Vec2ForCTC(mms_config(adapter_attn_dim=8))
+    other.config.save_pretrained(tmp_path / "wide")
+    HfWav2Vec2ForCTC(mms_config()).save_adapter(tmp_path / "wide", "fra")
+    (tmp_path / "wide" / "vocab.json").write_text(json.dumps({"fra": ENG}))
+    wide = pytest.raises(PublishError, match=r"does not fit .*wide: .*linear_1.weight has shape \(4, 32\)")
+    with pytest.warns(RemoteNotCheckedWarning), wide:
+        push_adapter(tmp_path / "wide", REPO, "fra", dry_run_dir=tmp_path / "dry3")
+
+
+def test_offline_upload_and_offline_dry_run_without_config_are_one_line_errors(spa_dir, offline_api, tmp_path):
+    with pytest.raises(PublishError, match="upload to me/mms-tiny failed: Cannot reach"):
+        push_adapter(spa_dir, REPO, "spa")
+    with pytest.raises(PublishError, match="config.json does not exist: nothing to check the adapter against"):
+        push_adapter(spa_dir, REPO, "spa", dry_run_dir=tmp_path / "dry")

@@ -27,10 +27,12 @@ Adding a subcommand, e.g. ``align``, is one module and one line:
 
    * ``NAME = "align"`` and ``HELP`` (its line in ``hf-wav2vec2 --help``); optionally ``DESCRIPTION`` (the top of
      ``hf-wav2vec2 align --help``) and ``PARENTS``, the shared flags it takes from :mod:`.common` (``MODEL``:
-     ``--model/--device``, ``LM``: ``--lm/--alpha/--beta/--beam_size``, ``CHUNKING``, ``PROGRESS``: ``--quiet``,
-     ``output_options(...)``: ``--format`` and ``-o/--output``);
+     ``--model/--device``, or ``model_options(help)`` for another kind of model, ``MMS_LANGUAGE``: ``--lang``,
+     ``LM``: ``--lm/--alpha/--beta/--beam_size``, ``CHUNKING``, ``CTC_DECODING``: these four, ``PROGRESS``:
+     ``--quiet``, ``output_options(...)``: ``--format`` and ``-o/--output``);
    * ``add_arguments(parser)``: its own arguments, validated by argparse types (``common.positive_int``, ...,
-     ``choices``) so that bad values are argparse's usage errors;
+     ``choices``; ``common.add_input`` for an input file or folder) so that bad values are argparse's usage
+     errors;
    * ``run(args) -> int``: the work, returning the exit status; raise :class:`.common.CommandError` for a problem
      to report. Check ``--output`` against the inputs (``common.refuse_to_overwrite(output,
      common.InputFiles(files))``) before loading a model.

@@ -25,7 +25,7 @@ PARENTS = (common.MODEL,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("audio", metavar="AUDIO", type=common.existing_file, help="audio file (any format and rate)")
+    common.add_input(parser, "audio", common.existing_file, "audio file (any format and rate)")
     parser.add_argument(
         "transcript", metavar="TRANSCRIPT", nargs="?", default=None, help="the words spoken (or use --text_file)"
     )

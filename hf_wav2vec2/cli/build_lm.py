@@ -17,7 +17,7 @@ NEEDS_MODELS = False  # no model is loaded: the command runs without importing t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text", metavar="TEXT", type=common.existing_file, help="training text, one sentence per line")
+    common.add_input(parser, "text", common.existing_file, "training text, one sentence per line")
     parser.add_argument("out", metavar="OUT.arpa", help="ARPA file to write")
     parser.add_argument(
         "--order",

@@ -20,6 +20,7 @@ DESCRIPTION = (
     "audio-classification model: this package's, or transformers' Wav2Vec2ForSequenceClassification."
 )
 PARENTS = (
+    common.model_options("model directory or Hub id of a classification model"),
     common.output_options(
         ("text", "json"),
         format_help="text: FILE<TAB>label score, label score, ...; json: a list of {file, labels: [{label, score}]}",
@@ -30,8 +31,6 @@ PARENTS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    parser.add_argument("--model", "-m", required=True, help="model directory or Hub id of a classification model")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cpu)")
     parser.add_argument(
         "--top_k",
         type=common.non_negative_int,

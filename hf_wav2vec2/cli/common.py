@@ -8,10 +8,11 @@ and ``hf-wav2vec2 --help`` must answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 PROG = "hf-wav2vec2"
 
@@ -123,6 +124,12 @@ def existing_path(text: str) -> str:
     return text
 
 
+def add_input(parser: argparse.ArgumentParser, name: str, kind: Any, help: str) -> None:
+    """A positional argument for an input that must exist (``kind``: :func:`existing_file`, ... checks it before
+    anything loads), shown in the usage in capitals as ``NAME``."""
+    parser.add_argument(name, metavar=name.upper(), type=kind, help=help)
+
+
 # ----------------------------------------------------------------------------------------------- parent parsers
 # Shared flags, spelled once. A subcommand lists the ones it takes in its PARENTS.
 
@@ -131,9 +138,23 @@ def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
 
 
-MODEL = _parent()
-MODEL.add_argument("--model", "-m", required=True, help="model directory or Hub id of a CTC model")
-MODEL.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+def model_options(model_help: str) -> argparse.ArgumentParser:
+    """A parent parser for ``-m/--model`` (required; ``model_help`` says which kind of model) and ``--device``."""
+    parser = _parent()
+    parser.add_argument("--model", "-m", required=True, help=model_help)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+    return parser
+
+
+MODEL = model_options("model directory or Hub id of a CTC model")
+
+MMS_LANGUAGE = _parent()
+MMS_LANGUAGE.add_argument(
+    "--lang",
+    default=None,
+    metavar="LANG",
+    help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and vocabulary (e.g. spa)",
+)
 
 LM = _parent()
 _lm = LM.add_argument_group("language model (CTC beam search; needs flashlight-text)")
@@ -143,6 +164,12 @@ _lm.add_argument(
 _lm.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5)")
 _lm.add_argument("--beta", type=float, default=None, help="word insertion bonus (default 1.0)")
 _lm.add_argument("--beam_size", type=positive_int, default=None, help="beam size (default 50)")
+
+
+def lm_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The LM parent's flags as the keyword arguments of the decoding functions (and of the json reports)."""
+    return {"lm": args.lm, "alpha": args.alpha, "beta": args.beta, "beam_size": args.beam_size}
+
 
 CHUNKING = _parent()
 CHUNKING.add_argument(
@@ -169,6 +196,9 @@ CHUNKING.add_argument(
 
 PROGRESS = _parent()
 PROGRESS.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+# the flags of the commands that transcribe audio with a CTC model (transcribe, evaluate)
+CTC_DECODING = (MODEL, MMS_LANGUAGE, LM, CHUNKING)
 
 
 def output_options(formats: Iterable[str], format_help: str, output_help: str) -> argparse.ArgumentParser:
@@ -313,6 +343,21 @@ def refuse_mismatched_weights(directory: Any, model_class: Any = None) -> None:
     report = weight_mismatch(directory, model_class)
     if report is not None:
         raise CommandError(report) from None
+
+
+@contextlib.contextmanager
+def library_errors(expected: type[BaseException], folder: Any = None) -> Iterator[None]:
+    """Around a library call: its own ``expected`` error (a message for the user) becomes a CommandError, and a
+    RuntimeError while loading the model folder ``folder`` the :func:`weight_mismatch` report when that is the
+    cause (from_pretrained's "ignore_mismatched_sizes" error hides which tensors differ)."""
+    try:
+        yield
+    except expected as error:
+        raise CommandError(str(error)) from None
+    except RuntimeError:
+        if folder is not None:
+            refuse_mismatched_weights(folder)
+        raise
 
 
 def unpickling_error(error: BaseException) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from . import common
-from .common import CommandError, unavailable
+from .common import unavailable
 
 NAME = "convert"
 HELP = "convert a fairseq / transformers checkpoint"
@@ -16,12 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # light: the converters themselves are imported by run
     from ..convert import SOURCES, TARGETS
 
-    parser.add_argument(
-        "src",
-        metavar="SRC",
-        type=common.existing_path,
-        help="fairseq .pt file, or a transformers / hf_wav2vec2 directory",
-    )
+    common.add_input(parser, "src", common.existing_path, "fairseq .pt file, or a transformers / hf_wav2vec2 directory")
     parser.add_argument("out", metavar="OUT", help="new output directory")
     parser.add_argument(
         "--from", dest="source", choices=SOURCES, default=None, help="format of SRC (default: detected)"
@@ -52,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise unavailable(NAME, error) from None
     common.quiet_transformers()
-    try:
+    with common.library_errors(ConversionError, folder=args.src):
         out = convert(
             args.src,
             args.out,
@@ -61,10 +56,5 @@ def run(args: argparse.Namespace) -> int:
             dict_path=args.dict_path,
             allow_unsafe_pickle=args.unsafe_load,
         )
-    except ConversionError as error:
-        raise CommandError(str(error)) from None
-    except RuntimeError:  # from_pretrained's "ignore_mismatched_sizes" error hides which tensors differ
-        common.refuse_mismatched_weights(args.src)
-        raise
     print(f"wrote {args.target} checkpoint to {out}")
     return 0

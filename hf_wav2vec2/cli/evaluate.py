@@ -31,9 +31,7 @@ DESCRIPTION = (
     "that cannot be read counts as an empty hypothesis."
 )
 PARENTS = (
-    common.MODEL,
-    common.LM,
-    common.CHUNKING,
+    *common.CTC_DECODING,
     common.output_options(
         ("text", "json"),
         format_help="text: a summary line and examples; json: scores and every reference/hypothesis pair",
@@ -44,20 +42,9 @@ PARENTS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "data",
-        metavar="DATA",
-        type=common.existing_path,
-        help="labeled folder, metadata file, or path<TAB>transcript list",
-    )
+    common.add_input(parser, "data", common.existing_path, "labeled folder, metadata file, or path<TAB>transcript list")
     parser.add_argument(
         "--max_examples", type=common.positive_int, default=None, metavar="N", help="only the first N rows"
-    )
-    parser.add_argument(
-        "--lang",
-        default=None,
-        metavar="LANG",
-        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and vocabulary (e.g. spa)",
     )
     parser.add_argument(
         "--show",
@@ -205,10 +192,7 @@ def _evaluation_json(result: Any, files: list[str], decoder: str, args: argparse
         "num_failed": len(result.failed),
         "decoder": decoder,
         "model": str(args.model),
-        "lm": args.lm,
-        "alpha": args.alpha,
-        "beta": args.beta,
-        "beam_size": args.beam_size,
+        **common.lm_settings(args),
         "utterances": [
             {"file": file, "reference": ref, "hypothesis": hyp, "error": result.failed.get(file)}
             for file, ref, hyp in zip(files, result.references, result.hypotheses, strict=True)
@@ -265,10 +249,7 @@ def run(args: argparse.Namespace) -> int:
             args.model,
             files,
             [text for _, text in rows],
-            lm=args.lm,
-            alpha=args.alpha,
-            beta=args.beta,
-            beam_size=args.beam_size,
+            **common.lm_settings(args),
             batch_size=args.batch_size,
             chunk_length_s=args.chunk_length or None,
             stride_length_s=args.stride_length if args.chunk_length else None,

@@ -6,6 +6,7 @@ repository's ``vocab.json``."""
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 from . import common
@@ -16,11 +17,8 @@ HELP = "publish a model directory on the Hub"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model_dir",
-        metavar="MODEL_DIR",
-        type=common.existing_directory,
-        help="directory saved by hf-wav2vec2 (model + processor)",
+    common.add_input(
+        parser, "model_dir", common.existing_directory, "directory saved by hf-wav2vec2 (model + processor)"
     )
     parser.add_argument("repo_id", metavar="REPO_ID", help="Hub repository, owner/name")
     parser.add_argument(
@@ -129,25 +127,27 @@ CARD_FLAGS = {
 }
 
 
+def _upload_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags a whole-model and a one-language upload share, as keyword arguments of the hub functions."""
+    return {"dry_run_dir": args.dry_run, "token": args.token, "commit_message": args.commit_message}
+
+
 def _push_adapter(args: argparse.Namespace) -> int:
-    from ..hub import PublishError, push_adapter
+    from ..hub import PublishError, RemoteNotCheckedWarning, push_adapter
 
     given = [name for name, default in CARD_FLAGS.items() if getattr(args, name) != default]
     if given:
         raise CommandError(
             f"--adapter_lang uploads one language's files only; it takes no --{', --'.join(given)}", status=2
         )
-    try:
-        result = push_adapter(
-            args.model_dir,
-            args.repo_id,
-            args.adapter_lang,
-            dry_run_dir=args.dry_run,
-            token=args.token,
-            commit_message=args.commit_message,
-        )
-    except PublishError as error:
-        raise CommandError(str(error)) from None
+    with warnings.catch_warnings(record=True) as caught, common.library_errors(PublishError):
+        warnings.simplefilter("always", RemoteNotCheckedWarning)
+        result = push_adapter(args.model_dir, args.repo_id, args.adapter_lang, **_upload_settings(args))
+    for warning in caught:  # an offline dry run says, in one line, what it could not check
+        if issubclass(warning.category, RemoteNotCheckedWarning):
+            common.print_warning(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if args.dry_run:
         print(f"wrote the {args.adapter_lang} files for {args.repo_id} to {result} (nothing uploaded)")
     else:
@@ -168,21 +168,14 @@ def run(args: argparse.Namespace) -> int:
         return _push_adapter(args)
     if (args.wer is not None or args.cer is not None or args.accuracy is not None) and not args.dataset:
         common.print_warning("no --dataset: the results go into the card's table but not into the Hub model-index")
-    try:
+    with common.library_errors(PublishError, folder=args.model_dir):
         result = push_to_hub(
             args.model_dir,
             args.repo_id,
             card=card_from_args(args),
-            dry_run_dir=args.dry_run,
-            token=args.token,
             private=args.private,
-            commit_message=args.commit_message,
+            **_upload_settings(args),
         )
-    except PublishError as error:
-        raise CommandError(str(error)) from None
-    except RuntimeError:  # from_pretrained's "ignore_mismatched_sizes" error hides which tensors differ
-        common.refuse_mismatched_weights(args.model_dir)
-        raise
     if args.dry_run:
         print(f"wrote the upload folder for {args.repo_id} to {result} (nothing uploaded)")
     else:

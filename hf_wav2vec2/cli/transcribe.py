@@ -27,9 +27,7 @@ HELP = "transcribe audio files"
 DESCRIPTION = "Transcribe audio files (WAV, FLAC, OGG, MP3, anything ffmpeg reads) at any sampling rate."
 FORMATS = ("text", "json", "srt", "vtt")
 PARENTS = (
-    common.MODEL,
-    common.LM,
-    common.CHUNKING,
+    *common.CTC_DECODING,
     common.output_options(
         FORMATS,
         format_help="text: the transcript (with several files, FILE<TAB>text lines); json: a list of objects; "
@@ -43,12 +41,6 @@ PARENTS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--timestamps", choices=("word", "char"), default=None, help="also return word or char times")
-    parser.add_argument(
-        "--lang",
-        default=None,
-        metavar="LANG",
-        help="language of a multilingual MMS model: loads its adapter.LANG.safetensors, head and vocabulary (e.g. spa)",
-    )
     parser.add_argument(
         "--max_words_per_cue", type=common.positive_int, default=7, metavar="N", help="srt/vtt (default 7)"
     )
@@ -222,10 +214,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         pipe = asr_pipeline(
             args.model,
-            lm=args.lm,
-            alpha=args.alpha,
-            beta=args.beta,
-            beam_size=args.beam_size,
+            **common.lm_settings(args),
             device=args.device,
             target_lang=args.lang,
             **extra,
