@@ -51,12 +51,18 @@ from .ctc_data import (
     DataCollatorCTCWithPadding,
     drop_unalignable,
     filter_duration,
-    load_labeled_dataset,
-    load_labeled_folder,
     prepare_ctc_dataset,
     screen_transcripts,
 )
-from .finetune_args import CTCTrainingArguments, DataArguments, ModelArguments, parse_phase_ratios, parse_training_args
+from .finetune_args import (
+    CTCTrainingArguments,
+    DataArguments,
+    ModelArguments,
+    feature_encoder_frozen,
+    load_raw_splits,
+    parse_phase_ratios,
+    parse_training_args,
+)
 from .finetune_outputs import build_card_info, final_evaluation, hub_pusher, push_with_card, save_run_outputs
 from .metrics import argmax_logits, make_compute_metrics
 from .vocab import TextNormalization, build_vocab, tokenizer_kwargs, write_vocab
@@ -160,40 +166,7 @@ class FreezeFinetuneCallback(TrainerCallback):
 
 def _raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tuple:
     """(train, eval or None) as datasets with ``audio`` and ``text`` columns."""
-    if data_args.dataset_name:
-        audio_column = data_args.audio_column or "audio"
-        load = {
-            "config_name": data_args.dataset_config_name,
-            "audio_column": audio_column,
-            "text_column": data_args.text_column,
-        }
-        load.update(
-            {
-                key: value
-                for key, value in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir))
-                if value is not None
-            }
-        )
-        train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
-        evaluation = None
-        if data_args.eval_split_name:
-            evaluation = load_labeled_dataset(data_args.dataset_name, split=data_args.eval_split_name, **load)
-    elif data_args.train_dir:
-        audio_column = data_args.audio_column or "file"
-        load = {
-            "metadata": data_args.metadata_name,
-            "audio_column": audio_column,
-            "text_column": data_args.text_column,
-        }
-        train = load_labeled_folder(data_args.train_dir, **load)
-        evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
-    else:
-        raise ValueError("give the training data: --train_dir (a folder with metadata) or --dataset_name")
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
-    if evaluation is not None and data_args.max_eval_samples is not None:
-        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
-    return train, evaluation
+    return load_raw_splits(data_args, data_args.text_column, cache_dir)
 
 
 def build_tokenizer(
@@ -289,16 +262,6 @@ def build_model(model_args: ModelArguments, config: HfWav2Vec2Config) -> HfWav2V
     if feature_encoder_frozen(model_args):
         model.freeze_feature_encoder()
     return model
-
-
-def feature_encoder_frozen(model_args: ModelArguments) -> bool:
-    """``--freeze_feature_encoder``, defaulting to frozen for pre-trained models and trained from scratch."""
-    if model_args.freeze_feature_encoder is None:
-        return not model_args.from_scratch
-    return model_args.freeze_feature_encoder
-
-
-# ------------------------------------------------------------------------------------------------- running
 
 
 def _resume_target(value):

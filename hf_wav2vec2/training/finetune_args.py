@@ -2,6 +2,10 @@
 (:class:`DataArguments`) and how it is trained (:class:`CTCTrainingArguments`, transformers' ``TrainingArguments``
 with the paper's schedule and freezing).
 
+The fields both fine-tuning scripts take (the starting model, where the labeled data is) are spelled once, in
+:class:`StartingModelArguments` and :class:`LabeledDataArguments`, which the CTC classes here and those of
+:mod:`hf_wav2vec2.training.finetune_classification` extend; :func:`load_raw_splits` reads the data they name.
+
 :func:`hf_wav2vec2.training.finetune.parse_args` reads them from a command line (``HfArgumentParser``) or one JSON
 file; a Python caller (``examples/main_job.py``) builds them directly and gets the same checks.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from .ctc_data import DEFAULT_MAX_BAD_AUDIO_FRACTION
+from .ctc_data import DEFAULT_MAX_BAD_AUDIO_FRACTION, load_labeled_dataset, load_labeled_folder
 from .vocab import TextNormalization
 
 CONFIG_PRESETS = ("base", "large")
@@ -30,9 +34,22 @@ EVAL_POINTS = 10  # default --eval_steps with --eval_strategy steps: about this 
 # ------------------------------------------------------------------------------------------------- arguments
 
 
+def preset_field(presets: tuple[str, ...]):
+    """``--config_preset``: the architecture of a model trained from scratch, one of ``presets`` (default base)."""
+    return field(default="base", metadata={"help": "Architecture for --from_scratch.", "choices": list(presets)})
+
+
+def config_name_field(more_help: str = ""):
+    """``--config_name``: the config of a model trained from scratch; ``more_help`` tells what else the script
+    reads from its folder."""
+    text = "Config (directory or config.json) for --from_scratch; overrides the preset."
+    return field(default=None, metadata={"help": f"{text} {more_help}" if more_help else text})
+
+
 @dataclass
-class ModelArguments:
-    """Which model to start from and how to configure it for fine-tuning."""
+class StartingModelArguments:
+    """The model fine-tuning starts from: a pre-trained checkpoint, or a fresh one from a preset or a config (the
+    fields of both scripts' ModelArguments; field order is the order of ``--help``)."""
 
     model_name_or_path: str | None = field(
         default=None,
@@ -42,18 +59,27 @@ class ModelArguments:
         },
     )
     from_scratch: bool = field(default=False, metadata={"help": "Train a randomly initialized model (baseline)."})
-    config_preset: str = field(
-        default="base", metadata={"help": "Architecture for --from_scratch.", "choices": list(CONFIG_PRESETS)}
-    )
-    config_name: str | None = field(
-        default=None, metadata={"help": "Config (directory or config.json) for --from_scratch; overrides the preset."}
-    )
-    vocab_file: str | None = field(
-        default=None, metadata={"help": "Use this vocab.json instead of building one from the training transcripts."}
-    )
+    config_preset: str = preset_field(CONFIG_PRESETS)
+    config_name: str | None = config_name_field()
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
     freeze_feature_encoder: bool | None = field(
         default=None, metadata={"help": "Freeze the conv feature encoder (default: yes, unless --from_scratch)."}
+    )
+
+
+def feature_encoder_frozen(model_args: StartingModelArguments) -> bool:
+    """``--freeze_feature_encoder``, defaulting to frozen for pre-trained models and trained from scratch."""
+    if model_args.freeze_feature_encoder is None:
+        return not model_args.from_scratch
+    return model_args.freeze_feature_encoder
+
+
+@dataclass
+class ModelArguments(StartingModelArguments):
+    """Which model to start from and how to configure it for fine-tuning."""
+
+    vocab_file: str | None = field(
+        default=None, metadata={"help": "Use this vocab.json instead of building one from the training transcripts."}
     )
     mask_time_prob: float = field(default=0.65, metadata={"help": "SpecAugment time masking (fairseq mask_prob)."})
     mask_time_length: int = field(default=10, metadata={"help": "Length of a time mask span, in frames."})
@@ -93,8 +119,9 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    """Where the labeled data comes from and how transcripts are normalized."""
+class LabeledDataArguments:
+    """Where the labeled data comes from: folders with a metadata file, or a ``datasets`` dataset (the fields of
+    both scripts' DataArguments; each adds its label column)."""
 
     train_dir: str | None = field(default=None, metadata={"help": "Folder with audio and a metadata file."})
     eval_dir: str | None = field(default=None, metadata={"help": "Evaluation folder (same layout)."})
@@ -102,13 +129,67 @@ class DataArguments:
         default=None, metadata={"help": "Metadata file in the folders (default: metadata.csv/.tsv/.jsonl)."}
     )
     dataset_name: str | None = field(
+        default=None, metadata={"help": "A datasets name or path (load_dataset or save_to_disk) instead of folders."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
+    data_dir: str | None = field(default=None, metadata={"help": "load_dataset's data_dir (e.g. for audiofolder)."})
+    train_split_name: str = field(default="train", metadata={"help": "Training split of --dataset_name."})
+    eval_split_name: str | None = field(default=None, metadata={"help": "Evaluation split of --dataset_name."})
+    audio_column: str | None = field(
+        default=None, metadata={"help": "Audio column (default: 'file' in folder metadata, 'audio' in datasets)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training items."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation items."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for featurizing."})
+
+    def __post_init__(self):
+        if self.dataset_name and self.train_dir:
+            raise ValueError("--dataset_name and --train_dir both name the training data: give one of them")
+
+
+def load_raw_splits(data_args: LabeledDataArguments, text_column: str, cache_dir: str | None = None) -> tuple:
+    """(train, eval or None) as datasets with ``audio`` and ``text`` columns, ``text`` read from ``text_column``
+    (the transcript or the label), cut to ``--max_train_samples`` / ``--max_eval_samples``."""
+    if data_args.dataset_name:
+        load = {
+            "config_name": data_args.dataset_config_name,
+            "audio_column": data_args.audio_column or "audio",
+            "text_column": text_column,
+        }
+        load.update({k: v for k, v in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir)) if v is not None})
+        train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
+        evaluation = None
+        if data_args.eval_split_name:
+            evaluation = load_labeled_dataset(data_args.dataset_name, split=data_args.eval_split_name, **load)
+    elif data_args.train_dir:
+        load = {
+            "metadata": data_args.metadata_name,
+            "audio_column": data_args.audio_column or "file",
+            "text_column": text_column,
+        }
+        train = load_labeled_folder(data_args.train_dir, **load)
+        evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
+    else:
+        raise ValueError("give the training data: --train_dir (a folder with metadata) or --dataset_name")
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if evaluation is not None and data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    return train, evaluation
+
+
+@dataclass
+class DataArguments(LabeledDataArguments):
+    """Where the labeled data comes from and how transcripts are normalized."""
+
+    # the CTC script's own help for two inherited fields (they keep their place in --help)
+    dataset_name: str | None = field(
         default=None,
         metadata={
             "help": "A datasets name or path (load_dataset or save_to_disk) instead of folders; "
             "'audiofolder' with --data_dir. Audio is decoded by soundfile, not torchcodec."
         },
     )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
     data_dir: str | None = field(
         default=None,
         metadata={
@@ -116,17 +197,9 @@ class DataArguments:
             "and metadata.csv with file_name,text; train/, test/ subfolders are splits)."
         },
     )
-    train_split_name: str = field(default="train", metadata={"help": "Training split of --dataset_name."})
-    eval_split_name: str | None = field(default=None, metadata={"help": "Evaluation split of --dataset_name."})
-    audio_column: str | None = field(
-        default=None, metadata={"help": "Audio column (default: 'file' in folder metadata, 'audio' in datasets)."}
-    )
     text_column: str = field(default="text", metadata={"help": "Transcript column."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training items."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation items."})
     min_duration_in_seconds: float = field(default=0.0, metadata={"help": "Drop shorter utterances."})
     max_duration_in_seconds: float | None = field(default=None, metadata={"help": "Drop longer utterances."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for featurizing."})
     text_case: str = field(
         default="lower", metadata={"help": "Transcript case.", "choices": ["lower", "upper", "keep"]}
     )
@@ -159,8 +232,7 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        if self.dataset_name and self.train_dir:
-            raise ValueError("--dataset_name and --train_dir both name the training data: give one of them")
+        super().__post_init__()
         if self.data_dir and not self.dataset_name:
             raise ValueError("--data_dir is the folder of --dataset_name (e.g. audiofolder); --train_dir needs none")
         if self.dataset_name in FOLDER_BUILDERS and not self.data_dir:
@@ -306,7 +378,13 @@ __all__ = [
     "CONFIG_PRESETS",
     "CTCTrainingArguments",
     "DataArguments",
+    "LabeledDataArguments",
     "ModelArguments",
+    "StartingModelArguments",
+    "feature_encoder_frozen",
+    "load_raw_splits",
     "parse_phase_ratios",
+    "config_name_field",
     "parse_training_args",
+    "preset_field",
 ]

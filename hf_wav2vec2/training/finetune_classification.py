@@ -38,8 +38,16 @@ from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
 from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
 from ..pipeline_audio_classification import save_classification_pipeline_code
-from .ctc_data import AUDIO, TEXT, decode_audio, load_labeled_dataset, load_labeled_folder
-from .finetune_args import parse_training_args
+from .ctc_data import AUDIO, TEXT, decode_audio
+from .finetune_args import (
+    LabeledDataArguments,
+    StartingModelArguments,
+    config_name_field,
+    feature_encoder_frozen,
+    load_raw_splits,
+    parse_training_args,
+    preset_field,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,30 +59,12 @@ LABEL = "label"
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(StartingModelArguments):
     """Which model to start from and how to configure its classification head."""
 
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Pre-trained checkpoint: a directory of this package or a transformers "
-            "wav2vec2 checkpoint (local or Hub id). Not used with --from_scratch."
-        },
-    )
-    from_scratch: bool = field(default=False, metadata={"help": "Train a randomly initialized model (baseline)."})
-    config_preset: str = field(
-        default="base", metadata={"help": "Architecture for --from_scratch.", "choices": list(CONFIG_PRESETS)}
-    )
-    config_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "Config (directory or config.json) for --from_scratch; overrides the preset. "
-            "A directory's preprocessor_config.json, if any, gives the feature extractor."
-        },
-    )
-    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
-    freeze_feature_encoder: bool | None = field(
-        default=None, metadata={"help": "Freeze the conv feature encoder (default: yes, unless --from_scratch)."}
+    config_preset: str = preset_field(CONFIG_PRESETS)  # "tiny" too: quick runs on a laptop
+    config_name: str | None = config_name_field(
+        "A directory's preprocessor_config.json, if any, gives the feature extractor."
     )
     freeze_base_model: bool = field(default=False, metadata={"help": "Train the classification head only."})
     use_weighted_layer_sum: bool | None = field(
@@ -95,35 +85,16 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataArguments(LabeledDataArguments):
     """Where the labelled clips come from."""
 
-    train_dir: str | None = field(default=None, metadata={"help": "Folder with audio and a metadata file."})
-    eval_dir: str | None = field(default=None, metadata={"help": "Evaluation folder (same layout)."})
-    metadata_name: str | None = field(
-        default=None, metadata={"help": "Metadata file in the folders (default: metadata.csv/.tsv/.jsonl)."}
-    )
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "A datasets name or path (load_dataset or save_to_disk) instead of folders."}
-    )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
-    data_dir: str | None = field(default=None, metadata={"help": "load_dataset's data_dir (e.g. for audiofolder)."})
-    train_split_name: str = field(default="train", metadata={"help": "Training split of --dataset_name."})
-    eval_split_name: str | None = field(default=None, metadata={"help": "Evaluation split of --dataset_name."})
-    audio_column: str | None = field(
-        default=None, metadata={"help": "Audio column (default: 'file' in folder metadata, 'audio' in datasets)."}
-    )
     label_column: str = field(default=LABEL, metadata={"help": "Label column."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training clips."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation clips."})
     max_length_seconds: float | None = field(
         default=20.0, metadata={"help": "Crop longer training clips at a random offset (0 or none: never)."}
     )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for featurizing."})
 
     def __post_init__(self):
-        if self.dataset_name and self.train_dir:
-            raise ValueError("--dataset_name and --train_dir both name the training data: give one of them")
+        super().__post_init__()
         if self.max_length_seconds is not None and self.max_length_seconds < 0:
             raise ValueError(f"--max_length_seconds must be >= 0, got {self.max_length_seconds}")
 
@@ -158,34 +129,8 @@ def _rename_label(dataset):
 
 def raw_datasets(data_args: DataArguments, cache_dir: str | None = None) -> tuple:
     """(train, eval or None) with columns ``audio`` (a path or an undecoded record) and ``label`` (a string)."""
-    if data_args.dataset_name:
-        load = {
-            "config_name": data_args.dataset_config_name,
-            "audio_column": data_args.audio_column or "audio",
-            "text_column": data_args.label_column,
-        }
-        load.update({k: v for k, v in (("data_dir", data_args.data_dir), ("cache_dir", cache_dir)) if v is not None})
-        train = load_labeled_dataset(data_args.dataset_name, split=data_args.train_split_name, **load)
-        evaluation = None
-        if data_args.eval_split_name:
-            evaluation = load_labeled_dataset(data_args.dataset_name, split=data_args.eval_split_name, **load)
-    elif data_args.train_dir:
-        load = {
-            "metadata": data_args.metadata_name,
-            "audio_column": data_args.audio_column or "file",
-            "text_column": data_args.label_column,
-        }
-        train = load_labeled_folder(data_args.train_dir, **load)
-        evaluation = load_labeled_folder(data_args.eval_dir, **load) if data_args.eval_dir else None
-    else:
-        raise ValueError("give the training data: --train_dir (a folder with metadata) or --dataset_name")
-    train = _rename_label(train)
-    evaluation = None if evaluation is None else _rename_label(evaluation)
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
-    if evaluation is not None and data_args.max_eval_samples is not None:
-        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
-    return train, evaluation
+    train, evaluation = load_raw_splits(data_args, data_args.label_column, cache_dir)
+    return _rename_label(train), None if evaluation is None else _rename_label(evaluation)
 
 
 def label_mapping(train_labels, eval_labels=None) -> tuple[dict[int, str], dict[str, int]]:
@@ -331,12 +276,6 @@ def build_feature_extractor(model_args: ModelArguments, config) -> HfWav2Vec2Fea
         except OSError:
             logger.info("%s has no preprocessor_config.json; using the default for its architecture", source)
     return HfWav2Vec2FeatureExtractor.for_config(config)
-
-
-def feature_encoder_frozen(model_args: ModelArguments) -> bool:
-    if model_args.freeze_feature_encoder is None:
-        return not model_args.from_scratch
-    return model_args.freeze_feature_encoder
 
 
 def _check_lengths(dataset, config, name: str, rate: int) -> None:
