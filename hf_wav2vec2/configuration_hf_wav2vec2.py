@@ -13,6 +13,16 @@ from transformers import PretrainedConfig
 
 logger = logging.getLogger(__name__)
 
+# The dropout probabilities (transformers' names): fields of both packages, each checked to lie in [0, 1].
+DROPOUTS = (
+    "hidden_dropout",
+    "activation_dropout",
+    "attention_dropout",
+    "feat_proj_dropout",
+    "feat_quantizer_dropout",
+    "final_dropout",
+    "layerdrop",
+)
 # Attributes of transformers' Wav2Vec2Config that mean the same thing here.
 SHARED_WITH_TRANSFORMERS = (
     "vocab_size",
@@ -21,13 +31,7 @@ SHARED_WITH_TRANSFORMERS = (
     "num_attention_heads",
     "intermediate_size",
     "hidden_act",
-    "hidden_dropout",
-    "activation_dropout",
-    "attention_dropout",
-    "feat_proj_dropout",
-    "feat_quantizer_dropout",
-    "final_dropout",
-    "layerdrop",
+    *DROPOUTS,
     "initializer_range",
     "layer_norm_eps",
     "feat_extract_norm",
@@ -353,17 +357,7 @@ class HfWav2Vec2Config(PretrainedConfig):
             fail("conv_dim, conv_stride and conv_kernel must hold positive integers")
         if self.feat_extract_norm not in ("group", "layer"):
             fail(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
-        for name in (
-            "hidden_dropout",
-            "activation_dropout",
-            "attention_dropout",
-            "feat_proj_dropout",
-            "feat_quantizer_dropout",
-            "final_dropout",
-            "layerdrop",
-            "mask_time_prob",
-            "mask_feature_prob",
-        ):
+        for name in (*DROPOUTS, "mask_time_prob", "mask_feature_prob"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         for name in (

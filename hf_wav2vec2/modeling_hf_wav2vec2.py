@@ -399,28 +399,14 @@ class HfWav2Vec2ForPreTraining(PreTrainingObjective, HfWav2Vec2PreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
 
-class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
-    """wav2vec 2.0 with a linear CTC head over the vocabulary; the blank is ``pad_token_id``."""
+class HfWav2Vec2WithLabels(HfWav2Vec2PreTrainedModel):
+    """The encoder under a head trained on ``labels``: transformers' ``forward`` of the CTC and classification heads.
 
-    _config_checks = ("ctc",)
+    A head sets ``output_class`` (transformers' output dataclass) and implements :meth:`_head`; :meth:`_states` may
+    change the states it reads (the classification heads' weighted layer sum).
+    """
 
-    def __init__(self, config: HfWav2Vec2Config):
-        super().__init__(config)
-        self.wav2vec2 = HfWav2Vec2Model(config)
-        self.dropout = nn.Dropout(config.final_dropout)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
-        self.post_init()
-
-    def freeze_feature_encoder(self):
-        self.wav2vec2.freeze_feature_encoder()
-
-    def freeze_base_model(self):
-        """Freeze everything but the CTC head (fairseq's ``freeze_finetune_updates`` phase).
-
-        MMS adapters freeze too, as in transformers; adapter-only fine-tuning wants ``freeze_all_but_adapters()``.
-        """
-        for param in self.wav2vec2.parameters():
-            param.requires_grad = False
+    output_class: type[ModelOutput]
 
     def forward(
         self,
@@ -432,7 +418,18 @@ class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ):
-        """``labels`` (B, S) token ids, padded with -100 (any negative id is ignored)."""
+        """``input_values`` (B, L) at 16 kHz, ``attention_mask`` (B, L) 1 for real samples; ``labels`` as the head's
+        :meth:`_head` says."""
+        wanted = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
+        states, outputs = self._states(input_values, attention_mask, output_attentions, wanted)
+        fields = self._head(states, labels, attention_mask, input_values.shape[-1])
+        output = self.output_class(
+            **fields, hidden_states=outputs.hidden_states if wanted else None, attentions=outputs.attentions
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def _states(self, input_values, attention_mask, output_attentions, output_hidden_states):
+        """(the states the head reads (B, T, D), the encoder's outputs): here its last hidden state."""
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
@@ -440,14 +437,45 @@ class HfWav2Vec2ForCTC(HfWav2Vec2PreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.lm_head(self.dropout(outputs.last_hidden_state))  # (B, T, V)
-        loss = None
-        if labels is not None:
-            loss = self.ctc_loss(logits, labels, attention_mask, input_values.shape[-1])
-        output = CausalLMOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return output if return_dict is not False else output.to_tuple()
+        return outputs.last_hidden_state, outputs
+
+    def _head(self, states, labels, attention_mask, num_samples) -> dict:
+        """The head's output fields (``logits``, ``loss`` when ``labels`` are given, ...) from ``states`` (B, T, D);
+        ``num_samples`` is L, the padded input's length."""
+        raise NotImplementedError
+
+    def freeze_feature_encoder(self):
+        """Stop gradients into the conv feature encoder (fine-tuning keeps it frozen, as fairseq)."""
+        self.wav2vec2.freeze_feature_encoder()
+
+    def freeze_base_model(self):
+        """Freeze the whole wav2vec 2.0 encoder: only the head (and its own weights, such as a classifier's layer
+        weights) trains, as in fairseq's ``freeze_finetune_updates`` phase.
+
+        MMS adapters freeze too, as in transformers; adapter-only fine-tuning wants ``freeze_all_but_adapters()``.
+        """
+        for param in self.wav2vec2.parameters():
+            param.requires_grad = False
+
+
+class HfWav2Vec2ForCTC(HfWav2Vec2WithLabels):
+    """wav2vec 2.0 with a linear CTC head over the vocabulary; the blank is ``pad_token_id``."""
+
+    _config_checks = ("ctc",)
+    output_class = CausalLMOutput
+
+    def __init__(self, config: HfWav2Vec2Config):
+        super().__init__(config)
+        self.wav2vec2 = HfWav2Vec2Model(config)
+        self.dropout = nn.Dropout(config.final_dropout)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.post_init()
+
+    def _head(self, states, labels, attention_mask, num_samples):
+        """``labels`` (B, S) token ids, padded with -100 (any negative id is ignored)."""
+        logits = self.lm_head(self.dropout(states))  # (B, T, V)
+        loss = None if labels is None else self.ctc_loss(logits, labels, attention_mask, num_samples)
+        return {"loss": loss, "logits": logits}
 
     def ctc_loss(self, logits, labels, attention_mask, num_samples):
         if labels.max() >= self.config.vocab_size:

@@ -17,7 +17,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput, XVectorOutput
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
-from .modeling_hf_wav2vec2 import HfWav2Vec2Model, HfWav2Vec2PreTrainedModel
+from .modeling_hf_wav2vec2 import HfWav2Vec2Model, HfWav2Vec2WithLabels
 
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 #: transformers' documented starting point for x-vector speaker verification; the right value is data-dependent.
@@ -45,8 +45,9 @@ def _check_tdnn(config, model_name):
             raise ValueError(f"{model_name}: config.{name} must hold positive integers, got {values}")
 
 
-class _HfWav2Vec2WithHead(HfWav2Vec2PreTrainedModel):
-    """The encoder, the optional learned layer weights, freezing and the states a head reads."""
+class _HfWav2Vec2WithHead(HfWav2Vec2WithLabels):
+    """The encoder, the optional learned layer weights and the states a head reads. ``forward`` and freezing are
+    :class:`HfWav2Vec2WithLabels`'s; each head's :meth:`_head` says what its ``labels`` are."""
 
     def __init__(self, config: HfWav2Vec2Config):
         _check_positive(config, ("num_labels",), type(self).__name__)
@@ -64,39 +65,19 @@ class _HfWav2Vec2WithHead(HfWav2Vec2PreTrainedModel):
             # equal weights, as constructed: a checkpoint without them (a base model) must not start from noise
             init.constant_(module.layer_weights, 1.0 / module.layer_weights.numel())
 
-    def freeze_feature_encoder(self):
-        """Stop gradients into the conv feature encoder."""
-        self.wav2vec2.freeze_feature_encoder()
-
-    def freeze_base_model(self):
-        """Freeze the whole wav2vec 2.0 encoder: only the head (and the layer weights) train."""
-        for param in self.wav2vec2.parameters():
-            param.requires_grad = False
-
-    def _encode(self, input_values, attention_mask, output_attentions, output_hidden_states):
-        """(states the head reads (B, T, D), the encoder's outputs, whether hidden states are returned)."""
-        wanted = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
-        weighted = self.config.use_weighted_layer_sum
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=wanted or weighted,
-            return_dict=True,
-        )
-        if not weighted:
-            return outputs.last_hidden_state, outputs, wanted
+    def _states(self, input_values, attention_mask, output_attentions, output_hidden_states):
+        """(states the head reads (B, T, D), the encoder's outputs): with ``use_weighted_layer_sum`` the learned
+        softmax-weighted sum of all hidden states, else the last one."""
+        if not self.config.use_weighted_layer_sum:
+            return super()._states(input_values, attention_mask, output_attentions, output_hidden_states)
+        _, outputs = super()._states(input_values, attention_mask, output_attentions, True)
         stacked = torch.stack(outputs.hidden_states, dim=1)  # (B, layers + 1, T, D)
         weights = F.softmax(self.layer_weights, dim=-1).to(stacked.dtype)
-        return (stacked * weights.view(-1, 1, 1)).sum(dim=1), outputs, wanted
+        return (stacked * weights.view(-1, 1, 1)).sum(dim=1), outputs
 
     def _real_frames(self, attention_mask, frames):
         """(B, T) bool, True for frames computed from real samples; None without a mask."""
         return None if attention_mask is None else self._frame_mask(attention_mask, frames)
-
-    @staticmethod
-    def _finish(output, return_dict):
-        return output if return_dict is not False else output.to_tuple()
 
 
 class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
@@ -114,6 +95,8 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
     only case where that is meaningful) the losses are equal.
     """
 
+    output_class = SequenceClassifierOutput
+
     def __init__(self, config: HfWav2Vec2Config):
         _check_positive(config, ("classifier_proj_size",), type(self).__name__)
         if config.problem_type is not None and config.problem_type not in PROBLEM_TYPES:
@@ -126,20 +109,8 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ):
+    def _head(self, states, labels, attention_mask, num_samples):
         """``labels``: (B,) class ids, (B, C) multi-hot floats or (B,) / (B, 1) regression targets."""
-        states, outputs, with_states = self._encode(
-            input_values, attention_mask, output_attentions, output_hidden_states
-        )
         projected = self.projector(states)  # (B, T, P)
         real = self._real_frames(attention_mask, projected.shape[1])
         if real is None:
@@ -148,14 +119,7 @@ class HfWav2Vec2ForSequenceClassification(_HfWav2Vec2WithHead):
             weights = real[:, :, None].to(projected.dtype)
             pooled = (projected * weights).sum(dim=1) / weights.sum(dim=1)
         logits = self.classifier(pooled)  # (B, C)
-        loss = None if labels is None else self.classification_loss(logits, labels)
-        output = SequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states if with_states else None,
-            attentions=outputs.attentions,
-        )
-        return self._finish(output, return_dict)
+        return {"loss": None if labels is None else self.classification_loss(logits, labels), "logits": logits}
 
     def classification_loss(self, logits, labels):
         """The loss of ``config.problem_type`` (or of the type the labels imply, see the class docstring)."""
@@ -206,37 +170,21 @@ class HfWav2Vec2ForAudioFrameClassification(_HfWav2Vec2WithHead):
       are ignored.
     """
 
+    output_class = TokenClassifierOutput
+
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.num_labels = config.num_labels
         self.post_init()
 
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ):
+    def _head(self, states, labels, attention_mask, num_samples):
         """``labels``: (B, T, C) one-/multi-hot per frame, or (B, T) class ids (see the class docstring)."""
-        states, outputs, with_states = self._encode(
-            input_values, attention_mask, output_attentions, output_hidden_states
-        )
         logits = self.classifier(states)  # (B, T, C)
         loss = None
         if labels is not None:
             loss = self.frame_loss(logits, labels.to(logits.device), self._real_frames(attention_mask, logits.shape[1]))
-        output = TokenClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states if with_states else None,
-            attentions=outputs.attentions,
-        )
-        return self._finish(output, return_dict)
+        return {"loss": loss, "logits": logits}
 
     def frame_loss(self, logits, labels, real=None):
         """Loss over frames; ``real`` (B, T) marks frames of real samples (None: all)."""
@@ -316,6 +264,8 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
     it needs.
     """
 
+    output_class = XVectorOutput
+
     def __init__(self, config: HfWav2Vec2Config):
         _check_tdnn(config, type(self).__name__)
         _check_positive(config, ("xvector_output_dim",), type(self).__name__)
@@ -337,20 +287,8 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
             input_lengths = input_lengths - dilation * (kernel_size - 1)
         return input_lengths
 
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ):
+    def _head(self, states, labels, attention_mask, num_samples):
         """``labels`` (B,) speaker ids for the AMSoftmax loss."""
-        states, outputs, with_states = self._encode(
-            input_values, attention_mask, output_attentions, output_hidden_states
-        )
         lengths = self._pooled_lengths(attention_mask, states.shape[0], states.shape[1], states.device)
         hidden = self.projector(states)
         for layer in self.tdnn:
@@ -359,14 +297,7 @@ class HfWav2Vec2ForXVector(_HfWav2Vec2WithHead):
         embeddings = self.feature_extractor(statistics)  # (B, E)
         logits = self.classifier(embeddings)
         loss = None if labels is None else self.objective(logits, labels.to(logits.device))
-        output = XVectorOutput(
-            loss=loss,
-            logits=logits,
-            embeddings=embeddings,
-            hidden_states=outputs.hidden_states if with_states else None,
-            attentions=outputs.attentions,
-        )
-        return self._finish(output, return_dict)
+        return {"loss": loss, "logits": logits, "embeddings": embeddings}
 
     def _pooled_lengths(self, attention_mask, batch, encoder_frames, device):
         """(B,) TDNN frames computed from each clip's real samples; a clip without any is refused."""

@@ -21,9 +21,7 @@ and ``pipeline(model=DIR, trust_remote_code=True)`` builds this class in a proce
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from transformers import AudioClassificationPipeline
 
 from .audio import AudioError, load_audio
 from .chunking import receptive_field
-from .pipeline_hf_wav2vec2 import route_stock_task
+from .pipeline_hf_wav2vec2 import PIPELINE_MODEL_TYPES, StockTaskDispatcher, copy_pipeline_code, register_task
 
 __all__ = [
     "PIPELINE_TASK",
@@ -47,8 +45,8 @@ STOCK_TASK = "audio-classification"
 #: every task listed there without ``trust_remote_code=True``, which would break ``pipeline(STOCK_TASK, model=DIR)``
 #: in processes that import this package (the same reason as the ASR pipeline's ``hf-wav2vec2-asr``).
 PIPELINE_TASK = "hf-wav2vec2-audio-classification"
-#: Model types the stock task builds this class for: ours and transformers' Wav2Vec2 (same feature extractor).
-PIPELINE_MODEL_TYPES = frozenset({"hf_wav2vec2", "wav2vec2"})
+# PIPELINE_MODEL_TYPES, the model types the stock task builds this class for, are the ASR pipeline's: ours and
+# transformers' Wav2Vec2 (same feature extractor).
 
 
 class HfWav2Vec2AudioClassificationPipeline(AudioClassificationPipeline):
@@ -73,33 +71,18 @@ class HfWav2Vec2AudioClassificationPipeline(AudioClassificationPipeline):
         return super().preprocess(audio)  # a 1-D float32 array at the extractor's rate: no resampling left
 
 
-class _AudioClassificationDispatcher(AudioClassificationPipeline):
-    """Registered for ``"audio-classification"``: our pipeline for :data:`PIPELINE_MODEL_TYPES`, the previously
-    registered class (transformers' own) for any other model, which therefore sees no change."""
+class _AudioClassificationDispatcher(StockTaskDispatcher, AudioClassificationPipeline):
+    """Registered for ``"audio-classification"``."""
 
-    fallback: Any = AudioClassificationPipeline
-
-    def __new__(cls, model: Any = None, *args: Any, **kwargs: Any) -> Any:
-        config = getattr(model, "config", None)
-        ours = getattr(config, "model_type", None) in PIPELINE_MODEL_TYPES
-        target = HfWav2Vec2AudioClassificationPipeline if ours else cls.fallback
-        return target(model, *args, **kwargs)  # not an instance of cls: Python does not run __init__ again
+    ours = HfWav2Vec2AudioClassificationPipeline
+    fallback = AudioClassificationPipeline
+    stock_task, task, auto_model, kind = STOCK_TASK, PIPELINE_TASK, "AutoModelForAudioClassification", "audio"
 
 
 def register_audio_classification_pipeline() -> None:
     """Route ``pipeline("audio-classification", ...)`` of wav2vec 2.0 models to our class and register
     :data:`PIPELINE_TASK` (idempotent)."""
-    from transformers import AutoModelForAudioClassification
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    route_stock_task(STOCK_TASK, _AudioClassificationDispatcher)
-    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
-        PIPELINE_REGISTRY.register_pipeline(
-            PIPELINE_TASK,
-            pipeline_class=HfWav2Vec2AudioClassificationPipeline,
-            pt_model=AutoModelForAudioClassification,
-            type="audio",
-        )
+    register_task(_AudioClassificationDispatcher)
 
 
 def save_classification_pipeline_code(directory: str | os.PathLike) -> list[Path]:
@@ -110,24 +93,7 @@ def save_classification_pipeline_code(directory: str | os.PathLike) -> list[Path
     trust_remote_code=True)`` classifies files and arrays at any rate (soxr); ``pipeline("audio-classification",
     model=directory, trust_remote_code=True)`` builds transformers' own class, which needs torchaudio to resample.
     Returns the copied paths; ``FileNotFoundError`` when ``directory`` has no ``config.json``."""
-    from transformers.dynamic_module_utils import get_relative_import_files
-
-    directory = Path(directory)
-    config_file = directory / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{directory}: no config.json (save the model there first)")
-    source = Path(__file__)
-    copied = []
-    for path in [source, *map(Path, get_relative_import_files(source))]:
-        copied.append(Path(shutil.copyfile(path, directory / path.name)))
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    config.setdefault("custom_pipelines", {})[PIPELINE_TASK] = {
-        "impl": f"{source.stem}.{HfWav2Vec2AudioClassificationPipeline.__name__}",
-        "pt": ["AutoModelForAudioClassification"],
-        "type": "audio",
-    }
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return copied
+    return copy_pipeline_code(directory, _AudioClassificationDispatcher)
 
 
 # ------------------------------------------------------------------------------------------------- files

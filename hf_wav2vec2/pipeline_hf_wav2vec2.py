@@ -28,6 +28,7 @@ transformers' class for every other model; the task :data:`PIPELINE_TASK` always
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -45,8 +46,11 @@ from .chunking import ArrayReader, frame_duration, iter_chunks, open_stream, rec
 __all__ = [
     "PIPELINE_TASK",
     "HfWav2Vec2AutomaticSpeechRecognitionPipeline",
+    "StockTaskDispatcher",
+    "copy_pipeline_code",
     "prepare_pipeline_input",
     "register_pipelines",
+    "register_task",
     "route_stock_task",
     "save_pipeline_code",
 ]
@@ -434,22 +438,36 @@ class HfWav2Vec2AutomaticSpeechRecognitionPipeline(AutomaticSpeechRecognitionPip
 # ----------------------------------------------------------------------------------------------- registration
 
 
-class _AutomaticSpeechRecognitionDispatcher(AutomaticSpeechRecognitionPipeline):
-    """Registered for ``"automatic-speech-recognition"``: builds our pipeline for the model types of
-    :data:`PIPELINE_MODEL_TYPES` and the previously registered class (transformers' own) for any other, so other
-    models see no change at all."""
+class StockTaskDispatcher:
+    """Base of the classes registered for transformers' built-in tasks: builds ``ours`` for the model types of
+    :data:`PIPELINE_MODEL_TYPES` and ``fallback`` (the class registered before, normally transformers' own; set by
+    :func:`route_stock_task`) for any other, so other models see no change at all.
 
-    fallback: Any = AutomaticSpeechRecognitionPipeline
+    A subclass also names what :func:`register_task` and :func:`copy_pipeline_code` write for ``ours``: the built-in
+    ``stock_task`` it takes over, this package's own ``task`` name, the transformers auto class ``auto_model`` and
+    transformers' input ``kind`` of the task.
+    """
+
+    ours: Any
+    fallback: Any
+    stock_task: str
+    task: str
+    auto_model: str
+    kind: str
 
     def __new__(cls, model: Any = None, *args: Any, **kwargs: Any) -> Any:
         config = getattr(model, "config", None)
-        target = (
-            HfWav2Vec2AutomaticSpeechRecognitionPipeline
-            if getattr(config, "model_type", None) in PIPELINE_MODEL_TYPES
-            else cls.fallback
-        )
+        target = cls.ours if getattr(config, "model_type", None) in PIPELINE_MODEL_TYPES else cls.fallback
         # Not an instance of cls, so Python does not run __init__ a second time.
         return target(model, *args, **kwargs)
+
+
+class _AutomaticSpeechRecognitionDispatcher(StockTaskDispatcher, AutomaticSpeechRecognitionPipeline):
+    """Registered for ``"automatic-speech-recognition"``."""
+
+    ours = HfWav2Vec2AutomaticSpeechRecognitionPipeline
+    fallback = AutomaticSpeechRecognitionPipeline
+    stock_task, task, auto_model, kind = STOCK_TASK, PIPELINE_TASK, "AutoModelForCTC", "multimodal"
 
 
 def route_stock_task(task: str, dispatcher: type) -> None:
@@ -469,6 +487,22 @@ def route_stock_task(task: str, dispatcher: type) -> None:
     tasks[task] = {**entry, "impl": dispatcher}
 
 
+def register_task(dispatcher: type[StockTaskDispatcher]) -> None:
+    """Route the dispatcher's built-in ``stock_task`` through it (:func:`route_stock_task`) and register its own
+    ``task`` for its pipeline class (idempotent)."""
+    import transformers
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    route_stock_task(dispatcher.stock_task, dispatcher)
+    if dispatcher.task not in PIPELINE_REGISTRY.supported_tasks:
+        PIPELINE_REGISTRY.register_pipeline(
+            dispatcher.task,
+            pipeline_class=dispatcher.ours,
+            pt_model=getattr(transformers, dispatcher.auto_model),
+            type=dispatcher.kind,
+        )
+
+
 def register_pipelines() -> None:
     """Register the pipelines with transformers (idempotent; ``import hf_wav2vec2`` calls it).
 
@@ -478,17 +512,7 @@ def register_pipelines() -> None:
     * ``pipeline(PIPELINE_TASK, model=...)`` always builds it, for any CTC model; saving such a pipeline
       (``pipe.save_pretrained``) writes the code and the ``custom_pipelines`` entry, like :func:`save_pipeline_code`.
     """
-    from transformers import AutoModelForCTC
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    route_stock_task(STOCK_TASK, _AutomaticSpeechRecognitionDispatcher)
-    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
-        PIPELINE_REGISTRY.register_pipeline(
-            PIPELINE_TASK,
-            pipeline_class=HfWav2Vec2AutomaticSpeechRecognitionPipeline,
-            pt_model=AutoModelForCTC,
-            type="multimodal",
-        )
+    register_task(_AutomaticSpeechRecognitionDispatcher)
 
 
 def save_pipeline_code(directory: str | os.PathLike) -> list[Path]:
@@ -508,23 +532,28 @@ def save_pipeline_code(directory: str | os.PathLike) -> list[Path]:
 
     Returns the paths of the copied files. Raises ``FileNotFoundError`` when ``directory`` has no ``config.json``.
     """
+    return copy_pipeline_code(directory, _AutomaticSpeechRecognitionDispatcher)
+
+
+def copy_pipeline_code(directory: str | os.PathLike, dispatcher: type[StockTaskDispatcher]) -> list[Path]:
+    """Copy the file of the dispatcher's pipeline class and the files it imports into ``directory`` and add a
+    ``custom_pipelines`` entry for the dispatcher's ``task`` to its ``config.json``. Returns the copied paths;
+    ``FileNotFoundError`` when ``directory`` has no ``config.json``."""
     from transformers.dynamic_module_utils import get_relative_import_files
 
     directory = Path(directory)
     config_file = directory / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{directory}: no config.json (save the model there first)")
-    source = Path(__file__)
+    source = Path(inspect.getfile(dispatcher.ours))
     copied = []
     for path in [source, *map(Path, get_relative_import_files(source))]:
-        target = directory / path.name
-        shutil.copyfile(path, target)
-        copied.append(target)
+        copied.append(Path(shutil.copyfile(path, directory / path.name)))
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    config.setdefault("custom_pipelines", {})[PIPELINE_TASK] = {
-        "impl": f"{source.stem}.{HfWav2Vec2AutomaticSpeechRecognitionPipeline.__name__}",
-        "pt": ["AutoModelForCTC"],
-        "type": "multimodal",
+    config.setdefault("custom_pipelines", {})[dispatcher.task] = {
+        "impl": f"{source.stem}.{dispatcher.ours.__name__}",
+        "pt": [dispatcher.auto_model],
+        "type": dispatcher.kind,
     }
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return copied

@@ -272,25 +272,15 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
         token_ids = to_py_obj(token_ids)
         if isinstance(token_ids, int):
             token_ids = [token_ids]
-        if token_ids and isinstance(token_ids[0], (list, tuple)):
-            return self.batch_decode(
-                token_ids,
-                skip_special_tokens,
-                clean_up_tokenization_spaces,
-                group_tokens,
-                output_char_offsets,
-                output_word_offsets,
-                **kwargs,
-            )
-        return self._decode(
-            token_ids,
+        options = (
             skip_special_tokens,
             clean_up_tokenization_spaces,
             group_tokens,
             output_char_offsets,
             output_word_offsets,
-            **kwargs,
         )
+        is_batch = bool(token_ids) and isinstance(token_ids[0], (list, tuple))
+        return (self.batch_decode if is_batch else self._decode)(token_ids, *options, **kwargs)
 
     def batch_decode(
         self,
@@ -306,18 +296,14 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
 
         Returns a list of strings, or one `HfWav2Vec2CTCTokenizerOutput` holding lists when offsets are requested.
         """
-        decoded = [
-            self._decode(
-                sequence,
-                skip_special_tokens,
-                clean_up_tokenization_spaces,
-                group_tokens,
-                output_char_offsets,
-                output_word_offsets,
-                **kwargs,
-            )
-            for sequence in to_py_obj(sequences)
-        ]
+        options = (
+            skip_special_tokens,
+            clean_up_tokenization_spaces,
+            group_tokens,
+            output_char_offsets,
+            output_word_offsets,
+        )
+        decoded = [self._decode(sequence, *options, **kwargs) for sequence in to_py_obj(sequences)]
         if not (output_char_offsets or output_word_offsets):
             return decoded
         return HfWav2Vec2CTCTokenizerOutput(
@@ -350,13 +336,14 @@ class HfWav2Vec2CTCTokenizer(PreTrainedTokenizer):
     def _decode(
         self,
         token_ids,
-        skip_special_tokens: bool = True,
-        clean_up_tokenization_spaces: bool | None = None,
-        group_tokens: bool = True,
-        output_char_offsets: bool = False,
-        output_word_offsets: bool = False,
+        skip_special_tokens: bool,
+        clean_up_tokenization_spaces: bool | None,
+        group_tokens: bool,
+        output_char_offsets: bool,
+        output_word_offsets: bool,
         spaces_between_special_tokens: bool = False,
     ):
+        """`decode` of one sequence; the options come from `decode` / `batch_decode`, which hold their defaults."""
         token_ids = to_py_obj(token_ids)
         if isinstance(token_ids, int):
             token_ids = [token_ids]

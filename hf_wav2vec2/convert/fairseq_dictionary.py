@@ -63,14 +63,7 @@ def build_processor(vocabulary: dict[str, int], config, normalize: bool):
     with tempfile.TemporaryDirectory() as scratch:
         vocab_file = Path(scratch) / "vocab.json"
         vocab_file.write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
-        tokenizer = HfWav2Vec2CTCTokenizer(
-            str(vocab_file),
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-            word_delimiter_token="|",
-            do_lower_case=False,
-        )
+        # the tokenizer's defaults are the names vocabulary_from_fairseq gives: <s>, <pad>, </s>, <unk> and "|"
+        tokenizer = HfWav2Vec2CTCTokenizer(str(vocab_file))
     feature_extractor = HfWav2Vec2FeatureExtractor.for_config(config, do_normalize=normalize)
     return HfWav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer)
