@@ -120,114 +120,126 @@ def _read_word_list(words: str | os.PathLike | Iterable[str]) -> list[str]:
     return [w.strip() for w in words if w and w.strip()]
 
 
+class _WordScoring:
+    """Word-level scoring for flashlight decoders, already weighted (run the decoder with lm_weight=1).
+
+    ``spelling=False`` (lexicon decoder): ``score`` receives word ids and returns
+    ``scale * log10 P(word | history) + hotword bonus``; states are KenLM's own.
+
+    ``spelling=True`` (lexicon-free decoder): ``score`` receives token ids. Tokens accumulate into the
+    current word (scoring only hotword-prefix shares); the word delimiter scores the whole word, adding
+    ``beta``. States form a tree over token histories (``LMState.child``), so identical prefixes share one
+    state and the decoder merges them; per-state data lives in ``self._info`` until the next ``start``.
+
+    flashlight's ``LM`` base class exists only once flashlight-text is imported: :func:`_word_lm` mixes this
+    class into it, and passes its ``LMState`` class as ``new_state``.
+    """
+
+    def __init__(
+        self,
+        new_state: type,
+        kenlm: Any | None,
+        word_ids: Mapping[str, int],
+        unk_id: int,
+        scale: float,
+        beta: float,
+        hotwords: Mapping[str, float],
+        vocab: CTCVocabulary | None = None,
+    ):
+        self._new_state = new_state
+        self.kenlm = kenlm
+        self.scale = scale
+        self.beta = beta
+        self.word_ids = dict(word_ids)
+        self.unk_id = unk_id
+        self.hotwords = dict(hotwords)
+        self.hotword_by_id = {self.word_ids[w]: b for w, b in self.hotwords.items() if w in self.word_ids}
+        self.vocab = vocab
+        self.spelling = vocab is not None
+        # Largest share of a hotword bonus that each prefix of a hotword earns while being spelled; a whole
+        # hotword has earned all of it, so its delimiter adds nothing more than the bonus taken back.
+        self.prefix_bonus: dict[str, float] = {}
+        for word, bonus in self.hotwords.items():
+            for end in range(1, len(word) + 1):
+                share = bonus * end / len(word)
+                self.prefix_bonus[word[:end]] = max(self.prefix_bonus.get(word[:end], -math.inf), share)
+        self._info: dict[Any, tuple[Any, str, float]] = {}
+        self._step: dict[tuple[Any, int], tuple[Any, float]] = {}
+        self._null = new_state()
+
+    def start(self, start_with_nothing: bool) -> Any:
+        kstate = self.kenlm.start(start_with_nothing) if self.kenlm is not None else self._null
+        if not self.spelling:
+            return kstate
+        root = self._new_state()
+        self._info = {root: (kstate, "", 0.0)}
+        self._step = {}
+        return root
+
+    def _word(self, kstate: Any, word: str) -> tuple[Any, float]:
+        score = self.beta + self.hotwords.get(word, 0.0)
+        if self.kenlm is not None:
+            kstate, log10p = self.kenlm.score(kstate, self.word_ids.get(word, self.unk_id))
+            score += self.scale * log10p
+        return kstate, score
+
+    def score(self, state: Any, token: int) -> tuple[Any, float]:
+        if not self.spelling:
+            bonus = self.hotword_by_id.get(token, 0.0)
+            if self.kenlm is None:
+                return state, bonus
+            kstate, log10p = self.kenlm.score(state, token)
+            return kstate, self.scale * log10p + bonus
+        hit = self._step.get((state, token))
+        if hit is not None:
+            return hit
+        kstate, partial, earned = self._info[state]
+        vocab = self.vocab
+        if token == vocab.delimiter_id:
+            if partial:
+                kstate, step = self._word(kstate, partial)
+                step -= earned
+            else:
+                step = 0.0
+            info = (kstate, "", 0.0)
+        elif token == vocab.blank_id or token in vocab.special_ids:
+            info, step = (kstate, partial, earned), 0.0
+        else:
+            partial += vocab.tokens[token]
+            share = self.prefix_bonus.get(partial, 0.0)
+            info, step = (kstate, partial, share), share - earned
+        child = state.child(token)
+        self._info[child] = info
+        # The decoder asks again for every frame a hypothesis survives; keyed by the (live) parent state.
+        hit = self._step[(state, token)] = (child, step)
+        return hit
+
+    def finish(self, state: Any) -> tuple[Any, float]:
+        if not self.spelling:
+            if self.kenlm is None:
+                return state, 0.0
+            kstate, log10p = self.kenlm.finish(state)
+            return kstate, self.scale * log10p
+        kstate, partial, earned = self._info[state]
+        total = 0.0
+        if partial:
+            kstate, total = self._word(kstate, partial)
+            total -= earned
+        if self.kenlm is not None:
+            _, log10p = self.kenlm.finish(kstate)
+            total += self.scale * log10p
+        return state, total
+
+
 def _word_lm(fl: Any) -> type:
     """The flashlight ``LM`` subclass used for hotwords and lexicon-free word scoring (built after import)."""
 
-    class WordLM(fl.LM):
-        """Word-level scoring for flashlight decoders, already weighted (run the decoder with lm_weight=1).
+    class WordLM(_WordScoring, fl.LM):
+        __doc__ = _WordScoring.__doc__
 
-        ``spelling=False`` (lexicon decoder): ``score`` receives word ids and returns
-        ``scale * log10 P(word | history) + hotword bonus``; states are KenLM's own.
-
-        ``spelling=True`` (lexicon-free decoder): ``score`` receives token ids. Tokens accumulate into the
-        current word (scoring only hotword-prefix shares); the word delimiter scores the whole word, adding
-        ``beta``. States form a tree over token histories (``LMState.child``), so identical prefixes share one
-        state and the decoder merges them; per-state data lives in ``self._info`` until the next ``start``.
-        """
-
-        def __init__(
-            self,
-            kenlm: Any | None,
-            word_ids: Mapping[str, int],
-            unk_id: int,
-            scale: float,
-            beta: float,
-            hotwords: Mapping[str, float],
-            vocab: CTCVocabulary | None = None,
-        ):
-            fl.LM.__init__(self)
-            self.kenlm = kenlm
-            self.scale = scale
-            self.beta = beta
-            self.word_ids = dict(word_ids)
-            self.unk_id = unk_id
-            self.hotwords = dict(hotwords)
-            self.hotword_by_id = {self.word_ids[w]: b for w, b in self.hotwords.items() if w in self.word_ids}
-            self.vocab = vocab
-            self.spelling = vocab is not None
-            # Largest share of a hotword bonus that each prefix of a hotword earns while being spelled; a whole
-            # hotword has earned all of it, so its delimiter adds nothing more than the bonus taken back.
-            self.prefix_bonus: dict[str, float] = {}
-            for word, bonus in self.hotwords.items():
-                for end in range(1, len(word) + 1):
-                    share = bonus * end / len(word)
-                    self.prefix_bonus[word[:end]] = max(self.prefix_bonus.get(word[:end], -math.inf), share)
-            self._info: dict[Any, tuple[Any, str, float]] = {}
-            self._step: dict[tuple[Any, int], tuple[Any, float]] = {}
-            self._null = fl.LMState()
-
-        def start(self, start_with_nothing: bool) -> Any:
-            kstate = self.kenlm.start(start_with_nothing) if self.kenlm is not None else self._null
-            if not self.spelling:
-                return kstate
-            root = fl.LMState()
-            self._info = {root: (kstate, "", 0.0)}
-            self._step = {}
-            return root
-
-        def _word(self, kstate: Any, word: str) -> tuple[Any, float]:
-            score = self.beta + self.hotwords.get(word, 0.0)
-            if self.kenlm is not None:
-                kstate, log10p = self.kenlm.score(kstate, self.word_ids.get(word, self.unk_id))
-                score += self.scale * log10p
-            return kstate, score
-
-        def score(self, state: Any, token: int) -> tuple[Any, float]:
-            if not self.spelling:
-                bonus = self.hotword_by_id.get(token, 0.0)
-                if self.kenlm is None:
-                    return state, bonus
-                kstate, log10p = self.kenlm.score(state, token)
-                return kstate, self.scale * log10p + bonus
-            hit = self._step.get((state, token))
-            if hit is not None:
-                return hit
-            kstate, partial, earned = self._info[state]
-            vocab = self.vocab
-            if token == vocab.delimiter_id:
-                if partial:
-                    kstate, step = self._word(kstate, partial)
-                    step -= earned
-                else:
-                    step = 0.0
-                info = (kstate, "", 0.0)
-            elif token == vocab.blank_id or token in vocab.special_ids:
-                info, step = (kstate, partial, earned), 0.0
-            else:
-                partial += vocab.tokens[token]
-                share = self.prefix_bonus.get(partial, 0.0)
-                info, step = (kstate, partial, share), share - earned
-            child = state.child(token)
-            self._info[child] = info
-            # The decoder asks again for every frame a hypothesis survives; keyed by the (live) parent state.
-            hit = self._step[(state, token)] = (child, step)
-            return hit
-
-        def finish(self, state: Any) -> tuple[Any, float]:
-            if not self.spelling:
-                if self.kenlm is None:
-                    return state, 0.0
-                kstate, log10p = self.kenlm.finish(state)
-                return kstate, self.scale * log10p
-            kstate, partial, earned = self._info[state]
-            total = 0.0
-            if partial:
-                kstate, total = self._word(kstate, partial)
-                total -= earned
-            if self.kenlm is not None:
-                _, log10p = self.kenlm.finish(kstate)
-                total += self.scale * log10p
-            return state, total
+        def __init__(self, *args: Any, **kwargs: Any):
+            fl.LM.__init__(self)  # pybind11 refuses a subclass whose C++ base was not constructed
+            _WordScoring.__init__(self, fl.LMState, *args, **kwargs)
 
     return WordLM
 
@@ -302,26 +314,48 @@ class CTCBeamSearchDecoder:
         self.kenlm_model = None if kenlm_model is None else os.fspath(kenlm_model)
         if self.kenlm_model is not None and not os.path.isfile(self.kenlm_model):
             raise FileNotFoundError(f"{self.kenlm_model}: no such KenLM model file")
-
-        self.lexicon: list[str] | None = None
-        self._spellings: dict[str, list[int]] = {}
-        if lexicon is not None:
-            spellable, skipped = [], []
-            listed = [w for w in _read_word_list(lexicon) if w not in (BOS, EOS, UNK)]
-            for word in dict.fromkeys([*listed, *self.hotwords]):
-                ids = self.vocab.spell(word)
-                (spellable if ids is not None else skipped).append(word)
-                if ids is not None:
-                    self._spellings[word] = ids
-            if skipped:
-                logger.warning(
-                    "skipped %d lexicon words that the vocabulary cannot spell, e.g. %r", len(skipped), skipped[:5]
-                )
-            if not spellable:
-                raise ValueError("no lexicon word can be spelled with the vocabulary's tokens")
-            self.lexicon = spellable
+        self.lexicon, self._spellings = self._spellable_lexicon(lexicon)
 
         # Word ids shared by the KenLM wrapper, the lexicon trie and the hotword bonuses.
+        words = self._word_list(unigrams)
+        self._word_ids = {w: i for i, w in enumerate(words)}
+        self._word_dict = fl_dictionary.Dictionary(words)
+        kenlm = _load_kenlm(self.kenlm_model, self._word_dict) if self.kenlm_model is not None else None
+        self._lm, lm_weight = self._word_scorer(fl, kenlm)
+        self._decoder = self._flashlight_decoder(
+            fl,
+            lm_weight,
+            use_lm=kenlm is not None,
+            beam_size=beam_size,
+            beam_size_token=beam_size_token,
+            beam_threshold=beam_threshold,
+            log_add=log_add,
+        )
+
+    def _spellable_lexicon(
+        self, lexicon: str | os.PathLike | Iterable[str] | None
+    ) -> tuple[list[str] | None, dict[str, list[int]]]:
+        """The lexicon's words and the hotwords that the vocabulary can spell (warning about the others), and their
+        token ids; ``(None, {})`` without a lexicon."""
+        if lexicon is None:
+            return None, {}
+        spellable, skipped, spellings = [], [], {}
+        listed = [w for w in _read_word_list(lexicon) if w not in (BOS, EOS, UNK)]
+        for word in dict.fromkeys([*listed, *self.hotwords]):
+            ids = self.vocab.spell(word)
+            (spellable if ids is not None else skipped).append(word)
+            if ids is not None:
+                spellings[word] = ids
+        if skipped:
+            logger.warning(
+                "skipped %d lexicon words that the vocabulary cannot spell, e.g. %r", len(skipped), skipped[:5]
+            )
+        if not spellable:
+            raise ValueError("no lexicon word can be spelled with the vocabulary's tokens")
+        return spellable, spellings
+
+    def _word_list(self, unigrams: str | os.PathLike | Iterable[str] | None) -> list[str]:
+        """The decoder's words in id order, ``<unk>`` last: the lexicon's, else the LM's plus the hotwords."""
         if self.lexicon is not None:
             words = list(self.lexicon)
         elif self.kenlm_model is not None:
@@ -338,25 +372,34 @@ class CTCBeamSearchDecoder:
             words = [*words, *self.hotwords]
         else:
             words = list(self.hotwords)
-        words = [w for w in dict.fromkeys(words) if w not in (BOS, EOS, UNK)] + [UNK]
-        self._word_ids = {w: i for i, w in enumerate(words)}
-        self._word_dict = fl_dictionary.Dictionary(words)
-        unk_id = self._word_ids[UNK]
+        return [w for w in dict.fromkeys(words) if w not in (BOS, EOS, UNK)] + [UNK]
 
-        kenlm = _load_kenlm(self.kenlm_model, self._word_dict) if self.kenlm_model is not None else None
+    def _word_scorer(self, fl: Any, kenlm: Any | None) -> tuple[Any, float]:
+        """The LM the flashlight decoder calls and the weight it applies to its scores."""
         scale = self.alpha * _LN10  # KenLM scores are log10
         use_lm = kenlm is not None
+        unk_id = self._word_ids[UNK]
         if self.lexicon is not None and use_lm and not self.hotwords:
-            self._lm, lm_weight = kenlm, scale  # pure C++ path: the decoder weights KenLM's scores itself
-        elif self.lexicon is not None and (use_lm or self.hotwords):
-            self._lm, lm_weight = _word_lm(fl)(kenlm, self._word_ids, unk_id, scale, 0.0, self.hotwords), 1.0
-        elif self.lexicon is None and (use_lm or self.hotwords):
+            return kenlm, scale  # pure C++ path: the decoder weights KenLM's scores itself
+        if self.lexicon is not None and (use_lm or self.hotwords):
+            return _word_lm(fl)(kenlm, self._word_ids, unk_id, scale, 0.0, self.hotwords), 1.0
+        if self.lexicon is None and (use_lm or self.hotwords):
             beta_here = self.beta if use_lm else 0.0
-            self._lm = _word_lm(fl)(kenlm, self._word_ids, unk_id, scale, beta_here, self.hotwords, self.vocab)
-            lm_weight = 1.0
-        else:
-            self._lm, lm_weight = fl.ZeroLM(), 0.0
+            return _word_lm(fl)(kenlm, self._word_ids, unk_id, scale, beta_here, self.hotwords, self.vocab), 1.0
+        return fl.ZeroLM(), 0.0
 
+    def _flashlight_decoder(
+        self,
+        fl: Any,
+        lm_weight: float,
+        *,
+        use_lm: bool,
+        beam_size: int,
+        beam_size_token: int | None,
+        beam_threshold: float,
+        log_add: bool,
+    ) -> Any:
+        """flashlight's lexicon or lexicon-free decoder over ``self._lm`` (the lexicon's trie built on the way)."""
         num_tokens = len(self.vocab)
         if beam_size_token is None:
             # The Python word LM runs once per hypothesis and token tried; CTC posteriors are peaked enough that
@@ -379,18 +422,18 @@ class CTCBeamSearchDecoder:
                 criterion_type=criterion,
             )
             self._trie = self._build_trie(fl, num_tokens)
-            self._decoder = fl.LexiconDecoder(options, self._trie, self._lm, sil, blank, unk_id, [], False)
-        else:
-            options = fl.LexiconFreeDecoderOptions(
-                beam_size=int(beam_size),
-                beam_size_token=token_beam,
-                beam_threshold=float(beam_threshold),
-                lm_weight=lm_weight,
-                sil_score=0.0,
-                log_add=bool(log_add),
-                criterion_type=criterion,
-            )
-            self._decoder = fl.LexiconFreeDecoder(options, self._lm, sil, blank, [])
+            unk_id = self._word_ids[UNK]
+            return fl.LexiconDecoder(options, self._trie, self._lm, sil, blank, unk_id, [], False)
+        options = fl.LexiconFreeDecoderOptions(
+            beam_size=int(beam_size),
+            beam_size_token=token_beam,
+            beam_threshold=float(beam_threshold),
+            lm_weight=lm_weight,
+            sil_score=0.0,
+            log_add=bool(log_add),
+            criterion_type=criterion,
+        )
+        return fl.LexiconFreeDecoder(options, self._lm, sil, blank, [])
 
     def _warn_if_unspellable(self, lm_words: Sequence[str]) -> None:
         """Warn when the LM's words mostly cannot be spelled: usually a case mismatch (``the`` vs ``THE``)."""

@@ -100,6 +100,75 @@ def _adjusted_counts(sentences: Iterable[list[str]], order: int) -> list[dict[Ng
     return adjusted
 
 
+def _context_masses(
+    adjusted: list[dict[Ngram, int]], discounts: list[tuple[float, float, float]], order: int
+) -> tuple[list[dict[Ngram, float]], list[dict[Ngram, float]]]:
+    """Per order and context: the mass the discounts free for lower orders (gamma) and the total adjusted count."""
+    gamma: list[dict[Ngram, float]] = [dict() for _ in range(order + 1)]
+    denom: list[dict[Ngram, float]] = [dict() for _ in range(order + 1)]
+    for n in range(1, order + 1):
+        freed: dict[Ngram, float] = defaultdict(float)
+        total: dict[Ngram, float] = defaultdict(float)
+        for gram, c in adjusted[n].items():
+            total[gram[:-1]] += c
+            freed[gram[:-1]] += _discount(c, discounts[n])
+        denom[n] = dict(total)
+        gamma[n] = {h: freed[h] / total[h] for h in total}
+    return gamma, denom
+
+
+def _interpolated_probs(
+    adjusted: list[dict[Ngram, int]],
+    discounts: list[tuple[float, float, float]],
+    gamma: list[dict[Ngram, float]],
+    denom: list[dict[Ngram, float]],
+    order: int,
+) -> list[dict[Ngram, float]]:
+    """Interpolated probabilities per order, down to a uniform distribution over the words, ``</s>`` and ``<unk>``."""
+    unigrams = adjusted[1]
+    vocab = sorted({g[0] for g in unigrams} | {EOS, UNK})
+    uniform = 1.0 / len(vocab)
+    probs: list[dict[Ngram, float]] = [dict() for _ in range(order + 1)]
+    for w in vocab:
+        c = unigrams.get((w,), 0)
+        seen = (c - _discount(c, discounts[1])) / denom[1][()] if c else 0.0
+        probs[1][(w,)] = seen + gamma[1][()] * uniform
+    for n in range(2, order + 1):
+        level = probs[n]
+        lower = probs[n - 1]
+        for gram, c in adjusted[n].items():
+            h = gram[:-1]
+            level[gram] = (c - _discount(c, discounts[n])) / denom[n][h] + gamma[n][h] * lower[gram[1:]]
+    return probs
+
+
+def _write_arpa(
+    out_path: Path, probs: list[dict[Ngram, float]], gamma: list[dict[Ngram, float]], order: int
+) -> list[int]:
+    """Write the probabilities (and gamma as backoff weights) as an ARPA file; returns the n-gram count per order."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    counts = [len(probs[1]) + 1] + [len(probs[n]) for n in range(2, order + 1)]
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write("\\data\\\n")
+        for n, count in enumerate(counts, start=1):
+            f.write(f"ngram {n}={count}\n")
+        for n in range(1, order + 1):
+            f.write(f"\n\\{n}-grams:\n")
+            entries = dict(probs[n])
+            if n == 1:
+                entries[(BOS,)] = None  # type: ignore[assignment]
+            backoffs = gamma[n + 1] if n < order else {}
+            for gram in sorted(entries):
+                p = entries[gram]
+                logp = _BOS_LOG10_PROB if p is None else math.log10(p)
+                line = f"{logp:.7g}\t{' '.join(gram)}"
+                if gram in backoffs:
+                    line += f"\t{math.log10(backoffs[gram]):.7g}"
+                f.write(line + "\n")
+        f.write("\n\\end\\\n")
+    return counts
+
+
 def build_arpa(
     text: str | os.PathLike | Iterable[str],
     out_path: str | os.PathLike,
@@ -133,54 +202,10 @@ def build_arpa(
     unigrams = {g: c for g, c in adjusted[1].items() if g != (BOS,)}
     adjusted[1] = unigrams
     discounts = [(0.0, 0.0, 0.0)] + [_discounts(Counter(adjusted[n].values())) for n in range(1, order + 1)]
-
-    # Per context: total adjusted count and the mass the discounts free for lower orders (gamma).
-    gamma: list[dict[Ngram, float]] = [dict() for _ in range(order + 1)]
-    denom: list[dict[Ngram, float]] = [dict() for _ in range(order + 1)]
-    for n in range(1, order + 1):
-        freed: dict[Ngram, float] = defaultdict(float)
-        total: dict[Ngram, float] = defaultdict(float)
-        for gram, c in adjusted[n].items():
-            total[gram[:-1]] += c
-            freed[gram[:-1]] += _discount(c, discounts[n])
-        denom[n] = dict(total)
-        gamma[n] = {h: freed[h] / total[h] for h in total}
-
-    vocab = sorted({g[0] for g in unigrams} | {EOS, UNK})
-    uniform = 1.0 / len(vocab)
-    probs: list[dict[Ngram, float]] = [dict() for _ in range(order + 1)]
-    for w in vocab:
-        c = unigrams.get((w,), 0)
-        seen = (c - _discount(c, discounts[1])) / denom[1][()] if c else 0.0
-        probs[1][(w,)] = seen + gamma[1][()] * uniform
-    for n in range(2, order + 1):
-        level = probs[n]
-        lower = probs[n - 1]
-        for gram, c in adjusted[n].items():
-            h = gram[:-1]
-            level[gram] = (c - _discount(c, discounts[n])) / denom[n][h] + gamma[n][h] * lower[gram[1:]]
-
+    gamma, denom = _context_masses(adjusted, discounts, order)
+    probs = _interpolated_probs(adjusted, discounts, gamma, denom, order)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    counts = [len(probs[1]) + 1] + [len(probs[n]) for n in range(2, order + 1)]
-    with open(out_path, "w", encoding="utf-8") as f:
-        f.write("\\data\\\n")
-        for n, count in enumerate(counts, start=1):
-            f.write(f"ngram {n}={count}\n")
-        for n in range(1, order + 1):
-            f.write(f"\n\\{n}-grams:\n")
-            entries = dict(probs[n])
-            if n == 1:
-                entries[(BOS,)] = None  # type: ignore[assignment]
-            backoffs = gamma[n + 1] if n < order else {}
-            for gram in sorted(entries):
-                p = entries[gram]
-                logp = _BOS_LOG10_PROB if p is None else math.log10(p)
-                line = f"{logp:.7g}\t{' '.join(gram)}"
-                if gram in backoffs:
-                    line += f"\t{math.log10(backoffs[gram]):.7g}"
-                f.write(line + "\n")
-        f.write("\n\\end\\\n")
+    counts = _write_arpa(out_path, probs, gamma, order)
     return NgramStats(out_path, counts, [discounts[n] for n in range(1, order + 1)])
 
 
