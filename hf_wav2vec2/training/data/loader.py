@@ -149,6 +149,48 @@ def _split_kwargs(batching: BatchingOptions | None, kwargs: dict[str, Any]) -> t
     return options, {k: v for k, v in kwargs.items() if k not in names}
 
 
+def _worker_kwargs(
+    num_workers: int,
+    pin_memory: bool,
+    prefetch_factor: int | None,
+    persistent_workers: bool | None,
+    streaming: bool,
+) -> dict[str, Any]:
+    """The DataLoader's worker arguments; workers persist across epochs by default, except for streaming sources."""
+    loader_kwargs: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
+    if num_workers > 0:
+        if prefetch_factor is not None:
+            loader_kwargs["prefetch_factor"] = prefetch_factor
+        loader_kwargs["persistent_workers"] = (not streaming) if persistent_workers is None else persistent_workers
+    return loader_kwargs
+
+
+def _check_usable(dataset: AudioDataset, source: Any, min_sample_size: int) -> None:
+    """Raise :class:`NoUsableAudioError`, saying why each file was dropped, when ``dataset`` kept no example."""
+    if len(dataset) == 0:
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
+        files = count_files(dataset.selection.num_files)
+        raise NoUsableAudioError(
+            f"no usable audio in {name}: none of its {files} can be used: {dataset.unusable_reasons(min_sample_size)}"
+        )
+
+
+def _indexed_loader(
+    dataset: AudioDataset,
+    source: Any,
+    options: BatchingOptions,
+    rank: int,
+    world_size: int,
+    loader_kwargs: dict[str, Any],
+) -> PretrainingDataLoader:
+    """The loader over an indexed dataset: this rank's length-bucketed batches, cropped and padded by the collator
+    (an empty dataset is refused, see :func:`_check_usable`)."""
+    _check_usable(dataset, source, options.min_sample_size)
+    sampler = LengthBucketBatchSampler(dataset.lengths, options, rank=rank, world_size=world_size)
+    collator = PretrainingCollator(pad=options.pad, normalize=options.normalize, seed=options.seed)
+    return PretrainingDataLoader(dataset, batch_sampler=sampler, collate_fn=collator, **loader_kwargs)
+
+
 def get_pretraining_dataloader(
     source: Any,
     batching: BatchingOptions | None = None,
@@ -196,11 +238,7 @@ def get_pretraining_dataloader(
     """
     options, source_kwargs = _split_kwargs(batching, kwargs)
     rank, world_size = resolve_rank(rank, world_size)
-    loader_kwargs: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
-    if num_workers > 0:
-        if prefetch_factor is not None:
-            loader_kwargs["prefetch_factor"] = prefetch_factor
-        loader_kwargs["persistent_workers"] = (not streaming) if persistent_workers is None else persistent_workers
+    loader_kwargs = _worker_kwargs(num_workers, pin_memory, prefetch_factor, persistent_workers, streaming)
 
     if streaming or (from_datasets_module(source) and type(source).__name__.startswith("Iterable")):
         hf_dataset = load_hf(source, split=split, dataset_config=dataset_config, streaming=True)
@@ -231,13 +269,4 @@ def get_pretraining_dataloader(
         world_size=world_size,
         **source_kwargs,
     )
-    if len(dataset) == 0:
-        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
-        files = count_files(dataset.selection.num_files)
-        raise NoUsableAudioError(
-            f"no usable audio in {name}: none of its {files} can be used: "
-            f"{dataset.unusable_reasons(options.min_sample_size)}"
-        )
-    sampler = LengthBucketBatchSampler(dataset.lengths, options, rank=rank, world_size=world_size)
-    collator = PretrainingCollator(pad=options.pad, normalize=options.normalize, seed=options.seed)
-    return PretrainingDataLoader(dataset, batch_sampler=sampler, collate_fn=collator, **loader_kwargs)
+    return _indexed_loader(dataset, source, options, rank, world_size, loader_kwargs)
