@@ -169,25 +169,13 @@ def clip_by_clip(model_dir: Path, test_dir: Path) -> dict:
     return dict(wer=result.wer, cer=result.cer)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    timings = {}
-
-    banner("1/4 real speech: exporting the asterisk prompts (fixed split)")
-    folders = export_data(workdir)
-    for name, folder in folders.items():
-        print(f"  {name:9s} {folder}")
-
-    banner(f"2/4 self-supervised pre-training ({args.preset} model, up to {args.pretrain_minutes:g} min)")
+def pretrain_stage(args, data: Path, pretrained: Path) -> tuple[dict, float]:
+    """Pre-train into ``pretrained``, or reuse the finished run there when it has the preset's architecture;
+    returns its final metrics and the minutes it took."""
     t0 = time.time()
-    pretrained = workdir / "pretrained"
     finished = pretrained / "pretrain_results.json"
     reuse = finished.exists() and not args.redo_pretraining
-    changed = architecture_changes(args, folders["pretrain"], pretrained) if reuse else []
+    changed = architecture_changes(args, data, pretrained) if reuse else []
     if changed:
         # e.g. a run made before the tiny preset became pre-LN: fine-tuning it would not test today's recipe
         print(
@@ -197,48 +185,47 @@ def main(argv=None) -> dict:
     if reuse and not changed:
         # a finished pre-training is kept (e.g. when fine-tuning is re-run with other flags)
         pretrain_metrics = json.loads(finished.read_text())
-        timings["pretrain_min"] = pretrain_metrics.get("elapsed", 0.0) / 60
+        minutes = pretrain_metrics.get("elapsed", 0.0) / 60
         print(
             f"  reusing the finished pre-training in {pretrained} ({pretrain_metrics.get('num_updates')} updates, "
-            f"{timings['pretrain_min']:.1f} min); --redo_pretraining starts it afresh"
+            f"{minutes:.1f} min); --redo_pretraining starts it afresh"
         )
-    else:
-        if pretrained.exists():
-            shutil.rmtree(pretrained)  # an unfinished run: start over (its checkpoints were made with other flags)
-        pretrain_metrics = run_pretraining(args, folders["pretrain"], pretrained)
-        timings["pretrain_min"] = (time.time() - t0) / 60
+        return pretrain_metrics, minutes
+    if pretrained.exists():
+        shutil.rmtree(pretrained)  # an unfinished run: start over (its checkpoints were made with other flags)
+    pretrain_metrics = run_pretraining(args, data, pretrained)
+    return pretrain_metrics, (time.time() - t0) / 60
 
-    banner(f"3/4 CTC fine-tuning on the 10-minute labeled split ({args.finetune_steps} updates)")
+
+def result_row(metrics: dict, minutes: float, model_dir: Path, test_dir: Path) -> dict:
+    """One row of the results table: Trainer's WER and CER, the minutes spent, and the pipeline's clip by clip."""
+    return dict(
+        wer=metrics["eval_wer"], cer=metrics["eval_cer"], minutes=minutes, pipeline=clip_by_clip(model_dir, test_dir)
+    )
+
+
+def finetune_stage(args, folders: dict, pretrained: Path, model_dir: Path, pretrain_minutes: float) -> dict:
+    """CTC fine-tuning of the pre-trained model into ``model_dir``; its row counts pre-training's minutes too."""
     t0 = time.time()
-    model_dir = workdir / "ctc"
     metrics = run_finetuning(args, finetune.ModelArguments(model_name_or_path=str(pretrained)), folders, model_dir)
-    timings["finetune_min"] = (time.time() - t0) / 60
+    minutes = pretrain_minutes + (time.time() - t0) / 60
+    return result_row(metrics, minutes, model_dir, folders["test"])
 
-    results = {
-        "pretrained": dict(
-            wer=metrics["eval_wer"],
-            cer=metrics["eval_cer"],
-            minutes=timings["pretrain_min"] + timings["finetune_min"],
-            pipeline=clip_by_clip(model_dir, folders["test"]),
-        )
-    }
-    if args.compare_scratch:
-        banner("extra: the same architecture fine-tuned from random weights (no pre-training)")
-        t0 = time.time()
-        scratch = run_finetuning(
-            args,
-            finetune.ModelArguments(from_scratch=True, config_name=str(pretrained)),
-            folders,
-            workdir / "ctc_scratch",
-        )
-        results["scratch"] = dict(
-            wer=scratch["eval_wer"],
-            cer=scratch["eval_cer"],
-            minutes=(time.time() - t0) / 60,
-            pipeline=clip_by_clip(workdir / "ctc_scratch", folders["test"]),
-        )
 
-    banner("4/4 results on the held-out split (sentences never heard in fine-tuning)")
+def scratch_stage(args, folders: dict, pretrained: Path, model_dir: Path) -> dict:
+    """The same architecture fine-tuned from random weights with the same data and steps (``--compare_scratch``)."""
+    t0 = time.time()
+    scratch = run_finetuning(
+        args,
+        finetune.ModelArguments(from_scratch=True, config_name=str(pretrained)),
+        folders,
+        model_dir,
+    )
+    return result_row(scratch, (time.time() - t0) / 60, model_dir, folders["test"])
+
+
+def print_results(pretrain_metrics: dict, results: dict) -> None:
+    """Pre-training's final accuracy and code perplexity, then the markdown table of WER and CER per model."""
     print(
         f"  pre-training: {pretrain_metrics.get('num_updates', '?')} updates, final contrastive accuracy "
         f"{pretrain_metrics.get('accuracy', float('nan')):.3f}, code perplexity "
@@ -251,17 +238,51 @@ def main(argv=None) -> dict:
             f"| {name} | {100 * row['wer']:.1f}% | {100 * row['cer']:.1f}% | {100 * clip['wer']:.1f}%, "
             f"{100 * clip['cer']:.1f}% | {row['minutes']:.1f} |"
         )
-    summary = dict(
-        args=vars(args), pretrain=pretrain_metrics, results=results, total_minutes=(time.time() - started) / 60
-    )
-    (workdir / "main_job_results.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def print_usage(model_dir: Path, summary_path: Path, total_minutes: float) -> None:
+    """How to use the saved model (pipeline and command line), and where the run's summary is."""
     print(f"\nSaved the fine-tuned model and processor in {model_dir.resolve()}. Use it with:\n")
     print("    import hf_wav2vec2")
     print("    from transformers import pipeline")
     print(f"    asr = pipeline('automatic-speech-recognition', model='{model_dir.resolve()}')")
     print("    print(asr('speech.wav')['text'])")
     print(f"\nor: hf-wav2vec2 transcribe speech.wav --model {model_dir.resolve()}")
-    print(f"\nTotal: {summary['total_minutes']:.1f} minutes. Summary: {workdir / 'main_job_results.json'}")
+    print(f"\nTotal: {total_minutes:.1f} minutes. Summary: {summary_path}")
+
+
+def main(argv=None) -> dict:
+    """The four stages in order; returns the summary written to ``WORKDIR/main_job_results.json``."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    banner("1/4 real speech: exporting the asterisk prompts (fixed split)")
+    folders = export_data(workdir)
+    for name, folder in folders.items():
+        print(f"  {name:9s} {folder}")
+
+    banner(f"2/4 self-supervised pre-training ({args.preset} model, up to {args.pretrain_minutes:g} min)")
+    pretrained = workdir / "pretrained"
+    pretrain_metrics, pretrain_minutes = pretrain_stage(args, folders["pretrain"], pretrained)
+
+    banner(f"3/4 CTC fine-tuning on the 10-minute labeled split ({args.finetune_steps} updates)")
+    model_dir = workdir / "ctc"
+    results = {"pretrained": finetune_stage(args, folders, pretrained, model_dir, pretrain_minutes)}
+    if args.compare_scratch:
+        banner("extra: the same architecture fine-tuned from random weights (no pre-training)")
+        results["scratch"] = scratch_stage(args, folders, pretrained, workdir / "ctc_scratch")
+
+    banner("4/4 results on the held-out split (sentences never heard in fine-tuning)")
+    print_results(pretrain_metrics, results)
+    summary = dict(
+        args=vars(args), pretrain=pretrain_metrics, results=results, total_minutes=(time.time() - started) / 60
+    )
+    summary_path = workdir / "main_job_results.json"
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    print_usage(model_dir, summary_path, summary["total_minutes"])
     return summary
 
 
