@@ -1,0 +1,166 @@
+"""The report of benchmarks/bench_all.py: the machine line, the markdown tables of each section and the scaling
+plot, written from the results dict the sections fill (``bench_all.write_report`` puts them together)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine_line() -> str:
+    import transformers
+
+    sys.path.insert(0, str(HERE))
+    from machine import cpu_name
+
+    try:
+        import onnxruntime
+
+        ort = f", onnxruntime {onnxruntime.__version__}"
+    except ImportError:
+        ort = ""
+    return (
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"transformers {transformers.__version__}{ort}"
+    )
+
+
+def runs_text(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def forward_table(results: dict) -> list[str]:
+    lines = [
+        "## CTC forward (inference, no grad)",
+        "",
+        f"| batch x {results['clip_seconds']:g} s | implementation | median (s) | vs transformers fp32 | "
+        "matmul peak used | "
+        "argmax = transformers' | runs (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results["forward"]:
+        lines.append(
+            f"| {r['batch']} | {r['impl']} | {r['seconds']:.2f} | **{r['ratio']:.2f}x** | "
+            f"{100 * r['utilization']:.0f} % | {100 * r['argmax_agreement']:.1f} % | {runs_text(r['runs'])} |"
+        )
+    if "onnx_export_s" in results:
+        lines += ["", f"ONNX export + int8 quantization of the model took {results['onnx_export_s']:.0f} s (once)."]
+    return lines
+
+
+def accuracy_lines(results: dict) -> list[str]:
+    a = results.get("accuracy")
+    if not a:
+        return []
+    if "skipped" in a:
+        return ["## int8 accuracy on real speech", "", f"Skipped: {a['skipped']}.", ""]
+    return [
+        "## int8 accuracy on real speech (asterisk test split, held out)",
+        "",
+        f"Model: {a['model']}; {a['clips']} clips, {a['audio_seconds']:.0f} s; greedy decoding.",
+        "",
+        "| CER fp32 vs references | CER int8 vs references | change | CER int8 vs fp32 transcripts | "
+        "frames whose token changed |",
+        "|---|---|---|---|---|",
+        f"| {a['cer_fp32']:.1f} % | {a['cer_int8']:.1f} % | {a['cer_int8'] - a['cer_fp32']:+.1f} points | "
+        f"{a['cer_int8_vs_fp32']:.1f} % | {a['frames_changed']:.1f} % |",
+        "",
+    ]
+
+
+def training_tables(results: dict) -> list[str]:
+    lines = []
+    if "pretrain" in results:
+        p = results["pretrain"]
+        t, o = p["transformers"], p["hf-wav2vec2"]
+        lines += [
+            "## Pre-training step (ForPreTraining forward + backward, fp32, each in its own process)",
+            "",
+            "| implementation | median step (s) | peak RSS (MB) | last loss | runs (s) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in p.items():
+            lines.append(
+                f"| {name} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['loss']:.3f} | {runs_text(r['runs'])} |"
+            )
+        lines += [
+            "",
+            f"Speed-up **{t['seconds'] / o['seconds']:.2f}x**, peak memory ratio ours / transformers "
+            f"**{o['peak_rss_mb'] / t['peak_rss_mb']:.2f}**; matmul peak {results['pretrain_peak']:.0f} "
+            "GFLOP/s (losses differ by design: ours samples its own masks and distractors).",
+            "",
+        ]
+    if "finetune" in results:
+        f = results["finetune"]
+        lines += [
+            "## Fine-tuning step (ForCTC, conv stack frozen, fp32)",
+            "",
+            "| implementation | median step (s) | runs (s) |",
+            "|---|---|---|",
+        ]
+        for name, r in f.items():
+            lines.append(f"| {name} | {r['seconds']:.2f} | {runs_text(r['runs'])} |")
+        lines += ["", f"Speed-up **{f['transformers']['seconds'] / f['hf-wav2vec2']['seconds']:.2f}x**.", ""]
+    if "import" in results:
+        lines += ["## Start-up (fresh process)", "", "| command | median (s) | runs (s) |", "|---|---|---|"]
+        for name, r in results["import"].items():
+            lines.append(f"| `{name}` | {r['seconds']:.2f} | {runs_text(r['runs'])} |")
+        lines.append("")
+    return lines
+
+
+def scaling_tables(results: dict) -> list[str]:
+    lines = [
+        "## Scaling with audio length (hf-wav2vec2 fp32, batch 1)",
+        "",
+        "| audio (s) | forward (s) | s per audio s | attention's FLOP share | matmul peak used | peak RSS (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results["scaling"]:
+        lines.append(
+            f"| {r['seconds']:g} | {r['time']:.2f} | {r['per_second']:.3f} | "
+            f"{100 * r['attention_share']:.0f} % | {100 * r['utilization']:.0f} % | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "Long audio through the pipeline (chunked, stride = chunk / 6 each side):",
+        "",
+        "| chunk (s) | wall (s) | RTF | peak RSS so far (MB) |",
+        "|---|---|---|---|",
+    ]
+    for r in results["chunked"]:
+        lines.append(f"| {r['chunk']:g} | {r['time']:.1f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |")
+    best = min(results["chunked"], key=lambda r: r["rtf"])
+    lines += ["", f"Fastest chunk length here: {best['chunk']:g} s.", ""]
+    return lines
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["scaling"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    seconds = [r["seconds"] for r in rows]
+    ax1.plot(seconds, [r["per_second"] for r in rows], "o-", label="full-length forward")
+    for r in results["chunked"]:
+        ax1.axhline(r["rtf"], linestyle="--", linewidth=0.8, color="gray")
+        ax1.annotate(f"{r['chunk']:g} s chunks", (seconds[0], r["rtf"]), fontsize=8)
+    ax1.set_xlabel("audio length (s)")
+    ax1.set_ylabel("seconds per second of audio")
+    ax1.set_title("forward time per audio second")
+    ax1.legend()
+    ax2.plot(seconds, [100 * r["attention_share"] for r in rows], "s-")
+    ax2.set_xlabel("audio length (s)")
+    ax2.set_ylabel("attention's share of the FLOPs (%)")
+    ax2.set_title("where the quadratic term grows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
