@@ -1,6 +1,7 @@
 """Training utilities for hf-wav2vec2.
 
 Pre-training: :mod:`.data` (the data pipeline, a package), :mod:`.pretrain` (the Accelerate training function),
+:mod:`.pretrain_update` (one update: statistics, gradients, the logged record),
 :mod:`.pretrain_args` (its typed arguments and model config), :mod:`.checkpoints` (atomic, checked checkpoints),
 :mod:`.pretrain_log` (log, curves), :mod:`.health` (failure-mode warnings), :mod:`.synthetic` (speech-like test
 audio). Fine-tuning: :mod:`.finetune`, :mod:`.ctc_data`, :mod:`.vocab`, :mod:`.metrics`.
