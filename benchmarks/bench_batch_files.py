@@ -54,15 +54,19 @@ def padding_share(seconds: list[float], groups: list[list[int]]) -> float:
     return 1 - sum(seconds) / computed
 
 
-def main(argv: list[str] | None = None) -> str:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=SIZES, default="base")
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "batch_files_cpu.md")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def measure(args: argparse.Namespace, tmp: Path) -> dict:
+    """Interleaved rounds of transformers' pipeline and three ways of ours over the same files: their times, the
+    matmul probes, each way's transcripts, the files' durations and the two batchings."""
     import transformers
 
     from hf_wav2vec2 import transcribe as ours
@@ -70,59 +74,63 @@ def main(argv: list[str] | None = None) -> str:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    load_before = load_average()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = save_checkpoints(Path(tmp), args.size)
-        files = export_clips(Path(tmp), args.files)
-        seconds = [sf.info(f).duration for f in files]
-        processor = transformers.Wav2Vec2Processor.from_pretrained(root / "ctc")
-        # transformers' class itself: with hf_wav2vec2 imported, pipeline() would route a wav2vec2 model to ours
-        theirs = transformers.AutomaticSpeechRecognitionPipeline(
-            model=transformers.Wav2Vec2ForCTC.from_pretrained(root / "ctc").eval(),
-            tokenizer=processor.tokenizer,
-            feature_extractor=processor.feature_extractor,
-        )
-        pipe = asr_pipeline(str(root / "ctc"))
-        in_order = [list(range(i, min(i + args.batch_size, len(files)))) for i in range(0, len(files), args.batch_size)]
-        grouped = length_groups(seconds, args.batch_size)
-        texts = {}
+    root = save_checkpoints(tmp, args.size)
+    files = export_clips(tmp, args.files)
+    seconds = [sf.info(f).duration for f in files]
+    processor = transformers.Wav2Vec2Processor.from_pretrained(root / "ctc")
+    # transformers' class itself: with hf_wav2vec2 imported, pipeline() would route a wav2vec2 model to ours
+    theirs = transformers.AutomaticSpeechRecognitionPipeline(
+        model=transformers.Wav2Vec2ForCTC.from_pretrained(root / "ctc").eval(),
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
+    pipe = asr_pipeline(str(root / "ctc"))
+    in_order = [list(range(i, min(i + args.batch_size, len(files)))) for i in range(0, len(files), args.batch_size)]
+    texts = {}
 
-        def run_ours(name, batch_size, groups=None):
-            def fn():
-                original = ours.length_groups
-                if groups is not None:  # grouping off: the batches in the files' order
-                    ours.length_groups = lambda durations, size: groups
-                try:
-                    texts[name] = [r.text for r in transcribe_files(pipe, files, batch_size=batch_size)]
-                finally:
-                    ours.length_groups = original
+    def run_ours(name, batch_size, groups=None):
+        def fn():
+            original = ours.length_groups
+            if groups is not None:  # grouping off: the batches in the files' order
+                ours.length_groups = lambda durations, size: groups
+            try:
+                texts[name] = [r.text for r in transcribe_files(pipe, files, batch_size=batch_size)]
+            finally:
+                ours.length_groups = original
 
-            return fn
+        return fn
 
-        def run_theirs():
-            texts["transformers"] = [out["text"] for out in theirs(files, batch_size=args.batch_size)]
+    def run_theirs():
+        texts["transformers"] = [out["text"] for out in theirs(files, batch_size=args.batch_size)]
 
-        fns = {
-            "transformers": run_theirs,
-            "hf-wav2vec2 grouped by length": run_ours("grouped", args.batch_size),
-            "hf-wav2vec2 in the files' order": run_ours("in order", args.batch_size, in_order),
-            "hf-wav2vec2 one at a time": run_ours("one", 1),
-        }
-        times, peaks = interleaved(fns, args.repeats)
-    same = {name: texts[name] == texts["grouped"] for name in texts}
+    fns = {
+        "transformers": run_theirs,
+        "hf-wav2vec2 grouped by length": run_ours("grouped", args.batch_size),
+        "hf-wav2vec2 in the files' order": run_ours("in order", args.batch_size, in_order),
+        "hf-wav2vec2 one at a time": run_ours("one", 1),
+    }
+    times, peaks = interleaved(fns, args.repeats)
+    grouped = length_groups(seconds, args.batch_size)
+    return dict(times=times, peaks=peaks, texts=texts, seconds=seconds, in_order=in_order, grouped=grouped)
+
+
+def report_lines(args: argparse.Namespace, argv: list[str] | None, m: dict, load_before: str) -> list[str]:
+    """The markdown report of one :func:`measure`."""
+    times, peaks, seconds = m["times"], m["peaks"], m["seconds"]
+    same = {name: m["texts"][name] == m["texts"]["grouped"] for name in m["texts"]}
     share = {
-        "transformers": padding_share(seconds, in_order),
-        "hf-wav2vec2 grouped by length": padding_share(seconds, grouped),
-        "hf-wav2vec2 in the files' order": padding_share(seconds, in_order),
+        "transformers": padding_share(seconds, m["in_order"]),
+        "hf-wav2vec2 grouped by length": padding_share(seconds, m["grouped"]),
+        "hf-wav2vec2 in the files' order": padding_share(seconds, m["in_order"]),
         "hf-wav2vec2 one at a time": 0.0,
     }
-    base = med(times["transformers"])
+    base, n = med(times["transformers"]), len(seconds)
     lines = [
         f"# Many files: batches grouped by length ({args.size.upper()} size, random weights, CPU)",
         "",
         f"Machine: {machine_line()}; load average before {load_before}, after {load_average()}.",
         f"Command: `python benchmarks/bench_batch_files.py {' '.join(sys.argv[1:] if argv is None else argv)}`.",
-        f"{len(files)} held-out asterisk prompts, {sum(seconds):.0f} s of audio ({min(seconds):.1f}-"
+        f"{n} held-out asterisk prompts, {sum(seconds):.0f} s of audio ({min(seconds):.1f}-"
         f"{max(seconds):.1f} s each), batch size {args.batch_size}; medians of {args.repeats} interleaved rounds "
         f"after a warm-up. fp32 matmul probe: best {max(peaks):.0f}, median {med(peaks):.0f} GFLOP/s.",
         "",
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> str:
     for name, runs in times.items():
         t = med(runs)
         lines.append(
-            f"| {name} | {t:.2f} | {len(files) / t:.1f} | {base / t:.2f}x | {100 * share[name]:.0f} % | "
+            f"| {name} | {t:.2f} | {n / t:.1f} | {base / t:.2f}x | {100 * share[name]:.0f} % | "
             f"{', '.join(f'{r:.2f}' for r in runs)} |"
         )
     lines += [
@@ -143,7 +151,15 @@ def main(argv: list[str] | None = None) -> str:
         "attention mask, so padding is audio it hears: a batch can change a transcript, a reason to pad less).",
         "",
     ]
-    return publish_report(lines, args.out)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    load_before = load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        measured = measure(args, Path(tmp))
+    return publish_report(report_lines(args, argv, measured, load_before), args.out)
 
 
 if __name__ == "__main__":

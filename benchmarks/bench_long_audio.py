@@ -128,6 +128,11 @@ def main(argv=None) -> None:
         child(args)
         return
 
+    publish_report(report_lines(args, measure(args)), args.out)
+
+
+def measure(args) -> list[tuple]:
+    """Each (length, input kind) in a fresh child process, once per allocator setting: (minutes, kind, results)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
@@ -137,23 +142,9 @@ def main(argv=None) -> None:
             if "file" in args.inputs:
                 write_wav(wav, minutes)
             for kind in args.inputs:
-                command = [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    "--input",
-                    kind,
-                    "--model",
-                    str(model_dir),
-                    "--audio",
-                    str(wav),
-                    "--minutes",
-                    str(minutes),
-                    "--chunk-length",
-                    str(args.chunk_length),
-                    "--stride-length",
-                    str(args.stride_length),
-                ]
+                command = [sys.executable, __file__, "--child", "--input", kind, "--model", str(model_dir)]
+                command += ["--audio", str(wav), "--minutes", str(minutes), "--chunk-length", str(args.chunk_length)]
+                command += ["--stride-length", str(args.stride_length)]
                 result = {}
                 for allocator, extra_env in (("default", {}), ("mmap", {"MALLOC_MMAP_THRESHOLD_": "131072"})):
                     done = subprocess.run(
@@ -163,7 +154,11 @@ def main(argv=None) -> None:
                 rows.append((minutes, kind, result))
                 print(f"{minutes:g} min {kind}: {result}", file=sys.stderr, flush=True)
             wav.unlink(missing_ok=True)
+    return rows
 
+
+def report_lines(args, rows) -> list[str]:
+    """The markdown report of :func:`measure`'s rows."""
     lines = [
         "# Peak memory of long-audio transcription (CPU)",
         "",
@@ -195,7 +190,7 @@ def main(argv=None) -> None:
         "objects (about 37 MiB per hour of audio, measured with tracemalloc on the tokenizer's decode of 180,000 "
         "ids). With array input the array itself (and nothing more) comes on top.",
     ]
-    publish_report(lines, args.out)
+    return lines
 
 
 if __name__ == "__main__":
