@@ -134,7 +134,8 @@ def main(argv=None) -> None:
         (
             f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
             f"threads), hf-wav2vec2 {hf_wav2vec2.__version__}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
-            f"{load[2]:.1f} (1 / 5 / 15 min: other jobs shared the cores)."
+            f"{load[2]:.1f} (1 / 5 / 15 min; this run's own threads count, so about {torch.get_num_threads()} means "
+            "nothing else ran)."
         ),
         f"Command: `python {' '.join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])])}`",
         "",
