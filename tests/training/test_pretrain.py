@@ -399,6 +399,20 @@ def test_tiny_preset_is_pre_ln_and_overridable():
     assert not pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o"])).do_stable_layer_norm
 
 
+def test_tiny_preset_drops_fairseq_base_terms_and_base_keeps_them():
+    """The tiny preset trains without the feature penalty and with an unscaled conv gradient (measured better at
+    its scale, issue 17); base keeps fairseq's 10 / 0.1; an explicit override still wins."""
+
+    def config(*extra):
+        return pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o", *extra]))
+
+    tiny, base = config("--preset", "tiny"), config("--preset", "base")
+    assert (tiny.feature_penalty_weight, tiny.feature_grad_mult) == (0.0, 1.0)
+    assert (base.feature_penalty_weight, base.feature_grad_mult) == (10.0, 0.1)
+    given = config("--preset", "tiny", "--config_overrides", "feature_penalty_weight=10", "feature_grad_mult=0.1")
+    assert (given.feature_penalty_weight, given.feature_grad_mult) == (10.0, 0.1)
+
+
 def test_pretraining_curves_are_drawn_by_the_shared_plotter(tmp_path):
     """pretrain_log's panels go through metrics.plot_training_curves: the lr on the temperature panel's right axis,
     the temperature unsmoothed, every logged key a curve."""
