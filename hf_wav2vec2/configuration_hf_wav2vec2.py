@@ -149,10 +149,9 @@ class HfWav2Vec2Config(PretrainedConfig):
         proj_codevector_dim (`int`, defaults to 256): size of the space the contrastive task is scored in (`final_dim`).
         diversity_loss_weight (`float`, defaults to 0.1): weight alpha of the diversity loss (`loss_weights[0]`).
         feature_penalty_weight (`float`, defaults to 10.0): weight of the L2 penalty on the feature-encoder output
-            (`loss_weights[1]`; 0 for LARGE, for a transformers-format config and for the pre-training script's
-            `tiny` preset, where it measured worse). transformers has no such term.
+            (`loss_weights[1]`; 0 for LARGE and for a transformers-format config). transformers has no such term.
         feature_grad_mult (`float`, defaults to 0.1): multiplier of the gradient flowing into the feature encoder
-            (`feature_grad_mult`; 1.0 for LARGE, a transformers-format config and the `tiny` preset). Forward values are
+            (`feature_grad_mult`; 1.0 for LARGE and for a transformers-format config). Forward values are
             unchanged; 0 stops the gradient. fairseq's BASE values (10, 0.1) are for BASE at 400k updates: on a
             4 x 128 model over 800 updates they stopped learning (issue 17: held-out accuracy 0.058 -> 0.046,
             chance 0.048, against 0.058 -> 0.102 with 0 and 1.0 from the same initial weights).

@@ -399,18 +399,18 @@ def test_tiny_preset_is_pre_ln_and_overridable():
     assert not pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o"])).do_stable_layer_norm
 
 
-def test_tiny_preset_drops_fairseq_base_terms_and_base_keeps_them():
-    """The tiny preset trains without the feature penalty and with an unscaled conv gradient (measured better at
-    its scale, issue 17); base keeps fairseq's 10 / 0.1; an explicit override still wins."""
+def test_presets_keep_fairseq_base_terms_and_overrides_win():
+    """tiny and base train with fairseq's feature penalty 10 and conv gradient x0.1 (for tiny measured against 0 / 1.0,
+    issue 17: better pre-training accuracy without them, no better fine-tuned CER); an explicit override wins."""
 
     def config(*extra):
         return pretrain.build_config(pretrain.parse_args(["--data", "d", "--output_dir", "o", *extra]))
 
-    tiny, base = config("--preset", "tiny"), config("--preset", "base")
-    assert (tiny.feature_penalty_weight, tiny.feature_grad_mult) == (0.0, 1.0)
-    assert (base.feature_penalty_weight, base.feature_grad_mult) == (10.0, 0.1)
-    given = config("--preset", "tiny", "--config_overrides", "feature_penalty_weight=10", "feature_grad_mult=0.1")
-    assert (given.feature_penalty_weight, given.feature_grad_mult) == (10.0, 0.1)
+    for preset in ("tiny", "base"):
+        built = config("--preset", preset)
+        assert (built.feature_penalty_weight, built.feature_grad_mult) == (10.0, 0.1)
+    given = config("--preset", "tiny", "--config_overrides", "feature_penalty_weight=0", "feature_grad_mult=1.0")
+    assert (given.feature_penalty_weight, given.feature_grad_mult) == (0.0, 1.0)
 
 
 def test_pretraining_curves_are_drawn_by_the_shared_plotter(tmp_path):
