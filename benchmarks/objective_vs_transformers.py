@@ -12,7 +12,10 @@ equal to the positive excluded, chance 1 / (1 + K).
 Variants of our side (``--sides``): ``ours`` (the config a transformers-format config now gets: no feature penalty,
 gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multiplier 0.1), ``ours_penalty`` (penalty
 10 only), ``ours_gradmult`` (multiplier 0.1 only), ``ours_sampling`` (our model samples its own masks and
-distractors); ``transformers``. ``--init transformers`` loads transformers' initial weights into our class (same
+distractors); ``transformers``; ``script``: the project's own pre-training script (``examples/pretrain.py``: its
+batching, masks, distractors, loss normalization and checkpoints) on the same training clips and config, with the
+loop's optimizer, schedule, clipping and crops, evaluated on the same held-out batches at each checkpoint (every
+``--eval_every`` updates). ``--init transformers`` loads transformers' initial weights into our class (same
 parameter names), ``own`` lets each class initialize itself.
 
     nice -n 5 python3 benchmarks/objective_vs_transformers.py --updates 800 --seeds 0 1 --variants post_ln pre_ln \
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,7 +77,9 @@ OURS_TERMS = {
     "ours_penalty": dict(feature_penalty_weight=10.0, feature_grad_mult=1.0),
     "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
 }
-SIDES = ("transformers", *OURS_TERMS)
+# "script": the project's own pre-training script (examples/pretrain.py) on the same clips and config
+SIDES = ("transformers", *OURS_TERMS, "script")
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "pretrain.py"
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -277,6 +284,103 @@ def fixed_eval_batches(test, keys, batch_size=8, samples=32_000, batches=4):
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------- script
+
+
+def write_clips(clips, folder: Path) -> Path:
+    """The training clips as 16 kHz float wav files (the exact samples the loop crops from), written once."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(list(folder.glob("*.wav"))) != len(clips):
+        for index, clip in enumerate(clips):
+            sf.write(folder / f"{index:05d}.wav", clip, SAMPLE_RATE, subtype="FLOAT")
+    return folder
+
+
+def script_config(keys: dict) -> dict:
+    """The "ours" side's config as the fields that differ from ``HfWav2Vec2Config.base()`` (the script's
+    ``--preset base`` plus these as ``--config``), with the loop's Gumbel schedule max(2 x 0.9995^n, 0.5)."""
+    import transformers
+
+    from hf_wav2vec2 import HfWav2Vec2Config
+
+    ours = HfWav2Vec2Config(**transformers.Wav2Vec2Config(**keys).to_dict()).to_dict()
+    base = HfWav2Vec2Config.base().to_dict()
+    fields = set(HfWav2Vec2Config.base().to_diff_dict()) | set(ours)
+    meta = {"model_type", "transformers_version", "architectures", "dtype", "torch_dtype"}
+    config = {k: ours[k] for k in sorted(fields - meta) if k in ours and ours[k] != base.get(k)}
+    config.update(max_gumbel_temperature=2.0, min_gumbel_temperature=0.5, gumbel_temperature_decay=0.9995)
+    return config
+
+
+def script_command(data: Path, config: Path, out: Path, *, updates, seed, batch_size, samples, lr, eval_every):
+    """examples/pretrain.py with the loop's optimizer, schedule (10 % warm-up, then constant), clipping, batch
+    (``batch_size`` crops of ``samples``, each normalized) and a checkpoint every ``eval_every`` updates."""
+    return [
+        sys.executable, str(SCRIPT), "--data", str(data), "--output_dir", str(out), "--preset", "base",
+        "--config", str(config), "--learning_rate", str(lr), "--adam_betas", "0.9", "0.98", "--adam_eps", "1e-6",
+        "--weight_decay", "0.01", "--warmup_ratio", "0.1", "--lr_decay", "polynomial", "--lr_power", "0",
+        "--max_updates", str(updates), "--max_tokens", str(batch_size * samples), "--max_sample_size", str(samples),
+        "--min_sample_size", str(samples), "--normalize", "--max_grad_norm", "10", "--seed", str(seed), "--cpu",
+        "--checkpoint_every", str(eval_every), "--keep_checkpoints", str(updates // eval_every + 2),
+        "--report_to", "none", "--no_plot", "--log_every", "1",
+    ]  # fmt: skip
+
+
+def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Path, threads=1, log=print, **loop):
+    """One run of the project's pre-training script (its own masks, distractors, batching and loss), evaluated on
+    the loop's held-out batches at every checkpoint; returns a record like :func:`train_one`'s."""
+    import subprocess
+
+    from accelerate.utils import set_seed
+
+    from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForPreTraining
+    from hf_wav2vec2.training.checkpoints import load_checkpoint_file
+
+    data = write_clips(train, workdir / f"clips_{len(train)}")
+    run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}"
+    run.mkdir(parents=True, exist_ok=False)
+    (run / "config_overrides.json").write_text(json.dumps(script_config(keys), indent=1))
+    command = script_command(data, run / "config_overrides.json", run / "out", updates=updates, seed=seed, **loop)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    with (run / "pretrain.log").open("w") as output:
+        subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
+    config = HfWav2Vec2Config.from_pretrained(run / "out")
+    set_seed(seed)  # the script's initial weights: set_seed(seed), then the model
+    model = HfWav2Vec2ForPreTraining(config)
+    curve = [dict(update=0, accuracy=evaluate(model, eval_batches))]
+    steps = [json.loads(line) for line in (run / "out" / "train_log.jsonl").read_text().splitlines()]
+    for checkpoint in sorted((run / "out" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name[11:])):
+        update = int(checkpoint.name.split("-")[-1])
+        model.load_state_dict(load_checkpoint_file(checkpoint / "trainer.pt", ("model",))["model"])
+        window = [s for s in steps if update - loop["eval_every"] < s["update"] <= update]
+        point = dict(
+            update=update,
+            accuracy=evaluate(model, eval_batches),
+            contrastive_loss=float(np.mean([s["contrastive_loss"] for s in window])),
+            perplexity=float(np.mean([s["code_perplexity"] for s in window])),
+            seconds_per_update=window[-1]["elapsed"] / update,
+        )
+        curve.append(point)
+        log(f"  script         {variant} seed {seed} update {update:5d}  acc {point['accuracy']:.3f}  "
+            f"loss/frame {point['contrastive_loss']:.3f}  ppl {point['perplexity']:.1f}")  # fmt: skip
+    record = dict(
+        side="script",
+        variant=variant,
+        seed=seed,
+        init="own",
+        updates=updates,
+        batch_size=loop["batch_size"],
+        num_negatives=config.num_negatives,
+        feature_penalty_weight=config.feature_penalty_weight,
+        feature_grad_mult=config.feature_grad_mult,
+        curve=curve,
+    )
+    record.update(curve[-1], accuracy_start=curve[0]["accuracy"], chance=1.0 / (1 + config.num_negatives))
+    return record
+
+
 # ---------------------------------------------------------------------------------------------------------- report
 
 
@@ -340,6 +444,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--eval_every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (runs are sequential)")
+    parser.add_argument(
+        "--workdir", type=Path, help="--sides script: where its clips, runs and checkpoints go (default: a temp dir)"
+    )
     parser.add_argument("--json", type=Path, help="append each run's record to this JSON-lines file")
     parser.add_argument("--report", type=Path, help="only print the table of an existing JSON-lines file")
     parser.add_argument("--markdown", type=Path)
@@ -369,20 +476,16 @@ def main(argv=None):
             for updates in args.updates:
                 for seed in args.seeds:
                     for side in args.sides:
-                        record = train_one(
-                            side,
-                            variant,
-                            seed,
-                            train,
-                            eval_batches,
-                            updates=updates,
-                            keys=keys,
-                            init=args.init,
-                            eval_every=args.eval_every,
-                            samples=samples,
-                            batch_size=args.batch_size,
-                            log=lambda s: print(s, flush=True),
-                        )
+                        common = dict(updates=updates, keys=keys, eval_every=args.eval_every, samples=samples)
+                        common.update(batch_size=args.batch_size, log=lambda s: print(s, flush=True))
+                        if side == "script":
+                            workdir = args.workdir or Path(tempfile.mkdtemp(prefix="objective_script_"))
+                            record = script_one(
+                                variant, seed, train, eval_batches, workdir=workdir, threads=args.threads, lr=5e-4,
+                                **common,
+                            )  # fmt: skip
+                        else:
+                            record = train_one(side, variant, seed, train, eval_batches, init=args.init, **common)
                         record.update(voices=voices, crop_seconds=args.crop_seconds)
                         records.append(record)
                         if args.json:

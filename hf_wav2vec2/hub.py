@@ -285,8 +285,9 @@ def push_to_hub(
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _local_adapter(model_dir: Path, lang: str) -> tuple[Path, dict, dict | None]:
-    """(adapter file, its tensors, the language's vocabulary in the local vocab.json or None)."""
+def _local_adapter(model_dir: Path, lang: str) -> tuple[Path, dict, dict | None, dict | None]:
+    """(adapter file, its tensors, the language's vocabulary in the local vocab.json or None, that whole
+    vocab.json when it is the merged {language: vocabulary} file adapter-only fine-tuning writes, else None)."""
     from .adapters_hf_wav2vec2 import ADAPTER_SAFE_FILE, read_adapter_file
 
     path = model_dir / ADAPTER_SAFE_FILE.format(lang)
@@ -299,7 +300,7 @@ def _local_adapter(model_dir: Path, lang: str) -> tuple[Path, dict, dict | None]
     vocab_path = model_dir / "vocab.json"
     vocab = json.loads(vocab_path.read_text(encoding="utf-8")) if vocab_path.is_file() else None
     nested = isinstance(vocab, dict) and vocab and all(isinstance(v, dict) for v in vocab.values())
-    return path, state, vocab[lang] if nested and lang in vocab else None
+    return path, state, vocab[lang] if nested and lang in vocab else None, vocab if nested else None
 
 
 def _check_adapter_fits(state: dict, config_dict: dict, repo_id: str, name: str) -> None:
@@ -381,10 +382,12 @@ def _remote_model(api, repo_id: str) -> tuple[dict, dict | None]:
     return config, _remote_json(api, repo_id, "vocab.json")
 
 
-def _local_stand_in(model_dir: Path, repo_id: str, lang: str, vocab: dict | None, error: Exception) -> tuple:
-    """An offline dry run: ``model_dir``'s config.json (and its vocab.json, as the merged one adapter-only
-    fine-tuning writes) in place of the repository's, with a :class:`RemoteNotCheckedWarning` saying so.
-    Returns (config, the vocab.json to write)."""
+def _local_stand_in(
+    model_dir: Path, repo_id: str, lang: str, vocab: dict | None, local_vocab: dict | None, error: Exception
+) -> tuple:
+    """An offline dry run: ``model_dir``'s config.json (and its vocab.json ``local_vocab``, as the merged one
+    adapter-only fine-tuning writes) in place of the repository's, with a :class:`RemoteNotCheckedWarning` saying
+    so. Returns (config, the vocab.json to write)."""
     config_path = model_dir / "config.json"
     unreachable = f"the Hub cannot be reached ({_first_line(error)})"
     if not config_path.is_file():
@@ -397,8 +400,7 @@ def _local_stand_in(model_dir: Path, repo_id: str, lang: str, vocab: dict | None
         RemoteNotCheckedWarning,
         stacklevel=3,
     )
-    local = json.loads((model_dir / "vocab.json").read_text(encoding="utf-8"))
-    return json.loads(config_path.read_text(encoding="utf-8")), local
+    return json.loads(config_path.read_text(encoding="utf-8")), local_vocab
 
 
 def push_adapter(
@@ -425,7 +427,7 @@ def push_adapter(
     except ValueError as error:
         raise PublishError(str(error)) from None
     model_dir = Path(model_dir)
-    path, state, vocab = _local_adapter(model_dir, lang)
+    path, state, vocab, local_vocab = _local_adapter(model_dir, lang)
     api = HfApi(token=token)
     unreachable = _unreachable_errors()
     try:
@@ -434,7 +436,7 @@ def push_adapter(
         except unreachable as error:
             if dry_run_dir is None:
                 raise
-            config, merged = _local_stand_in(model_dir, repo_id, lang, vocab, error)
+            config, merged = _local_stand_in(model_dir, repo_id, lang, vocab, local_vocab, error)
             _check_adapter_fits(state, config, str(model_dir), path.name)
         else:
             _check_adapter_fits(state, config, repo_id, path.name)
