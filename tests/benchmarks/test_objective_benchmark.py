@@ -139,3 +139,38 @@ def test_report_and_plot_from_json_lines(tmp_path):
     text = (tmp_path / "t.md").read_text()
     assert "| post_ln | 6 | 0.1 | 2 | own | transformers | 2 |" in text and (tmp_path / "c.png").stat().st_size > 0
     assert len(table) == 2
+
+
+def test_script_config_is_the_loops_config_of_our_side():
+    from hf_wav2vec2 import HfWav2Vec2Config
+
+    _, loop = bench.build_models("ours", KEYS, "own", seed=0)
+    script = HfWav2Vec2Config.base(**bench.script_config(KEYS))  # what the script's --preset base --config builds
+    gumbel = {"max_gumbel_temperature": 2.0, "min_gumbel_temperature": 0.5, "gumbel_temperature_decay": 0.9995}
+    for name, value in script.to_dict().items():
+        if name not in gumbel and name != "transformers_version":
+            assert value == getattr(loop, name), name
+    assert {name: getattr(script, name) for name in gumbel} == gumbel  # the loop's max(2 x 0.9995^n, 0.5)
+
+
+def test_script_side_runs_the_pretraining_script_and_evaluates_its_checkpoints(tmp_path):
+    eval_batches = _eval_batches(KEYS)
+    record = bench.script_one(
+        "post_ln", 0, _clips(), eval_batches, updates=4, keys=KEYS, workdir=tmp_path, lr=5e-4,
+        batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None,
+    )  # fmt: skip
+    assert [p["update"] for p in record["curve"]] == [0, 2, 4]
+    loop = bench.train_one(
+        "ours", "post_ln", 0, _clips(), eval_batches, updates=2, keys=KEYS, batch_size=2, samples=SAMPLES,
+        eval_every=2, log=lambda s: None,
+    )  # fmt: skip
+    # the script starts from the same weights as the loop's side (same seed), so from the same held-out accuracy
+    assert record["accuracy_start"] == loop["accuracy_start"]
+    out = tmp_path / "post_ln_4_0_6" / "out"
+    trained = torch.load(out / "checkpoints" / "checkpoint-4" / "trainer.pt", weights_only=True)["model"]
+    initial, _ = bench.build_models("ours", KEYS, "own", seed=0)
+    changed = [k for k, v in initial.state_dict().items() if not torch.equal(v, trained[k])]
+    assert "project_q.weight" in changed and len(changed) > 10  # the script trained the weights it was given
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [s["update"] for s in log] == [1, 2, 3, 4] and all(s["num_masked"] > 0 for s in log)
+    assert (record["feature_penalty_weight"], record["feature_grad_mult"]) == (0.0, 1.0)
