@@ -385,22 +385,24 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
 
 
 def report(records, markdown=None, plot=None):
-    """Means over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, loss, ppl, s/update."""
+    """Means over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, the mean of every
+    evaluation after the start (how fast a side learns, not only where it ends), loss, ppl, s/update."""
     groups = {}
     for r in records:
         key = (r["variant"], r["num_negatives"], r.get("crop_seconds", 2.0), r["updates"], r["init"], r["side"])
         groups.setdefault(key, []).append(r)
     lines = [
         "| variant | K | crop s | updates | init | side | seeds | held-out acc start -> end (per seed) | "
-        "mean end acc | chance | loss/frame | code ppl | s/update |",
-        "|" + "---|" * 13,
+        "mean end acc | mean acc over the curve | chance | loss/frame | code ppl | s/update |",
+        "|" + "---|" * 14,
     ]
     for (variant, k, crop, updates, init, side), rs in sorted(groups.items()):
         by_seed = sorted(rs, key=lambda r: r["seed"])
         per_seed = ", ".join(f"{r['accuracy_start']:.3f}->{r['accuracy']:.3f}" for r in by_seed)
         lines.append(
             f"| {variant} | {k} | {crop:g} | {updates} | {init} | {side} | {len(rs)} | {per_seed} | "
-            f"{np.mean([r['accuracy'] for r in rs]):.3f} | {rs[0]['chance']:.3f} | "
+            f"{np.mean([r['accuracy'] for r in rs]):.3f} | "
+            f"{np.mean([p['accuracy'] for r in rs for p in r['curve'][1:]]):.3f} | {rs[0]['chance']:.3f} | "
             f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | "
             f"{np.mean([r['perplexity'] for r in rs]):.1f} | "
             f"{np.mean([r['seconds_per_update'] for r in rs]):.2f} |"

@@ -272,6 +272,7 @@ def export_onnx(
     quantize: str | None = None,
     opset: int | None = None,
     overwrite: bool = False,
+    int8_conv_stack: bool = False,
 ) -> Path:
     """Export a CTC model to ``out/model.onnx`` (dynamic batch and length), with its config and processor.
 
@@ -279,12 +280,15 @@ def export_onnx(
         model: ``HfWav2Vec2ForCTC`` (or transformers' ``Wav2Vec2ForCTC``), or a directory / Hub id of one.
         out: Folder to write (created). Existing ONNX files there are kept unless ``overwrite``.
         quantize: ``"int8"`` also writes ``out/model_int8.onnx`` (:func:`quantize_onnx`).
+        int8_conv_stack: quantize the conv feature encoder too (faster, less accurate: see :func:`quantize_onnx`).
         opset: ONNX opset (default: the exporter's).
 
     Returns the folder. Raises :class:`OnnxExportError` (one line) for bad input and existing files.
     """
     if quantize not in (None, "int8"):
         raise OnnxExportError(f"export_onnx: quantize must be None or 'int8', got {quantize!r}")
+    if int8_conv_stack and not quantize:
+        raise OnnxExportError("export_onnx: int8_conv_stack needs quantize='int8' (--int8_conv_stack needs --int8)")
     out = Path(out)
     targets = [out / ONNX_FILE] + ([out / ONNX_INT8_FILE] if quantize else [])
     existing = [p for p in targets if p.exists()]
@@ -301,7 +305,7 @@ def export_onnx(
             staged = Path(tmp) / ONNX_FILE
             _export_graph(loaded, staged, opset)
             if quantize:
-                quantize_onnx(staged, Path(tmp) / ONNX_INT8_FILE)
+                quantize_onnx(staged, Path(tmp) / ONNX_INT8_FILE, conv_stack=int8_conv_stack)
             for produced in Path(tmp).iterdir():
                 shutil.move(str(produced), out / produced.name)
     finally:

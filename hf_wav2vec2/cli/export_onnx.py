@@ -25,11 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model directory or Hub id of a CTC model")
     parser.add_argument("out", metavar="OUT", help="folder to write (created)")
     parser.add_argument("--int8", action="store_true", help="also write the int8 graph model_int8.onnx")
+    parser.add_argument(
+        "--int8_conv_stack",
+        action="store_true",
+        help="with --int8: quantize the conv feature encoder too (faster; it is fp32 by default because int8 there "
+        "cost a fine-tuned model 6 CER points, benchmarks/results/performance_cpu.md)",
+    )
     parser.add_argument("--opset", type=common.positive_int, default=None, help="ONNX opset (default: the exporter's)")
     parser.add_argument("--overwrite", action="store_true", help="replace ONNX files already in OUT")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.int8_conv_stack and not args.int8:
+        raise CommandError("--int8_conv_stack needs --int8", 2)
     common.quiet_libraries()
     try:
         from ..onnx import ONNX_FILE, ONNX_INT8_FILE, OnnxExportError, export_onnx
@@ -37,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
         raise common.unavailable(NAME, error) from None
     try:
         out = export_onnx(
-            args.model, args.out, quantize="int8" if args.int8 else None, opset=args.opset, overwrite=args.overwrite
+            args.model,
+            args.out,
+            quantize="int8" if args.int8 else None,
+            opset=args.opset,
+            overwrite=args.overwrite,
+            int8_conv_stack=args.int8_conv_stack,
         )
     except OnnxExportError as error:
         raise CommandError(one_line(error)) from None

@@ -75,3 +75,21 @@ def test_runtime_flag_conflicts_are_usage_errors(exported_model, clip, capsys, a
         raise SystemExit(status)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_int8_conv_stack_quantizes_the_feature_encoder_too(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    model = save_model_dir(tmp_path / "model")
+    assert cli.main(["export-onnx", str(model), str(tmp_path / "all"), "--int8", "--int8_conv_stack"]) == 0
+    nodes = onnx.load(str(tmp_path / "all" / ONNX_INT8_FILE)).graph.node
+    # the conv stack's MatMuls read its fp32 weights by default; with the flag none is left float
+    float_conv = [n for n in nodes if n.op_type == "MatMul" and any("feature_encoder.convs." in x for x in n.input)]
+    assert float_conv == [] and sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in nodes) > 0
+
+
+def test_int8_conv_stack_without_int8_is_a_usage_error(tmp_path, capsys):
+    model = save_model_dir(tmp_path / "model")
+    capsys.readouterr()  # saving the model prints a progress bar
+    assert cli.main(["export-onnx", str(model), str(tmp_path / "out"), "--int8_conv_stack"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "hf-wav2vec2: error: --int8_conv_stack needs --int8" and not (tmp_path / "out").exists()
