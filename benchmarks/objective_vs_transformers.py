@@ -340,17 +340,19 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
 
     data = write_clips(train, workdir / f"clips_{len(train)}")
     run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}"
-    run.mkdir(parents=True, exist_ok=False)
-    (run / "config_overrides.json").write_text(json.dumps(script_config(keys), indent=1))
-    command = script_command(data, run / "config_overrides.json", run / "out", updates=updates, seed=seed, **loop)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    with (run / "pretrain.log").open("w") as output:
-        subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
+    if not (run / "out" / "pretrain_results.json").is_file():  # else a finished run: only evaluate it again
+        run.mkdir(parents=True, exist_ok=False)
+        (run / "config_overrides.json").write_text(json.dumps(script_config(keys), indent=1))
+        command = script_command(data, run / "config_overrides.json", run / "out", updates=updates, seed=seed, **loop)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        with (run / "pretrain.log").open("w") as output:
+            subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
     config = HfWav2Vec2Config.from_pretrained(run / "out")
     set_seed(seed)  # the script's initial weights: set_seed(seed), then the model
     model = HfWav2Vec2ForPreTraining(config)
     curve = [dict(update=0, accuracy=evaluate(model, eval_batches))]
-    steps = [json.loads(line) for line in (run / "out" / "train_log.jsonl").read_text().splitlines()]
+    logged = [json.loads(line) for line in (run / "out" / "train_log.jsonl").read_text().splitlines()]
+    steps = [entry for entry in logged if "update" in entry]  # the log also holds events (an epoch's end, ...)
     for checkpoint in sorted((run / "out" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name[11:])):
         update = int(checkpoint.name.split("-")[-1])
         model.load_state_dict(load_checkpoint_file(checkpoint / "trainer.pt", ("model",))["model"])
@@ -411,27 +413,39 @@ def report(records, markdown=None, plot=None):
     if markdown:
         Path(markdown).write_text(table + "\n")
     if plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        variants = sorted({r["variant"] for r in records})
-        fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False)
-        for ax, variant in zip(axes[0], variants, strict=True):
-            for r in (r for r in records if r["variant"] == variant):
-                ax.plot(
-                    [p["update"] for p in r["curve"]],
-                    [p["accuracy"] for p in r["curve"]],
-                    label=f"{r['side']} ({r['init']} init) seed {r['seed']}",
-                    linestyle="-" if r["side"] == "transformers" else "--",
-                )
-            ax.axhline(records[0]["chance"], color="grey", linewidth=0.8)
-            ax.set(title=variant, xlabel="update", ylabel="held-out contrastive accuracy")
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        fig.savefig(plot, dpi=110)
+        plot_curves(records, plot)
     return table
+
+
+def plot_curves(records, path):
+    """One panel per (variant, updates): each side's held-out accuracy per seed (thin) and its mean (thick)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["variant"], r["updates"]) for r in records})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (variant, updates) in zip(axes[0], panels, strict=True):
+        runs = [r for r in records if (r["variant"], r["updates"]) == (variant, updates)]
+        for index, side in enumerate(sorted({(r["side"], r["init"]) for r in runs})):
+            mine = [r for r in runs if (r["side"], r["init"]) == side]
+            color = f"C{index}"
+            for r in mine:
+                ax.plot([p["update"] for p in r["curve"]], [p["accuracy"] for p in r["curve"]], color=color, lw=0.6)
+            shared = min(len(r["curve"]) for r in mine)  # the mean over seeds where every seed was evaluated
+            ax.plot(
+                [p["update"] for p in mine[0]["curve"][:shared]],
+                [np.mean([r["curve"][i]["accuracy"] for r in mine]) for i in range(shared)],
+                color=color,
+                lw=2.2,
+                label=f"{side[0]} ({side[1]} init), mean of {len(mine)}",
+            )
+        ax.axhline(runs[0]["chance"], color="grey", linewidth=0.8)
+        ax.set(title=f"{variant}, {updates} updates", xlabel="update", ylabel="held-out contrastive accuracy")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def parse_args(argv=None):

@@ -155,22 +155,26 @@ def test_script_config_is_the_loops_config_of_our_side():
 
 def test_script_side_runs_the_pretraining_script_and_evaluates_its_checkpoints(tmp_path):
     eval_batches = _eval_batches(KEYS)
-    record = bench.script_one(
-        "post_ln", 0, _clips(), eval_batches, updates=4, keys=KEYS, workdir=tmp_path, lr=5e-4,
-        batch_size=2, samples=SAMPLES, eval_every=2, log=lambda s: None,
-    )  # fmt: skip
-    assert [p["update"] for p in record["curve"]] == [0, 2, 4]
+    # 12 clips in batches of 2: 8 updates cross an epoch's end, whose event the script logs beside the updates
+    run = dict(updates=8, keys=KEYS, workdir=tmp_path, lr=5e-4, batch_size=2, samples=SAMPLES, eval_every=4)
+    record = bench.script_one("post_ln", 0, _clips(), eval_batches, log=lambda s: None, **run)
+    assert [p["update"] for p in record["curve"]] == [0, 4, 8]
     loop = bench.train_one(
         "ours", "post_ln", 0, _clips(), eval_batches, updates=2, keys=KEYS, batch_size=2, samples=SAMPLES,
         eval_every=2, log=lambda s: None,
     )  # fmt: skip
     # the script starts from the same weights as the loop's side (same seed), so from the same held-out accuracy
     assert record["accuracy_start"] == loop["accuracy_start"]
-    out = tmp_path / "post_ln_4_0_6" / "out"
-    trained = torch.load(out / "checkpoints" / "checkpoint-4" / "trainer.pt", weights_only=True)["model"]
+    out = tmp_path / "post_ln_8_0_6" / "out"
+    trained = torch.load(out / "checkpoints" / "checkpoint-8" / "trainer.pt", weights_only=True)["model"]
     initial, _ = bench.build_models("ours", KEYS, "own", seed=0)
     changed = [k for k, v in initial.state_dict().items() if not torch.equal(v, trained[k])]
     assert "project_q.weight" in changed and len(changed) > 10  # the script trained the weights it was given
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert [s["update"] for s in log] == [1, 2, 3, 4] and all(s["num_masked"] > 0 for s in log)
+    assert [s["update"] for s in log if "update" in s] == list(range(1, 9)) and any("event" in s for s in log)
+    assert all(s["num_masked"] > 0 for s in log if "update" in s)
     assert (record["feature_penalty_weight"], record["feature_grad_mult"]) == (0.0, 1.0)
+    # a finished run is evaluated again, not retrained
+    (out / "checkpoints" / "checkpoint-4").rename(out / "checkpoints" / "moved-4")
+    again = bench.script_one("post_ln", 0, _clips(), eval_batches, log=lambda s: None, **run)
+    assert [p["update"] for p in again["curve"]] == [0, 8] and again["accuracy"] == record["accuracy"]
