@@ -12,7 +12,9 @@ equal to the positive excluded, chance 1 / (1 + K).
 Variants of our side (``--sides``): ``ours`` (the config a transformers-format config now gets: no feature penalty,
 gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multiplier 0.1), ``ours_penalty`` (penalty
 10 only), ``ours_gradmult`` (multiplier 0.1 only), ``ours_sampling`` (our model samples its own masks and
-distractors); ``transformers``; ``script``: the project's own pre-training script (``examples/pretrain.py``: its
+distractors), ``ours_torch_sampler`` (our samplers' masks and distractors, drawn outside the model and passed in
+as transformers' are: separates the samplers' statistics from the model's own-sampling code path);
+``transformers``; ``script``: the project's own pre-training script (``examples/pretrain.py``: its
 batching, masks, distractors, loss normalization and checkpoints) on the same training clips and config, with the
 loop's optimizer, schedule, clipping and crops, evaluated on the same held-out batches at each checkpoint (every
 ``--eval_every`` updates). ``--init transformers`` loads transformers' initial weights into our class (same
@@ -73,6 +75,7 @@ VARIANTS = {
 OURS_TERMS = {
     "ours": {},
     "ours_sampling": {},
+    "ours_torch_sampler": {},
     "ours_fairseq": dict(feature_penalty_weight=10.0, feature_grad_mult=0.1),
     "ours_penalty": dict(feature_penalty_weight=10.0, feature_grad_mult=1.0),
     "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
@@ -209,6 +212,8 @@ def train_one(
     log=print,
 ):
     """One run of the neutral loop; returns its record (curves and final numbers)."""
+    from hf_wav2vec2.masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
+
     model, config = build_models(side, keys, init, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     warmup = max(1, updates // 10)
@@ -237,6 +242,11 @@ def train_one(
         if side == "ours_sampling":
             out = model(inputs)
             masked = out.mask_time_indices.sum()
+        elif side == "ours_torch_sampler":  # our samplers' masks and distractors, passed in as transformers' are
+            mask = compute_mask_indices((batch_size, frames), config.mask_time_prob, config.mask_time_length, 2)
+            negatives = sample_negative_indices(mask, config.num_negatives)
+            out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)
+            masked = mask.sum()
         else:
             out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)
             masked = mask.sum()
