@@ -14,7 +14,8 @@ gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multipli
 10 only), ``ours_gradmult`` (multiplier 0.1 only), ``ours_sampling`` (our model samples its own masks and
 distractors), ``ours_torch_sampler`` (our samplers' masks and distractors, drawn outside the model and passed in
 as transformers' are: separates the samplers' statistics from the model's own-sampling code path);
-``transformers``; ``script``: the project's own pre-training script (``examples/pretrain.py``: its
+``transformers``; ``transformers_torch_sampler`` (transformers' model trained on our samplers' masks and
+distractors); ``script``: the project's own pre-training script (``examples/pretrain.py``: its
 batching, masks, distractors, loss normalization and checkpoints) on the same training clips and config, with the
 loop's optimizer, schedule, clipping and crops, evaluated on the same held-out batches at each checkpoint (every
 ``--eval_every`` updates). ``--init transformers`` loads transformers' initial weights into our class (same
@@ -81,7 +82,7 @@ OURS_TERMS = {
     "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
 }
 # "script": the project's own pre-training script (examples/pretrain.py) on the same clips and config
-SIDES = ("transformers", *OURS_TERMS, "script")
+SIDES = ("transformers", "transformers_torch_sampler", *OURS_TERMS, "script")
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "pretrain.py"
 
 
@@ -150,7 +151,7 @@ def build_models(side: str, keys: dict, init: str, seed: int):
     theirs_config = transformers.Wav2Vec2Config(**keys)
     torch.manual_seed(seed)
     theirs = transformers.Wav2Vec2ForPreTraining(theirs_config)
-    if side == "transformers":
+    if side.startswith("transformers"):
         return theirs, theirs_config
     config = HfWav2Vec2Config(**theirs_config.to_dict())  # the drop-in path a user of transformers' keys takes
     for name, value in OURS_TERMS[side].items():
@@ -242,7 +243,7 @@ def train_one(
         if side == "ours_sampling":
             out = model(inputs)
             masked = out.mask_time_indices.sum()
-        elif side == "ours_torch_sampler":  # our samplers' masks and distractors, passed in as transformers' are
+        elif side.endswith("_torch_sampler"):  # our samplers' masks and distractors, passed in as transformers' are
             mask = compute_mask_indices((batch_size, frames), config.mask_time_prob, config.mask_time_length, 2)
             negatives = sample_negative_indices(mask, config.num_negatives)
             out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)

@@ -70,7 +70,9 @@ def test_same_init_loads_transformers_weights_into_ours():
     assert (plain.feature_penalty_weight, plain.feature_grad_mult) == (0.0, 1.0)  # a transformers-format config
 
 
-@pytest.mark.parametrize("side", ["ours", "transformers", "ours_sampling", "ours_torch_sampler"])
+@pytest.mark.parametrize(
+    "side", ["ours", "transformers", "ours_sampling", "ours_torch_sampler", "transformers_torch_sampler"]
+)
 def test_a_few_updates_of_each_side(side):
     eval_batches = _eval_batches(KEYS)
     record = bench.train_one(
