@@ -318,9 +318,8 @@ def script_config(keys: dict) -> dict:
 
     ours = HfWav2Vec2Config(**transformers.Wav2Vec2Config(**keys).to_dict()).to_dict()
     base = HfWav2Vec2Config.base().to_dict()
-    fields = set(HfWav2Vec2Config.base().to_diff_dict()) | set(ours)
     meta = {"model_type", "transformers_version", "architectures", "dtype", "torch_dtype"}
-    config = {k: ours[k] for k in sorted(fields - meta) if k in ours and ours[k] != base.get(k)}
+    config = {k: v for k, v in sorted(ours.items()) if k not in meta and v != base.get(k)}
     config.update(max_gumbel_temperature=2.0, min_gumbel_temperature=0.5, gumbel_temperature_decay=0.9995)
     return config
 
@@ -347,7 +346,7 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
     from accelerate.utils import set_seed
 
     from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForPreTraining
-    from hf_wav2vec2.training.checkpoints import load_checkpoint_file
+    from hf_wav2vec2.training.checkpoints import checkpoint_update, load_checkpoint_file
 
     data = write_clips(train, workdir / f"clips_{len(train)}")
     run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}"
@@ -364,8 +363,8 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
     curve = [dict(update=0, accuracy=evaluate(model, eval_batches))]
     logged = [json.loads(line) for line in (run / "out" / "train_log.jsonl").read_text().splitlines()]
     steps = [entry for entry in logged if "update" in entry]  # the log also holds events (an epoch's end, ...)
-    for checkpoint in sorted((run / "out" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name[11:])):
-        update = int(checkpoint.name.split("-")[-1])
+    saved = {checkpoint_update(path): path for path in (run / "out" / "checkpoints").iterdir()}
+    for update, checkpoint in sorted((u, path) for u, path in saved.items() if u is not None):
         model.load_state_dict(load_checkpoint_file(checkpoint / "trainer.pt", ("model",))["model"])
         window = [s for s in steps if update - loop["eval_every"] < s["update"] <= update]
         point = dict(
