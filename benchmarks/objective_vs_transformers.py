@@ -15,7 +15,7 @@ gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multipli
 distractors), ``ours_torch_sampler`` (our samplers' masks and distractors, drawn outside the model and passed in
 as transformers' are: separates the samplers' statistics from the model's own-sampling code path);
 ``transformers``; ``transformers_torch_sampler`` (transformers' model trained on our samplers' masks and
-distractors); ``script``: the project's own pre-training script (``examples/pretrain.py``: its
+distractors); four sides that separate our samplers' parts (:func:`step_masks`); ``script``: the project's own pre-training script (``examples/pretrain.py``: its
 batching, masks, distractors, loss normalization and checkpoints) on the same training clips and config, with the
 loop's optimizer, schedule, clipping and crops, evaluated on the same held-out batches at each checkpoint (every
 ``--eval_every`` updates). ``--init transformers`` loads transformers' initial weights into our class (same
@@ -77,6 +77,10 @@ OURS_TERMS = {
     "ours": {},
     "ours_sampling": {},
     "ours_torch_sampler": {},
+    "ours_torch_sampler_own_rng": {},
+    "ours_torch_draws": {},
+    "ours_torch_masks": {},
+    "ours_torch_negatives": {},
     "ours_fairseq": dict(feature_penalty_weight=10.0, feature_grad_mult=0.1),
     "ours_penalty": dict(feature_penalty_weight=10.0, feature_grad_mult=1.0),
     "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
@@ -137,6 +141,38 @@ def masks_and_negatives(batch_size, frames, config):
     mask = _compute_mask_indices((batch_size, frames), config.mask_time_prob, config.mask_time_length, min_masks=2)
     negatives = _sample_negative_indices((batch_size, frames), config.num_negatives, mask)
     return torch.from_numpy(mask), torch.from_numpy(negatives).long()
+
+
+def step_masks(side, batch_size, frames, config, generator):
+    """One update's (mask, distractors) for ``side``; (None, None) where the model samples its own.
+
+    transformers' numpy draws are made on every side, so the crops and numpy's state advance alike. The sides that
+    separate the pre-LN sampler problem: ``*_torch_sampler`` (our samplers on torch's global generator, which the
+    Gumbel noise also draws from), ``ours_torch_sampler_own_rng`` (our samplers on their own generator: the Gumbel
+    noise sees the stream it sees with numpy masks), ``ours_torch_draws`` (transformers' masks and distractors, plus
+    the global-generator draws our samplers would make, thrown away), ``ours_torch_masks`` (our masks, transformers'
+    distractors on them) and ``ours_torch_negatives`` (transformers' masks, our distractors on them).
+    """
+    from hf_wav2vec2.masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
+
+    mask, negatives = masks_and_negatives(batch_size, frames, config)
+    if side == "ours_sampling":
+        return None, None
+    shape, prob, span, k = (batch_size, frames), config.mask_time_prob, config.mask_time_length, config.num_negatives
+    if side.endswith("_torch_sampler") or side == "ours_torch_sampler_own_rng":
+        own = generator if side == "ours_torch_sampler_own_rng" else None
+        ours = compute_mask_indices(shape, prob, span, 2, generator=own)
+        return ours, sample_negative_indices(ours, k, generator=own)
+    if side == "ours_torch_draws":
+        sample_negative_indices(compute_mask_indices(shape, prob, span, 2), k)
+    elif side == "ours_torch_masks":
+        from transformers.models.wav2vec2.modeling_wav2vec2 import _sample_negative_indices
+
+        mask = compute_mask_indices(shape, prob, span, 2)
+        negatives = torch.from_numpy(_sample_negative_indices(shape, k, mask.numpy())).long()
+    elif side == "ours_torch_negatives":
+        negatives = sample_negative_indices(mask, k)
+    return mask, negatives
 
 
 # ---------------------------------------------------------------------------------------------------------- models
@@ -213,9 +249,8 @@ def train_one(
     log=print,
 ):
     """One run of the neutral loop; returns its record (curves and final numbers)."""
-    from hf_wav2vec2.masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
-
     model, config = build_models(side, keys, init, seed)
+    generator = torch.Generator().manual_seed(seed)  # only ours_torch_sampler_own_rng draws from it
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     warmup = max(1, updates // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
@@ -239,15 +274,10 @@ def train_one(
     for step in range(updates):
         model.set_gumbel_temperature(max(2.0 * 0.9995**step, 0.5))
         inputs = crop_batch(train, batch_size, samples, crops)
-        mask, negatives = masks_and_negatives(batch_size, frames, config)
-        if side == "ours_sampling":
+        mask, negatives = step_masks(side, batch_size, frames, config, generator)
+        if mask is None:  # ours_sampling: the model samples its own
             out = model(inputs)
             masked = out.mask_time_indices.sum()
-        elif side.endswith("_torch_sampler"):  # our samplers' masks and distractors, passed in as transformers' are
-            mask = compute_mask_indices((batch_size, frames), config.mask_time_prob, config.mask_time_length, 2)
-            negatives = sample_negative_indices(mask, config.num_negatives)
-            out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)
-            masked = mask.sum()
         else:
             out = model(inputs, mask_time_indices=mask, sampled_negative_indices=negatives)
             masked = mask.sum()

@@ -94,6 +94,44 @@ def test_a_few_updates_of_each_side(side):
     assert record["chance"] == pytest.approx(1 / (1 + KEYS["num_negatives"]))
 
 
+def _step(side, numpy_seed=5, torch_seed=6, generator_seed=7):
+    import transformers
+
+    config = transformers.Wav2Vec2Config(**KEYS)
+    np.random.seed(numpy_seed)
+    torch.manual_seed(torch_seed)
+    mask, negatives = bench.step_masks(side, 3, 30, config, torch.Generator().manual_seed(generator_seed))
+    return mask, negatives, torch.rand(())  # the next draw tells how far torch's global generator advanced
+
+
+def _distractors_are_other_masked_frames(mask, negatives):
+    batch, frames = mask.shape
+    for b, t in mask.nonzero().tolist():
+        drawn = negatives[b, t] - b * frames  # flattened indices of row b
+        assert mask[b][drawn].all() and (drawn != t).all()
+
+
+@pytest.mark.parametrize(
+    "side", ["ours_torch_sampler_own_rng", "ours_torch_draws", "ours_torch_masks", "ours_torch_negatives"]
+)
+def test_sides_that_separate_the_samplers_draw_what_they_say(side):
+    numpy_mask, numpy_negatives, untouched = _step("ours")
+    mask, negatives, after = _step(side)
+    _distractors_are_other_masked_frames(mask, negatives)
+    assert mask.sum(1).min() >= 2
+    # which generator each side draws from: our samplers on torch's global one advance it, own_rng and numpy do not
+    assert (after == untouched) == (side == "ours_torch_sampler_own_rng")
+    if side == "ours_torch_draws":  # transformers' masks and distractors, the global draws thrown away
+        assert torch.equal(mask, numpy_mask) and torch.equal(negatives, numpy_negatives)
+    if side == "ours_torch_negatives":  # transformers' masks, our distractors on them
+        assert torch.equal(mask, numpy_mask) and not torch.equal(negatives, numpy_negatives)
+    if side in ("ours_torch_masks", "ours_torch_sampler_own_rng"):
+        assert not torch.equal(mask, numpy_mask)
+    if side == "ours_torch_sampler_own_rng":  # the same generator seed gives the same draws
+        again, again_negatives, _ = _step(side, numpy_seed=1, torch_seed=2)
+        assert torch.equal(mask, again) and torch.equal(negatives, again_negatives)
+
+
 def test_same_seed_same_masks_means_same_run_for_identical_models():
     # ours with transformers' init and terms is transformers' objective: the loop must feed both the same data
     eval_batches = _eval_batches(KEYS)
