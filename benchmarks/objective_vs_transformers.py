@@ -15,11 +15,11 @@ gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multipli
 distractors), ``ours_torch_sampler`` (our samplers' masks and distractors, drawn outside the model and passed in
 as transformers' are: separates the samplers' statistics from the model's own-sampling code path);
 ``transformers``; ``transformers_torch_sampler`` (transformers' model trained on our samplers' masks and
-distractors); four sides that separate our samplers' parts (:func:`step_masks`); ``script``: the project's own pre-training script (``examples/pretrain.py``: its
-batching, masks, distractors, loss normalization and checkpoints) on the same training clips and config, with the
-loop's optimizer, schedule, clipping and crops, evaluated on the same held-out batches at each checkpoint (every
-``--eval_every`` updates). ``--init transformers`` loads transformers' initial weights into our class (same
-parameter names), ``own`` lets each class initialize itself.
+distractors); four sides that separate our samplers' parts (:func:`step_masks`); ``script``: the project's own
+pre-training script (``examples/pretrain.py``: its batching, masks, distractors, loss normalization and checkpoints)
+on the same training clips and config, with the loop's optimizer, schedule, clipping and crops, evaluated on the same
+held-out batches at each checkpoint (every ``--eval_every`` updates). ``--init transformers`` loads transformers'
+initial weights into our class (same parameter names), ``own`` lets each class initialize itself.
 
     nice -n 5 python3 benchmarks/objective_vs_transformers.py --updates 800 --seeds 0 1 --variants post_ln pre_ln \
         --sides ours transformers --json runs/objective.jsonl
