@@ -12,7 +12,9 @@ are the numbers to read, not the seconds. Sections (``--skip`` any):
 * ``forward``: CTC forward, 10 s, batch 1 and 8: transformers fp32, ours fp32, ours ONNX Runtime fp32 and int8
   (``onnx``: exported once, export time reported), with the fraction of the matmul peak (analytic FLOPs);
 * ``pretrain``: ForPreTraining step (forward + backward), 4 x 5 s, each package in its own subprocess (run twice,
-  alternating) for its peak RSS; same masks and distractors count;
+  alternating) for its peak RSS; same masks and distractors count; also each with activation checkpointing of its
+  conv and transformer layers (transformers' ``activation_checkpointing_enable``, our
+  ``enable_activation_checkpointing(model, "all")``);
 * ``finetune``: ForCTC step with the conv stack frozen, 4 x 5 s;
 * ``import``: ``import hf_wav2vec2`` and ``hf-wav2vec2 --help`` against ``from transformers import Wav2Vec2ForCTC``;
 * ``scaling``: our forward at 10, 30, 60 s (time, time per audio second, peak RSS, attention's FLOP share), then
@@ -218,22 +220,31 @@ def bench_forward(root: Path, args, results: dict) -> None:
     results["clip_seconds"] = args.seconds
 
 
+CHECKPOINTED = ", checkpointed"
+PRETRAIN_IMPLS = ("transformers", "hf-wav2vec2", f"transformers{CHECKPOINTED}", f"hf-wav2vec2{CHECKPOINTED}")
+
+
 def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: int) -> dict:
     """In a subprocess: ForPreTraining steps; the process's peak RSS is that package's."""
     import hf_wav2vec2
+    from hf_wav2vec2.training.pretrain import enable_activation_checkpointing
 
-    if impl == "transformers":
+    theirs = impl.startswith("transformers")
+    if theirs:
         import transformers
 
         model = transformers.Wav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
     else:
         model = hf_wav2vec2.HfWav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
+    if impl.endswith(CHECKPOINTED):  # both packages recompute their conv and transformer layers' activations
+        model.activation_checkpointing_enable() if theirs else enable_activation_checkpointing(model, "all")
     model.train()
+    torch.manual_seed(0)  # the same masks, distractors and Gumbel noise with and without checkpointing
     x = torch.randn(batch, int(seconds * SR), generator=torch.Generator().manual_seed(0))
     frames = int(model._get_feat_extract_output_lengths(x.shape[1]))
     mask = hf_wav2vec2.compute_mask_indices((batch, frames), 0.65, 10, 2)
     kwargs = {}
-    if impl == "transformers":  # transformers' model takes its masks and distractors; ours samples them itself
+    if theirs:  # transformers' model takes its masks and distractors; ours samples them itself
         kwargs = dict(mask_time_indices=mask, sampled_negative_indices=hf_wav2vec2.sample_negative_indices(mask, 100))
     times, losses = [], []
     for _ in range(steps + 1):
@@ -256,7 +267,7 @@ def run_worker(root: Path, worker: str, argv: list[str]) -> dict:
 
 
 def bench_pretrain(root: Path, args, results: dict) -> None:
-    runs: dict[str, list[dict]] = {"transformers": [], "hf-wav2vec2": []}
+    runs: dict[str, list[dict]] = {impl: [] for impl in PRETRAIN_IMPLS}
     peaks = []
     for _ in range(args.pretrain_rounds):  # alternate whole processes, so the load falls on both alike
         for impl in runs:

@@ -95,6 +95,16 @@ def training_tables(results: dict) -> list[str]:
             "GFLOP/s (losses differ by design: ours samples its own masks and distractors).",
             "",
         ]
+        tc, oc = p.get("transformers, checkpointed"), p.get("hf-wav2vec2, checkpointed")
+        if tc and oc:
+            lines += [
+                "With activation checkpointing of the conv and transformer layers (both packages; last loss ours "
+                f"{oc['loss']:.3f}, transformers {tc['loss']:.3f}, as without): ours against transformers' plain step "
+                f"**{t['seconds'] / oc['seconds']:.2f}x** at **{oc['peak_rss_mb'] / t['peak_rss_mb']:.2f}** of its "
+                f"peak memory; against transformers checkpointed **{tc['seconds'] / oc['seconds']:.2f}x** at "
+                f"**{oc['peak_rss_mb'] / tc['peak_rss_mb']:.2f}**.",
+                "",
+            ]
     if "finetune" in results:
         f = results["finetune"]
         lines += [

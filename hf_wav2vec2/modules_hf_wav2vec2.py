@@ -42,8 +42,9 @@ class GradMultiply(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class ConvLayer(nn.Module):
-    """One temporal convolution of the feature encoder, with optional norm, then the activation.
+class ConvLayer(GradientCheckpointingLayer):
+    """One temporal convolution of the feature encoder, with optional norm, then the activation (checkpointable:
+    its output, (B, C, L') at the highest frame rates of the model, is the largest activation of a training step).
 
     ``norm``: "group" is fairseq's GroupNorm with one group per channel (first layer of the BASE encoder), "layer"
     a LayerNorm over channels (every layer of the LARGE encoder, ``extractor_mode=layer_norm``), None nothing.

@@ -56,7 +56,6 @@ import os
 import shutil
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +93,7 @@ __all__ = [
     "TrainingHealthWarning",
     "UpdateStats",
     "build_config",
+    "enable_activation_checkpointing",
     "get_dataloader",
     "latest_checkpoint",
     "lr_lambda",
@@ -207,6 +207,19 @@ class Run:
 # ---------------------------------------------------------------------------------------------------- set up
 
 
+def enable_activation_checkpointing(model, parts: str = "all") -> None:
+    """Recompute activations in the backward pass instead of keeping them: ``parts`` is "conv" (the feature
+    encoder's layers, whose long (B, C, L') outputs hold most of a pre-training step's activation memory),
+    "transformer" (its layers) or "all"."""
+    from hf_wav2vec2.modules_hf_wav2vec2 import ConvLayer, EncoderLayer
+
+    model.activation_checkpointing_enable()  # every checkpointable layer, non-reentrant (transformers' default)
+    keep = {"conv": ConvLayer, "transformer": EncoderLayer, "all": (ConvLayer, EncoderLayer)}[parts]
+    for module in model.modules():
+        if isinstance(module, (ConvLayer, EncoderLayer)) and not isinstance(module, keep):
+            module.gradient_checkpointing = False
+
+
 def prepare_output_dir(args: PretrainArguments) -> None:
     """Refuse a non-empty ``output_dir`` unless resuming or told to overwrite (then delete the previous run's
     outputs). Runs on every process before the Accelerator starts: no process has written anything yet, and the
@@ -264,10 +277,7 @@ def set_up(args: PretrainArguments, config) -> Run:
     set_seed(args.seed)  # the same initial weights on every rank (DDP broadcasts rank 0's anyway)
     model = HfWav2Vec2ForPreTraining(config)
     if args.gradient_checkpointing:
-        try:
-            model.gradient_checkpointing_enable()
-        except (ValueError, AttributeError) as err:
-            warnings.warn(f"gradient checkpointing unavailable: {err}", stacklevel=2)
+        enable_activation_checkpointing(model, args.gradient_checkpointing)
     loader = get_dataloader(args, accelerator, config)
     # fairseq's "adam" decays weights decoupled from the gradient, i.e. AdamW.
     optimizer = torch.optim.AdamW(

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
 
+# what --gradient_checkpointing may recompute (training.pretrain.enable_activation_checkpointing)
+CHECKPOINTING = ("all", "conv", "transformer")
+
 # Pre-LN (fairseq layer_norm_first, as LARGE): with post-LN the tiny transformer stayed on the blank-only CTC
 # plateau for 3000 fine-tuning updates on the 10-minute split; pre-LN leaves it after about 400 (see
 # benchmarks/results/main_job_cpu.md).
@@ -116,7 +119,14 @@ class PretrainArguments:
     max_grad_norm: float = _flag(10.0, type=float, help="clip (0 disables)")
     mixed_precision: str = _flag("no", choices=("no", "bf16", "fp16"))
     cpu: bool = _flag(False, action="store_true", help="train on CPU even if a GPU is present")
-    gradient_checkpointing: bool = _flag(False, action="store_true")
+    gradient_checkpointing: str | None = _flag(
+        None,
+        nargs="?",
+        const="all",
+        choices=CHECKPOINTING,
+        help="recompute activations in the backward pass to save memory: the conv feature encoder's layers, the "
+        "transformer's, or both (the flag alone: all)",
+    )
     checkpoint_every: int = _flag(0, type=int, help="checkpoint every N updates (0: only at end)")
     keep_checkpoints: int = _flag(2, type=int, help="how many recent checkpoints of this run to keep")
     resume: bool = _flag(False, action="store_true", help="continue from the latest checkpoint in output_dir")
@@ -142,6 +152,8 @@ class PretrainArguments:
             raise ValueError("--gumbel_anneal_fraction must be in (0, 1]")
         if self.gradient_accumulation_steps < 1 or self.max_updates < 1:
             raise ValueError("--gradient_accumulation_steps and --max_updates must be >= 1")
+        if self.gradient_checkpointing not in (None, *CHECKPOINTING):
+            raise ValueError(f"--gradient_checkpointing must be one of {', '.join(CHECKPOINTING)}")
         if self.resume and self.overwrite_output_dir:
             raise ValueError(
                 "--resume continues the run in --output_dir and --overwrite_output_dir replaces it: give one of them"

@@ -66,7 +66,11 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert all(r["argmax_agreement"] >= 0.99 for r in results["forward"] if "int8" not in r["impl"])
     assert [r["seconds"] for r in results["scaling"]] == [1.0, 2.0]
     assert all(r["peak_rss_mb"] > 0 for r in results["scaling"])
-    assert set(results["pretrain"]) == {"transformers", "hf-wav2vec2"}
+    pretrain = results["pretrain"]
+    assert set(pretrain) == {"transformers", "hf-wav2vec2", "transformers, checkpointed", "hf-wav2vec2, checkpointed"}
+    for impl in ("transformers", "hf-wav2vec2"):  # recomputing activations changes no loss
+        assert pretrain[f"{impl}, checkpointed"]["loss"] == pytest.approx(pretrain[impl]["loss"], rel=1e-5), impl
+    assert "With activation checkpointing of the conv and transformer layers" in report
 
 
 def test_flop_count_of_base_matches_the_known_figure():

@@ -120,3 +120,68 @@ def test_run_log_memory_does_not_grow_with_the_number_of_updates(tmp_path):
     assert [row["update"] for row in read_log(path)] == [1, *range(1000, 20_001, 1000), 20_500]
     assert json.loads(path.read_text().splitlines()[-1]) == _record(20_500)
     assert log._file is None  # closed by the with block
+
+
+def test_gradient_checkpointing_flag_names_what_is_recomputed():
+    common = ["--data", "d", "--output_dir", "o"]
+    assert parse_args(common).gradient_checkpointing is None
+    assert parse_args([*common, "--gradient_checkpointing"]).gradient_checkpointing == "all"
+    assert parse_args([*common, "--gradient_checkpointing", "conv"]).gradient_checkpointing == "conv"
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([*common, "--gradient_checkpointing", "attention"])
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match="--gradient_checkpointing must be one of all, conv, transformer"):
+        PretrainArguments(data="d", output_dir="o", gradient_checkpointing=True)
+
+
+def _pretraining_step(parts):
+    """Saved-activation bytes of one pre-training forward and the gradients of its backward, masks fixed."""
+    from conftest import NO_DROPOUT, tiny_config
+
+    from hf_wav2vec2 import HfWav2Vec2ForPreTraining
+    from hf_wav2vec2.masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
+    from hf_wav2vec2.training.pretrain import enable_activation_checkpointing
+
+    torch.manual_seed(0)
+    model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT, feature_grad_mult=1.0)).train()
+    if parts:
+        enable_activation_checkpointing(model, parts)
+    x = torch.randn(2, 4000)
+    frames = int(model._get_feat_extract_output_lengths(torch.tensor(4000)))
+    generator = torch.Generator().manual_seed(1)
+    mask = compute_mask_indices((2, frames), 0.5, 2, 2, generator=generator)
+    negatives = sample_negative_indices(mask, model.config.num_negatives, generator=generator)
+    kept = {}  # storage -> bytes: what the graph keeps for the backward pass, each storage once
+
+    def keep(tensor):
+        kept[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    def keep_input(module, args):  # a checkpointed layer keeps its input for the recomputation
+        if module.gradient_checkpointing:
+            keep(args[0])
+
+    checkpointable = [m for m in model.modules() if hasattr(m, "gradient_checkpointing")]
+    hooks = [m.register_forward_pre_hook(keep_input) for m in checkpointable]
+    torch.manual_seed(2)  # the same Gumbel noise for every run
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        out = model(x, mask_time_indices=mask, sampled_negative_indices=negatives)
+    for hook in hooks:
+        hook.remove()
+    out.loss.backward()
+    flags = {type(m).__name__: m.gradient_checkpointing for m in checkpointable}
+    return sum(kept.values()), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}, out.loss, flags
+
+
+def test_activation_checkpointing_keeps_less_and_changes_no_gradient():
+    plain_bytes, plain_grads, plain_loss, plain_flags = _pretraining_step(None)
+    assert not any(plain_flags.values())
+    kept = {}
+    for parts in ("conv", "transformer", "all"):
+        kept[parts], grads, loss, flags = _pretraining_step(parts)
+        assert flags["ConvLayer"] == (parts != "transformer") and flags["EncoderLayer"] == (parts != "conv")
+        assert kept[parts] < plain_bytes, parts  # this tiny model: conv 0.87, transformer 0.46, all 0.33 of plain
+        assert torch.equal(loss, plain_loss) and grads.keys() == plain_grads.keys()
+        for name, grad in grads.items():
+            torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-6, msg=f"{parts}: {name}")
+    assert kept["all"] < min(kept["conv"], kept["transformer"])
