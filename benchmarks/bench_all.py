@@ -10,7 +10,8 @@ peak is measured under the same load as the models: on a shared machine the rati
 are the numbers to read, not the seconds. Sections (``--skip`` any):
 
 * ``forward``: CTC forward, 10 s, batch 1 and 8: transformers fp32, ours fp32, ours ONNX Runtime fp32 and int8
-  (``onnx``: exported once, export time reported), with the fraction of the matmul peak (analytic FLOPs);
+  (``onnx``: exported once, export time reported; int8 as ``export-onnx --int8`` writes it, conv stack fp32, and as
+  ``--int8_conv_stack`` does), with the fraction of the matmul peak (analytic FLOPs);
 * ``pretrain``: ForPreTraining step (forward + backward), 4 x 5 s, each package in its own subprocess (run twice,
   alternating) for its peak RSS; same masks and distractors count; also each with activation checkpointing of its
   conv and transformer layers (transformers' ``activation_checkpointing_enable``, our
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -178,13 +180,17 @@ def load_ctc(root: Path, impl: str):
 def bench_forward(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
     if "onnx" not in args.skip:
-        from hf_wav2vec2.onnx import OnnxWav2Vec2ForCTC, export_onnx
+        from hf_wav2vec2.onnx import ONNX_INT8_FILE, OnnxWav2Vec2ForCTC, export_onnx, quantize_onnx
 
         start = time.perf_counter()
         export_onnx(root / "ctc", root / "onnx", quantize="int8")
         results["onnx_export_s"] = time.perf_counter() - start
+        # the faster, less accurate graph of export-onnx --int8 --int8_conv_stack: the same export, requantized
+        shutil.copytree(root / "onnx", root / "onnx_conv_stack")
+        quantize_onnx(root / "onnx" / "model.onnx", root / "onnx_conv_stack" / ONNX_INT8_FILE, conv_stack=True)
         models["ONNX Runtime fp32"] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx")
         models["ONNX Runtime int8"] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx", int8=True)
+        models[INT8_CONV_STACK] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx_conv_stack", int8=True)
     config = models["hf-wav2vec2"].config
     samples = int(args.seconds * SR)
     rows, all_peaks = [], []
@@ -220,6 +226,7 @@ def bench_forward(root: Path, args, results: dict) -> None:
     results["clip_seconds"] = args.seconds
 
 
+INT8_CONV_STACK = "ONNX Runtime int8, conv stack too"
 CHECKPOINTED = ", checkpointed"
 PRETRAIN_IMPLS = ("transformers", "hf-wav2vec2", f"transformers{CHECKPOINTED}", f"hf-wav2vec2{CHECKPOINTED}")
 

@@ -55,13 +55,19 @@ def test_tiny_run_writes_every_section(tmp_path):
     report = out.read_text()
     for heading in ("## CTC forward", "## Pre-training step", "## Fine-tuning step", "## Scaling with audio length"):
         assert heading in report
-    for implementation in ("transformers", "hf-wav2vec2", "ONNX Runtime fp32", "ONNX Runtime int8"):
+    for implementation in (
+        "transformers",
+        "hf-wav2vec2",
+        "ONNX Runtime fp32",
+        "ONNX Runtime int8",
+        bench_all.INT8_CONV_STACK,
+    ):
         assert f"| {implementation} |" in report
     assert "## Start-up" not in report  # skipped
     assert "## int8 accuracy on real speech" in report
     assert out.with_suffix(".png").stat().st_size > 1000
     results = json.loads(out.with_suffix(".json").read_text())
-    assert [r["batch"] for r in results["forward"]] == [1] * 4 + [2] * 4
+    assert [r["batch"] for r in results["forward"]] == [1] * 5 + [2] * 5
     # fp32 ONNX and ours agree with transformers frame by frame (same weights); int8 need not
     assert all(r["argmax_agreement"] >= 0.99 for r in results["forward"] if "int8" not in r["impl"])
     assert [r["seconds"] for r in results["scaling"]] == [1.0, 2.0]
