@@ -90,6 +90,27 @@ def test_resume_unpickles_safely_and_refuses_other_objects(corpus, tmp_path):
         pretrain.main(_args(corpus, out, "--resume", updates=3))
 
 
+def test_gradient_checkpointing_run_logs_the_same_losses(corpus, tmp_path, monkeypatch):
+    calls = []
+
+    def spy(model, parts):
+        calls.append(parts)
+        enable(model, parts)
+
+    enable = pretrain.enable_activation_checkpointing
+    monkeypatch.setattr(pretrain, "enable_activation_checkpointing", spy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same reduction order in both runs
+    try:
+        pretrain.main(_args(corpus, tmp_path / "plain", updates=4))
+        pretrain.main(_args(corpus, tmp_path / "checkpointed", "--gradient_checkpointing", updates=4))
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == ["all"]
+    plain, checkpointed = logged_losses(tmp_path / "plain"), logged_losses(tmp_path / "checkpointed")
+    assert len(plain) == 4 and checkpointed == pytest.approx(plain, rel=1e-5)
+
+
 @pytest.mark.parametrize("mode", sorted(pretrain.ABLATIONS))
 def test_ablation_modes_run(corpus, tmp_path, mode):
     result = pretrain.main(_args(corpus, tmp_path / mode, "--ablation", mode, updates=2))
