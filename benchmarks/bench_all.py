@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -180,17 +179,18 @@ def load_ctc(root: Path, impl: str):
 def bench_forward(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
     if "onnx" not in args.skip:
-        from hf_wav2vec2.onnx import ONNX_INT8_FILE, OnnxWav2Vec2ForCTC, export_onnx, quantize_onnx
+        from hf_wav2vec2.onnx import OnnxWav2Vec2ForCTC, export_onnx, quantize_onnx
 
         start = time.perf_counter()
         export_onnx(root / "ctc", root / "onnx", quantize="int8")
         results["onnx_export_s"] = time.perf_counter() - start
         # the faster, less accurate graph of export-onnx --int8 --int8_conv_stack: the same export, requantized
-        shutil.copytree(root / "onnx", root / "onnx_conv_stack")
-        quantize_onnx(root / "onnx" / "model.onnx", root / "onnx_conv_stack" / ONNX_INT8_FILE, conv_stack=True)
+        quantize_onnx(root / "onnx" / "model.onnx", root / "onnx" / "model_int8_conv_stack.onnx", conv_stack=True)
         models["ONNX Runtime fp32"] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx")
         models["ONNX Runtime int8"] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx", int8=True)
-        models[INT8_CONV_STACK] = OnnxWav2Vec2ForCTC.from_pretrained(root / "onnx_conv_stack", int8=True)
+        models[INT8_CONV_STACK] = OnnxWav2Vec2ForCTC.from_pretrained(
+            root / "onnx", file_name="model_int8_conv_stack.onnx"
+        )
     config = models["hf-wav2vec2"].config
     samples = int(args.seconds * SR)
     rows, all_peaks = [], []
