@@ -31,6 +31,7 @@ initial weights into our class (same parameter names), ``own`` lets each class i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -76,6 +77,8 @@ VARIANTS = {
 OURS_TERMS = {
     "ours": {},
     "ours_sampling": {},
+    "ours_script_data": {},
+    "ours_script_norm": {},
     "ours_torch_sampler": {},
     "ours_torch_sampler_own_rng": {},
     "ours_torch_draws": {},
@@ -123,15 +126,41 @@ def split_clips(clips, held_out: int = 40):
     return [c for i, c in enumerate(clips) if i not in test], [clips[i] for i in sorted(test)]
 
 
-def crop_batch(clips, batch_size, samples, rng):
-    """Random ``samples``-long crops, each normalized to zero mean and unit variance (B, samples)."""
+def unit_std(piece):
+    """The loop's normalization: zero mean, unit variance, 1e-7 added to the standard deviation."""
+    return (piece - piece.mean()) / (piece.std() + 1e-7)
+
+
+def crop_batch(clips, batch_size, samples, rng, normalize=unit_std):
+    """Random ``samples``-long crops, each normalized by ``normalize`` (B, samples)."""
     out = np.empty((batch_size, samples), dtype=np.float32)
     for row, index in enumerate(rng.integers(0, len(clips), batch_size)):
         clip = clips[index]
         start = rng.integers(0, len(clip) - samples + 1)
-        piece = clip[start : start + samples]
-        out[row] = (piece - piece.mean()) / (piece.std() + 1e-7)
+        out[row] = normalize(clip[start : start + samples])
     return torch.from_numpy(out)
+
+
+def script_normalize(piece):
+    """The project's collator's normalization (fairseq's: 1e-5 added to the variance)."""
+    from hf_wav2vec2.training.data.collate import _normalize
+
+    return _normalize(piece)
+
+
+def script_batches(clips, workdir: Path, seed, batch_size, samples):
+    """The project's pre-training loader over the clips as the script reads them (``script_command``'s batching:
+    each clip once per epoch, a fresh random crop each epoch, normalized by its collator), epoch after epoch."""
+    from hf_wav2vec2.training.data import BatchingOptions, get_pretraining_dataloader
+
+    options = BatchingOptions(
+        max_tokens=batch_size * samples, max_sample_size=samples, min_sample_size=samples, normalize=True, seed=seed
+    )
+    loader = get_pretraining_dataloader(write_clips(clips, workdir / f"clips_{len(clips)}"), options, rank=0, world_size=1)
+    for epoch in itertools.count():
+        loader.set_epoch(epoch)
+        for batch in loader:
+            yield batch["input_values"]
 
 
 def masks_and_negatives(batch_size, frames, config):
@@ -156,7 +185,7 @@ def step_masks(side, batch_size, frames, config, generator):
     from hf_wav2vec2.masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
 
     mask, negatives = masks_and_negatives(batch_size, frames, config)
-    if side == "ours_sampling":
+    if side in ("ours_sampling", "ours_script_data"):
         return None, None
     shape, prob, span, k = (batch_size, frames), config.mask_time_prob, config.mask_time_length, config.num_negatives
     if side.endswith("_torch_sampler") or side == "ours_torch_sampler_own_rng":
@@ -246,9 +275,11 @@ def train_one(
     samples=32_000,
     lr=5e-4,
     eval_every=100,
+    workdir=None,
     log=print,
 ):
-    """One run of the neutral loop; returns its record (curves and final numbers)."""
+    """One run of the neutral loop; returns its record (curves and final numbers). ``workdir``: where
+    ``ours_script_data`` writes the clips its loader reads."""
     model, config = build_models(side, keys, init, seed)
     generator = torch.Generator().manual_seed(seed)  # only ours_torch_sampler_own_rng draws from it
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
@@ -269,11 +300,17 @@ def train_one(
         curve=[],
     )
     record["curve"].append(dict(update=0, accuracy=evaluate(model, eval_batches)))
+    if side == "ours_script_data":
+        from_loader = script_batches(train, Path(workdir or tempfile.mkdtemp()), seed, batch_size, samples)
+        next_inputs = lambda: next(from_loader)  # noqa: E731
+    else:
+        normalize = script_normalize if side == "ours_script_norm" else unit_std
+        next_inputs = lambda: crop_batch(train, batch_size, samples, crops, normalize)  # noqa: E731
     model.train()
     window, started = [], time.perf_counter()
     for step in range(updates):
         model.set_gumbel_temperature(max(2.0 * 0.9995**step, 0.5))
-        inputs = crop_batch(train, batch_size, samples, crops)
+        inputs = next_inputs()
         mask, negatives = step_masks(side, batch_size, frames, config, generator)
         if mask is None:  # ours_sampling: the model samples its own
             out = model(inputs)
@@ -541,7 +578,10 @@ def main(argv=None):
                                 **common,
                             )  # fmt: skip
                         else:
-                            record = train_one(side, variant, seed, train, eval_batches, init=args.init, **common)
+                            record = train_one(
+                                side, variant, seed, train, eval_batches, init=args.init, workdir=args.workdir,
+                                **common,
+                            )  # fmt: skip
                         record.update(voices=voices, crop_seconds=args.crop_seconds)
                         records.append(record)
                         if args.json:

@@ -111,6 +111,41 @@ def test_gradient_checkpointing_run_logs_the_same_losses(corpus, tmp_path, monke
     assert len(plain) == 4 and checkpointed == pytest.approx(plain, rel=1e-5)
 
 
+
+def test_each_update_is_the_plain_loop_update_on_the_same_batches(corpus, tmp_path):
+    """The script's update (accumulation, scaling by the masked frames, clipping, the lr and Gumbel schedules, the
+    epoch loop) against the textbook loop on the script's own model, optimizer, loader and RNG stream."""
+    from hf_wav2vec2.training.pretrain_args import build_config, parse_args
+
+    argv = _args(corpus, tmp_path / "script", "--max_grad_norm", "0.9", updates=8)  # 16 clips: epochs of 4
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same reduction order in both
+    try:
+        pretrain.main(argv)
+        args = parse_args(argv[:3] + [str(tmp_path / "loop")] + argv[4:])
+        run = pretrain.set_up(args, build_config(args))
+        pretrain.resume(run)  # a fresh run: seeds the mask / dropout stream as the script does
+        model, optimizer, losses, norms = run.model, run.optimizer, {}, []
+        epoch = 0
+        while len(losses) < 8:
+            run.loader.set_epoch(epoch)
+            for batch in run.loader:
+                model.set_gumbel_temperature(run.config.gumbel_temperature_at(len(losses)))
+                model.train()
+                out = model(batch["input_values"])
+                masked = out.mask_time_indices.sum()
+                (out.loss / masked).backward()
+                norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 0.9)))
+                optimizer.step(), run.scheduler.step(), optimizer.zero_grad(set_to_none=True)
+                losses[len(losses) + 1] = out.loss.item() / masked.item()
+                if len(losses) == 8:
+                    break
+            epoch += 1
+    finally:
+        torch.set_num_threads(threads)
+    assert len(epoch_ends(tmp_path / "script")) >= 1  # an epoch's end crossed
+    assert min(norms) < 0.9 < max(norms)  # clipped and unclipped updates: a wrong gradient scale would show
+    assert logged_losses(tmp_path / "script") == pytest.approx(losses, rel=1e-5)
 @pytest.mark.parametrize("mode", sorted(pretrain.ABLATIONS))
 def test_ablation_modes_run(corpus, tmp_path, mode):
     result = pretrain.main(_args(corpus, tmp_path / mode, "--ablation", mode, updates=2))
