@@ -71,9 +71,18 @@ def test_same_init_loads_transformers_weights_into_ours():
 
 
 @pytest.mark.parametrize(
-    "side", ["ours", "transformers", "ours_sampling", "ours_torch_sampler", "transformers_torch_sampler"]
+    "side",
+    [
+        "ours",
+        "transformers",
+        "ours_sampling",
+        "ours_torch_sampler",
+        "transformers_torch_sampler",
+        "ours_script_data",
+        "ours_script_norm",
+    ],
 )
-def test_a_few_updates_of_each_side(side):
+def test_a_few_updates_of_each_side(side, tmp_path):
     eval_batches = _eval_batches(KEYS)
     record = bench.train_one(
         side,
@@ -86,6 +95,7 @@ def test_a_few_updates_of_each_side(side):
         batch_size=2,
         samples=SAMPLES,
         eval_every=2,
+        workdir=tmp_path,
         log=lambda s: None,
     )
     assert [p["update"] for p in record["curve"]] == [0, 2, 4]
@@ -218,3 +228,28 @@ def test_script_side_runs_the_pretraining_script_and_evaluates_its_checkpoints(t
     (out / "checkpoints" / "checkpoint-4").rename(out / "checkpoints" / "moved-4")
     again = bench.script_one("post_ln", 0, _clips(), eval_batches, log=lambda s: None, **run)
     assert [p["update"] for p in again["curve"]] == [0, 8] and again["accuracy"] == record["accuracy"]
+
+
+def test_script_batches_are_the_project_loaders_epochs_normalized_as_its_collator(tmp_path):
+    clips = _clips(5)
+    batches = bench.script_batches(clips, tmp_path, 0, 2, SAMPLES)
+    epoch = [next(batches) for _ in range(3)]  # 5 clips in batches of 2: 2 + 2 + 1 (shuffled), then the next epoch
+    assert sorted(tuple(b.shape) for b in epoch) == [(1, SAMPLES), (2, SAMPLES), (2, SAMPLES)]
+    assert len(list((tmp_path / "clips_5").glob("*.wav"))) == 5
+    rows = torch.cat(epoch)
+    assert torch.allclose(rows.mean(1), torch.zeros(5), atol=1e-4)
+    assert torch.allclose(rows.var(1, unbiased=False), torch.ones(5), atol=1e-3)
+    # each clip once per epoch: the crops of an epoch come from 5 different clips (their frequencies differ)
+    peaks = {int(np.abs(np.fft.rfft(row.numpy())).argmax()) for row in rows}
+    assert len(peaks) == 5
+    assert next(batches).shape[1] == SAMPLES
+
+
+def test_script_norm_is_the_collators_normalization():
+    from hf_wav2vec2.training.data.collate import PretrainingCollator
+
+    quiet = (1e-5 * np.random.default_rng(0).standard_normal(SAMPLES)).astype(np.float32)  # variance 1e-10
+    collated = PretrainingCollator(normalize=True)([{"input_values": quiet}])["input_values"][0]
+    assert np.allclose(bench.script_normalize(quiet), collated.numpy())
+    assert bench.unit_std(quiet).var() > 0.95  # the loop's: near-silence at unit scale
+    assert bench.script_normalize(quiet).var() < 1e-3
