@@ -156,7 +156,9 @@ def script_batches(clips, workdir: Path, seed, batch_size, samples):
     options = BatchingOptions(
         max_tokens=batch_size * samples, max_sample_size=samples, min_sample_size=samples, normalize=True, seed=seed
     )
-    loader = get_pretraining_dataloader(write_clips(clips, workdir / f"clips_{len(clips)}"), options, rank=0, world_size=1)
+    loader = get_pretraining_dataloader(
+        write_clips(clips, workdir / f"clips_{len(clips)}"), options, rank=0, world_size=1
+    )
     for epoch in itertools.count():
         loader.set_epoch(epoch)
         for batch in loader:

@@ -76,7 +76,15 @@ from .checkpoints import (
     set_rng_state,
 )
 from .health import TrainingHealth, TrainingHealthWarning
-from .pretrain_args import ABLATIONS, DEFAULT_LR, TINY_PRESET, PretrainArguments, build_config, parse_args
+from .pretrain_args import (
+    ABLATIONS,
+    CHECKPOINTING,
+    DEFAULT_LR,
+    TINY_PRESET,
+    PretrainArguments,
+    build_config,
+    parse_args,
+)
 from .pretrain_log import RunLog, plot_curves, read_log
 from .pretrain_update import UpdateStats, should_stop, train_update, update_record
 
@@ -211,12 +219,13 @@ def enable_activation_checkpointing(model, parts: str = "all") -> None:
     """Recompute activations in the backward pass instead of keeping them: ``parts`` is "conv" (the feature
     encoder's layers, whose long (B, C, L') outputs hold most of a pre-training step's activation memory),
     "transformer" (its layers) or "all"."""
-    from hf_wav2vec2.modules_hf_wav2vec2 import ConvLayer, EncoderLayer
+    from hf_wav2vec2 import modules_hf_wav2vec2
 
+    layer = {name: getattr(modules_hf_wav2vec2, name) for names in CHECKPOINTING.values() for name in names}
+    keep = tuple(layer[name] for name in CHECKPOINTING[parts])
     model.activation_checkpointing_enable()  # every checkpointable layer, non-reentrant (transformers' default)
-    keep = {"conv": ConvLayer, "transformer": EncoderLayer, "all": (ConvLayer, EncoderLayer)}[parts]
     for module in model.modules():
-        if isinstance(module, (ConvLayer, EncoderLayer)) and not isinstance(module, keep):
+        if isinstance(module, tuple(layer.values())) and not isinstance(module, keep):
             module.gradient_checkpointing = False
 
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hf_wav2vec2.configuration_hf_wav2vec2 import HfWav2Vec2Config
 
-# what --gradient_checkpointing may recompute (training.pretrain.enable_activation_checkpointing)
-CHECKPOINTING = ("all", "conv", "transformer")
+# what --gradient_checkpointing may recompute: each value's layer classes (of modules_hf_wav2vec2), the one home of
+# the parts (training.pretrain.enable_activation_checkpointing resolves the names)
+CHECKPOINTING = {"all": ("ConvLayer", "EncoderLayer"), "conv": ("ConvLayer",), "transformer": ("EncoderLayer",)}
 
 # Pre-LN (fairseq layer_norm_first, as LARGE): with post-LN the tiny transformer stayed on the blank-only CTC
 # plateau for 3000 fine-tuning updates on the 10-minute split; pre-LN leaves it after about 400 (see

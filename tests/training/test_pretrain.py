@@ -111,7 +111,6 @@ def test_gradient_checkpointing_run_logs_the_same_losses(corpus, tmp_path, monke
     assert len(plain) == 4 and checkpointed == pytest.approx(plain, rel=1e-5)
 
 
-
 def test_each_update_is_the_plain_loop_update_on_the_same_batches(corpus, tmp_path):
     """The script's update (accumulation, scaling by the masked frames, clipping, the lr and Gumbel schedules, the
     epoch loop) against the textbook loop on the script's own model, optimizer, loader and RNG stream."""
@@ -146,6 +145,8 @@ def test_each_update_is_the_plain_loop_update_on_the_same_batches(corpus, tmp_pa
     assert len(epoch_ends(tmp_path / "script")) >= 1  # an epoch's end crossed
     assert min(norms) < 0.9 < max(norms)  # clipped and unclipped updates: a wrong gradient scale would show
     assert logged_losses(tmp_path / "script") == pytest.approx(losses, rel=1e-5)
+
+
 @pytest.mark.parametrize("mode", sorted(pretrain.ABLATIONS))
 def test_ablation_modes_run(corpus, tmp_path, mode):
     result = pretrain.main(_args(corpus, tmp_path / mode, "--ablation", mode, updates=2))
