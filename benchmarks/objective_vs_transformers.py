@@ -15,7 +15,10 @@ gradient multiplier 1), ``ours_fairseq`` (fairseq BASE's penalty 10 and multipli
 distractors), ``ours_torch_sampler`` (our samplers' masks and distractors, drawn outside the model and passed in
 as transformers' are: separates the samplers' statistics from the model's own-sampling code path);
 ``transformers``; ``transformers_torch_sampler`` (transformers' model trained on our samplers' masks and
-distractors); four sides that separate our samplers' parts (:func:`step_masks`); ``script``: the project's own
+distractors); four sides that separate our samplers' parts (:func:`step_masks`); three that separate the script's
+data path: ``ours_script_data`` (our model sampling its own masks, on the project's loader's batches:
+:func:`script_batches`), ``ours_fairseq_norm`` and ``ours_extractor_norm`` (``ours`` with the crops normalized as
+fairseq does / as the feature extractor does, instead of :func:`unit_std`); ``script``: the project's own
 pre-training script (``examples/pretrain.py``: its batching, masks, distractors, loss normalization and checkpoints)
 on the same training clips and config, with the loop's optimizer, schedule, clipping and crops, evaluated on the same
 held-out batches at each checkpoint (every ``--eval_every`` updates). ``--init transformers`` loads transformers'
@@ -78,7 +81,8 @@ OURS_TERMS = {
     "ours": {},
     "ours_sampling": {},
     "ours_script_data": {},
-    "ours_script_norm": {},
+    "ours_fairseq_norm": {},
+    "ours_extractor_norm": {},
     "ours_torch_sampler": {},
     "ours_torch_sampler_own_rng": {},
     "ours_torch_draws": {},
@@ -141,11 +145,18 @@ def crop_batch(clips, batch_size, samples, rng, normalize=unit_std):
     return torch.from_numpy(out)
 
 
-def script_normalize(piece):
-    """The project's collator's normalization (fairseq's: 1e-5 added to the variance)."""
-    from hf_wav2vec2.training.data.collate import _normalize
+def fairseq_normalize(piece):
+    """fairseq's normalization (F.layer_norm over the waveform: 1e-5 added to the variance), the project's collator's
+    until 2026-12-02: it leaves a near-silent crop almost zero where the loop's scales it to unit variance."""
+    return ((piece - piece.mean()) / np.sqrt(piece.var() + 1e-5)).astype(np.float32)
 
-    return _normalize(piece)
+
+def extractor_normalize(piece):
+    """The feature extractor's normalization (transformers': 1e-7 added to the variance), the collator's since
+    2026-12-02."""
+    from hf_wav2vec2.feature_extraction_hf_wav2vec2 import normalize_waveform
+
+    return normalize_waveform(piece)
 
 
 def script_batches(clips, workdir: Path, seed, batch_size, samples):
@@ -306,7 +317,9 @@ def train_one(
         from_loader = script_batches(train, Path(workdir or tempfile.mkdtemp()), seed, batch_size, samples)
         next_inputs = lambda: next(from_loader)  # noqa: E731
     else:
-        normalize = script_normalize if side == "ours_script_norm" else unit_std
+        normalize = {"ours_fairseq_norm": fairseq_normalize, "ours_extractor_norm": extractor_normalize}.get(
+            side, unit_std
+        )
         next_inputs = lambda: crop_batch(train, batch_size, samples, crops, normalize)  # noqa: E731
     model.train()
     window, started = [], time.perf_counter()

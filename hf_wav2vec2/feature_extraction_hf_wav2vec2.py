@@ -18,7 +18,9 @@ from transformers.utils import PaddingStrategy, TensorType, is_torch_tensor, log
 
 logger = logging.get_logger(__name__)
 
-# Same epsilon as transformers and fairseq, so features match theirs and a silent clip maps to zeros, not NaN.
+# transformers' epsilon, so features match its feature extractor's and a silent clip maps to zeros, not NaN. (fairseq
+# adds 1e-5, F.layer_norm's default: on near-silent pre-training crops that left an almost-zero input which slowed
+# pre-LN pre-training; see normalize_waveform.)
 _VARIANCE_EPS = 1e-7
 
 
@@ -79,7 +81,7 @@ class HfWav2Vec2FeatureExtractor(SequenceFeatureExtractor):
             values = np.asarray(values, dtype=np.float32)
             keep = np.ones(len(values), dtype=bool) if attention_mask is None else np.asarray(attention_mask[index]) > 0
             out = np.full_like(values, padding_value)
-            out[keep] = _normalize(values[keep])
+            out[keep] = normalize_waveform(values[keep])
             normed.append(out)
         return normed
 
@@ -132,7 +134,7 @@ class HfWav2Vec2FeatureExtractor(SequenceFeatureExtractor):
             clips = [clip[:limit] for clip in clips]
         if self.do_normalize:
             # Per clip and before padding, so padding stays `padding_value` and batching does not change features.
-            clips = [_normalize(clip) for clip in clips]
+            clips = [normalize_waveform(clip) for clip in clips]
 
         unpadded = self._get_padding_strategies(padding, max_length) is PaddingStrategy.DO_NOT_PAD
         ragged = unpadded and len({len(clip) for clip in clips}) > 1
@@ -180,7 +182,9 @@ class HfWav2Vec2FeatureExtractor(SequenceFeatureExtractor):
         return int(sampling_rate)
 
 
-def _normalize(values: np.ndarray) -> np.ndarray:
+def normalize_waveform(values: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance: the one normalization of a waveform, for inference, fine-tuning and pre-training
+    crops alike (the pre-training collator uses it too, so a model sees its inputs scaled the same way throughout)."""
     # Statistics in float64: long clips summed in float32 lose digits.
     mean = values.mean(dtype=np.float64)
     var = values.var(dtype=np.float64)

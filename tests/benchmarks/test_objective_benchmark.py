@@ -79,7 +79,8 @@ def test_same_init_loads_transformers_weights_into_ours():
         "ours_torch_sampler",
         "transformers_torch_sampler",
         "ours_script_data",
-        "ours_script_norm",
+        "ours_fairseq_norm",
+        "ours_extractor_norm",
     ],
 )
 def test_a_few_updates_of_each_side(side, tmp_path):
@@ -245,11 +246,15 @@ def test_script_batches_are_the_project_loaders_epochs_normalized_as_its_collato
     assert next(batches).shape[1] == SAMPLES
 
 
-def test_script_norm_is_the_collators_normalization():
+def test_normalizations_of_a_near_silent_crop():
     from hf_wav2vec2.training.data.collate import PretrainingCollator
 
     quiet = (1e-5 * np.random.default_rng(0).standard_normal(SAMPLES)).astype(np.float32)  # variance 1e-10
     collated = PretrainingCollator(normalize=True)([{"input_values": quiet}])["input_values"][0]
-    assert np.allclose(bench.script_normalize(quiet), collated.numpy())
+    assert np.allclose(bench.extractor_normalize(quiet), collated.numpy())  # the collator's since 2026-12-02
     assert bench.unit_std(quiet).var() > 0.95  # the loop's: near-silence at unit scale
-    assert bench.script_normalize(quiet).var() < 1e-3
+    assert bench.fairseq_normalize(quiet).var() < 1e-4  # fairseq's: left almost zero
+    assert 1e-4 < bench.extractor_normalize(quiet).var() < 1e-2
+    loud = 0.1 * quiet / quiet.std()
+    for normalize in (bench.fairseq_normalize, bench.extractor_normalize):  # a speech-level crop: alike
+        assert np.allclose(normalize(loud), bench.unit_std(loud), rtol=1e-3, atol=1e-4)  # within 0.1 %

@@ -362,6 +362,22 @@ def test_collator_crop_pad_and_normalize():
         assert torch.all(row[n:] == 0)
 
 
+def test_collator_normalizes_as_the_feature_extractor_does_near_silent_crops_too():
+    from hf_wav2vec2 import HfWav2Vec2FeatureExtractor
+
+    rng = np.random.default_rng(0)
+    waves = [
+        (1e-5 * rng.standard_normal(4000)).astype(np.float32),
+        (0.1 * rng.standard_normal(4000)).astype(np.float32),
+    ]
+    batch = PretrainingCollator(pad=True, normalize=True)([{"input_values": w} for w in waves])
+    extracted = HfWav2Vec2FeatureExtractor(do_normalize=True)(waves, sampling_rate=16_000)["input_values"]
+    for row, expected in zip(batch["input_values"], extracted, strict=True):
+        assert np.allclose(row.numpy(), expected, atol=1e-6)
+    # near-digital silence keeps some scale (fairseq's 1e-5 would leave a variance of 1e-5, almost zero)
+    assert 1e-4 < float(batch["input_values"][0].var()) < 1e-2
+
+
 def test_waste_below_ten_percent_on_realistic_lengths():
     """Lognormal lengths (2-20 s, median 7 s), fairseq BASE budget: padding/cropping < 10%."""
     lengths = _realistic_lengths(4000, seed=2)

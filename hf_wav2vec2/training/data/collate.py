@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hf_wav2vec2.feature_extraction_hf_wav2vec2 import normalize_waveform
+
 
 class PretrainingCollator:
     """Stack dataset items into a batch.
@@ -19,7 +21,10 @@ class PretrainingCollator:
     ``pad=False`` (fairseq pre-training): rows are randomly cropped to the shortest (the batch
     sampler already requests equal lengths, so normally nothing is cropped here). ``pad=True``:
     rows are zero-padded to the longest. ``normalize=True`` scales each row's real samples to
-    zero mean and unit variance (fairseq ``normalize``, needed by the layer-norm LARGE models).
+    zero mean and unit variance (fairseq ``normalize``, needed by the layer-norm LARGE models) with the feature
+    extractor's :func:`normalize_waveform`, not fairseq's larger epsilon: a near-silent crop (variance about 1e-10,
+    3 % of the 1 s crops of the asterisk prompts) stays almost zero under fairseq's 1e-5, and such crops slowed
+    pre-LN pre-training by a third (benchmarks/results/objective_vs_transformers.md).
     Items whose loading failed entirely are dropped; a batch without any row has shape (0, 0).
     """
 
@@ -43,7 +48,7 @@ class PretrainingCollator:
             target = min(len(w) for w in waves)
             waves = [self._crop(w, target) for w in waves]
         if self.normalize:
-            waves = [_normalize(w) for w in waves]
+            waves = [normalize_waveform(w) for w in waves]
         lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
         values = torch.zeros(len(waves), int(lengths.max()))
         for row, wave in enumerate(waves):
@@ -59,8 +64,3 @@ class PretrainingCollator:
             return wave
         start = int(self._rng.integers(0, len(wave) - length + 1))
         return wave[start : start + length]
-
-
-def _normalize(wave: np.ndarray) -> np.ndarray:
-    # eps as in fairseq's F.layer_norm over the waveform
-    return ((wave - wave.mean()) / np.sqrt(wave.var() + 1e-5)).astype(np.float32)
