@@ -36,7 +36,16 @@ import time
 from pathlib import Path
 
 import torch
-from bench_all_report import accuracy_lines, forward_table, machine_line, plot, scaling_tables, training_tables
+from bench_all_report import (
+    CHECKPOINTED,
+    PRETRAIN_IMPLS,
+    accuracy_lines,
+    forward_table,
+    machine_line,
+    plot,
+    scaling_tables,
+    training_tables,
+)
 
 HERE = Path(__file__).resolve().parent
 SR = 16000
@@ -227,8 +236,6 @@ def bench_forward(root: Path, args, results: dict) -> None:
 
 
 INT8_CONV_STACK = "ONNX Runtime int8, conv stack too"
-CHECKPOINTED = ", checkpointed"
-PRETRAIN_IMPLS = ("transformers", "hf-wav2vec2", f"transformers{CHECKPOINTED}", f"hf-wav2vec2{CHECKPOINTED}")
 
 
 def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: int) -> dict:

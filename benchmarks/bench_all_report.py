@@ -11,6 +11,10 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
+# the pre-training rows: both packages plain, then with activation checkpointing of the conv and transformer layers
+CHECKPOINTED = ", checkpointed"
+PRETRAIN_IMPLS = ("transformers", "hf-wav2vec2", f"transformers{CHECKPOINTED}", f"hf-wav2vec2{CHECKPOINTED}")
+
 
 def machine_line() -> str:
     import transformers
@@ -95,7 +99,7 @@ def training_tables(results: dict) -> list[str]:
             "GFLOP/s (losses differ by design: ours samples its own masks and distractors).",
             "",
         ]
-        tc, oc = p.get("transformers, checkpointed"), p.get("hf-wav2vec2, checkpointed")
+        tc, oc = p.get(PRETRAIN_IMPLS[2]), p.get(PRETRAIN_IMPLS[3])
         if tc and oc:
             lines += [
                 "With activation checkpointing of the conv and transformer layers (both packages; last loss ours "
