@@ -131,7 +131,8 @@ def split_clips(clips, held_out: int = 40):
 
 
 def unit_std(piece):
-    """The loop's normalization: zero mean, unit variance, 1e-7 added to the standard deviation."""
+    """The loop's normalization: zero mean, unit variance, 1e-7 added to the standard deviation (the project's
+    collator's since 2026-12-02: ``normalize_crop``)."""
     return (piece - piece.mean()) / (piece.std() + 1e-7)
 
 
@@ -152,8 +153,7 @@ def fairseq_normalize(piece):
 
 
 def extractor_normalize(piece):
-    """The feature extractor's normalization (transformers': 1e-7 added to the variance), the collator's since
-    2026-12-02."""
+    """The feature extractor's normalization (transformers': 1e-7 added to the variance)."""
     from hf_wav2vec2.feature_extraction_hf_wav2vec2 import normalize_waveform
 
     return normalize_waveform(piece)

@@ -18,9 +18,8 @@ from transformers.utils import PaddingStrategy, TensorType, is_torch_tensor, log
 
 logger = logging.get_logger(__name__)
 
-# transformers' epsilon, so features match its feature extractor's and a silent clip maps to zeros, not NaN. (fairseq
-# adds 1e-5, F.layer_norm's default: on near-silent pre-training crops that left an almost-zero input which slowed
-# pre-LN pre-training; see normalize_waveform.)
+# transformers' epsilon, so features match its feature extractor's and a silent clip maps to zeros, not NaN (fairseq
+# adds 1e-5, F.layer_norm's default; pre-training crops are normalized otherwise: training.data.collate.normalize_crop)
 _VARIANCE_EPS = 1e-7
 
 
@@ -183,8 +182,7 @@ class HfWav2Vec2FeatureExtractor(SequenceFeatureExtractor):
 
 
 def normalize_waveform(values: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance: the one normalization of a waveform, for inference, fine-tuning and pre-training
-    crops alike (the pre-training collator uses it too, so a model sees its inputs scaled the same way throughout)."""
+    """Zero mean, unit variance with transformers' epsilon: what inference and fine-tuning inputs get."""
     # Statistics in float64: long clips summed in float32 lose digits.
     mean = values.mean(dtype=np.float64)
     var = values.var(dtype=np.float64)
