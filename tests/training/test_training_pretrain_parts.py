@@ -185,3 +185,15 @@ def test_activation_checkpointing_keeps_less_and_changes_no_gradient():
         for name, grad in grads.items():
             torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-6, msg=f"{parts}: {name}")
     assert kept["all"] < min(kept["conv"], kept["transformer"])
+
+
+def test_a_fresh_runs_training_stream_is_not_the_initial_weights_stream():
+    from hf_wav2vec2.training.pretrain import training_stream_seed
+
+    seeds = {training_stream_seed(7, rank) for rank in range(4)}
+    assert len(seeds) == 4 and 7 not in seeds  # one stream per rank, none replaying the weights' seed 7
+    assert training_stream_seed(7, 0) == training_stream_seed(7, 0)  # reproducible
+    torch.manual_seed(7)
+    weights_first = torch.rand(8)
+    torch.manual_seed(training_stream_seed(7, 0))
+    assert not torch.equal(torch.rand(8), weights_first)
