@@ -70,8 +70,9 @@ class HfWav2Vec2ForPreTrainingOutput(ModelOutput):
     ``diversity_loss`` (G*V - prob_perplexity) / (G*V) and ``feature_penalty`` the mean squared conv feature, both
     unweighted and unscaled; ``loss = contrastive_loss + diversity_loss_weight * diversity_loss * num_masked +
     feature_penalty_weight * feature_penalty * num_masked``. ``accuracy`` is the fraction of masked frames whose
-    positive outscores every distractor. ``logits`` (N, 1 + K) are the contrastive logits, positive first. Without
-    a mask (eval, not asked to sample one) the loss fields are None and the perplexities cover every real frame.
+    positive outscores every distractor. ``logits`` (N, 1 + K) are the contrastive logits, positive first, float32
+    in every dtype and under autocast. Without a mask (eval, not asked to sample one) the loss fields are None and
+    the perplexities cover every real frame.
 
     transformers' fields, same shapes and meaning: ``projected_states`` (B, T, P) the projected context of every
     frame; ``projected_quantized_states`` (B, T, P) the projected (quantized) targets: every frame in eval, in
@@ -166,7 +167,7 @@ class PreTrainingObjective:
         config = self.config
         num_masked = logits.shape[0]
         targets = torch.zeros(num_masked, dtype=torch.long, device=logits.device)
-        contrastive_loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+        contrastive_loss = F.cross_entropy(logits, targets, reduction="sum")
         num_vars = config.num_codevector_groups * config.num_codevectors_per_group
         uses_quantizer = config.quantize_targets or config.quantize_input
         diversity_loss = (num_vars - prob_ppl) / num_vars if uses_quantizer else torch.zeros_like(contrastive_loss)
@@ -194,16 +195,21 @@ class PreTrainingObjective:
         ``predictions`` (N, P); ``targets`` (M, P); ``positives`` (N,) and ``negatives`` (N, K) rows of ``targets``.
         A distractor identical to the positive scores -inf; for quantized targets identity is decided on the codes
         (M, G) (cheaper, and the same).
+
+        The logits are float32 whatever the model's dtype, and autocast is off here: under bf16 autocast the
+        einsum (a bmm) ran in bf16 while the positive (a plain product) stayed float32, so the distractors and the
+        positive were scored at different precisions, and bf16 logits over a temperature of 0.1 are coarse (steps
+        of 0.06 near 8) for the loss and the accuracy's ties.
         """
-        p = F.normalize(predictions.float(), dim=-1, eps=1e-8)
-        t = F.normalize(targets.float(), dim=-1, eps=1e-8)
-        positive = (p * t[positives]).sum(-1, keepdim=True)  # (N, 1)
-        distractors = torch.einsum("np,nkp->nk", p, t[negatives])  # (N, K)
+        with torch.autocast(predictions.device.type, enabled=False):
+            p = F.normalize(predictions.float(), dim=-1, eps=1e-8)
+            t = F.normalize(targets.float(), dim=-1, eps=1e-8)
+            positive = (p * t[positives]).sum(-1, keepdim=True)  # (N, 1)
+            distractors = torch.einsum("np,nkp->nk", p, t[negatives])  # (N, K)
         keys = targets if codes is None else codes
         same = (keys[negatives] == keys[positives][:, None, :]).all(-1)
         distractors = distractors.masked_fill(same, float("-inf"))
-        logits = torch.cat([positive, distractors], dim=-1) / self.config.contrastive_logits_temperature
-        return logits.type_as(targets)
+        return torch.cat([positive, distractors], dim=-1) / self.config.contrastive_logits_temperature
 
 
 __all__ = ["GumbelVectorQuantizer", "HfWav2Vec2ForPreTrainingOutput", "PreTrainingObjective"]

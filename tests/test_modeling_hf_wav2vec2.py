@@ -287,6 +287,55 @@ def test_bf16_ctc_loss_is_computed_in_fp32():
     assert out.logits.dtype == torch.bfloat16 and out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
 
 
+def test_contrastive_logits_are_float32_under_bf16_autocast():
+    # GPU training runs the model under bf16 autocast; the einsum scoring the distractors used to run in bf16 there
+    # while the positive stayed float32, and the logits came back in bf16 (steps of 0.06 near 8 after the 0.1
+    # temperature)
+    model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT))
+    g = torch.Generator().manual_seed(0)
+    predictions = torch.randn(40, 16, generator=g).to(torch.bfloat16)
+    targets = torch.randn(60, 16, generator=g).to(torch.bfloat16)
+    positives, negatives = torch.arange(40), torch.randint(0, 60, (40, 20), generator=g)
+    plain = model.contrastive_logits(predictions, targets, positives, negatives)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = model.contrastive_logits(predictions, targets, positives, negatives)
+    assert plain.dtype == autocast.dtype == torch.float32
+    assert torch.equal(plain, autocast)
+
+
+def test_pretraining_under_bf16_autocast_keeps_losses_and_gumbel_in_float32(monkeypatch):
+    torch.manual_seed(0)
+    model = HfWav2Vec2ForPreTraining(tiny_config(**NO_DROPOUT)).train()
+    x = torch.randn(2, 4000)
+    frames = int(model._get_feat_extract_output_lengths(4000))
+    mask = compute_mask_indices((2, frames), 0.5, 3, min_masks=2)
+    negatives = sample_negative_indices(mask, model.config.num_negatives)
+    quantized, gumbel = [], []
+    model.quantizer.register_forward_hook(lambda module, args, out: quantized.append(out[0].dtype))
+    real_gumbel = torch.nn.functional.gumbel_softmax
+
+    def recording_gumbel(logits, *args, **kwargs):
+        gumbel.append(logits.dtype)
+        return real_gumbel(logits, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "gumbel_softmax", recording_gumbel)
+    runs = {}
+    for name, enabled in (("fp32", False), ("bf16", True)):
+        torch.manual_seed(1)  # the same Gumbel noise in both runs
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            runs[name] = model(x, mask_time_indices=mask, sampled_negative_indices=negatives)
+    fp32, bf16 = runs["fp32"], runs["bf16"]
+    assert quantized == [torch.float32, torch.bfloat16]  # autocast reached the model: its matmuls ran in bf16
+    assert gumbel == [torch.float32, torch.float32]
+    for field in ("loss", "contrastive_loss", "diversity_loss", "feature_penalty", "logits"):
+        assert getattr(bf16, field).dtype == torch.float32, field
+    assert torch.isfinite(bf16.logits[:, 0]).all()
+    assert abs(bf16.loss.item() - fp32.loss.item()) < 0.02 * fp32.loss.item()
+    bf16.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
 def test_freezing():
     model = HfWav2Vec2ForCTC(tiny_config())
     model.freeze_feature_encoder()

@@ -262,6 +262,19 @@ def prepare_output_dir(args: PretrainArguments) -> None:
                 target.unlink(missing_ok=True)
 
 
+def check_mixed_precision(args: PretrainArguments) -> None:
+    """fp16 needs a CUDA device: on a CPU accelerate turns it into plain float32 without a word (bf16 autocast
+    works there), so a run would not be what was asked for."""
+    import torch
+
+    if args.mixed_precision == "fp16" and (args.cpu or not torch.cuda.is_available()):
+        where = "--cpu" if args.cpu else "this machine has no CUDA GPU"
+        raise ValueError(
+            f"--mixed_precision fp16 needs a CUDA GPU ({where}; accelerate would train in float32 instead): use "
+            "--mixed_precision bf16 on a CPU"
+        )
+
+
 def set_up(args: PretrainArguments, config) -> Run:
     """The Accelerator, model, data, optimizer and lr schedule of a run."""
     import torch
@@ -498,6 +511,7 @@ def training_function(args: PretrainArguments) -> dict:
     # registration to here (see hf_wav2vec2.register)
     hf_wav2vec2.register()
     config = build_config(args)  # a bad config fails before anything starts
+    check_mixed_precision(args)
     prepare_output_dir(args)
     run = set_up(args, config)
     resume_rng = resume(run)

@@ -118,7 +118,12 @@ class PretrainArguments:
     )
     gradient_accumulation_steps: int = _flag(1, type=int)
     max_grad_norm: float = _flag(10.0, type=float, help="clip (0 disables)")
-    mixed_precision: str = _flag("no", choices=("no", "bf16", "fp16"))
+    mixed_precision: str = _flag(
+        "no",
+        choices=("no", "bf16", "fp16"),
+        help="autocast dtype of the matmuls and convolutions: bf16 (CPU or GPU) or fp16 (CUDA GPUs only); the "
+        "contrastive logits, the Gumbel softmax and the losses stay float32",
+    )
     cpu: bool = _flag(False, action="store_true", help="train on CPU even if a GPU is present")
     gradient_checkpointing: str | None = _flag(
         None,

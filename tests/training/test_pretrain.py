@@ -226,6 +226,30 @@ def test_time_budget_stops_and_saves(corpus, tmp_path):
     assert (out / "model.safetensors").exists() and pretrain.latest_checkpoint(out).name == "checkpoint-1"
 
 
+def test_fp16_on_a_cpu_is_refused_before_anything_starts(corpus, tmp_path):
+    # accelerate runs fp16 on a CPU as plain float32 without a word
+    out = tmp_path / "fp16"
+    with pytest.raises(ValueError, match=r"^--mixed_precision fp16 needs a CUDA GPU \(--cpu; .*bf16 on a CPU$"):
+        pretrain.main(_args(corpus, out, "--mixed_precision", "fp16", "--cpu"))
+    assert not out.exists()
+
+
+def test_bf16_autocast_run_learns_like_the_float32_run(corpus, tmp_path):
+    # a fresh process: the Accelerator's precision is fixed once per process
+    out = tmp_path / "bf16"
+    cmd = [sys.executable, str(ROOT / "examples" / "pretrain.py"), *_args(corpus, out, "--mixed_precision", "bf16")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([*cmd, "--cpu"], capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bf16 = [v for _, v in sorted(logged_losses(out).items())]
+    pretrain.main(_args(corpus, tmp_path / "fp32"))  # the same run (seed, data, updates) in float32
+    fp32 = [v for _, v in sorted(logged_losses(tmp_path / "fp32").items())]
+    assert len(bf16) == len(fp32) == 20
+    assert sum(bf16[-5:]) < 0.8 * sum(bf16[:5])
+    assert bf16 != fp32  # autocast was on (fp16 on a CPU, before it was refused, gave the float32 losses exactly)
+    assert abs(bf16[-1] - fp32[-1]) < 0.05 * fp32[-1]  # autocast rounds the matmuls, not the objective
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
