@@ -478,7 +478,7 @@ class HfWav2Vec2ForCTC(HfWav2Vec2WithLabels):
         return {"loss": loss, "logits": logits}
 
     def ctc_loss(self, logits, labels, attention_mask, num_samples):
-        if labels.max() >= self.config.vocab_size:
+        if _checks_values() and labels.max() >= self.config.vocab_size:
             raise ValueError(f"label ids must be < vocab_size ({self.config.vocab_size}), got {int(labels.max())}")
         if attention_mask is None:
             sample_lengths = torch.full((logits.shape[0],), num_samples, device=logits.device, dtype=torch.long)
@@ -487,19 +487,23 @@ class HfWav2Vec2ForCTC(HfWav2Vec2WithLabels):
         input_lengths = self._get_feat_extract_output_lengths(sample_lengths)
         label_mask = labels >= 0
         target_lengths = label_mask.sum(-1)
-        targets = labels.masked_select(label_mask)
+        # (B, S) targets, each row's labels first in their order (-100 anywhere is skipped): a fixed shape, where
+        # masked_select's 1-D concatenation has a data-dependent length that breaks a compiled graph
+        first = torch.sort((~label_mask).to(torch.uint8), dim=1, stable=True).indices
+        targets = labels.gather(1, first).clamp(min=0)
         # fp32 log-softmax: CTC in half precision overflows (speechbrain #1803)
         log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)  # (T, B, V)
-        with torch.backends.cudnn.flags(enabled=False):
-            return F.ctc_loss(
-                log_probs,
-                targets,
-                input_lengths,
-                target_lengths,
-                blank=self.config.pad_token_id,
-                reduction=self.config.ctc_loss_reduction,
-                zero_infinity=self.config.ctc_zero_infinity,
-            )
+        # (B, S) int64 targets on the logits' device never take cuDNN's CTC (it wants 1-D int32 targets on the CPU,
+        # and differs from the native kernel), so no cudnn.flags context is needed, which would break a graph
+        return F.ctc_loss(
+            log_probs,
+            targets,
+            input_lengths,
+            target_lengths,
+            blank=self.config.pad_token_id,
+            reduction=self.config.ctc_loss_reduction,
+            zero_infinity=self.config.ctc_zero_infinity,
+        )
 
 
 __all__ = [

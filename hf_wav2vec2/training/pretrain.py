@@ -101,6 +101,7 @@ __all__ = [
     "TrainingHealthWarning",
     "UpdateStats",
     "build_config",
+    "compile_layers",
     "enable_activation_checkpointing",
     "get_dataloader",
     "latest_checkpoint",
@@ -222,11 +223,23 @@ def enable_activation_checkpointing(model, parts: str = "all") -> None:
     from hf_wav2vec2 import modules_hf_wav2vec2
 
     layer = {name: getattr(modules_hf_wav2vec2, name) for names in CHECKPOINTING.values() for name in names}
-    keep = tuple(layer[name] for name in CHECKPOINTING[parts])
+    every, keep = tuple(layer.values()), tuple(layer[name] for name in CHECKPOINTING[parts])
     model.activation_checkpointing_enable()  # every checkpointable layer, non-reentrant (transformers' default)
     for module in model.modules():
-        if isinstance(module, tuple(layer.values())) and not isinstance(module, keep):
+        if isinstance(module, every) and not isinstance(module, keep):
             module.gradient_checkpointing = False
+
+
+def compile_layers(model, backend: str = "inductor") -> int:
+    """``torch.compile`` each conv and transformer layer as one whole graph (``fullgraph``: a break is an error);
+    returns how many. Not the whole model: around the layers, LayerDrop's coin, the span masks and distractors
+    and the loss over the masked frames have data-dependent branches and shapes that a model graph breaks on."""
+    from hf_wav2vec2.modules_hf_wav2vec2 import ConvLayer, EncoderLayer
+
+    layers = [module for module in model.modules() if isinstance(module, (ConvLayer, EncoderLayer))]
+    for module in layers:
+        module.compile(backend=backend, fullgraph=True)
+    return len(layers)
 
 
 def prepare_output_dir(args: PretrainArguments) -> None:
@@ -300,6 +313,8 @@ def set_up(args: PretrainArguments, config) -> Run:
     model = HfWav2Vec2ForPreTraining(config)
     if args.gradient_checkpointing:
         enable_activation_checkpointing(model, args.gradient_checkpointing)
+    if args.compile:
+        compile_layers(model, args.compile)
     loader = get_dataloader(args, accelerator, config)
     # fairseq's "adam" decays weights decoupled from the gradient, i.e. AdamW.
     optimizer = torch.optim.AdamW(

@@ -133,6 +133,14 @@ class PretrainArguments:
         help="recompute activations in the backward pass to save memory: the conv feature encoder's layers, the "
         "transformer's, or both (the flag alone: all)",
     )
+    compile: str | None = _flag(
+        None,
+        nargs="?",
+        const="inductor",
+        metavar="BACKEND",
+        help="torch.compile each conv and transformer layer, one graph each (the flag alone: inductor; aot_eager "
+        "captures the graphs without generating code)",
+    )
     checkpoint_every: int = _flag(0, type=int, help="checkpoint every N updates (0: only at end)")
     keep_checkpoints: int = _flag(2, type=int, help="how many recent checkpoints of this run to keep")
     resume: bool = _flag(False, action="store_true", help="continue from the latest checkpoint in output_dir")

@@ -250,6 +250,39 @@ def test_bf16_autocast_run_learns_like_the_float32_run(corpus, tmp_path):
     assert abs(bf16[-1] - fp32[-1]) < 0.05 * fp32[-1]  # autocast rounds the matmuls, not the objective
 
 
+def test_compiled_layers_train_exactly_as_the_plain_model(corpus, tmp_path):
+    # what a GPU run compiles with inductor; aot_eager captures the same forward and backward graphs on a CPU
+    # without generating code. fullgraph: a graph break inside a layer would fail here.
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        pretrain.main(_args(corpus, tmp_path / "plain", updates=6))
+        pretrain.main(
+            _args(corpus, tmp_path / "compiled", "--compile", "aot_eager", "--gradient_checkpointing", updates=6)
+        )
+        graphs, breaks = counters["stats"]["unique_graphs"], dict(counters["graph_break"])
+    finally:
+        torch._dynamo.reset()
+    plain, compiled = (logged_losses(tmp_path / name) for name in ("plain", "compiled"))
+    assert graphs >= 2 and not breaks  # the conv and the transformer layers, each one graph
+    assert len(plain) == len(compiled) == 6
+    assert all(math.isclose(plain[n], compiled[n], rel_tol=1e-5) for n in plain), (plain, compiled)
+
+
+def test_compile_layers_compiles_every_conv_and_transformer_layer():
+    from conftest import tiny_config
+
+    from hf_wav2vec2 import HfWav2Vec2ForPreTraining
+
+    model = HfWav2Vec2ForPreTraining(tiny_config())
+    count = pretrain.compile_layers(model, "eager")
+    config = model.config
+    assert count == len(config.conv_dim) + config.num_hidden_layers
+    assert all(layer._compiled_call_impl is not None for layer in model.wav2vec2.encoder.layers)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
