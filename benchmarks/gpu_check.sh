@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 15's GPU checks as one short run (about 5 minutes on one H200), for a session lent a device machine:
+# Issue 15's GPU checks as one short run (sized for a few minutes on one H200; not run on a GPU yet), for a session
+# lent a device machine:
 #   bash benchmarks/gpu_check.sh OUT_DIR
 # writes OUT_DIR/environment.txt, device.md / device.json (bench_device.py: fp32 and bf16 autocast, compiled layers,
 # MFU against the probe and the datasheet peak) and cuda_tests.txt (the test suite's CUDA cases).
