@@ -274,6 +274,23 @@ def frames_of(model, samples):
 # ---------------------------------------------------------------------------------------------------------- loop
 
 
+def new_record(side, variant, seed, init, updates, batch_size, config) -> dict:
+    """The fields every run's record starts with, its curve still empty (transformers' config has no penalty or
+    conv-gradient fields: its objective is 0 and 1.0)."""
+    return dict(
+        side=side,
+        variant=variant,
+        seed=seed,
+        init=init,
+        updates=updates,
+        batch_size=batch_size,
+        num_negatives=config.num_negatives,
+        feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
+        feature_grad_mult=getattr(config, "feature_grad_mult", 1.0),
+        curve=[],
+    )
+
+
 def train_one(
     side,
     variant,
@@ -300,18 +317,7 @@ def train_one(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     crops, frames = np.random.default_rng(seed), frames_of(model, samples)
     np.random.seed(seed)  # masks and distractors: the same sequence for every side of this seed
-    record = dict(
-        side=side,
-        variant=variant,
-        seed=seed,
-        init=init,
-        updates=updates,
-        batch_size=batch_size,
-        num_negatives=config.num_negatives,
-        feature_penalty_weight=getattr(config, "feature_penalty_weight", 0.0),
-        feature_grad_mult=getattr(config, "feature_grad_mult", 1.0),
-        curve=[],
-    )
+    record = new_record(side, variant, seed, init, updates, batch_size, config)
     record["curve"].append(dict(update=0, accuracy=evaluate(model, eval_batches)))
     if side == "ours_script_data":
         from_loader = script_batches(train, Path(workdir or tempfile.mkdtemp()), seed, batch_size, samples)
@@ -459,18 +465,8 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
         curve.append(point)
         log(f"  script         {variant} seed {seed} update {update:5d}  acc {point['accuracy']:.3f}  "
             f"loss/frame {point['contrastive_loss']:.3f}  ppl {point['perplexity']:.1f}")  # fmt: skip
-    record = dict(
-        side="script",
-        variant=variant,
-        seed=seed,
-        init="own",
-        updates=updates,
-        batch_size=loop["batch_size"],
-        num_negatives=config.num_negatives,
-        feature_penalty_weight=config.feature_penalty_weight,
-        feature_grad_mult=config.feature_grad_mult,
-        curve=curve,
-    )
+    record = new_record("script", variant, seed, "own", updates, loop["batch_size"], config)
+    record["curve"] = curve
     record.update(curve[-1], accuracy_start=curve[0]["accuracy"], chance=1.0 / (1 + config.num_negatives))
     return record
 
