@@ -474,6 +474,17 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
 # ---------------------------------------------------------------------------------------------------------- report
 
 
+def paired_difference(runs, reference):
+    """End accuracy of ``runs`` minus ``reference``'s over the seeds both have: (mean, standard error, seeds), or
+    None with fewer than two. Runs of one seed share the crops, masks and distractors, so the seed-to-seed spread
+    of when a run starts to rise largely cancels."""
+    theirs = {r["seed"]: r["accuracy"] for r in reference}
+    differences = [r["accuracy"] - theirs[r["seed"]] for r in runs if r["seed"] in theirs]
+    if len(differences) < 2:
+        return None
+    return float(np.mean(differences)), float(np.std(differences, ddof=1) / np.sqrt(len(differences))), len(differences)
+
+
 def report(records, markdown=None, plot=None):
     """Means over seeds per (variant, K, crop, updates, init, side): start -> end accuracy, the mean of every
     evaluation after the start (how fast a side learns, not only where it ends), loss, ppl, s/update."""
@@ -483,15 +494,20 @@ def report(records, markdown=None, plot=None):
         groups.setdefault(key, []).append(r)
     lines = [
         "| variant | K | crop s | updates | init | side | seeds | held-out acc start -> end (per seed) | "
-        "mean end acc | mean acc over the curve | chance | loss/frame | code ppl | s/update |",
-        "|" + "---|" * 14,
+        "mean end acc | minus transformers', same seeds (mean +- s.e., n) | mean acc over the curve | chance | "
+        "loss/frame | code ppl | s/update |",
+        "|" + "---|" * 15,
     ]
     for (variant, k, crop, updates, init, side), rs in sorted(groups.items()):
         by_seed = sorted(rs, key=lambda r: r["seed"])
         per_seed = ", ".join(f"{r['accuracy_start']:.3f}->{r['accuracy']:.3f}" for r in by_seed)
+        reference = groups.get((variant, k, crop, updates, "own", "transformers"), [])
+        difference = paired_difference(rs, reference) if side != "transformers" else None
         lines.append(
             f"| {variant} | {k} | {crop:g} | {updates} | {init} | {side} | {len(rs)} | {per_seed} | "
             f"{np.mean([r['accuracy'] for r in rs]):.3f} | "
+            + ("" if difference is None else "{:+.3f} +- {:.3f}, {}".format(*difference))
+            + " | "
             f"{np.mean([p['accuracy'] for r in rs for p in r['curve'][1:]]):.3f} | {rs[0]['chance']:.3f} | "
             f"{np.mean([r['contrastive_loss'] for r in rs]):.3f} | "
             f"{np.mean([r['perplexity'] for r in rs]):.1f} | "

@@ -192,6 +192,15 @@ def test_report_and_plot_from_json_lines(tmp_path):
     assert len(table) == 2
 
 
+def test_paired_difference_uses_the_common_seeds_only():
+    ours = [dict(seed=seed, accuracy=acc) for seed, acc in ((0, 0.10), (1, 0.12), (2, 0.20), (7, 0.5))]
+    theirs = [dict(seed=seed, accuracy=acc) for seed, acc in ((0, 0.11), (1, 0.10), (2, 0.17), (3, 0.9))]
+    mean, error, seeds = bench.paired_difference(ours, theirs)
+    assert seeds == 3 and mean == pytest.approx(0.04 / 3)
+    assert error == pytest.approx(np.std([-0.01, 0.02, 0.03], ddof=1) / np.sqrt(3))
+    assert bench.paired_difference(ours[:1], theirs) is None
+
+
 def test_script_config_is_the_loops_config_of_our_side():
     from hf_wav2vec2 import HfWav2Vec2Config
 
