@@ -70,7 +70,7 @@ def normalize_crop(wave: np.ndarray) -> np.ndarray:
     leave a crop of near-digital silence (variance about 1e-10; 3 % of the 1 s crops of the asterisk prompts) far
     below unit scale, at a standard deviation of 0.005 or 0.05. With those quiet crops the pre-training script, on
     the objective benchmark's pre-LN config, reached a held-out accuracy of 0.099 after 2000 updates (mean of five
-    runs); with every crop at unit scale 0.127 (four seeds; the neutral loop 0.145 on them;
+    runs); with every crop at unit scale 0.119 (eight runs of four seeds; the neutral loop 0.145 on them;
     benchmarks/results/objective_vs_transformers.md). Speech-level crops (variance about 1e-2) come out the same
     under all three to 0.1 %, so inference keeps the feature extractor's transformers-exact normalization.
     """
