@@ -522,16 +522,20 @@ def report(records, markdown=None, plot=None):
 
 
 def plot_curves(records, path):
-    """One panel per (variant, updates): each side's held-out accuracy per seed (thin) and its mean (thick)."""
+    """One panel per (variant, K, crop, updates): each side's held-out accuracy per seed (thin) and its mean (thick).
+    K and the crop change the chance level, so runs that differ in them never share a panel or a mean."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(r["variant"], r["updates"]) for r in records})
+    def panel(r):
+        return r["variant"], r["num_negatives"], r.get("crop_seconds", 2.0), r["updates"]
+
+    panels = sorted({panel(r) for r in records})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for ax, (variant, updates) in zip(axes[0], panels, strict=True):
-        runs = [r for r in records if (r["variant"], r["updates"]) == (variant, updates)]
+    for ax, (variant, k, crop, updates) in zip(axes[0], panels, strict=True):
+        runs = [r for r in records if panel(r) == (variant, k, crop, updates)]
         for index, side in enumerate(sorted({(r["side"], r["init"]) for r in runs})):
             mine = [r for r in runs if (r["side"], r["init"]) == side]
             color = f"C{index}"
@@ -546,7 +550,8 @@ def plot_curves(records, path):
                 label=f"{side[0]} ({side[1]} init), mean of {len(mine)}",
             )
         ax.axhline(runs[0]["chance"], color="grey", linewidth=0.8)
-        ax.set(title=f"{variant}, {updates} updates", xlabel="update", ylabel="held-out contrastive accuracy")
+        title = f"{variant}, K = {k}, {crop:g} s crops, {updates} updates"
+        ax.set(title=title, xlabel="update", ylabel="held-out contrastive accuracy")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
