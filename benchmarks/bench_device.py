@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_all import NO_DROPOUT, SIZES, forward_flops
+from bench_all import SIZES, forward_flops, load_ctc, save_checkpoints
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -84,30 +84,26 @@ def interleaved(fns: dict, device: str, repeats: int, warmups: int) -> dict[str,
 
 
 def build_models(size: str, device: str, compile_backend: str | None) -> dict:
-    """transformers' and our CTC and pre-training models from the same random weights (seed 0), on ``device``;
-    with ``compile_backend`` also a second copy of our pre-training model with compiled layers."""
+    """transformers' and our CTC and pre-training models from the same random weights (``bench_all``'s
+    checkpoints), on ``device``; with ``compile_backend`` also a second copy of our pre-training model with
+    compiled layers."""
     import transformers
 
-    from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
+    from hf_wav2vec2 import HfWav2Vec2ForPreTraining
     from hf_wav2vec2.training.pretrain import compile_layers
 
-    torch.manual_seed(0)
-    config = transformers.Wav2Vec2Config(
-        **SIZES[size], **NO_DROPOUT, vocab_size=32, mask_time_prob=0.65, attn_implementation="sdpa"
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        transformers.Wav2Vec2ForPreTraining(config).save_pretrained(tmp)
+        root = save_checkpoints(Path(tmp), size)
         models = {
-            "pretrain transformers": transformers.Wav2Vec2ForPreTraining.from_pretrained(tmp),
-            "pretrain ours": HfWav2Vec2ForPreTraining.from_pretrained(tmp),
-            "ctc transformers": transformers.Wav2Vec2ForCTC.from_pretrained(tmp),
-            "ctc ours": HfWav2Vec2ForCTC.from_pretrained(tmp),
+            "pretrain transformers": transformers.Wav2Vec2ForPreTraining.from_pretrained(root / "pretrain"),
+            "pretrain ours": HfWav2Vec2ForPreTraining.from_pretrained(root / "pretrain"),
+            "ctc transformers": load_ctc(root, "transformers"),
+            "ctc ours": load_ctc(root, "hf-wav2vec2"),
         }
         if compile_backend:
-            compiled = HfWav2Vec2ForPreTraining.from_pretrained(tmp)
+            compiled = HfWav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
             compile_layers(compiled, compile_backend)
             models["pretrain ours compiled"] = compiled
-    models["ctc ours"].lm_head.load_state_dict(models["ctc transformers"].lm_head.state_dict())
     for name, model in models.items():
         model.to(device).train(name.startswith("pretrain"))
     return models
