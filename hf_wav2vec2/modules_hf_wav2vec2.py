@@ -61,19 +61,80 @@ class ConvLayer(GradientCheckpointingLayer):
         self.activation = ACT2FN[activation]
 
     def forward(self, x):  # (B, C_in, L) -> (B, C_out, L')
-        x = self.conv(x)
+        return self.finish(self.conv(x))
+
+    def normalize(self, x):  # (B, C, L) -> (B, C, L): the norm alone (identity without one)
         if self.norm == "group":
-            x = self.layer_norm(x)
-        elif self.norm == "layer":
-            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.activation(x)
+            return self.layer_norm(x)
+        if self.norm == "layer":
+            return self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
+        return x
+
+    def finish(self, x):  # (B, C, L) -> (B, C, L): what follows the convolution
+        return self.activation(self.normalize(x))
+
+    def norm_parameters(self) -> list:
+        return list(self.layer_norm.parameters()) if self.norm is not None else []
+
+
+class ActivationThenConv(torch.autograd.Function):
+    """``next_conv(layer.finish(y))`` keeping only ``y`` for the backward pass (a conv stack's memory in training).
+
+    Plain autograd keeps three tensors of the size of a conv output per layer: the conv output (for the norm or the
+    GELU), the norm's output (for the GELU) and the GELU's output (for the next conv's weight gradient). Here the
+    norm and the exact GELU are recomputed from ``y`` when the backward pass reaches them, one layer at a time,
+    which costs two elementwise passes and gives bit-identical gradients. ``params``: the next conv's weight
+    (and bias), then the layer's norm parameters, so that autograd routes their gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, y, layer, next_conv, *params):  # (B, C, L) -> (B, C', L')
+        ctx.layer, ctx.next_conv = layer, next_conv
+        ctx.save_for_backward(y)
+        with torch.no_grad():
+            return next_conv(layer.finish(y))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (y,) = ctx.saved_tensors
+        layer, conv = ctx.layer, ctx.next_conv
+        weight, has_bias = conv.weight, conv.bias is not None
+        with torch.no_grad():
+            finished = layer.finish(y)  # the next conv's input, rebuilt for its weight gradient
+        wanted = [True, ctx.needs_input_grad[3], has_bias and ctx.needs_input_grad[4]]  # input, weight, bias
+        grad_in, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad_out, finished, weight, [weight.shape[0]] if has_bias else None, conv.stride, conv.padding,
+            conv.dilation, False, [0], conv.groups, wanted,
+        )  # fmt: skip
+        del finished  # freed before the norm is rebuilt: at most four conv-output-sized tensors live at once
+        norm_params = layer.norm_parameters()
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            normed = layer.normalize(y_)
+        grad_normed = torch.ops.aten.gelu_backward(grad_in, normed.detach())
+        del grad_in
+        if normed is y_:
+            grads = (grad_normed,)
+        else:
+            grads = torch.autograd.grad(normed, [y_, *norm_params], grad_normed)
+        conv_grads = (grad_weight, grad_bias) if has_bias else (grad_weight,)
+        return (grads[0], None, None, *conv_grads, *grads[1:])
 
 
 class FeatureEncoder(nn.Module):
-    """The 7-layer conv encoder f: X -> Z (paper section 2)."""
+    """The 7-layer conv encoder f: X -> Z (paper section 2).
+
+    In training it runs its layers through :class:`ActivationThenConv` (a third of the plain activation memory,
+    the same gradients) whenever it can: the activation is the exact GELU (every wav2vec 2.0 checkpoint's), no
+    layer is checkpointed (leaner still) or compiled (the compiler chooses what to recompute), and no autocast is
+    active (its casts would have to be replayed). ``recompute_activations = False`` turns it off.
+    """
+
+    recompute_activations = True
 
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
+        self.exact_gelu = config.feat_extract_activation == "gelu"
         dims = [1, *config.conv_dim]
         layers = []
         for i, (kernel, stride) in enumerate(zip(config.conv_kernel, config.conv_stride, strict=True)):
@@ -85,9 +146,27 @@ class FeatureEncoder(nn.Module):
 
     def forward(self, input_values):  # (B, L) -> (B, C, T)
         x = input_values[:, None]
-        for layer in self.conv_layers:
-            x = layer(x)
-        return x
+        if not self._recomputes(x):
+            for layer in self.conv_layers:
+                x = layer(x)
+            return x
+        layers = self.conv_layers
+        x = layers[0].conv(x)  # plain autograd: what it keeps is the one-channel waveform
+        for layer, following in zip(layers[:-1], layers[1:], strict=True):
+            conv = following.conv
+            params = [conv.weight] + ([conv.bias] if conv.bias is not None else []) + layer.norm_parameters()
+            x = ActivationThenConv.apply(x, layer, conv, *params)
+        return layers[-1].finish(x)
+
+    def _recomputes(self, x) -> bool:
+        return (
+            self.recompute_activations
+            and self.exact_gelu
+            and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(x.device.type)
+            and any(p.requires_grad for p in self.parameters())
+            and not any(layer.gradient_checkpointing or layer._compiled_call_impl for layer in self.conv_layers)
+        )
 
 
 class FeatureProjection(nn.Module):
@@ -302,6 +381,7 @@ __all__ = [
     "conv_output_lengths",
     "GradMultiply",
     "ConvLayer",
+    "ActivationThenConv",
     "FeatureEncoder",
     "FeatureProjection",
     "PositionalConvEmbedding",
