@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 from bench_all_report import (
     CHECKPOINTED,
+    CONV_KEPT,
     PRETRAIN_IMPLS,
     accuracy_lines,
     forward_table,
@@ -252,6 +253,8 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
         model = hf_wav2vec2.HfWav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
     if impl.endswith(CHECKPOINTED):  # both packages recompute their conv and transformer layers' activations
         model.activation_checkpointing_enable() if theirs else enable_activation_checkpointing(model, "all")
+    if impl.endswith(CONV_KEPT):
+        model.wav2vec2.feature_extractor.recompute_activations = False
     model.train()
     torch.manual_seed(0)  # the same masks, distractors and Gumbel noise with and without checkpointing
     x = torch.randn(batch, int(seconds * SR), generator=torch.Generator().manual_seed(0))

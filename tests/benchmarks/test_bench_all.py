@@ -73,10 +73,22 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert [r["seconds"] for r in results["scaling"]] == [1.0, 2.0]
     assert all(r["peak_rss_mb"] > 0 for r in results["scaling"])
     pretrain = results["pretrain"]
-    assert set(pretrain) == {"transformers", "hf-wav2vec2", "transformers, checkpointed", "hf-wav2vec2, checkpointed"}
+    assert (
+        set(pretrain)
+        == set(bench_all.PRETRAIN_IMPLS)
+        == {
+            "transformers",
+            "hf-wav2vec2",
+            "transformers, checkpointed",
+            "hf-wav2vec2, checkpointed",
+            "hf-wav2vec2, conv activations kept",
+        }
+    )
     for impl in ("transformers", "hf-wav2vec2"):  # recomputing activations changes no loss
         assert pretrain[f"{impl}, checkpointed"]["loss"] == pytest.approx(pretrain[impl]["loss"], rel=1e-5), impl
+    assert pretrain["hf-wav2vec2, conv activations kept"]["loss"] == pretrain["hf-wav2vec2"]["loss"]  # bit-exact
     assert "With activation checkpointing of the conv and transformer layers" in report
+    assert "Without recomputing the conv stack's norms and GELUs" in report
 
 
 def test_flop_count_of_base_matches_the_known_figure():
