@@ -89,29 +89,42 @@ class ActivationThenConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, layer, next_conv, *params):  # (B, C, L) -> (B, C', L')
+        device = y.device.type
         ctx.layer, ctx.next_conv = layer, next_conv
+        ctx.autocast = dict(  # replayed in the backward pass, so the recomputed tensors get the forward's dtypes
+            device_type=device,
+            enabled=torch.is_autocast_enabled(device),
+            dtype=torch.get_autocast_dtype(device),
+            cache_enabled=torch.is_autocast_cache_enabled(),
+        )
         ctx.save_for_backward(y)
         with torch.no_grad():
-            return next_conv(layer.finish(y))
+            out = next_conv(layer.finish(y))
+        ctx.conv_dtype = out.dtype  # what the convolution computed in (bfloat16 under autocast, say)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
         layer, conv = ctx.layer, ctx.next_conv
-        weight, has_bias = conv.weight, conv.bias is not None
-        with torch.no_grad():
+        weight, has_bias, dtype = conv.weight, conv.bias is not None, ctx.conv_dtype
+        with torch.no_grad(), torch.autocast(**ctx.autocast):
             finished = layer.finish(y)  # the next conv's input, rebuilt for its weight gradient
         wanted = [True, ctx.needs_input_grad[3], has_bias and ctx.needs_input_grad[4]]  # input, weight, bias
         grad_in, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_out, finished, weight, [weight.shape[0]] if has_bias else None, conv.stride, conv.padding,
-            conv.dilation, False, [0], conv.groups, wanted,
+            grad_out, finished.to(dtype), weight.to(dtype), [weight.shape[0]] if has_bias else None, conv.stride,
+            conv.padding, conv.dilation, False, [0], conv.groups, wanted,
         )  # fmt: skip
+        # autocast's casts, undone as their backward would: each gradient in its tensor's own dtype
+        grad_in, act_dtype = grad_in.to(finished.dtype), finished.dtype
+        grad_weight = grad_weight.to(weight.dtype) if grad_weight is not None else None
+        grad_bias = grad_bias.to(conv.bias.dtype) if grad_bias is not None else None
         del finished  # freed before the norm is rebuilt: at most four conv-output-sized tensors live at once
         norm_params = layer.norm_parameters()
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.autocast(**ctx.autocast):
             y_ = y.detach().requires_grad_(True)
             normed = layer.normalize(y_)
-        grad_normed = torch.ops.aten.gelu_backward(grad_in, normed.detach())
+        grad_normed = torch.ops.aten.gelu_backward(grad_in, normed.detach().to(act_dtype)).to(normed.dtype)
         del grad_in
         if normed is y_:
             grads = (grad_normed,)
@@ -125,9 +138,10 @@ class FeatureEncoder(nn.Module):
     """The 7-layer conv encoder f: X -> Z (paper section 2).
 
     In training it runs its layers through :class:`ActivationThenConv` (a third of the plain activation memory,
-    the same gradients) whenever it can: the activation is the exact GELU (every wav2vec 2.0 checkpoint's), no
-    layer is checkpointed (leaner still) or compiled (the compiler chooses what to recompute), and no autocast is
-    active (its casts would have to be replayed). ``recompute_activations = False`` turns it off.
+    the same gradients, under autocast too) whenever it can: the activation is the exact GELU (every wav2vec 2.0
+    checkpoint's), and no layer is checkpointed (leaner still) or compiled (the compiler chooses what to
+    recompute). ``recompute_activations = False`` turns it off (for a wrapper that frees parameters between the
+    forward and the backward pass, say).
     """
 
     recompute_activations = True
@@ -163,7 +177,6 @@ class FeatureEncoder(nn.Module):
             self.recompute_activations
             and self.exact_gelu
             and torch.is_grad_enabled()
-            and not torch.is_autocast_enabled(x.device.type)
             and any(p.requires_grad for p in self.parameters())
             and not any(layer.gradient_checkpointing or layer._compiled_call_impl for layer in self.conv_layers)
         )

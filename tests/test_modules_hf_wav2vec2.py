@@ -42,27 +42,33 @@ def saved_bytes(encoder, x) -> int:
     return sum(storages.values())
 
 
-def gradients(encoder, x, weights, recompute):
+def gradients(encoder, x, weights, recompute, autocast):
     encoder.recompute_activations = recompute
     encoder.zero_grad(set_to_none=True)
     x = x.detach().requires_grad_(True)
-    out = encoder(x)
-    (out * weights).sum().backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = encoder(x)
+        assert recomputes(encoder, x) == recompute
+    (out.float() * weights).sum().backward()
     return out.detach(), x.grad, {name: p.grad for name, p in encoder.named_parameters()}
 
 
-@pytest.mark.parametrize("variant", ["base", "large"])  # group norm on the first layer, no bias / layer norms, biases
-def test_recomputing_the_conv_stack_gives_the_plain_gradients_bit_for_bit(variant):
+# group norm on the first layer and no biases / layer norms and biases; float32, and bfloat16 autocast (whose casts
+# the recomputation replays: the conv outputs it keeps are bfloat16, the norms run in float32)
+@pytest.mark.parametrize("autocast", [False, True], ids=["float32", "bf16-autocast"])
+@pytest.mark.parametrize("variant", ["base", "large"])
+def test_recomputing_the_conv_stack_gives_the_plain_gradients_bit_for_bit(variant, autocast):
     encoder = FeatureEncoder(tiny_config(variant, **FOUR_LAYERS)).train()
     x = torch.randn(3, 1600)
     weights = torch.randn(encoder(x).shape)
-    assert recomputes(encoder, x)
-    out, x_grad, grads = gradients(encoder, x, weights, recompute=True)
-    plain_out, plain_x_grad, plain_grads = gradients(encoder, x, weights, recompute=False)
+    out, x_grad, grads = gradients(encoder, x, weights, recompute=True, autocast=autocast)
+    plain_out, plain_x_grad, plain_grads = gradients(encoder, x, weights, recompute=False, autocast=autocast)
+    assert out.dtype == (torch.bfloat16 if autocast else torch.float32)
     assert torch.equal(out, plain_out)
     assert torch.equal(x_grad, plain_x_grad)
     assert grads.keys() == plain_grads.keys()
     for name, grad in grads.items():
+        assert grad.dtype == torch.float32, name
         assert torch.equal(grad, plain_grads[name]), name
     assert any("layer_norm" in name for name in grads)  # the norm's parameters got their gradients too
 
@@ -90,8 +96,6 @@ def test_the_plain_path_runs_where_recomputing_cannot_or_need_not():
     config = tiny_config("base", **FOUR_LAYERS)
     encoder = FeatureEncoder(config).train()
     x = torch.randn(2, 1600)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # the casts would have to be replayed
-        assert not recomputes(encoder, x)
     with torch.no_grad():
         assert encoder(x).grad_fn is None
     for p in encoder.parameters():  # a frozen encoder (fine-tuning) builds no graph at all
