@@ -110,16 +110,22 @@ class ActivationThenConv(torch.autograd.Function):
         weight, has_bias, dtype = conv.weight, conv.bias is not None, ctx.conv_dtype
         with torch.no_grad(), torch.autocast(**ctx.autocast):
             finished = layer.finish(y)  # the next conv's input, rebuilt for its weight gradient
-        wanted = [True, ctx.needs_input_grad[3], has_bias and ctx.needs_input_grad[4]]  # input, weight, bias
-        grad_in, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_out, finished.to(dtype), weight.to(dtype), [weight.shape[0]] if has_bias else None, conv.stride,
-            conv.padding, conv.dilation, False, [0], conv.groups, wanted,
-        )  # fmt: skip
+        bias_sizes = [weight.shape[0]] if has_bias else None
+        conv_args = (conv.stride, conv.padding, conv.dilation, False, [0], conv.groups)
+        wanted = [False, ctx.needs_input_grad[3], has_bias and ctx.needs_input_grad[4]]  # weight and bias first
+        _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad_out, finished.to(dtype), weight.to(dtype), bias_sizes, *conv_args, wanted
+        )
+        act_dtype = finished.dtype
+        del finished  # before the input gradient, whose kernel allocates two tensors of this size
+        # the input gradient reads only the input's shape (y's), not its values
+        grad_in = torch.ops.aten.convolution_backward(
+            grad_out, y.to(dtype), weight.to(dtype), None, *conv_args, [True, False, False]
+        )[0]
         # autocast's casts, undone as their backward would: each gradient in its tensor's own dtype
-        grad_in, act_dtype = grad_in.to(finished.dtype), finished.dtype
+        grad_in = grad_in.to(act_dtype)
         grad_weight = grad_weight.to(weight.dtype) if grad_weight is not None else None
         grad_bias = grad_bias.to(conv.bias.dtype) if grad_bias is not None else None
-        del finished  # freed before the norm is rebuilt: at most four conv-output-sized tensors live at once
         norm_params = layer.norm_parameters()
         with torch.enable_grad(), torch.autocast(**ctx.autocast):
             y_ = y.detach().requires_grad_(True)
