@@ -11,7 +11,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
-# the pre-training rows: both packages plain, then with activation checkpointing of the conv and transformer layers,
+# the pre-training rows: both packages plain, then with each one's activation checkpointing (bench_all.pretrain_worker),
 # then ours with plain autograd in the conv stack (what recomputing its norms and GELUs saves, and costs)
 CHECKPOINTED = ", checkpointed"
 CONV_KEPT = ", conv activations kept"
@@ -110,7 +110,9 @@ def training_tables(results: dict) -> list[str]:
         tc, oc = p.get(PRETRAIN_IMPLS[2]), p.get(PRETRAIN_IMPLS[3])
         if tc and oc:
             lines += [
-                "With activation checkpointing of the conv and transformer layers (both packages; last loss ours "
+                "With activation checkpointing (transformers: its conv and transformer layers; ours: the transformer "
+                "layers, `--gradient_checkpointing` alone, its conv stack recomputing norms and GELUs anyway; last "
+                "loss ours "
                 f"{oc['loss']:.3f}, transformers {tc['loss']:.3f}, as without): ours against transformers' plain step "
                 f"**{t['seconds'] / oc['seconds']:.2f}x** at **{oc['peak_rss_mb'] / t['peak_rss_mb']:.2f}** of its "
                 f"peak memory; against transformers checkpointed **{tc['seconds'] / oc['seconds']:.2f}x** at "

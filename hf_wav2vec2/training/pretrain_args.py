@@ -128,10 +128,11 @@ class PretrainArguments:
     gradient_checkpointing: str | None = _flag(
         None,
         nargs="?",
-        const="all",
+        const="transformer",
         choices=CHECKPOINTING,
-        help="recompute activations in the backward pass to save memory: the conv feature encoder's layers, the "
-        "transformer's, or both (the flag alone: all)",
+        help="recompute activations in the backward pass to save memory: the transformer's layers (the flag alone; "
+        "the conv feature encoder already keeps only its conv outputs), the conv layers' too (all: a few percent "
+        "less memory for recomputing every convolution), or the conv layers only",
     )
     compile: str | None = _flag(
         None,

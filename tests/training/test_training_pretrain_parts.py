@@ -125,7 +125,7 @@ def test_run_log_memory_does_not_grow_with_the_number_of_updates(tmp_path):
 def test_gradient_checkpointing_flag_names_what_is_recomputed():
     common = ["--data", "d", "--output_dir", "o"]
     assert parse_args(common).gradient_checkpointing is None
-    assert parse_args([*common, "--gradient_checkpointing"]).gradient_checkpointing == "all"
+    assert parse_args([*common, "--gradient_checkpointing"]).gradient_checkpointing == "transformer"
     assert parse_args([*common, "--gradient_checkpointing", "conv"]).gradient_checkpointing == "conv"
     with pytest.raises(SystemExit) as exit_info:
         parse_args([*common, "--gradient_checkpointing", "attention"])
