@@ -13,10 +13,12 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 # benchmarks, with its transcripts package (--no-install-recommends does not pull it in; where /usr/share/doc is
 # excluded, the copy shipped in hf_wav2vec2/corpora/data/ is used); the Spanish prompts (same speaker) for the
 # keyword-spotting benchmark's digits, with their transcripts (the new language of benchmarks/bench_mms_adapters.py);
-# ffmpeg to decode formats libsndfile cannot; chromium for the demo page's browser test (tests/examples/test_app.py).
+# the French, Italian and Russian prompts (about 25 MB each installed), which with English and Spanish are the five
+# voices the pre-training objective benchmark (benchmarks/objective_vs_transformers.py) trains on; ffmpeg to decode
+# formats libsndfile cannot; chromium for the demo page's browser test (tests/examples/test_app.py).
 need_apt=()
 for pkg in asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-core-sounds-es-wav asterisk-core-sounds-es \
-           ffmpeg chromium; do
+           asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav ffmpeg chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

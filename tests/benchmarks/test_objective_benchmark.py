@@ -79,6 +79,7 @@ def test_same_init_loads_transformers_weights_into_ours():
         "ours_torch_sampler",
         "transformers_torch_sampler",
         "ours_script_data",
+        "ours_script_data_full",
         "ours_fairseq_norm",
         "ours_extractor_norm",
     ],
@@ -253,6 +254,15 @@ def test_script_batches_are_the_project_loaders_epochs_normalized_as_its_collato
     peaks = {int(np.abs(np.fft.rfft(row.numpy())).argmax()) for row in rows}
     assert len(peaks) == 5
     assert next(batches).shape[1] == SAMPLES
+
+
+def test_script_batches_full_only_skips_each_epochs_short_batch(tmp_path):
+    every = bench.script_batches(_clips(5), tmp_path, 0, 2, SAMPLES)
+    full = bench.script_batches(_clips(5), tmp_path, 0, 2, SAMPLES, full_only=True)
+    kept = [b for b in (next(every) for _ in range(6)) if len(b) == 2]  # two epochs: 2 + 2 + 1 each
+    assert len(kept) == 4
+    for batch in kept:  # the same batches, in the same order, without the 1-crop ones
+        assert torch.equal(next(full), batch)
 
 
 def test_normalizations_of_a_near_silent_crop():
