@@ -7,6 +7,7 @@ Shapes in comments: B batch, L samples, T frames, C conv channels, D hidden size
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -246,9 +247,16 @@ class Attention(nn.Module):
     It is read at every call, so ``model.set_attn_implementation`` takes effect at once. ``output_attentions`` needs
     the probabilities: with any other kernel that call falls back to eager, with a warning (transformers 4's
     behaviour; transformers 5 returns no weights then).
+
+    In CPU training with attention dropout, sdpa has no fused kernel and its math fallback keeps three (B, H, T, T)
+    tensors for backward (the probabilities, the dropout mask as floats, their product: 36 of the 49 MB a BASE
+    layer keeps at 4 x 5 s). There the core (scores, softmax, dropout, weighted sum) is recomputed in backward from
+    q, k and v on the forward's random state, so the same mask and the same gradients (``recompute_cpu_dropout =
+    False`` turns it off; a checkpointed layer recomputes everything anyway).
     """
 
     is_causal = False  # read by transformers' sdpa function, which would otherwise apply a causal mask
+    recompute_cpu_dropout = True
 
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
@@ -262,8 +270,9 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, x, key_padding_mask=None, output_attentions=False):
-        """``key_padding_mask``: (B, T) bool, True for real frames. Returns (B, T, D) and optional (B, H, T, T)."""
+    def forward(self, x, key_padding_mask=None, output_attentions=False, recompute=True):
+        """``key_padding_mask``: (B, T) bool, True for real frames. Returns (B, T, D) and optional (B, H, T, T).
+        ``recompute=False``: never recompute the core (its layer is checkpointed)."""
         batch, frames, dim = x.shape
 
         def heads(t):  # (B, T, D) -> (B, H, T, d)
@@ -280,8 +289,23 @@ class Attention(nn.Module):
             implementation = "eager"
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         dropout = self.dropout if self.training else 0.0
-        out, weights = attention(self, q, k, v, mask, scaling=self.scaling, dropout=dropout)
+        core = dict(scaling=self.scaling, dropout=dropout)
+        if recompute and self._recomputes(implementation, dropout, q):
+            out, weights = checkpoint(attention, self, q, k, v, mask, use_reentrant=False, **core)
+        else:
+            out, weights = attention(self, q, k, v, mask, **core)
         return self.out_proj(out.reshape(batch, frames, dim)), weights if output_attentions else None
+
+    def _recomputes(self, implementation, dropout, q) -> bool:
+        return (
+            self.recompute_cpu_dropout
+            and implementation == "sdpa"
+            and dropout > 0
+            and q.device.type == "cpu"
+            and torch.is_grad_enabled()
+            and q.requires_grad
+            and not torch.compiler.is_compiling()  # the compiler plans its own recomputation
+        )
 
 
 class FeedForward(nn.Module):
@@ -335,15 +359,15 @@ class EncoderLayer(GradientCheckpointingLayer):
         self.adapter_layer = AttnAdapterLayer(config) if adapter else None
 
     def forward(self, x, key_padding_mask=None, output_attentions=False):  # (B, T, D) -> (B, T, D)
-        residual = x
+        residual, recompute = x, not self.gradient_checkpointing
         if self.layer_norm_first:
-            x, weights = self.attention(self.layer_norm(x), key_padding_mask, output_attentions)
+            x, weights = self.attention(self.layer_norm(x), key_padding_mask, output_attentions, recompute)
             x = residual + self.dropout(x)
             x = x + self.feed_forward(self.final_layer_norm(x))
             if self.adapter_layer is not None:
                 x = x + self.adapter_layer(x)
         else:
-            x, weights = self.attention(x, key_padding_mask, output_attentions)
+            x, weights = self.attention(x, key_padding_mask, output_attentions, recompute)
             x = self.layer_norm(residual + self.dropout(x))
             x = self.final_layer_norm(x + self.feed_forward(x))
         return x, weights

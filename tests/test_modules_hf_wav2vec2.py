@@ -1,11 +1,15 @@
-"""The conv feature encoder's training path that recomputes norms and GELUs (modules_hf_wav2vec2.ActivationThenConv)."""
+"""The training paths that recompute instead of keeping: the conv feature encoder's norms and GELUs
+(modules_hf_wav2vec2.ActivationThenConv) and the attention core under CPU dropout (Attention.recompute_cpu_dropout)."""
+
+import functools
 
 import pytest
 import torch
+import torch.utils.checkpoint
 from conftest import tiny_config
 
 from hf_wav2vec2 import HfWav2Vec2Model
-from hf_wav2vec2.modules_hf_wav2vec2 import FeatureEncoder
+from hf_wav2vec2.modules_hf_wav2vec2 import Attention, EncoderLayer, FeatureEncoder
 
 FOUR_LAYERS = dict(conv_dim=(16, 24, 24, 16), conv_kernel=(10, 3, 3, 2), conv_stride=(5, 2, 2, 2))
 
@@ -111,3 +115,72 @@ def test_the_plain_path_runs_where_recomputing_cannot_or_need_not():
     assert not recomputes(model.feature_extractor, x)
     relu = FeatureEncoder(tiny_config("base", **FOUR_LAYERS, feat_extract_activation="relu")).train()
     assert not recomputes(relu, x)  # the backward pass is written for the exact GELU only
+
+
+# ------------------------------------------------------------------------------------------- the attention core
+
+
+def layer_step(layer, x, recompute, checkpointed=False):
+    """(output, input gradient, parameter gradients, bytes kept for backward) of one training step of ``layer``."""
+    Attention.recompute_cpu_dropout = recompute
+    layer.gradient_checkpointing = checkpointed  # as model.gradient_checkpointing_enable() sets it
+    layer._gradient_checkpointing_func = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    sizes = []
+    try:
+        torch.manual_seed(3)  # the dropout masks
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: sizes.append(t.untyped_storage().nbytes()) or t, lambda t: t
+        ):
+            out, _ = layer(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    finally:
+        Attention.recompute_cpu_dropout = True
+        layer.gradient_checkpointing = False
+    grads = [p.grad.clone() for p in layer.parameters()]
+    gx, x.grad = x.grad.clone(), None
+    layer.zero_grad(set_to_none=True)
+    return out.detach(), gx, grads, sum(sizes)
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_recomputing_the_attention_core_gives_the_plain_gradients_bit_for_bit(pre_ln):
+    config = tiny_config(attention_dropout=0.3, hidden_dropout=0.0, do_stable_layer_norm=pre_ln)
+    torch.manual_seed(0)
+    layer = EncoderLayer(config).train()
+    x = torch.randn(2, 40, config.hidden_size, requires_grad=True)
+    out, gx, grads, kept = layer_step(layer, x, recompute=True)
+    plain_out, plain_gx, plain_grads, plain_kept = layer_step(layer, x, recompute=False)
+    assert torch.equal(out, plain_out) and torch.equal(gx, plain_gx)
+    assert all(torch.equal(a, b) for a, b in zip(grads, plain_grads, strict=True))
+    # the plain path keeps three (B, H, T, T) float tensors (probabilities, mask, their product) that this does not
+    probs = 2 * config.num_attention_heads * 40 * 40 * 4
+    assert plain_kept - kept >= 3 * probs
+    # the dropout really acted: another seed gives other outputs
+    torch.manual_seed(4)
+    assert not torch.equal(layer(x)[0], out)
+
+
+def test_the_attention_core_is_kept_where_nothing_needs_recomputing(monkeypatch):
+    from hf_wav2vec2 import modules_hf_wav2vec2
+
+    calls = []
+    wrapped = modules_hf_wav2vec2.checkpoint
+    monkeypatch.setattr(modules_hf_wav2vec2, "checkpoint", lambda *a, **k: calls.append(1) or wrapped(*a, **k))
+    config = tiny_config(attention_dropout=0.3, hidden_dropout=0.0)
+    torch.manual_seed(0)
+    layer = EncoderLayer(config).train()
+    attention, x = layer.attention, torch.randn(2, 40, config.hidden_size, requires_grad=True)
+    q = x.view(2, 40, config.num_attention_heads, -1).transpose(1, 2)
+    assert attention._recomputes("sdpa", 0.3, q)
+    assert not attention._recomputes("eager", 0.3, q)  # eager is asked for to see the probabilities
+    assert not attention._recomputes("sdpa", 0.0, q)  # no dropout (or eval): the CPU flash kernel keeps little
+    assert not attention._recomputes("sdpa", 0.3, q.detach())  # no gradient wanted
+    # a checkpointed layer recomputes its whole forward once, not the core a second time: the same gradients and no
+    # more than the layer's input kept
+    _, gx, grads, kept = layer_step(layer, x, recompute=True, checkpointed=True)
+    assert calls == []
+    _, plain_gx, plain_grads, _ = layer_step(layer, x, recompute=False)
+    layer_step(layer, x, recompute=True)
+    assert calls == [1]
+    assert torch.equal(gx, plain_gx) and all(torch.equal(a, b) for a, b in zip(grads, plain_grads, strict=True))
+    assert kept <= x.numel() * 4
