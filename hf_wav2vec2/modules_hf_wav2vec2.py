@@ -7,7 +7,6 @@ Shapes in comments: B batch, L samples, T frames, C conv channels, D hidden size
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -249,10 +248,10 @@ class Attention(nn.Module):
     behaviour; transformers 5 returns no weights then).
 
     In CPU training with attention dropout, sdpa has no fused kernel and its math fallback keeps three (B, H, T, T)
-    tensors for backward (the probabilities, the dropout mask as floats, their product: 36 of the 49 MB a BASE
-    layer keeps at 4 x 5 s). There the core (scores, softmax, dropout, weighted sum) is recomputed in backward from
-    q, k and v on the forward's random state, so the same mask and the same gradients (``recompute_cpu_dropout =
-    False`` turns it off; a checkpointed layer recomputes everything anyway).
+    float tensors for backward (the probabilities, the dropout mask, their product: 36 of the 49 MB a BASE layer
+    keeps at 4 x 5 s). There :class:`DropoutAttention` runs the core instead, keeping a one-byte mask, checkpointed
+    layer or not, so that checkpointing leaves the dropout masks as they were (``recompute_cpu_dropout = False``
+    turns it off; under autocast the plain path runs).
     """
 
     is_causal = False  # read by transformers' sdpa function, which would otherwise apply a causal mask
@@ -270,9 +269,8 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, x, key_padding_mask=None, output_attentions=False, recompute=True):
-        """``key_padding_mask``: (B, T) bool, True for real frames. Returns (B, T, D) and optional (B, H, T, T).
-        ``recompute=False``: never recompute the core (its layer is checkpointed)."""
+    def forward(self, x, key_padding_mask=None, output_attentions=False):
+        """``key_padding_mask``: (B, T) bool, True for real frames. Returns (B, T, D) and optional (B, H, T, T)."""
         batch, frames, dim = x.shape
 
         def heads(t):  # (B, T, D) -> (B, H, T, d)
@@ -289,11 +287,10 @@ class Attention(nn.Module):
             implementation = "eager"
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         dropout = self.dropout if self.training else 0.0
-        core = dict(scaling=self.scaling, dropout=dropout)
-        if recompute and self._recomputes(implementation, dropout, q):
-            out, weights = checkpoint(attention, self, q, k, v, mask, use_reentrant=False, **core)
+        if self._recomputes(implementation, dropout, q):
+            out, weights = DropoutAttention.apply(q, k, v, mask, self.scaling, dropout).transpose(1, 2), None
         else:
-            out, weights = attention(self, q, k, v, mask, **core)
+            out, weights = attention(self, q, k, v, mask, scaling=self.scaling, dropout=dropout)
         return self.out_proj(out.reshape(batch, frames, dim)), weights if output_attentions else None
 
     def _recomputes(self, implementation, dropout, q) -> bool:
@@ -304,8 +301,51 @@ class Attention(nn.Module):
             and q.device.type == "cpu"
             and torch.is_grad_enabled()
             and q.requires_grad
-            and not torch.compiler.is_compiling()  # the compiler plans its own recomputation
+            and not torch.is_autocast_enabled("cpu")
         )
+
+
+class DropoutAttention(torch.autograd.Function):
+    """``dropout(softmax(q k^T * scaling)) v`` keeping q, k, v and the dropout mask as bytes for backward:
+    (B, H, T, d) each -> (B, H, T, d); ``key_mask`` (B, 1, 1, T) bool, True for keys to attend to, or None.
+
+    Autograd (sdpa's math path or the eager one) keeps the probabilities, the mask and the dropped probabilities as
+    floats. Here the scores and the softmax are recomputed when backward reaches the core (one more (T, d) x
+    (d, T) product per head, a few percent of the layer) and the mask is drawn as ``uniform >= p``, cheaper on CPU
+    than ``F.dropout``'s Bernoulli draw.
+    """
+
+    @staticmethod
+    def probabilities(q, k, key_mask, scaling):  # (B, H, T, T), the softmax over the keys
+        scores = torch.matmul(q, k.transpose(-1, -2)).mul_(scaling)
+        if key_mask is not None:
+            scores.masked_fill_(~key_mask, torch.finfo(scores.dtype).min)
+        return scores.softmax(-1)
+
+    @staticmethod
+    def forward(ctx, q, k, v, key_mask, scaling, p):
+        probs = DropoutAttention.probabilities(q, k, key_mask, scaling)
+        keep = torch.rand_like(probs) >= p  # (B, H, T, T) bool
+        out = torch.matmul(probs.mul_(keep).mul_(1.0 / (1.0 - p)), v)
+        ctx.save_for_backward(q, k, v, keep, key_mask)
+        ctx.scaling, ctx.p = scaling, p
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, keep, key_mask = ctx.saved_tensors
+        scale = 1.0 / (1.0 - ctx.p)
+        probs = DropoutAttention.probabilities(q, k, key_mask, ctx.scaling)
+        grad_v = torch.matmul((probs * keep).mul_(scale).transpose(-1, -2), grad_out)
+        grad_dropped = torch.matmul(grad_out, v.transpose(-1, -2)).mul_(keep).mul_(scale)
+        grad_scores = torch._softmax_backward_data(grad_dropped, probs, -1, probs.dtype)
+        del probs, grad_dropped
+        if key_mask is not None:
+            grad_scores.masked_fill_(~key_mask, 0.0)  # masked_fill's gradient: none through the filled scores
+        grad_scores.mul_(ctx.scaling)
+        grad_q = torch.matmul(grad_scores, k)
+        grad_k = torch.matmul(grad_scores.transpose(-1, -2), q)
+        return grad_q, grad_k, grad_v, None, None, None
 
 
 class FeedForward(nn.Module):
@@ -359,15 +399,15 @@ class EncoderLayer(GradientCheckpointingLayer):
         self.adapter_layer = AttnAdapterLayer(config) if adapter else None
 
     def forward(self, x, key_padding_mask=None, output_attentions=False):  # (B, T, D) -> (B, T, D)
-        residual, recompute = x, not self.gradient_checkpointing
+        residual = x
         if self.layer_norm_first:
-            x, weights = self.attention(self.layer_norm(x), key_padding_mask, output_attentions, recompute)
+            x, weights = self.attention(self.layer_norm(x), key_padding_mask, output_attentions)
             x = residual + self.dropout(x)
             x = x + self.feed_forward(self.final_layer_norm(x))
             if self.adapter_layer is not None:
                 x = x + self.adapter_layer(x)
         else:
-            x, weights = self.attention(x, key_padding_mask, output_attentions, recompute)
+            x, weights = self.attention(x, key_padding_mask, output_attentions)
             x = self.layer_norm(residual + self.dropout(x))
             x = self.final_layer_norm(x + self.feed_forward(x))
         return x, weights

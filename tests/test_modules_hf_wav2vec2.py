@@ -9,7 +9,7 @@ import torch.utils.checkpoint
 from conftest import tiny_config
 
 from hf_wav2vec2 import HfWav2Vec2Model
-from hf_wav2vec2.modules_hf_wav2vec2 import Attention, EncoderLayer, FeatureEncoder
+from hf_wav2vec2.modules_hf_wav2vec2 import Attention, DropoutAttention, EncoderLayer, FeatureEncoder
 
 FOUR_LAYERS = dict(conv_dim=(16, 24, 24, 16), conv_kernel=(10, 3, 3, 2), conv_stride=(5, 2, 2, 2))
 
@@ -142,45 +142,72 @@ def layer_step(layer, x, recompute, checkpointed=False):
     return out.detach(), gx, grads, sum(sizes)
 
 
+def reference_core(q, k, v, key_mask, scaling, p):
+    """The core written out for autograd, its mask drawn as DropoutAttention draws it."""
+    scores = (q @ k.transpose(-1, -2)) * scaling
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+    probs = scores.softmax(-1)
+    keep = torch.rand_like(probs) >= p
+    return (probs * keep / (1 - p)) @ v, keep
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_dropout_attention_matches_autograd_on_the_same_mask(padded):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 20, 8, generator=g, requires_grad=True) for _ in range(3))
+    key_mask = (torch.arange(20) < torch.tensor([[20], [13]]))[:, None, None, :] if padded else None
+    torch.manual_seed(5)
+    out = DropoutAttention.apply(q, k, v, key_mask, 0.35, 0.3)
+    torch.manual_seed(5)
+    expected, keep = reference_core(q, k, v, key_mask, 0.35, 0.3)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    assert abs((~keep).float().mean().item() - 0.3) < 0.03  # the dropout rate asked for
+    weights = torch.randn(out.shape, generator=g)
+    grads = torch.autograd.grad((out * weights).sum(), (q, k, v))
+    for got, want in zip(grads, torch.autograd.grad((expected * weights).sum(), (q, k, v)), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    if padded:  # padded keys get no probability and no gradient
+        assert torch.all(grads[1][1, :, 13:] == 0) and torch.all(grads[2][1, :, 13:] == 0)
+
+
 @pytest.mark.parametrize("pre_ln", [False, True])
-def test_recomputing_the_attention_core_gives_the_plain_gradients_bit_for_bit(pre_ln):
+def test_the_layer_keeps_a_byte_mask_instead_of_three_float_tensors(pre_ln):
     config = tiny_config(attention_dropout=0.3, hidden_dropout=0.0, do_stable_layer_norm=pre_ln)
     torch.manual_seed(0)
     layer = EncoderLayer(config).train()
     x = torch.randn(2, 40, config.hidden_size, requires_grad=True)
     out, gx, grads, kept = layer_step(layer, x, recompute=True)
-    plain_out, plain_gx, plain_grads, plain_kept = layer_step(layer, x, recompute=False)
-    assert torch.equal(out, plain_out) and torch.equal(gx, plain_gx)
-    assert all(torch.equal(a, b) for a, b in zip(grads, plain_grads, strict=True))
-    # the plain path keeps three (B, H, T, T) float tensors (probabilities, mask, their product) that this does not
-    probs = 2 * config.num_attention_heads * 40 * 40 * 4
-    assert plain_kept - kept >= 3 * probs
-    # the dropout really acted: another seed gives other outputs
-    torch.manual_seed(4)
+    _, _, _, plain_kept = layer_step(layer, x, recompute=False)
+    probs = 2 * config.num_attention_heads * 40 * 40
+    assert plain_kept - kept >= 3 * probs * 4 - probs
+    assert torch.isfinite(gx).all() and all(torch.isfinite(g).all() for g in grads)
+    torch.manual_seed(3)  # layer_step's seed: the same masks, the same output
+    assert torch.equal(layer(x)[0], out)
+    torch.manual_seed(4)  # the dropout really acts: another seed, another output
     assert not torch.equal(layer(x)[0], out)
 
 
-def test_the_attention_core_is_kept_where_nothing_needs_recomputing(monkeypatch):
-    from hf_wav2vec2 import modules_hf_wav2vec2
-
-    calls = []
-    wrapped = modules_hf_wav2vec2.checkpoint
-    monkeypatch.setattr(modules_hf_wav2vec2, "checkpoint", lambda *a, **k: calls.append(1) or wrapped(*a, **k))
+def test_the_plain_attention_core_runs_where_nothing_needs_recomputing():
     config = tiny_config(attention_dropout=0.3, hidden_dropout=0.0)
-    torch.manual_seed(0)
-    layer = EncoderLayer(config).train()
-    attention, x = layer.attention, torch.randn(2, 40, config.hidden_size, requires_grad=True)
-    q = x.view(2, 40, config.num_attention_heads, -1).transpose(1, 2)
+    attention = EncoderLayer(config).train().attention
+    q = torch.randn(2, config.num_attention_heads, 40, 8, requires_grad=True)
     assert attention._recomputes("sdpa", 0.3, q)
     assert not attention._recomputes("eager", 0.3, q)  # eager is asked for to see the probabilities
     assert not attention._recomputes("sdpa", 0.0, q)  # no dropout (or eval): the CPU flash kernel keeps little
     assert not attention._recomputes("sdpa", 0.3, q.detach())  # no gradient wanted
-    # a checkpointed layer recomputes its whole forward once, not the core a second time: the same gradients and no
-    # more than the layer's input kept
-    _, gx, grads, kept = layer_step(layer, x, recompute=True, checkpointed=True)
-    assert calls == []
-    _, plain_gx, plain_grads, _ = layer_step(layer, x, recompute=False)
-    layer_step(layer, x, recompute=True)
-    assert calls == [1]
-    assert torch.equal(gx, plain_gx) and all(torch.equal(a, b) for a, b in zip(grads, plain_grads, strict=True))
-    assert kept <= x.numel() * 4
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the casts are autocast's business: the plain path
+        assert not attention._recomputes("sdpa", 0.3, q)
+
+
+def test_a_checkpointed_layer_draws_the_same_dropout_masks():
+    # checkpointing must not change what is trained: the same masks, so the same outputs and gradients
+    config = tiny_config(attention_dropout=0.3, hidden_dropout=0.0)
+    torch.manual_seed(0)
+    layer = EncoderLayer(config).train()
+    x = torch.randn(2, 40, config.hidden_size, requires_grad=True)
+    out, gx, grads, kept = layer_step(layer, x, recompute=True, checkpointed=True)
+    plain_out, plain_gx, plain_grads, _ = layer_step(layer, x, recompute=True)
+    assert torch.equal(out, plain_out) and torch.equal(gx, plain_gx)
+    assert all(torch.equal(a, b) for a, b in zip(grads, plain_grads, strict=True))
+    assert kept <= x.numel() * 4  # the checkpoint keeps the layer's input only
