@@ -37,9 +37,11 @@ from pathlib import Path
 
 import torch
 from bench_all_report import (
+    BASE_DROPOUTS,
     CHECKPOINTED,
     CONV_KEPT,
     PRETRAIN_IMPLS,
+    WITH_DROPOUT,
     accuracy_lines,
     forward_table,
     machine_line,
@@ -248,9 +250,13 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
     if theirs:
         import transformers
 
-        model = transformers.Wav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
+        cls = transformers.Wav2Vec2ForPreTraining
     else:
-        model = hf_wav2vec2.HfWav2Vec2ForPreTraining.from_pretrained(root / "pretrain")
+        cls = hf_wav2vec2.HfWav2Vec2ForPreTraining
+    dropouts = BASE_DROPOUTS if impl.endswith(WITH_DROPOUT) else {}
+    model = cls.from_pretrained(
+        root / "pretrain", config=cls.config_class.from_pretrained(root / "pretrain", **dropouts)
+    )
     if impl.endswith(CHECKPOINTED):  # each package's leanest setting: theirs every layer, ours the transformer's
         # (our conv stack keeps only its conv outputs already; "all" recomputes the convs for 0.3 % less allocated)
         model.activation_checkpointing_enable() if theirs else enable_activation_checkpointing(model, "transformer")

@@ -82,6 +82,8 @@ def test_tiny_run_writes_every_section(tmp_path):
             "transformers, checkpointed",
             "hf-wav2vec2, checkpointed",
             "hf-wav2vec2, conv activations kept",
+            "transformers, BASE dropouts",
+            "hf-wav2vec2, BASE dropouts",
         }
     )
     for impl in ("transformers", "hf-wav2vec2"):  # recomputing activations changes no loss
@@ -89,6 +91,9 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert pretrain["hf-wav2vec2, conv activations kept"]["loss"] == pretrain["hf-wav2vec2"]["loss"]  # bit-exact
     assert "With activation checkpointing (transformers: its conv and transformer layers" in report
     assert "Without recomputing the conv stack's norms and GELUs" in report
+    assert "With the BASE recipe's dropouts" in report
+    for impl in ("transformers", "hf-wav2vec2"):  # the dropouts act: another loss than without
+        assert pretrain[f"{impl}, BASE dropouts"]["loss"] != pretrain[impl]["loss"], impl
 
 
 def test_flop_count_of_base_matches_the_known_figure():
