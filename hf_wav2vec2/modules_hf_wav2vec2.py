@@ -311,8 +311,8 @@ class DropoutAttention(torch.autograd.Function):
 
     Autograd (sdpa's math path or the eager one) keeps the probabilities, the mask and the dropped probabilities as
     floats. Here the scores and the softmax are recomputed when backward reaches the core (one more (T, d) x
-    (d, T) product per head, a few percent of the layer) and the mask is drawn as ``uniform >= p``, cheaper on CPU
-    than ``F.dropout``'s Bernoulli draw.
+    (d, T) product per head, a few percent of the layer) and the mask is drawn as ``uniform < p`` (dropped),
+    cheaper on CPU than ``F.dropout``'s Bernoulli draw.
     """
 
     @staticmethod
@@ -325,21 +325,21 @@ class DropoutAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, key_mask, scaling, p):
         probs = DropoutAttention.probabilities(q, k, key_mask, scaling)
-        keep = torch.rand_like(probs) >= p  # (B, H, T, T) bool
-        out = torch.matmul(probs.mul_(keep).mul_(1.0 / (1.0 - p)), v)
-        ctx.save_for_backward(q, k, v, keep, key_mask)
+        dropped = torch.rand_like(probs) < p  # (B, H, T, T) bool; masked_fill, unlike a product, casts no mask
+        out = torch.matmul(probs.masked_fill_(dropped, 0.0).mul_(1.0 / (1.0 - p)), v)
+        ctx.save_for_backward(q, k, v, dropped, key_mask)
         ctx.scaling, ctx.p = scaling, p
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, keep, key_mask = ctx.saved_tensors
+        q, k, v, dropped, key_mask = ctx.saved_tensors
         scale = 1.0 / (1.0 - ctx.p)
         probs = DropoutAttention.probabilities(q, k, key_mask, ctx.scaling)
-        grad_v = torch.matmul((probs * keep).mul_(scale).transpose(-1, -2), grad_out)
-        grad_dropped = torch.matmul(grad_out, v.transpose(-1, -2)).mul_(keep).mul_(scale)
-        grad_scores = torch._softmax_backward_data(grad_dropped, probs, -1, probs.dtype)
-        del probs, grad_dropped
+        grad_v = torch.matmul(probs.masked_fill(dropped, 0.0).mul_(scale).transpose(-1, -2), grad_out)
+        grad_kept = torch.matmul(grad_out, v.transpose(-1, -2)).masked_fill_(dropped, 0.0).mul_(scale)
+        grad_scores = torch._softmax_backward_data(grad_kept, probs, -1, probs.dtype)
+        del probs, grad_kept
         if key_mask is not None:
             grad_scores.masked_fill_(~key_mask, 0.0)  # masked_fill's gradient: none through the filled scores
         grad_scores.mul_(ctx.scaling)

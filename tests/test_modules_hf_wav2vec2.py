@@ -148,7 +148,7 @@ def reference_core(q, k, v, key_mask, scaling, p):
     if key_mask is not None:
         scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
     probs = scores.softmax(-1)
-    keep = torch.rand_like(probs) >= p
+    keep = ~(torch.rand_like(probs) < p)
     return (probs * keep / (1 - p)) @ v, keep
 
 
