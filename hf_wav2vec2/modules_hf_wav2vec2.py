@@ -297,7 +297,7 @@ class Attention(nn.Module):
         return (
             self.recompute_cpu_dropout
             and implementation == "sdpa"
-            and dropout > 0
+            and 0 < dropout < 1  # (1 drops everything: F.dropout's zeros)
             and q.device.type == "cpu"
             and torch.is_grad_enabled()
             and q.requires_grad

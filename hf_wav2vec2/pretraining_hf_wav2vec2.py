@@ -219,7 +219,7 @@ def cosine_scores(p, t, columns, max_block: int = 1 << 22):
     and mirrors with its gradient there (BASE, 4 x 5 s, 100 distractors: 50 MB each). When the (N, M) similarity
     matrix is at most a quarter of that size, it is computed instead as one matrix product per block of rows
     (``max_block`` elements at a time) and the (N, J) scores are gathered from it (the gather keeps that matrix for
-    backward: 2 MB there). Otherwise, for a very large M, the gather is cheaper in arithmetic and is used.
+    backward: about 1 MB there). Otherwise, for a very large M, the gather is cheaper in arithmetic and is used.
     """
     n, m = columns.shape[0], t.shape[0]
     if 4 * m > columns.shape[1] * t.shape[1]:

@@ -195,6 +195,7 @@ def test_the_plain_attention_core_runs_where_nothing_needs_recomputing():
     assert attention._recomputes("sdpa", 0.3, q)
     assert not attention._recomputes("eager", 0.3, q)  # eager is asked for to see the probabilities
     assert not attention._recomputes("sdpa", 0.0, q)  # no dropout (or eval): the CPU flash kernel keeps little
+    assert not attention._recomputes("sdpa", 1.0, q)  # everything dropped: F.dropout's zeros
     assert not attention._recomputes("sdpa", 0.3, q.detach())  # no gradient wanted
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the casts are autocast's business: the plain path
         assert not attention._recomputes("sdpa", 0.3, q)
