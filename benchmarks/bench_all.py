@@ -254,9 +254,7 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
     else:
         cls = hf_wav2vec2.HfWav2Vec2ForPreTraining
     dropouts = BASE_DROPOUTS if impl.endswith(WITH_DROPOUT) else {}
-    model = cls.from_pretrained(
-        root / "pretrain", config=cls.config_class.from_pretrained(root / "pretrain", **dropouts)
-    )
+    model = cls.from_pretrained(root / "pretrain", **dropouts)  # config fields: from_pretrained passes them on
     if impl.endswith(CHECKPOINTED):  # each package's leanest setting: theirs every layer, ours the transformer's
         # (our conv stack keeps only its conv outputs already; "all" recomputes the convs for 0.3 % less allocated)
         model.activation_checkpointing_enable() if theirs else enable_activation_checkpointing(model, "transformer")

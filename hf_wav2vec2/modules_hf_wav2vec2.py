@@ -232,12 +232,18 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
 
     ``attention_mask``: (B, 1, 1, T) bool, True for keys to attend to (the signature of transformers' interface).
     """
-    scores = (query @ key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(-1)
+    weights = attention_probabilities(query, key, attention_mask, scaling)
     out = F.dropout(weights, dropout, module.training) @ value
     return out.transpose(1, 2), weights
+
+
+def attention_probabilities(query, key, attention_mask, scaling):  # (B, H, T, d) x 2 -> (B, H, T, T)
+    """The softmax over the keys of the scaled scores, masked keys at the dtype's minimum (in place on the fresh
+    scores: neither product needs them for its backward)."""
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scaling)
+    if attention_mask is not None:
+        scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
+    return scores.softmax(-1)
 
 
 class Attention(nn.Module):
@@ -316,15 +322,8 @@ class DropoutAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def probabilities(q, k, key_mask, scaling):  # (B, H, T, T), the softmax over the keys
-        scores = torch.matmul(q, k.transpose(-1, -2)).mul_(scaling)
-        if key_mask is not None:
-            scores.masked_fill_(~key_mask, torch.finfo(scores.dtype).min)
-        return scores.softmax(-1)
-
-    @staticmethod
     def forward(ctx, q, k, v, key_mask, scaling, p):
-        probs = DropoutAttention.probabilities(q, k, key_mask, scaling)
+        probs = attention_probabilities(q, k, key_mask, scaling)
         dropped = torch.rand_like(probs) < p  # (B, H, T, T) bool; masked_fill, unlike a product, casts no mask
         out = torch.matmul(probs.masked_fill_(dropped, 0.0).mul_(1.0 / (1.0 - p)), v)
         ctx.save_for_backward(q, k, v, dropped, key_mask)
@@ -335,7 +334,7 @@ class DropoutAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, dropped, key_mask = ctx.saved_tensors
         scale = 1.0 / (1.0 - ctx.p)
-        probs = DropoutAttention.probabilities(q, k, key_mask, ctx.scaling)
+        probs = attention_probabilities(q, k, key_mask, ctx.scaling)
         grad_v = torch.matmul(probs.masked_fill(dropped, 0.0).mul_(scale).transpose(-1, -2), grad_out)
         grad_kept = torch.matmul(grad_out, v.transpose(-1, -2)).masked_fill_(dropped, 0.0).mul_(scale)
         grad_scores = torch._softmax_backward_data(grad_kept, probs, -1, probs.dtype)
