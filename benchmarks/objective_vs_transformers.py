@@ -95,9 +95,17 @@ OURS_TERMS = {
     "ours_penalty": dict(feature_penalty_weight=10.0, feature_grad_mult=1.0),
     "ours_gradmult": dict(feature_penalty_weight=0.0, feature_grad_mult=0.1),
 }
-# "script": the project's own pre-training script (examples/pretrain.py) on the same clips and config
-SIDES = ("transformers", "transformers_torch_sampler", *OURS_TERMS, "script")
+# "script": the project's own pre-training script (examples/pretrain.py) on the same clips and config;
+# "script_stream2": the same run with another training stream (masks, distractors, Gumbel noise), the same initial
+# weights and crops: a second draw of what only the stream decides
+SIDES = ("transformers", "transformers_torch_sampler", *OURS_TERMS, "script", "script_stream2")
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "pretrain.py"
+# examples/pretrain.py with the stream seeded from SeedSequence([seed, rank, 2]) instead of the script's [.., 1]
+SECOND_STREAM = (
+    "import numpy as np, hf_wav2vec2.training.pretrain as p\n"
+    "p.training_stream_seed = lambda seed, rank: int(np.random.SeedSequence([seed, rank, 2]).generate_state(1)[0])\n"
+    "p.main()\n"
+)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -418,11 +426,15 @@ def script_config(keys: dict) -> dict:
     return config
 
 
-def script_command(data: Path, config: Path, out: Path, *, updates, seed, batch_size, samples, lr, eval_every):
+def script_command(
+    data: Path, config: Path, out: Path, *, updates, seed, batch_size, samples, lr, eval_every, second_stream=False
+):
     """examples/pretrain.py with the loop's optimizer, schedule (10 % warm-up, then constant), clipping, batch
-    (``batch_size`` crops of ``samples``, each normalized) and a checkpoint every ``eval_every`` updates."""
+    (``batch_size`` crops of ``samples``, each normalized) and a checkpoint every ``eval_every`` updates;
+    ``second_stream``: the script's training stream from another seed (:data:`SECOND_STREAM`)."""
+    program = ["-c", SECOND_STREAM] if second_stream else [str(SCRIPT)]
     return [
-        sys.executable, str(SCRIPT), "--data", str(data), "--output_dir", str(out), "--preset", "base",
+        sys.executable, *program, "--data", str(data), "--output_dir", str(out), "--preset", "base",
         "--config", str(config), "--learning_rate", str(lr), "--adam_betas", "0.9", "0.98", "--adam_eps", "1e-6",
         "--weight_decay", "0.01", "--warmup_ratio", "0.1", "--lr_decay", "polynomial", "--lr_power", "0",
         "--max_updates", str(updates), "--max_tokens", str(batch_size * samples), "--max_sample_size", str(samples),
@@ -432,9 +444,12 @@ def script_command(data: Path, config: Path, out: Path, *, updates, seed, batch_
     ]  # fmt: skip
 
 
-def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Path, threads=1, log=print, **loop):
+def script_one(
+    variant, seed, train, eval_batches, *, updates, keys, workdir: Path, threads=1, side="script", log=print, **loop
+):
     """One run of the project's pre-training script (its own masks, distractors, batching and loss), evaluated on
-    the loop's held-out batches at every checkpoint; returns a record like :func:`train_one`'s."""
+    the loop's held-out batches at every checkpoint; returns a record like :func:`train_one`'s. ``side``:
+    ``"script"`` or ``"script_stream2"``."""
     import subprocess
 
     from accelerate.utils import set_seed
@@ -443,11 +458,14 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
     from hf_wav2vec2.training.checkpoints import checkpoint_update, load_checkpoint_file
 
     data = write_clips(train, workdir / f"clips_{len(train)}")
-    run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}"
+    run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}{'_stream2' if side != 'script' else ''}"
     if not (run / "out" / "pretrain_results.json").is_file():  # else a finished run: only evaluate it again
         run.mkdir(parents=True, exist_ok=False)
         (run / "config_overrides.json").write_text(json.dumps(script_config(keys), indent=1))
-        command = script_command(data, run / "config_overrides.json", run / "out", updates=updates, seed=seed, **loop)
+        command = script_command(
+            data, run / "config_overrides.json", run / "out", updates=updates, seed=seed,
+            second_stream=side == "script_stream2", **loop,
+        )  # fmt: skip
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         with (run / "pretrain.log").open("w") as output:
             subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
@@ -469,9 +487,9 @@ def script_one(variant, seed, train, eval_batches, *, updates, keys, workdir: Pa
             seconds_per_update=window[-1]["elapsed"] / update,
         )
         curve.append(point)
-        log(f"  script         {variant} seed {seed} update {update:5d}  acc {point['accuracy']:.3f}  "
+        log(f"  {side:14s} {variant} seed {seed} update {update:5d}  acc {point['accuracy']:.3f}  "
             f"loss/frame {point['contrastive_loss']:.3f}  ppl {point['perplexity']:.1f}")  # fmt: skip
-    record = new_record("script", variant, seed, "own", updates, loop["batch_size"], config)
+    record = new_record(side, variant, seed, "own", updates, loop["batch_size"], config)
     record["curve"] = curve
     record.update(curve[-1], accuracy_start=curve[0]["accuracy"], chance=1.0 / (1 + config.num_negatives))
     return record
@@ -613,11 +631,11 @@ def main(argv=None):
                     for side in args.sides:
                         common = dict(updates=updates, keys=keys, eval_every=args.eval_every, samples=samples)
                         common.update(batch_size=args.batch_size, log=lambda s: print(s, flush=True))
-                        if side == "script":
+                        if side.startswith("script"):
                             workdir = args.workdir or Path(tempfile.mkdtemp(prefix="objective_script_"))
                             record = script_one(
                                 variant, seed, train, eval_batches, workdir=workdir, threads=args.threads, lr=5e-4,
-                                **common,
+                                side=side, **common,
                             )  # fmt: skip
                         else:
                             record = train_one(

@@ -241,6 +241,24 @@ def test_script_side_runs_the_pretraining_script_and_evaluates_its_checkpoints(t
     assert [p["update"] for p in again["curve"]] == [0, 8] and again["accuracy"] == record["accuracy"]
 
 
+def test_script_stream2_is_the_script_from_the_same_weights_and_crops_with_another_stream(tmp_path):
+    eval_batches = _eval_batches(KEYS)
+    run = dict(updates=2, keys=KEYS, workdir=tmp_path, lr=5e-4, batch_size=2, samples=SAMPLES, eval_every=2)
+    first = bench.script_one("post_ln", 0, _clips(), eval_batches, log=lambda s: None, **run)
+    second = bench.script_one("post_ln", 0, _clips(), eval_batches, side="script_stream2", log=lambda s: None, **run)
+    assert (first["side"], second["side"]) == ("script", "script_stream2")
+    assert second["accuracy_start"] == first["accuracy_start"]  # the same initial weights
+
+    def logged(name):
+        lines = (tmp_path / name / "out" / "train_log.jsonl").read_text().splitlines()
+        return [entry for entry in map(json.loads, lines) if "update" in entry]
+
+    one, two = logged("post_ln_2_0_6"), logged("post_ln_2_0_6_stream2")
+    assert len(one) == len(two) == 2
+    # another stream: other masks, so another number of masked frames or another loss on the same first batch
+    assert (one[0]["num_masked"], one[0]["loss"]) != (two[0]["num_masked"], two[0]["loss"])
+
+
 def test_script_batches_are_the_project_loaders_epochs_normalized_as_its_collator(tmp_path):
     clips = _clips(5)
     batches = bench.script_batches(clips, tmp_path, 0, 2, SAMPLES)
