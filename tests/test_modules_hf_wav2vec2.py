@@ -1,5 +1,6 @@
 """The training paths that recompute instead of keeping: the conv feature encoder's norms and GELUs
-(modules_hf_wav2vec2.ActivationThenConv) and the attention core under CPU dropout (Attention.recompute_cpu_dropout)."""
+(modules_hf_wav2vec2.ActivationThenConv) and the attention core under CPU dropout (Attention.recompute_cpu_dropout);
+and the positional conv's backward pass as two forward convolutions (GroupedTimeConv)."""
 
 import functools
 
@@ -9,7 +10,14 @@ import torch.utils.checkpoint
 from conftest import tiny_config
 
 from hf_wav2vec2 import HfWav2Vec2Model
-from hf_wav2vec2.modules_hf_wav2vec2 import Attention, DropoutAttention, EncoderLayer, FeatureEncoder
+from hf_wav2vec2.modules_hf_wav2vec2 import (
+    Attention,
+    DropoutAttention,
+    EncoderLayer,
+    FeatureEncoder,
+    GroupedTimeConv,
+    PositionalConvEmbedding,
+)
 
 FOUR_LAYERS = dict(conv_dim=(16, 24, 24, 16), conv_kernel=(10, 3, 3, 2), conv_stride=(5, 2, 2, 2))
 
@@ -212,3 +220,63 @@ def test_a_checkpointed_layer_draws_the_same_dropout_masks():
     assert torch.equal(out, plain_out) and torch.equal(gx, plain_gx)
     assert all(torch.equal(a, b) for a, b in zip(grads, plain_grads, strict=True))
     assert kept <= x.numel() * 4  # the checkpoint keeps the layer's input only
+
+
+# ---------------------------------------------------------------------------------------------- positional conv
+
+
+@pytest.mark.parametrize("kernel, groups, bias", [(8, 4, True), (7, 2, False), (1, 1, True), (5, 8, True)])
+def test_grouped_time_conv_gives_autograds_gradients(kernel, groups, bias):
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 11, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(24, 16 // groups, kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(24, dtype=torch.float64, requires_grad=True) if bias else None
+    padding = kernel // 2
+    ours = GroupedTimeConv.apply(x, weight, b, padding, groups)
+    plain = torch.nn.functional.conv1d(x, weight, b, padding=padding, groups=groups)
+    assert torch.equal(ours, plain)
+    grad = torch.randn_like(plain)
+    inputs = [x, weight] + ([b] if bias else [])
+    expected = torch.autograd.grad(plain, inputs, grad)
+    got = torch.autograd.grad(ours, inputs, grad)
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+    # only what is asked for: the input alone
+    (alone,) = torch.autograd.grad(GroupedTimeConv.apply(x, weight.detach(), None, padding, groups), [x], grad)
+    plain = torch.nn.functional.conv1d(x, weight.detach(), None, padding=padding, groups=groups)
+    torch.testing.assert_close(alone, torch.autograd.grad(plain, [x], grad)[0], rtol=1e-12, atol=1e-12)
+
+
+def _positional(**overrides):
+    config = tiny_config(num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4, **overrides)
+    torch.manual_seed(0)
+    return PositionalConvEmbedding(config).double()
+
+
+def test_the_positional_conv_trains_through_two_forward_convolutions_with_the_plain_gradients():
+    module = _positional()
+    x = torch.randn(2, 9, module.conv.in_channels, dtype=torch.float64, requires_grad=True)
+    out = module(x)
+    assert "GroupedTimeConvBackward" in graph_ops(out) and "ConvolutionBackward0" not in graph_ops(out)
+    grad = torch.randn_like(out)
+    params = [x, *module.parameters()]
+    ours = torch.autograd.grad(out, params, grad)
+    module.conv_backward_as_convs = False
+    plain_out = module(x)
+    assert "ConvolutionBackward0" in graph_ops(plain_out)
+    torch.testing.assert_close(out, plain_out, rtol=0, atol=0)
+    for o, p in zip(ours, torch.autograd.grad(plain_out, params, grad), strict=True):
+        torch.testing.assert_close(o, p, rtol=1e-12, atol=1e-12)
+
+
+def test_the_plain_positional_conv_runs_under_autocast_and_without_gradients():
+    module = _positional().float()
+    x = torch.randn(2, 9, module.conv.in_channels, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert "GroupedTimeConvBackward" not in graph_ops(module(x))
+    with torch.no_grad():
+        assert module(x).grad_fn is None
+    frozen = x.detach()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    assert module(frozen).grad_fn is None  # nothing to differentiate: the plain conv
