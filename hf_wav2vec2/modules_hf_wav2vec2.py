@@ -99,7 +99,7 @@ class ActivationThenConv(torch.autograd.Function):
         )
         ctx.save_for_backward(y)
         with torch.no_grad():
-            out = next_conv(layer.finish(y))
+            out = next_conv(ActivationThenConv.finish(layer, y))
         ctx.conv_dtype = out.dtype  # what the convolution computed in (bfloat16 under autocast, say)
         return out
 
@@ -109,7 +109,7 @@ class ActivationThenConv(torch.autograd.Function):
         layer, conv = ctx.layer, ctx.next_conv
         weight, has_bias, dtype = conv.weight, conv.bias is not None, ctx.conv_dtype
         with torch.no_grad(), torch.autocast(**ctx.autocast):
-            finished = layer.finish(y)  # the next conv's input, rebuilt for its weight gradient
+            finished = ActivationThenConv.finish(layer, y)  # the next conv's input, rebuilt for its weight gradient
         bias_sizes = [weight.shape[0]] if has_bias else None
         conv_args = (conv.stride, conv.padding, conv.dilation, False, [0], conv.groups)
         wanted = [False, ctx.needs_input_grad[3], has_bias and ctx.needs_input_grad[4]]  # weight and bias first
@@ -130,7 +130,11 @@ class ActivationThenConv(torch.autograd.Function):
         with torch.enable_grad(), torch.autocast(**ctx.autocast):
             y_ = y.detach().requires_grad_(True)
             normed = layer.normalize(y_)
-        grad_normed = torch.ops.aten.gelu_backward(grad_in, normed.detach().to(act_dtype)).to(normed.dtype)
+        # written over grad_in: at BASE's first layers every new tensor of this size is fresh pages from the OS
+        grad_normed = torch.ops.aten.gelu_backward.grad_input(
+            grad_in, normed.detach().to(act_dtype), grad_input=grad_in
+        )
+        grad_normed = grad_normed.to(normed.dtype)
         del grad_in
         if normed is y_:
             grads = (grad_normed,)
@@ -138,6 +142,11 @@ class ActivationThenConv(torch.autograd.Function):
             grads = torch.autograd.grad(normed, [y_, *norm_params], grad_normed)
         conv_grads = (grad_weight, grad_bias) if has_bias else (grad_weight,)
         return (grads[0], None, None, *conv_grads, *grads[1:])
+
+    @staticmethod
+    def finish(layer, y):  # no grad: ``layer.finish(y)``, the exact GELU in place on the norm's new output
+        normed = layer.normalize(y)
+        return F.gelu(normed) if normed is y else torch.ops.aten.gelu_(normed)  # y itself is kept for backward
 
 
 class FeatureEncoder(nn.Module):
