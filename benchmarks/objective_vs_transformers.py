@@ -458,13 +458,14 @@ def script_one(
     from hf_wav2vec2.training.checkpoints import checkpoint_update, load_checkpoint_file
 
     data = write_clips(train, workdir / f"clips_{len(train)}")
-    run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}{'_stream2' if side != 'script' else ''}"
+    second_stream = side == "script_stream2"
+    run = workdir / f"{variant}_{updates}_{seed}_{keys['num_negatives']}{'_stream2' if second_stream else ''}"
     if not (run / "out" / "pretrain_results.json").is_file():  # else a finished run: only evaluate it again
         run.mkdir(parents=True, exist_ok=False)
         (run / "config_overrides.json").write_text(json.dumps(script_config(keys), indent=1))
         command = script_command(
             data, run / "config_overrides.json", run / "out", updates=updates, seed=seed,
-            second_stream=side == "script_stream2", **loop,
+            second_stream=second_stream, **loop,
         )  # fmt: skip
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         with (run / "pretrain.log").open("w") as output:
