@@ -4,6 +4,8 @@
         --encoder pretrained [--steps 1000] [--lr 1e-3] [--batch_size 8] [--eval_every 100] [--threads 1]
     python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder random --pre_ln
     python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder bilstm
+    python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder bilstm \
+        --steps 100000 --minutes 34 --threads 2 --json runs/baseline.jsonl  # at the main job's wall-clock budget
 
 A diagnostic, not a recipe: it isolates the transformer from the feature encoder by training on *fixed* inputs
 computed once per clip, which makes an update several times cheaper than fine-tuning on waveforms.
@@ -22,12 +24,14 @@ Every ``--eval_every`` updates it prints (and ``main`` returns) the mean trainin
 and the greedy CER on every 4th training clip and on the held-out test split (WER too). A model on the plateau emits
 only blanks (CER 1.000). Batches are ``--batch_size`` clips of similar length; AdamW (0.9, 0.98), 10 % linear
 warm-up then constant lr, gradient norm clipped to 1, no dropout unless ``--dropout``, no masking unless
-``--mask_time_prob``.
+``--mask_time_prob``. ``--minutes`` stops training once that much wall-clock time has passed since the start
+(featurizing and the evaluations included) and evaluates the last update.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -62,7 +66,13 @@ def parse_args(argv=None):
     ln = p.add_mutually_exclusive_group()
     ln.add_argument("--pre_ln", action="store_true", help="random encoder: pre-LN layers")
     ln.add_argument("--post_ln", action="store_true", help="random encoder: post-LN layers")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000, help="updates (the warm-up is a tenth of them)")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="wall-clock budget from the start, featurizing included: training stops after the update that spends "
+        "it, then evaluates once more (a baseline at another model's budget)",
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--dropout", type=float, default=0.0)
@@ -70,7 +80,10 @@ def parse_args(argv=None):
     p.add_argument("--eval_every", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="append the evaluations to this JSON-lines file")
     args = p.parse_args(argv)
+    if args.minutes is not None and args.minutes <= 0:
+        p.error(f"--minutes must be positive, got {args.minutes}")
     if args.encoder != "bilstm" and not args.model:
         p.error(f"--encoder {args.encoder} needs --model (its config, and its weights when pretrained)")
     if args.inputs == "conv" and not args.model:
@@ -200,8 +213,22 @@ def evaluate(model, items, decoder):
     return cer(refs, hyps), wer(refs, hyps), hyps[:2]
 
 
+def report(model, train, test, decoder, update, loss, start):
+    """Evaluate on every 4th training clip and on the test split; print one line and return it as a dict."""
+    train_cer, _, _ = evaluate(model, train[::4], decoder)
+    test_cer, test_wer, examples = evaluate(model, test, decoder)
+    seconds = time.time() - start
+    print(
+        f"update {update}: loss {loss:.3f}  train CER {train_cer:.3f}  test CER {test_cer:.3f}  "
+        f"test WER {test_wer:.3f}  ({seconds:.0f} s)  {examples}",
+        flush=True,
+    )
+    return dict(update=update, loss=loss, train_cer=train_cer, test_cer=test_cer, test_wer=test_wer, seconds=seconds)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    began = time.time()  # --minutes counts featurizing too: it is part of the baseline's wall-clock cost
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -228,6 +255,7 @@ def main(argv=None):
         f"{len(test)} test clips, {sum(p.numel() for p in model.parameters() if p.requires_grad):,} parameters"
     )
     start, total, history = time.time(), 0.0, []
+    deadline = began + 60 * args.minutes if args.minutes else float("inf")
     for step in range(args.steps):
         first = random.randrange(max(1, len(by_length) - args.batch_size + 1))
         x, mask, labels = collate([train[i] for i in by_length[first : first + args.batch_size]])
@@ -238,24 +266,17 @@ def main(argv=None):
         optimizer.step()
         scheduler.step()
         total += loss.item()
-        if (step + 1) % args.eval_every == 0:
-            train_cer, _, _ = evaluate(model, train[::4], decoder)
-            test_cer, test_wer, examples = evaluate(model, test, decoder)
-            print(
-                f"update {step + 1}: loss {total / args.eval_every:.3f}  train CER {train_cer:.3f}  "
-                f"test CER {test_cer:.3f}  test WER {test_wer:.3f}  ({time.time() - start:.0f} s)  {examples}",
-                flush=True,
-            )
-            history.append(
-                dict(
-                    update=step + 1,
-                    loss=total / args.eval_every,
-                    train_cer=train_cer,
-                    test_cer=test_cer,
-                    test_wer=test_wer,
-                )
-            )
+        out_of_time = time.time() >= deadline
+        if (step + 1) % args.eval_every == 0 or out_of_time:
+            history.append(report(model, train, test, decoder, step + 1, total / ((step % args.eval_every) + 1), start))
             total = 0.0
+        if out_of_time:
+            print(f"--minutes {args.minutes:g} spent after {step + 1} of {args.steps} updates", flush=True)
+            break
+    if args.json:
+        with open(args.json, "a") as f:  # appended: several runs share one record
+            for row in history:
+                f.write(json.dumps({**row, "args": vars(args)}) + "\n")
     return history
 
 

@@ -3,6 +3,7 @@ reference memorizes the three clips' labels (its CTC loss falls), and bad argume
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -53,6 +54,17 @@ def test_bilstm_reference_learns_the_labels(data):
     assert all(0.0 <= h["train_cer"] <= 1.0 for h in history)  # a hypothesis is never longer than the frames
 
 
+def test_minutes_budget_stops_training_and_evaluates_the_last_update(data, tmp_path):
+    record = tmp_path / "baseline.jsonl"
+    argv = ["--data", str(data), "--inputs", "logmel", "--encoder", "bilstm", "--batch_size", "3"]
+    argv += ["--steps", "100000", "--eval_every", "1000", "--minutes", "0.0001", "--json", str(record)]
+    history = ctc_plateau.main(argv)
+    assert len(history) == 1 and 1 <= history[0]["update"] < 1000  # stopped by the clock, not by --steps
+    ctc_plateau.main(argv)
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(rows) == 2 and rows[0]["args"]["minutes"] == 0.0001  # appended, never overwritten
+
+
 @pytest.mark.parametrize(
     "inputs,encoder,extra",
     [
@@ -89,6 +101,7 @@ def test_wav2vec2_encoders_run_on_fixed_inputs(data, tmp_path, inputs, encoder, 
         ["--encoder", "pretrained"],  # no --model
         ["--inputs", "conv", "--encoder", "bilstm"],  # conv inputs need a model
         ["--encoder", "bilstm", "--inputs", "logmel", "--pre_ln"],  # LN order only for random wav2vec 2.0
+        ["--encoder", "bilstm", "--inputs", "logmel", "--minutes", "0"],
     ],
 )
 def test_bad_argument_combinations_are_refused(data, argv):
