@@ -4,7 +4,7 @@
         --encoder pretrained [--steps 1000] [--lr 1e-3] [--batch_size 8] [--eval_every 100] [--threads 1]
     python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder random --pre_ln
     python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder bilstm
-    python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder bilstm \
+    python benchmarks/ctc_plateau.py --data runs/main_job/data --inputs logmel --encoder bilstm \\
         --steps 5000 --minutes 34 --json runs/baseline.jsonl  # at most 34 min (the warm-up spans 10 % of --steps)
 
 A diagnostic, not a recipe: it isolates the transformer from the feature encoder by training on *fixed* inputs
