@@ -22,6 +22,7 @@ from torch import nn
 from transformers.integrations import PeftAdapterMixin
 from transformers.utils import cached_file, logging
 
+from .linear_hf_wav2vec2 import Linear
 from .modules_hf_wav2vec2 import AttnAdapterLayer
 
 logger = logging.get_logger(__name__)
@@ -301,7 +302,7 @@ class AdapterMixin:
                 )
         if head is not None and renamed["lm_head.weight"].shape[0] != head.out_features:
             # the language's vocabulary has another size: a new head, and the config follows
-            self.lm_head = nn.Linear(
+            self.lm_head = Linear(
                 head.in_features, renamed["lm_head.weight"].shape[0], device=head.weight.device, dtype=head.weight.dtype
             )
             self.config.vocab_size = self.lm_head.out_features

@@ -26,6 +26,7 @@ from transformers.modeling_outputs import CausalLMOutput, ModelOutput
 
 from .adapters_hf_wav2vec2 import AdapterMixin
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+from .linear_hf_wav2vec2 import Linear
 from .masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
 from .modules_hf_wav2vec2 import (
     Encoder,
@@ -338,11 +339,11 @@ class HfWav2Vec2ForPreTraining(PreTrainingObjective, HfWav2Vec2PreTrainedModel):
         self.wav2vec2 = HfWav2Vec2Model(config)
         self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
         self.quantizer = GumbelVectorQuantizer(config)
-        self.project_hid = nn.Linear(config.hidden_size, config.proj_codevector_dim)
+        self.project_hid = Linear(config.hidden_size, config.proj_codevector_dim)
         target_dim = config.codevector_dim if config.quantize_targets else config.conv_dim[-1]
-        self.project_q = nn.Linear(target_dim, config.proj_codevector_dim)
+        self.project_q = Linear(target_dim, config.proj_codevector_dim)
         if config.quantize_input:
-            self.project_inp = nn.Linear(config.codevector_dim, config.hidden_size)
+            self.project_inp = Linear(config.codevector_dim, config.hidden_size)
         self.post_init()
 
     def set_gumbel_temperature(self, temperature: float):
@@ -468,7 +469,7 @@ class HfWav2Vec2ForCTC(HfWav2Vec2WithLabels):
         super().__init__(config)
         self.wav2vec2 = HfWav2Vec2Model(config)
         self.dropout = nn.Dropout(config.final_dropout)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size)
         self.post_init()
 
     def _head(self, states, labels, attention_mask, num_samples):

@@ -13,6 +13,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import logging
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+from .linear_hf_wav2vec2 import Linear
 
 logger = logging.get_logger(__name__)
 
@@ -203,7 +204,7 @@ class FeatureProjection(nn.Module):
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
         self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
-        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        self.projection = Linear(config.conv_dim[-1], config.hidden_size)
         self.dropout = nn.Dropout(config.feat_proj_dropout)
 
     def forward(self, features):  # (B, T, C) -> (B, T, D), (B, T, C)
@@ -341,10 +342,10 @@ class Attention(nn.Module):
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.q_proj = Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, x, key_padding_mask=None, output_attentions=False):
         """``key_padding_mask``: (B, T) bool, True for real frames. Returns (B, T, D) and optional (B, H, T, T)."""
@@ -421,10 +422,10 @@ class DropoutAttention(torch.autograd.Function):
 class FeedForward(nn.Module):
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
-        self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
         self.intermediate_dropout = nn.Dropout(config.activation_dropout)
-        self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_dense = Linear(config.intermediate_size, config.hidden_size)
         self.output_dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, x):
@@ -443,9 +444,9 @@ class AttnAdapterLayer(nn.Module):
     def __init__(self, config: HfWav2Vec2Config):
         super().__init__()
         self.norm = nn.LayerNorm(config.hidden_size)
-        self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
+        self.linear_1 = Linear(config.hidden_size, config.adapter_attn_dim)
         self.act_fn = nn.ReLU()
-        self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
+        self.linear_2 = Linear(config.adapter_attn_dim, config.hidden_size)
 
     def forward(self, x):  # (B, T, D) -> (B, T, D)
         return self.linear_2(self.act_fn(self.linear_1(self.norm(x))))

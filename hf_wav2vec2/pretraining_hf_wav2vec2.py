@@ -14,6 +14,7 @@ from torch import nn
 from transformers.modeling_outputs import ModelOutput
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
+from .linear_hf_wav2vec2 import Linear
 from .masking_hf_wav2vec2 import compute_mask_indices, sample_negative_indices
 
 
@@ -31,7 +32,7 @@ class GumbelVectorQuantizer(nn.Module):
         self.codevectors = nn.Parameter(
             torch.empty(1, self.num_groups * self.num_vars, config.codevector_dim // self.num_groups)
         )
-        self.weight_proj = nn.Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
+        self.weight_proj = Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
         self.temperature = config.max_gumbel_temperature
 
     def forward(self, x, rows=None):
