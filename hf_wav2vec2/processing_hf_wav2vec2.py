@@ -70,6 +70,14 @@ class HfWav2Vec2Processor(ProcessorMixin):
         super().__init__(feature_extractor, tokenizer)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        # transformers 5.24's flow, kept for every version: 5.25 resolves the sub-processors through the Auto classes
+        # in from_pretrained itself (a custom processor without torchvision fails there) and skips the methods below
+        processor_dict, instantiation_kwargs = cls.get_processor_dict(pretrained_model_name_or_path, **kwargs)
+        args = cls._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
+        return cls.from_args_and_dict(args, processor_dict, **instantiation_kwargs)
+
+    @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # ProcessorMixin would go through AutoFeatureExtractor/AutoTokenizer, which build whatever class the saved
         # configs name (transformers' own for a transformers-written directory). Load ours directly instead; this
