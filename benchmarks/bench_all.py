@@ -25,6 +25,7 @@ are the numbers to read, not the seconds. Sections (``--skip`` any):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -40,6 +41,7 @@ from bench_all_report import (
     BASE_DROPOUTS,
     CHECKPOINTED,
     CONV_KEPT,
+    MKL,
     PRETRAIN_IMPLS,
     WITH_DROPOUT,
     accuracy_lines,
@@ -116,6 +118,35 @@ def interleaved(fns: dict, repeats: int, n: int = 2048) -> tuple[dict, list[floa
                 fn()
                 times[name].append(time.perf_counter() - start)
     return times, peaks
+
+
+@contextlib.contextmanager
+def linear_products(name: str):
+    """Runs an implementation named ``... , MKL products`` with ``Linear.onednn = False``; others as they are."""
+    from hf_wav2vec2.linear_hf_wav2vec2 import Linear
+
+    saved = Linear.onednn
+    Linear.onednn = False if name.endswith(MKL) else saved
+    try:
+        yield
+    finally:
+        Linear.onednn = saved
+
+
+def with_products(name: str, fn):
+    def run():
+        with linear_products(name):
+            return fn()
+
+    run.no_grad = getattr(fn, "no_grad", True)
+    return run
+
+
+def mkl_row_too() -> bool:
+    """Whether ours has a second row with MKL's products: where oneDNN's are its default (else they are the same)."""
+    from hf_wav2vec2.linear_hf_wav2vec2 import onednn_default
+
+    return onednn_default()
 
 
 def med(values: list[float]) -> float:
@@ -202,6 +233,8 @@ def load_ctc(root: Path, impl: str):
 
 def bench_forward(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
+    if mkl_row_too():
+        models[f"hf-wav2vec2{MKL}"] = models["hf-wav2vec2"]  # the same model, run by linear_products
     if "onnx" not in args.skip:
         from hf_wav2vec2.onnx import OnnxWav2Vec2ForCTC, export_onnx, quantize_onnx
 
@@ -220,12 +253,11 @@ def bench_forward(root: Path, args, results: dict) -> None:
     rows, all_peaks = [], []
     for batch in args.batches:
         x = torch.randn(batch, samples, generator=torch.Generator().manual_seed(batch))
-        fns = {name: (lambda m=m, x=x: m(x).logits) for name, m in models.items()}
+        fns = {name: with_products(name, lambda m=m, x=x: m(x).logits) for name, m in models.items()}
         with torch.no_grad():
             reference = models["transformers"](x).logits
             agreement = {
-                name: float((m(x).logits.argmax(-1) == reference.argmax(-1)).float().mean())
-                for name, m in models.items()
+                name: float((fn().argmax(-1) == reference.argmax(-1)).float().mean()) for name, fn in fns.items()
             }
         times, peaks = interleaved(fns, args.repeats)
         all_peaks += peaks
@@ -272,6 +304,10 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
         model.activation_checkpointing_enable() if theirs else enable_activation_checkpointing(model, "transformer")
     if impl.endswith(CONV_KEPT):
         model.wav2vec2.feature_extractor.recompute_activations = False
+    if impl.endswith(MKL):
+        from hf_wav2vec2.linear_hf_wav2vec2 import Linear
+
+        Linear.onednn = False
     model.train()
     torch.manual_seed(0)  # the same masks, distractors and Gumbel noise with and without checkpointing
     x = torch.randn(batch, int(seconds * SR), generator=torch.Generator().manual_seed(0))
@@ -321,6 +357,8 @@ def bench_pretrain(root: Path, args, results: dict) -> None:
 
 def bench_finetune(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
+    if mkl_row_too():
+        models[f"hf-wav2vec2{MKL}"] = models["hf-wav2vec2"]
     x = torch.randn(args.train_batch, int(args.train_seconds * SR), generator=torch.Generator().manual_seed(1))
     labels = torch.randint(
         5, 32, (args.train_batch, int(args.train_seconds * 12)), generator=torch.Generator().manual_seed(2)
@@ -337,7 +375,7 @@ def bench_finetune(root: Path, args, results: dict) -> None:
     for model in models.values():
         model.train()
         model.freeze_feature_encoder()
-    times, peaks = interleaved({name: step(m) for name, m in models.items()}, args.repeats)
+    times, peaks = interleaved({name: with_products(name, step(m)) for name, m in models.items()}, args.repeats)
     results["finetune"] = {name: {"seconds": med(t), "runs": t} for name, t in times.items()}
     results["finetune_peak"] = med(peaks)
 
@@ -538,6 +576,7 @@ def main(argv=None) -> None:
         print(json.dumps(pretrain_worker(args.root, args.worker, args.train_batch, args.train_seconds, args.steps)))
         return
     results = {"start": time.perf_counter(), "load_before": load_average(), "size": args.size}
+    results["onednn_default"] = mkl_row_too()
     with tempfile.TemporaryDirectory() as tmp:
         root = save_checkpoints(Path(tmp), args.size)
         for name, section in (

@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 CHECKPOINTED = ", checkpointed"
 CONV_KEPT = ", conv activations kept"
 WITH_DROPOUT = ", BASE dropouts"
+MKL = ", MKL products"  # ours with linear_hf_wav2vec2.Linear.onednn = False: what the oneDNN products give
 PRETRAIN_IMPLS = (
     "transformers",
     "hf-wav2vec2",
@@ -25,6 +26,7 @@ PRETRAIN_IMPLS = (
     f"hf-wav2vec2{CONV_KEPT}",
     f"transformers{WITH_DROPOUT}",
     f"hf-wav2vec2{WITH_DROPOUT}",
+    f"hf-wav2vec2{MKL}",
 )
 # fairseq's BASE pre-training recipe: dropout, attention_dropout, dropout_input, dropout_features 0.1 (LayerDrop stays
 # 0, so that every step does the same work)
@@ -144,6 +146,15 @@ def training_tables(results: dict) -> list[str]:
                 f"{od['peak_rss_mb']:.0f} MB, transformers {td['seconds']:.2f} s, {td['peak_rss_mb']:.0f} MB: "
                 f"**{td['seconds'] / od['seconds']:.2f}x** at **{od['peak_rss_mb'] / td['peak_rss_mb']:.2f}** of its "
                 "peak memory.",
+                "",
+            ]
+        mkl = p.get(PRETRAIN_IMPLS[7])
+        if mkl:
+            lines += [
+                "Ours with every `Linear` on torch's matmul (MKL; `HF_WAV2VEC2_ONEDNN_LINEAR=0`): "
+                f"{mkl['seconds']:.2f} s, "
+                f"so its products on oneDNN give **{mkl['seconds'] / o['seconds']:.2f}x** here (on by default: "
+                f"{results.get('onednn_default')}).",
                 "",
             ]
     if "finetune" in results:

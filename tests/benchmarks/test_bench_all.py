@@ -17,6 +17,8 @@ SCRIPT = ROOT / "benchmarks" / "bench_all.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_all  # noqa: E402
 
+from hf_wav2vec2.linear_hf_wav2vec2 import onednn_default  # noqa: E402
+
 
 def test_tiny_run_writes_every_section(tmp_path):
     out = tmp_path / "perf.md"
@@ -67,7 +69,9 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert "## int8 accuracy on real speech" in report
     assert out.with_suffix(".png").stat().st_size > 1000
     results = json.loads(out.with_suffix(".json").read_text())
-    assert [r["batch"] for r in results["forward"]] == [1] * 5 + [2] * 5
+    rows = 5 + results["onednn_default"]  # ours also with MKL's products where oneDNN's are the default
+    assert results["onednn_default"] == onednn_default()
+    assert [r["batch"] for r in results["forward"]] == [1] * rows + [2] * rows
     # fp32 ONNX and ours agree with transformers frame by frame (same weights); int8 need not
     assert all(r["argmax_agreement"] >= 0.99 for r in results["forward"] if "int8" not in r["impl"])
     assert [r["seconds"] for r in results["scaling"]] == [1.0, 2.0]
@@ -84,6 +88,7 @@ def test_tiny_run_writes_every_section(tmp_path):
             "hf-wav2vec2, conv activations kept",
             "transformers, BASE dropouts",
             "hf-wav2vec2, BASE dropouts",
+            "hf-wav2vec2, MKL products",
         }
     )
     for impl in ("transformers", "hf-wav2vec2"):  # recomputing activations changes no loss
@@ -92,6 +97,8 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert "With activation checkpointing (transformers: its conv and transformer layers" in report
     assert "Without recomputing the conv stack's norms and GELUs" in report
     assert "With the BASE recipe's dropouts" in report
+    assert "Ours with every `Linear` on torch's matmul (MKL" in report
+    assert pretrain["hf-wav2vec2, MKL products"]["loss"] == pytest.approx(pretrain["hf-wav2vec2"]["loss"], rel=1e-5)
     for impl in ("transformers", "hf-wav2vec2"):  # the dropouts act: another loss than without
         assert pretrain[f"{impl}, BASE dropouts"]["loss"] != pretrain[impl]["loss"], impl
 
