@@ -125,6 +125,51 @@ def test_the_plain_path_runs_where_recomputing_cannot_or_need_not():
     assert not recomputes(relu, x)  # the backward pass is written for the exact GELU only
 
 
+def channels_last_runs(encoder, x, monkeypatch, on) -> torch.Tensor:
+    monkeypatch.setattr(FeatureEncoder, "channels_last", on)
+    return encoder(x)
+
+
+@pytest.mark.parametrize("variant", ["base", "large"])
+def test_channels_last_inference_equals_the_plain_conv_stack(variant, monkeypatch):
+    """(B, T, C) memory throughout: the same features to float32 rounding, already in the order the caller's
+    transpose wants; the first layer's conv as a product of the waveform's patches."""
+    encoder = FeatureEncoder(tiny_config(variant, **FOUR_LAYERS)).eval()
+    x = torch.randn(3, 1600)
+    with torch.no_grad():
+        plain = channels_last_runs(encoder, x, monkeypatch, False)
+        ours = channels_last_runs(encoder, x, monkeypatch, True)
+    assert ours.transpose(1, 2).is_contiguous()
+    assert plain.is_contiguous() is (variant == "base")  # the layer norms' transposes leave LARGE's in (B, T, C)
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_only_where_no_gradient_flows_into_the_conv_stack(monkeypatch):
+    encoder = FeatureEncoder(tiny_config("base", **FOUR_LAYERS)).train()
+    x = torch.randn(2, 1600)
+    monkeypatch.setattr(FeatureEncoder, "channels_last", True)
+    assert encoder(x).is_contiguous()  # training: the recomputing path, in (B, C, T) memory
+    assert encoder(x.detach().requires_grad_(True)).is_contiguous()
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        assert encoder(x).is_contiguous()  # autocast's own kernels
+    for p in encoder.parameters():  # a frozen encoder in fine-tuning
+        p.requires_grad_(False)
+    frozen = encoder(x)
+    assert frozen.grad_fn is None and not frozen.is_contiguous()
+    with torch.no_grad():
+        monkeypatch.setattr(FeatureEncoder, "channels_last", False)
+        assert encoder(x).is_contiguous()
+
+
+def test_channels_last_follows_the_onednn_default(monkeypatch):
+    encoder = FeatureEncoder(tiny_config("base", **FOUR_LAYERS)).eval()
+    x = torch.randn(2, 1600)
+    for value, expected_contiguous in (("1", False), ("0", True)):
+        monkeypatch.setenv("HF_WAV2VEC2_ONEDNN_LINEAR", value)
+        with torch.no_grad():
+            assert encoder(x).is_contiguous() is expected_contiguous
+
+
 # ------------------------------------------------------------------------------------------- the attention core
 
 
