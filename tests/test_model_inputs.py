@@ -111,7 +111,8 @@ def test_graph_capture_skips_the_value_check(ctc, audio):
     # a Python branch on the values would be dynamo's "Data-dependent branching" and fail a full-graph compile
     compiled = torch.compile(lambda x: ctc(x).logits, backend="eager", fullgraph=True)
     with torch.no_grad():
-        assert torch.allclose(compiled(audio), logits(ctc, audio))
+        # to float32 rounding: eager may take oneDNN's products and channels-last convs, a graph keeps the plain ops
+        assert torch.allclose(compiled(audio), logits(ctc, audio), atol=1e-5)
         poisoned = audio.clone()
         poisoned[0, 5] = float("nan")
         assert torch.isnan(compiled(poisoned)).any()  # the captured graph runs unchecked, as exported graphs do
