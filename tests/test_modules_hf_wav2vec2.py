@@ -270,16 +270,19 @@ def test_a_checkpointed_layer_draws_the_same_dropout_masks():
 # ---------------------------------------------------------------------------------------------- positional conv
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["BCT", "BTC"])
 @pytest.mark.parametrize("kernel, groups, bias", [(8, 4, True), (7, 2, False), (1, 1, True), (5, 8, True)])
-def test_grouped_time_conv_gives_autograds_gradients(kernel, groups, bias):
+def test_grouped_time_conv_gives_autograds_gradients(kernel, groups, bias, channels_last):
     torch.manual_seed(0)
-    x = torch.randn(3, 16, 11, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 11, 16, dtype=torch.float64).transpose(1, 2)  # (B, C, T) over (B, T, C) memory
+    x = (x if channels_last else x.contiguous()).requires_grad_(True)
     weight = torch.randn(24, 16 // groups, kernel, dtype=torch.float64, requires_grad=True)
     b = torch.randn(24, dtype=torch.float64, requires_grad=True) if bias else None
     padding = kernel // 2
-    ours = GroupedTimeConv.apply(x, weight, b, padding, groups)
+    ours = GroupedTimeConv.apply(x, weight, b, padding, groups, channels_last)
     plain = torch.nn.functional.conv1d(x, weight, b, padding=padding, groups=groups)
-    assert torch.equal(ours, plain)
+    torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+    assert ours.is_contiguous() is not channels_last  # the 2-D convolution keeps (B, T, C) memory
     grad = torch.randn_like(plain)
     inputs = [x, weight] + ([b] if bias else [])
     expected = torch.autograd.grad(plain, inputs, grad)
@@ -287,7 +290,8 @@ def test_grouped_time_conv_gives_autograds_gradients(kernel, groups, bias):
     for e, g in zip(expected, got, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
     # only what is asked for: the input alone
-    (alone,) = torch.autograd.grad(GroupedTimeConv.apply(x, weight.detach(), None, padding, groups), [x], grad)
+    alone = GroupedTimeConv.apply(x, weight.detach(), None, padding, groups, channels_last)
+    (alone,) = torch.autograd.grad(alone, [x], grad)
     plain = torch.nn.functional.conv1d(x, weight.detach(), None, padding=padding, groups=groups)
     torch.testing.assert_close(alone, torch.autograd.grad(plain, [x], grad)[0], rtol=1e-12, atol=1e-12)
 
@@ -312,6 +316,23 @@ def test_the_positional_conv_trains_through_two_forward_convolutions_with_the_pl
     torch.testing.assert_close(out, plain_out, rtol=0, atol=0)
     for o, p in zip(ours, torch.autograd.grad(plain_out, params, grad), strict=True):
         torch.testing.assert_close(o, p, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["training", "inference"])
+def test_the_positional_conv_on_channels_last_memory_equals_the_plain_one(train, monkeypatch):
+    module = _positional().float().train(train)
+    x = torch.randn(2, 9, module.conv.in_channels, requires_grad=train)
+    results = []
+    for on in (True, False):
+        monkeypatch.setattr(PositionalConvEmbedding, "channels_last", on)
+        with torch.set_grad_enabled(train):
+            out = module(x)
+        assert ("GroupedTimeConvBackward" in graph_ops(out)) is train
+        results.append((out, torch.autograd.grad(out, [x, *module.parameters()], out) if train else ()))
+    (out, grads), (plain, plain_grads) = results
+    torch.testing.assert_close(out, plain, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_the_plain_positional_conv_runs_under_autocast_and_without_gradients():
