@@ -37,7 +37,7 @@ def machine_line() -> str:
     import transformers
 
     sys.path.insert(0, str(HERE))
-    from machine import cpu_name
+    from machine import cpu_description
 
     try:
         import onnxruntime
@@ -46,7 +46,7 @@ def machine_line() -> str:
     except ImportError:
         ort = ""
     return (
-        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"transformers {transformers.__version__}{ort}"
     )
 

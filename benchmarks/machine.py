@@ -2,6 +2,8 @@
 
 import platform
 
+import torch
+
 
 def cpu_name() -> str:
     """CPU model from /proc/cpuinfo (Linux), else the machine type."""
@@ -13,3 +15,12 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.machine()
+
+
+def cpu_description() -> str:
+    """CPU model, its vector instructions as torch dispatches them (AVX2, AVX512, ...) and which product backend
+    ``hf_wav2vec2.linear_hf_wav2vec2`` picks by default: results differ across these."""
+    from hf_wav2vec2.linear_hf_wav2vec2 import onednn_default
+
+    products = "oneDNN" if onednn_default() else "MKL"
+    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, float32 products on {products})"
