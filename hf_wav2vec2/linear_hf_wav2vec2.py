@@ -46,6 +46,19 @@ def onednn_default() -> bool:
     return _amd_with_avx512()
 
 
+def onednn_wanted(setting: bool | None) -> bool:
+    """A class's ``onednn``/``channels_last`` setting, None meaning :func:`onednn_default`."""
+    return onednn_default() if setting is None else setting
+
+
+def eager_cpu_float32(x) -> bool:
+    """Whether ``x`` runs eagerly in float32 on a CPU: no trace, compilation, export or autocast (whose graphs and
+    casts keep the plain operations). The tracing checks come first: the others would read what a trace records."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return False
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+
+
 def onednn_linear(x, weight, bias=None):  # (..., K) x (N, K) -> (..., N) as a 1x1 convolution over NHWC pixels
     rows, k = x.numel() // x.shape[-1], x.shape[-1]
     pixels = x.reshape(1, 1, rows, k).permute(0, 3, 1, 2)  # (1, K, 1, M) with channel stride 1: no copy
@@ -64,13 +77,11 @@ class Linear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
     def _uses_onednn(self, x) -> bool:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
-            return False  # first: the checks below would read sizes the trace records
         weight = self.weight
-        if not (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and x.dim() >= 2):
+        if not eager_cpu_float32(x) or weight.dtype != torch.float32 or x.dim() < 2:
             return False
         if type(weight) is not nn.Parameter or not x.is_contiguous():  # tensor subclasses (quantized, sharded)
             return False
-        if x.numel() * weight.shape[0] < ONEDNN_MIN_MACS or torch.is_autocast_enabled("cpu"):  # rows x K x N
+        if x.numel() * weight.shape[0] < ONEDNN_MIN_MACS:  # rows x K x N
             return False
-        return onednn_default() if self.onednn is None else self.onednn
+        return onednn_wanted(self.onednn)

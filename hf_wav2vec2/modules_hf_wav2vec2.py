@@ -13,7 +13,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import logging
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
-from .linear_hf_wav2vec2 import Linear, onednn_default
+from .linear_hf_wav2vec2 import Linear, eager_cpu_float32, onednn_wanted
 
 logger = logging.get_logger(__name__)
 
@@ -150,22 +150,19 @@ class ActivationThenConv(torch.autograd.Function):
         return F.gelu(normed) if normed is y else torch.ops.aten.gelu_(normed)  # y itself is kept for backward
 
 
-def eager_cpu_float32(x) -> bool:
-    """Whether ``x`` runs eagerly in float32 on a CPU: no trace, compilation, export or autocast (whose graphs and
-    casts keep the plain operations)."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
-        return False
-    return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+def channels_last_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # (B, C, L) -> (B, C', L')
+    """``F.conv1d`` on (B, L, C) memory as a 2-D convolution over (B, C, 1, L), whose output oneDNN gives in the same
+    memory order (a 1-D convolution would give (B, C, L) memory, with copies around it)."""
+    weight = weight[:, :, None]  # (C_out, C_in / groups, 1, K)
+    return F.conv2d(x[:, :, None], weight, bias, (1, stride), (0, padding), (1, dilation), groups).squeeze(2)
 
 
-def conv_over(x, conv, channels_last):  # (B, C_in, L) -> (B, C_out, L')
-    """``conv(x)``; with ``channels_last``, on (B, L, C) memory as a 2-D convolution, whose output oneDNN gives in
-    the same memory order (a 1-D convolution would give (B, C, L) memory, with copies around it)."""
+def conv_over(x, conv, channels_last):  # (B, C_in, L) -> (B, C_out, L'): ``conv(x)``, on (B, L, C) memory if asked
     if not channels_last:
         return conv(x)
-    weight = conv.weight[:, :, None]  # (C_out, C_in / groups, 1, K)
-    stride, dilation = (1, conv.stride[0]), (1, conv.dilation[0])
-    return F.conv2d(x[:, :, None], weight, conv.bias, stride, (0, conv.padding[0]), dilation, conv.groups).squeeze(2)
+    return channels_last_conv1d(
+        x, conv.weight, conv.bias, conv.stride[0], conv.padding[0], conv.dilation[0], conv.groups
+    )
 
 
 def first_conv_channels_last(x, conv):  # (B, L) -> (B, C, T) over (B, T, C) memory
@@ -229,7 +226,7 @@ class FeatureEncoder(nn.Module):
             return False
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
             return False
-        return onednn_default() if self.channels_last is None else self.channels_last
+        return onednn_wanted(self.channels_last)
 
     def _recomputes(self, x) -> bool:
         return (
@@ -286,9 +283,7 @@ class PositionalConvEmbedding(nn.Module):
 
     def forward(self, x):  # (B, T, D) -> (B, T, D)
         x, conv = x.transpose(1, 2), self.conv
-        channels_last = eager_cpu_float32(x) and (
-            onednn_default() if self.channels_last is None else self.channels_last
-        )
+        channels_last = eager_cpu_float32(x) and onednn_wanted(self.channels_last)
         if self._backward_as_convs(x):
             y = GroupedTimeConv.apply(x, conv.weight, conv.bias, conv.padding[0], conv.groups, channels_last)
         else:
@@ -329,7 +324,7 @@ class GroupedTimeConv(torch.autograd.Function):
     def conv(x, weight, bias, padding, groups, channels_last):  # stride 1; channels-last: as a 2-D convolution
         if not channels_last:
             return F.conv1d(x, weight, bias, padding=padding, groups=groups)
-        return F.conv2d(x[:, :, None], weight[:, :, None], bias, padding=(0, padding), groups=groups).squeeze(2)
+        return channels_last_conv1d(x, weight, bias, padding=padding, groups=groups)
 
     @staticmethod
     def backward(ctx, grad):  # grad (B, C', T')
