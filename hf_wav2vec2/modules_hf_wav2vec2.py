@@ -13,7 +13,14 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import logging
 
 from .configuration_hf_wav2vec2 import HfWav2Vec2Config
-from .linear_hf_wav2vec2 import Linear, eager_cpu_float32, onednn_wanted
+from .convolution_hf_wav2vec2 import (
+    ActivationThenConv,
+    channels_last_conv1d,
+    conv_over,
+    first_conv_channels_last,
+    first_conv_frames,
+)
+from .linear_hf_wav2vec2 import Linear, eager_cpu_float32, onednn_default, onednn_wanted
 
 logger = logging.get_logger(__name__)
 
@@ -78,101 +85,6 @@ class ConvLayer(GradientCheckpointingLayer):
         return list(self.layer_norm.parameters()) if self.norm is not None else []
 
 
-class ActivationThenConv(torch.autograd.Function):
-    """``next_conv(layer.finish(y))`` keeping only ``y`` for the backward pass (a conv stack's memory in training).
-
-    Plain autograd keeps three tensors of the size of a conv output per layer: the conv output (for the norm or the
-    GELU), the norm's output (for the GELU) and the GELU's output (for the next conv's weight gradient). Here the
-    norm and the exact GELU are recomputed from ``y`` when the backward pass reaches them, one layer at a time,
-    which costs two elementwise passes and gives bit-identical gradients. ``params``: the next conv's weight
-    (and bias), then the layer's norm parameters, so that autograd routes their gradients.
-    """
-
-    @staticmethod
-    def forward(ctx, y, layer, next_conv, *params):  # (B, C, L) -> (B, C', L')
-        device = y.device.type
-        ctx.layer, ctx.next_conv = layer, next_conv
-        ctx.autocast = dict(  # replayed in the backward pass, so the recomputed tensors get the forward's dtypes
-            device_type=device,
-            enabled=torch.is_autocast_enabled(device),
-            dtype=torch.get_autocast_dtype(device),
-            cache_enabled=torch.is_autocast_cache_enabled(),
-        )
-        ctx.save_for_backward(y)
-        with torch.no_grad():
-            out = next_conv(ActivationThenConv.finish(layer, y))
-        ctx.conv_dtype = out.dtype  # what the convolution computed in (bfloat16 under autocast, say)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        layer, conv = ctx.layer, ctx.next_conv
-        weight, has_bias, dtype = conv.weight, conv.bias is not None, ctx.conv_dtype
-        with torch.no_grad(), torch.autocast(**ctx.autocast):
-            finished = ActivationThenConv.finish(layer, y)  # the next conv's input, rebuilt for its weight gradient
-        bias_sizes = [weight.shape[0]] if has_bias else None
-        conv_args = (conv.stride, conv.padding, conv.dilation, False, [0], conv.groups)
-        wanted = [False, ctx.needs_input_grad[3], has_bias and ctx.needs_input_grad[4]]  # weight and bias first
-        _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_out, finished.to(dtype), weight.to(dtype), bias_sizes, *conv_args, wanted
-        )
-        act_dtype = finished.dtype
-        del finished  # before the input gradient, whose kernel allocates two tensors of this size
-        # the input gradient reads only the input's shape (y's), not its values
-        grad_in = torch.ops.aten.convolution_backward(
-            grad_out, y.to(dtype), weight.to(dtype), None, *conv_args, [True, False, False]
-        )[0]
-        # autocast's casts, undone as their backward would: each gradient in its tensor's own dtype
-        grad_in = grad_in.to(act_dtype)
-        grad_weight = grad_weight.to(weight.dtype) if grad_weight is not None else None
-        grad_bias = grad_bias.to(conv.bias.dtype) if grad_bias is not None else None
-        norm_params = layer.norm_parameters()
-        with torch.enable_grad(), torch.autocast(**ctx.autocast):
-            y_ = y.detach().requires_grad_(True)
-            normed = layer.normalize(y_)
-        # written over grad_in: at BASE's first layers every new tensor of this size is fresh pages from the OS
-        grad_normed = torch.ops.aten.gelu_backward.grad_input(
-            grad_in, normed.detach().to(act_dtype), grad_input=grad_in
-        )
-        grad_normed = grad_normed.to(normed.dtype)
-        del grad_in
-        if normed is y_:
-            grads = (grad_normed,)
-        else:
-            grads = torch.autograd.grad(normed, [y_, *norm_params], grad_normed)
-        conv_grads = (grad_weight, grad_bias) if has_bias else (grad_weight,)
-        return (grads[0], None, None, *conv_grads, *grads[1:])
-
-    @staticmethod
-    def finish(layer, y):  # no grad: ``layer.finish(y)``, the exact GELU in place on the norm's new output
-        normed = layer.normalize(y)
-        return F.gelu(normed) if normed is y else torch.ops.aten.gelu_(normed)  # y itself is kept for backward
-
-
-def channels_last_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # (B, C, L) -> (B, C', L')
-    """``F.conv1d`` on (B, L, C) memory as a 2-D convolution over (B, C, 1, L), whose output oneDNN gives in the same
-    memory order (a 1-D convolution would give (B, C, L) memory, with copies around it)."""
-    weight = weight[:, :, None]  # (C_out, C_in / groups, 1, K)
-    return F.conv2d(x[:, :, None], weight, bias, (1, stride), (0, padding), (1, dilation), groups).squeeze(2)
-
-
-def conv_over(x, conv, channels_last):  # (B, C_in, L) -> (B, C_out, L'): ``conv(x)``, on (B, L, C) memory if asked
-    if not channels_last:
-        return conv(x)
-    return channels_last_conv1d(
-        x, conv.weight, conv.bias, conv.stride[0], conv.padding[0], conv.dilation[0], conv.groups
-    )
-
-
-def first_conv_channels_last(x, conv):  # (B, L) -> (B, C, T) over (B, T, C) memory
-    """The first layer's convolution (one input channel) as a product of the waveform's patches: its output comes
-    in channels-last memory, which the following convolutions keep."""
-    kernel, stride = conv.kernel_size[0], conv.stride[0]
-    out = x.unfold(1, kernel, stride) @ conv.weight.view(conv.out_channels, kernel).T  # (B, T, K) x (K, C)
-    return (out if conv.bias is None else out + conv.bias).transpose(1, 2)
-
-
 class FeatureEncoder(nn.Module):
     """The 7-layer conv encoder f: X -> Z (paper section 2).
 
@@ -184,6 +96,11 @@ class FeatureEncoder(nn.Module):
     """
 
     recompute_activations = True
+    # in that recomputing path, float32 on a CPU: the convolutions after the first over (B, T, C) memory as products
+    # of strided frame views (convolution_hf_wav2vec2.conv_frames), their gradients likewise: BASE's conv stack
+    # backward about 1.7x faster where products run on MKL (AMD EPYC with AVX2), whose products beat oneDNN's
+    # backward convolutions there. None: there, that is where oneDNN products are not preferred (onednn_default)
+    frame_products: bool | None = None
     # without gradients into it (inference, a frozen encoder in fine-tuning), float32 on a CPU: (B, T, C) memory for
     # every layer, where oneDNN's convolutions run about 1.4x faster (AMD EPYC with AVX-512) and the output needs no
     # transposing copy. None: where oneDNN products are preferred (linear_hf_wav2vec2.onednn_default). Not in
@@ -213,13 +130,14 @@ class FeatureEncoder(nn.Module):
             for layer in self.conv_layers:
                 x = layer(x)
             return x
-        layers = self.conv_layers
-        x = layers[0].conv(x)  # plain autograd: what it keeps is the one-channel waveform
+        layers, frames = self.conv_layers, self._frame_products(input_values)
+        # plain autograd for the first convolution: what it keeps is the one-channel waveform (or its patches)
+        x = first_conv_frames(input_values, layers[0].conv) if frames else layers[0].conv(x)
         for layer, following in zip(layers[:-1], layers[1:], strict=True):
             conv = following.conv
             params = [conv.weight] + ([conv.bias] if conv.bias is not None else []) + layer.norm_parameters()
-            x = ActivationThenConv.apply(x, layer, conv, *params)
-        return layers[-1].finish(x)
+            x = ActivationThenConv.apply(x, layer, conv, frames, *params)
+        return layers[-1].finish(x.transpose(1, 2) if frames else x)
 
     def _channels_last(self, x) -> bool:
         if not eager_cpu_float32(x):
@@ -227,6 +145,10 @@ class FeatureEncoder(nn.Module):
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
             return False
         return onednn_wanted(self.channels_last)
+
+    def _frame_products(self, x) -> bool:
+        wanted = not onednn_default() if self.frame_products is None else self.frame_products
+        return wanted and eager_cpu_float32(x)
 
     def _recomputes(self, x) -> bool:
         return (

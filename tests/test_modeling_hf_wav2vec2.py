@@ -386,6 +386,7 @@ def test_auto_classes_and_remote_code_in_a_fresh_process(tmp_path):
         "modeling_hf_wav2vec2.py",
         "modules_hf_wav2vec2.py",
         "linear_hf_wav2vec2.py",
+        "convolution_hf_wav2vec2.py",
         "masking_hf_wav2vec2.py",
         "pretraining_hf_wav2vec2.py",
         "adapters_hf_wav2vec2.py",

@@ -1,15 +1,24 @@
 """The training paths that recompute instead of keeping: the conv feature encoder's norms and GELUs
-(modules_hf_wav2vec2.ActivationThenConv) and the attention core under CPU dropout (Attention.recompute_cpu_dropout);
-and the positional conv's backward pass as two forward convolutions (GroupedTimeConv)."""
+(convolution_hf_wav2vec2.ActivationThenConv) and the attention core under CPU dropout
+(Attention.recompute_cpu_dropout); the conv stack as products of frame views (FeatureEncoder.frame_products); and
+the positional conv's backward pass as two forward convolutions (GroupedTimeConv)."""
 
 import functools
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint
 from conftest import tiny_config
 
 from hf_wav2vec2 import HfWav2Vec2Model
+from hf_wav2vec2.convolution_hf_wav2vec2 import (
+    channel_norm,
+    channel_norm_backward,
+    conv_frames,
+    conv_frames_input_grad,
+    conv_frames_weight_grad,
+)
 from hf_wav2vec2.modules_hf_wav2vec2 import (
     Attention,
     DropoutAttention,
@@ -20,6 +29,12 @@ from hf_wav2vec2.modules_hf_wav2vec2 import (
 )
 
 FOUR_LAYERS = dict(conv_dim=(16, 24, 24, 16), conv_kernel=(10, 3, 3, 2), conv_stride=(5, 2, 2, 2))
+
+
+@pytest.fixture
+def onednn_convs(monkeypatch):
+    """The recomputing path with oneDNN's (B, C, T) convolutions, whatever this CPU's default."""
+    monkeypatch.setattr(FeatureEncoder, "frame_products", False)
 
 
 def graph_ops(tensor) -> set[str]:
@@ -69,7 +84,7 @@ def gradients(encoder, x, weights, recompute, autocast):
 # the recomputation replays: the conv outputs it keeps are bfloat16, the norms run in float32)
 @pytest.mark.parametrize("autocast", [False, True], ids=["float32", "bf16-autocast"])
 @pytest.mark.parametrize("variant", ["base", "large"])
-def test_recomputing_the_conv_stack_gives_the_plain_gradients_bit_for_bit(variant, autocast):
+def test_recomputing_the_conv_stack_gives_the_plain_gradients_bit_for_bit(variant, autocast, onednn_convs):
     encoder = FeatureEncoder(tiny_config(variant, **FOUR_LAYERS)).train()
     x = torch.randn(3, 1600)
     weights = torch.randn(encoder(x).shape)
@@ -85,7 +100,7 @@ def test_recomputing_the_conv_stack_gives_the_plain_gradients_bit_for_bit(varian
     assert any("layer_norm" in name for name in grads)  # the norm's parameters got their gradients too
 
 
-def test_recomputing_keeps_only_the_conv_outputs():
+def test_recomputing_keeps_only_the_conv_outputs(onednn_convs):
     config = tiny_config("base", **FOUR_LAYERS)
     encoder = FeatureEncoder(config).train()
     x = torch.randn(2, 16000)
@@ -144,7 +159,7 @@ def test_channels_last_inference_equals_the_plain_conv_stack(variant, monkeypatc
     torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-6)
 
 
-def test_channels_last_only_where_no_gradient_flows_into_the_conv_stack(monkeypatch):
+def test_channels_last_only_where_no_gradient_flows_into_the_conv_stack(monkeypatch, onednn_convs):
     encoder = FeatureEncoder(tiny_config("base", **FOUR_LAYERS)).train()
     x = torch.randn(2, 1600)
     monkeypatch.setattr(FeatureEncoder, "channels_last", True)
@@ -168,6 +183,98 @@ def test_channels_last_follows_the_onednn_default(monkeypatch):
         monkeypatch.setenv("HF_WAV2VEC2_ONEDNN_LINEAR", value)
         with torch.no_grad():
             assert encoder(x).is_contiguous() is expected_contiguous
+
+
+# -------------------------------------------------------------------- the conv stack as products of frame views
+
+
+# BASE's (3, 2) and (2, 2) layers with either parity of length, the first layer's (10, 5), and kernels shorter
+# than the stride or at stride 1
+SHAPES = [(3, 2, 41), (3, 2, 40), (2, 2, 17), (10, 5, 64), (2, 3, 20), (4, 1, 9)]  # (kernel, stride, frames)
+
+
+@pytest.mark.parametrize("kernel,stride,frames", SHAPES)
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+def test_frame_products_are_the_convolution_and_its_gradients(kernel, stride, frames, bias):
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, frames, dtype=torch.float64, requires_grad=True)  # (B, C, T)
+    weight = torch.randn(7, 5, kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(7, dtype=torch.float64) if bias else None
+    reference = F.conv1d(x, weight, b, stride=stride)
+    grad = torch.randn_like(reference)
+    reference.backward(grad)
+    x_frames, grad_frames = x.detach().transpose(1, 2).contiguous(), grad.transpose(1, 2).contiguous()
+    out = conv_frames(x_frames, weight.detach(), b, stride)  # (B, T', C')
+    torch.testing.assert_close(out.transpose(1, 2), reference.detach(), rtol=1e-12, atol=1e-12)
+    grad_weight = conv_frames_weight_grad(x_frames, grad_frames, kernel, stride)
+    torch.testing.assert_close(grad_weight, weight.grad, rtol=1e-12, atol=1e-12)
+    grad_x = conv_frames_input_grad(grad_frames, weight.detach(), frames, stride)  # frames past the last tap: 0
+    torch.testing.assert_close(grad_x.transpose(1, 2), x.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_channel_norm_and_its_backward_are_group_norms():
+    norm = torch.nn.GroupNorm(6, 6).double()
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    y = (3 * torch.randn(2, 4100, 6, dtype=torch.float64) + 1).requires_grad_(True)  # (B, T, C), past one chunk
+    reference = norm(y.transpose(1, 2)).transpose(1, 2)
+    grad = torch.randn_like(reference)
+    reference.backward(grad)
+    out, mean, rstd = channel_norm(norm, y.detach())
+    torch.testing.assert_close(out, reference.detach(), rtol=1e-10, atol=1e-10)
+    grad_y, grad_weight, grad_bias = channel_norm_backward(grad.clone(), y.detach(), mean, rstd, norm.weight.detach())
+    torch.testing.assert_close(grad_y, y.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grad_weight, norm.weight.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grad_bias, norm.bias.grad, rtol=1e-10, atol=1e-10)
+
+
+def frame_products_step(encoder, x, weights, on, monkeypatch):
+    monkeypatch.setattr(FeatureEncoder, "frame_products", on)
+    encoder.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_(True)
+    out = encoder(x)
+    (out * weights).sum().backward()
+    return out, x.grad, {name: p.grad for name, p in encoder.named_parameters()}
+
+
+@pytest.mark.parametrize("length", [1600, 1999])
+@pytest.mark.parametrize("variant", ["base", "large"])
+def test_frame_products_train_like_the_plain_conv_stack(variant, length, monkeypatch):
+    """The same features and gradients to float32 rounding, every layer on (B, T, C) memory, still recomputing."""
+    encoder = FeatureEncoder(tiny_config(variant, **FOUR_LAYERS)).train()
+    x = torch.randn(3, length)
+    weights = torch.randn(encoder(x).shape)
+    out, x_grad, grads = frame_products_step(encoder, x, weights, True, monkeypatch)
+    assert out.transpose(1, 2).is_contiguous() and recomputes(encoder, x)
+    plain_out, plain_x_grad, plain_grads = frame_products_step(encoder, x, weights, False, monkeypatch)
+    assert plain_out.is_contiguous() is (variant == "base")
+    assert grads.keys() == plain_grads.keys()
+    pairs = [(out, plain_out, "features"), (x_grad, plain_x_grad, "input")]
+    for name, grad in grads.items():
+        pairs.append((grad, plain_grads[name], name))
+    for ours, plain, name in pairs:  # float32 rounding, against each tensor's largest value
+        assert (ours - plain).abs().max() <= 1e-5 * plain.abs().max(), name
+
+
+def test_frame_products_where_products_run_on_mkl_in_float32_training(monkeypatch):
+    encoder = FeatureEncoder(tiny_config("base", **FOUR_LAYERS)).train()
+    x = torch.randn(2, 1600)
+
+    def frames_used():
+        return encoder(x).transpose(1, 2).is_contiguous()
+
+    for value, expected in (("0", True), ("1", False)):  # None: where the products are MKL's, not oneDNN's
+        monkeypatch.setenv("HF_WAV2VEC2_ONEDNN_LINEAR", value)
+        assert frames_used() is expected
+    monkeypatch.setattr(FeatureEncoder, "frame_products", True)
+    assert frames_used()  # forced on, against the environment's 1
+    monkeypatch.setenv("HF_WAV2VEC2_ONEDNN_LINEAR", "0")  # so that inference below runs the plain conv stack
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not frames_used()  # autocast's casts run on the plain path
+    with torch.no_grad():
+        assert not frames_used()  # inference: FeatureEncoder.channels_last decides
+    monkeypatch.setattr(FeatureEncoder, "frame_products", False)
+    assert not frames_used()
 
 
 # ------------------------------------------------------------------------------------------- the attention core
