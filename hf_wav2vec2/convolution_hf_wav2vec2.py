@@ -127,6 +127,17 @@ def channel_norm_backward(grad, y, mean, rstd, weight):  # (B, T, C) x 2 -> grad
     return grad.mul_(scale).add_(c_0).addcmul_(y, c_y), grad_weight, grad_bias
 
 
+def conv_stack_frames(layers, x):  # (B, L) -> (B, C, T) over (B, T, C) memory, without gradients
+    """A conv stack's layers (``ConvLayer``) run as products of frame views: inference, or a frozen encoder."""
+    y = first_conv_frames(x, layers[0].conv)
+    for layer, following in zip(layers[:-1], layers[1:], strict=True):
+        conv = following.conv
+        y = conv_frames(
+            ActivationThenConv.finish(layer, y, True, in_place=True), conv.weight, conv.bias, conv.stride[0]
+        )
+    return ActivationThenConv.finish(layers[-1], y, True, in_place=True).transpose(1, 2)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Training: norms and GELUs recomputed
 # --------------------------------------------------------------------------------------------------------------------
@@ -242,7 +253,7 @@ class ActivationThenConv(torch.autograd.Function):
         return layer.normalize(y.transpose(1, 2)).transpose(1, 2)
 
     @staticmethod
-    def finish(layer, y, frames=False):  # no grad: ``layer.finish(y)``, the exact GELU in place on the norm's output
-        if layer.norm is None:
-            return F.gelu(y)  # y itself is kept for backward
+    def finish(layer, y, frames=False, in_place=False):  # no grad: ``layer.finish(y)``, the GELU in place
+        if layer.norm is None:  # on the norm's new output, or on y itself only if asked (training keeps y)
+            return torch.ops.aten.gelu_(y) if in_place else F.gelu(y)
         return torch.ops.aten.gelu_(ActivationThenConv.normalize(layer, y, frames))

@@ -17,6 +17,7 @@ from .convolution_hf_wav2vec2 import (
     ActivationThenConv,
     channels_last_conv1d,
     conv_over,
+    conv_stack_frames,
     first_conv_channels_last,
     first_conv_frames,
 )
@@ -96,15 +97,17 @@ class FeatureEncoder(nn.Module):
     """
 
     recompute_activations = True
-    # in that recomputing path, float32 on a CPU: the convolutions after the first over (B, T, C) memory as products
-    # of strided frame views (convolution_hf_wav2vec2.conv_frames), their gradients likewise: BASE's conv stack
-    # backward about 1.7x faster where products run on MKL (AMD EPYC with AVX2), whose products beat oneDNN's
-    # backward convolutions there. None: there, that is where oneDNN products are not preferred (onednn_default)
+    # float32 on a CPU, in training's recomputing path and without gradients alike: every layer on (B, T, C) memory,
+    # its convolution as products of strided frame views (convolution_hf_wav2vec2.conv_frames), their gradients
+    # likewise. Where products run on MKL (AMD EPYC with AVX2), BASE at 4 x 5 s: a pre-training step 11.2 -> 9.3 s
+    # (oneDNN's backward convolutions run at about 70 GFLOP/s there, the products at 120-135); the stack's forward
+    # at 1 x 10 s 0.71 -> 0.55 s. None: where oneDNN products are not preferred (linear_hf_wav2vec2.onednn_default).
     frame_products: bool | None = None
     # without gradients into it (inference, a frozen encoder in fine-tuning), float32 on a CPU: (B, T, C) memory for
-    # every layer, where oneDNN's convolutions run about 1.4x faster (AMD EPYC with AVX-512) and the output needs no
-    # transposing copy. None: where oneDNN products are preferred (linear_hf_wav2vec2.onednn_default). Not in
-    # training: there oneDNN's weight gradient and the group norm's backward are slower on it than the time saved.
+    # every layer as oneDNN 2-D convolutions, which run about 1.4x faster there (AMD EPYC with AVX-512) and give
+    # the output in the order the caller wants. True: before frame products too; None: where oneDNN products are
+    # preferred (linear_hf_wav2vec2.onednn_default). Not in training: there oneDNN's weight gradient and the group
+    # norm's backward on that memory are slower than the time saved.
     channels_last: bool | None = None
 
     def __init__(self, config: HfWav2Vec2Config):
@@ -120,17 +123,20 @@ class FeatureEncoder(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
 
     def forward(self, input_values):  # (B, L) -> (B, C, T)
-        x = input_values[:, None]
-        if self._channels_last(input_values):
-            x = self.conv_layers[0].finish(first_conv_channels_last(input_values, self.conv_layers[0].conv))
-            for layer in self.conv_layers[1:]:
-                x = layer(x, True)
-            return x
+        layers, x = self.conv_layers, input_values[:, None]
+        frames = self._frame_products(input_values)
+        if self._without_gradients(input_values):  # inference, or a frozen encoder in fine-tuning
+            if frames and self.channels_last is not True:
+                return conv_stack_frames(layers, input_values)
+            if onednn_wanted(self.channels_last):
+                x = layers[0].finish(first_conv_channels_last(input_values, layers[0].conv))
+                for layer in layers[1:]:
+                    x = layer(x, True)
+                return x
         if not self._recomputes(x):
-            for layer in self.conv_layers:
+            for layer in layers:
                 x = layer(x)
             return x
-        layers, frames = self.conv_layers, self._frame_products(input_values)
         # plain autograd for the first convolution: what it keeps is the one-channel waveform (or its patches)
         x = first_conv_frames(input_values, layers[0].conv) if frames else layers[0].conv(x)
         for layer, following in zip(layers[:-1], layers[1:], strict=True):
@@ -139,12 +145,10 @@ class FeatureEncoder(nn.Module):
             x = ActivationThenConv.apply(x, layer, conv, frames, *params)
         return layers[-1].finish(x.transpose(1, 2) if frames else x)
 
-    def _channels_last(self, x) -> bool:
+    def _without_gradients(self, x) -> bool:  # float32 on a CPU, eager, and no gradient flows into the stack
         if not eager_cpu_float32(x):
             return False
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
-            return False
-        return onednn_wanted(self.channels_last)
+        return not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
     def _frame_products(self, x) -> bool:
         wanted = not onednn_default() if self.frame_products is None else self.frame_products

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from conftest import tiny_config
 
-from hf_wav2vec2 import HfWav2Vec2Model
+from hf_wav2vec2 import HfWav2Vec2Model, convolution_hf_wav2vec2
 from hf_wav2vec2.convolution_hf_wav2vec2 import (
     channel_norm,
     channel_norm_backward,
@@ -146,7 +146,7 @@ def channels_last_runs(encoder, x, monkeypatch, on) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("variant", ["base", "large"])
-def test_channels_last_inference_equals_the_plain_conv_stack(variant, monkeypatch):
+def test_channels_last_inference_equals_the_plain_conv_stack(variant, monkeypatch, onednn_convs):
     """(B, T, C) memory throughout: the same features to float32 rounding, already in the order the caller's
     transpose wants; the first layer's conv as a product of the waveform's patches."""
     encoder = FeatureEncoder(tiny_config(variant, **FOUR_LAYERS)).eval()
@@ -176,7 +176,7 @@ def test_channels_last_only_where_no_gradient_flows_into_the_conv_stack(monkeypa
         assert encoder(x).is_contiguous()
 
 
-def test_channels_last_follows_the_onednn_default(monkeypatch):
+def test_channels_last_follows_the_onednn_default(monkeypatch, onednn_convs):
     encoder = FeatureEncoder(tiny_config("base", **FOUR_LAYERS)).eval()
     x = torch.randn(2, 1600)
     for value, expected_contiguous in (("1", False), ("0", True)):
@@ -256,25 +256,57 @@ def test_frame_products_train_like_the_plain_conv_stack(variant, length, monkeyp
         assert (ours - plain).abs().max() <= 1e-5 * plain.abs().max(), name
 
 
-def test_frame_products_where_products_run_on_mkl_in_float32_training(monkeypatch):
+def frame_product_calls(monkeypatch) -> list:
+    """A list that grows by one at each call of convolution_hf_wav2vec2.conv_frames (which still runs)."""
+    calls, real = [], convolution_hf_wav2vec2.conv_frames
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(convolution_hf_wav2vec2, "conv_frames", spy)
+    return calls
+
+
+def test_frame_products_where_products_run_on_mkl_in_float32(monkeypatch):
     encoder = FeatureEncoder(tiny_config("base", **FOUR_LAYERS)).train()
     x = torch.randn(2, 1600)
+    calls = frame_product_calls(monkeypatch)
 
-    def frames_used():
-        return encoder(x).transpose(1, 2).is_contiguous()
+    def frames_used(**settings):
+        for name, value in settings.items():
+            monkeypatch.setattr(FeatureEncoder, name, value)
+        calls.clear()
+        out = encoder(x)
+        assert out.transpose(1, 2).is_contiguous() or not calls  # (B, T, C) memory throughout
+        return bool(calls)
 
     for value, expected in (("0", True), ("1", False)):  # None: where the products are MKL's, not oneDNN's
         monkeypatch.setenv("HF_WAV2VEC2_ONEDNN_LINEAR", value)
         assert frames_used() is expected
-    monkeypatch.setattr(FeatureEncoder, "frame_products", True)
-    assert frames_used()  # forced on, against the environment's 1
-    monkeypatch.setenv("HF_WAV2VEC2_ONEDNN_LINEAR", "0")  # so that inference below runs the plain conv stack
+        with torch.no_grad():
+            assert frames_used() is expected  # with "1", oneDNN's 2-D convolutions
+    assert frames_used(frame_products=True)  # forced on, against the environment's 1
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not frames_used()  # autocast's casts run on the plain path
     with torch.no_grad():
-        assert not frames_used()  # inference: FeatureEncoder.channels_last decides
-    monkeypatch.setattr(FeatureEncoder, "frame_products", False)
-    assert not frames_used()
+        assert frames_used(channels_last=None)
+        assert not frames_used(channels_last=True)  # asked for: oneDNN's 2-D convolutions first
+    assert not frames_used(frame_products=False, channels_last=None)
+
+
+@pytest.mark.parametrize("variant", ["base", "large"])
+def test_frame_products_inference_equals_the_plain_conv_stack(variant, monkeypatch, onednn_convs):
+    encoder = FeatureEncoder(tiny_config(variant, **FOUR_LAYERS)).eval()
+    x = torch.randn(3, 1999)
+    monkeypatch.setattr(FeatureEncoder, "channels_last", False)
+    with torch.no_grad():
+        plain = encoder(x)
+        monkeypatch.setattr(FeatureEncoder, "frame_products", True)
+        calls = frame_product_calls(monkeypatch)
+        ours = encoder(x)
+    assert len(calls) == len(FOUR_LAYERS["conv_dim"]) - 1 and ours.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- the attention core
