@@ -41,6 +41,7 @@ from bench_all_report import (
     BASE_DROPOUTS,
     CHECKPOINTED,
     CONV_KEPT,
+    DNN_CONVS,
     MKL,
     PRETRAIN_IMPLS,
     WITH_DROPOUT,
@@ -122,32 +123,36 @@ def interleaved(fns: dict, repeats: int, n: int = 2048) -> tuple[dict, list[floa
 
 
 @contextlib.contextmanager
-def linear_products(name: str):
-    """Runs an implementation named ``... , MKL products`` with ``Linear.onednn = False``; others as they are."""
+def variant_settings(name: str):
+    """Runs an implementation named ``..., MKL products`` with ``Linear.onednn = False`` and one named ``...,
+    oneDNN convolutions`` with ``FeatureEncoder.frame_products = False``; others as they are."""
     from hf_wav2vec2.linear_hf_wav2vec2 import Linear
+    from hf_wav2vec2.modules_hf_wav2vec2 import FeatureEncoder
 
-    saved = Linear.onednn
-    Linear.onednn = False if name.endswith(MKL) else saved
+    saved = Linear.onednn, FeatureEncoder.frame_products
+    Linear.onednn = False if name.endswith(MKL) else saved[0]
+    FeatureEncoder.frame_products = False if name.endswith(DNN_CONVS) else saved[1]
     try:
         yield
     finally:
-        Linear.onednn = saved
+        Linear.onednn, FeatureEncoder.frame_products = saved
 
 
-def with_products(name: str, fn):
+def with_variant(name: str, fn):
     def run():
-        with linear_products(name):
+        with variant_settings(name):
             return fn()
 
     run.no_grad = getattr(fn, "no_grad", True)
     return run
 
 
-def mkl_row_too() -> bool:
-    """Whether ours has a second row with MKL's products: where oneDNN's are its default (else they are the same)."""
+def variant_rows() -> list[str]:
+    """The suffixes of ours's second row, run where it differs from ours: MKL's products where oneDNN's are the
+    default, else the conv stack on oneDNN's convolutions (where products of frame views are the default)."""
     from hf_wav2vec2.linear_hf_wav2vec2 import onednn_default
 
-    return onednn_default()
+    return [MKL] if onednn_default() else [DNN_CONVS]
 
 
 def med(values: list[float]) -> float:
@@ -234,8 +239,8 @@ def load_ctc(root: Path, impl: str):
 
 def bench_forward(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
-    if mkl_row_too():
-        models[f"hf-wav2vec2{MKL}"] = models["hf-wav2vec2"]  # the same model, run by linear_products
+    for suffix in variant_rows():
+        models[f"hf-wav2vec2{suffix}"] = models["hf-wav2vec2"]  # the same model, run by variant_settings
     if "onnx" not in args.skip:
         from hf_wav2vec2.onnx import OnnxWav2Vec2ForCTC, export_onnx, quantize_onnx
 
@@ -254,7 +259,7 @@ def bench_forward(root: Path, args, results: dict) -> None:
     rows, all_peaks = [], []
     for batch in args.batches:
         x = torch.randn(batch, samples, generator=torch.Generator().manual_seed(batch))
-        fns = {name: with_products(name, lambda m=m, x=x: m(x).logits) for name, m in models.items()}
+        fns = {name: with_variant(name, lambda m=m, x=x: m(x).logits) for name, m in models.items()}
         with torch.no_grad():
             reference = models["transformers"](x).logits
             agreement = {
@@ -309,6 +314,10 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
         from hf_wav2vec2.linear_hf_wav2vec2 import Linear
 
         Linear.onednn = False
+    if impl.endswith(DNN_CONVS):
+        from hf_wav2vec2.modules_hf_wav2vec2 import FeatureEncoder
+
+        FeatureEncoder.frame_products = False
     model.train()
     torch.manual_seed(0)  # the same masks, distractors and Gumbel noise with and without checkpointing
     x = torch.randn(batch, int(seconds * SR), generator=torch.Generator().manual_seed(0))
@@ -338,7 +347,9 @@ def run_worker(root: Path, worker: str, argv: list[str]) -> dict:
 
 
 def bench_pretrain(root: Path, args, results: dict) -> None:
-    runs: dict[str, list[dict]] = {impl: [] for impl in PRETRAIN_IMPLS}
+    variants = tuple(f"hf-wav2vec2{suffix}" for suffix in variant_rows())
+    impls = [impl for impl in PRETRAIN_IMPLS if not impl.endswith((MKL, DNN_CONVS)) or impl in variants]
+    runs: dict[str, list[dict]] = {impl: [] for impl in impls}
     peaks = []
     for _ in range(args.pretrain_rounds):  # alternate whole processes, so the load falls on both alike
         for impl in runs:
@@ -358,8 +369,8 @@ def bench_pretrain(root: Path, args, results: dict) -> None:
 
 def bench_finetune(root: Path, args, results: dict) -> None:
     models = {impl: load_ctc(root, impl) for impl in ("transformers", "hf-wav2vec2")}
-    if mkl_row_too():
-        models[f"hf-wav2vec2{MKL}"] = models["hf-wav2vec2"]
+    for suffix in variant_rows():
+        models[f"hf-wav2vec2{suffix}"] = models["hf-wav2vec2"]
     x = torch.randn(args.train_batch, int(args.train_seconds * SR), generator=torch.Generator().manual_seed(1))
     labels = torch.randint(
         5, 32, (args.train_batch, int(args.train_seconds * 12)), generator=torch.Generator().manual_seed(2)
@@ -376,7 +387,7 @@ def bench_finetune(root: Path, args, results: dict) -> None:
     for model in models.values():
         model.train()
         model.freeze_feature_encoder()
-    times, peaks = interleaved({name: with_products(name, step(m)) for name, m in models.items()}, args.repeats)
+    times, peaks = interleaved({name: with_variant(name, step(m)) for name, m in models.items()}, args.repeats)
     results["finetune"] = {name: {"seconds": med(t), "runs": t} for name, t in times.items()}
     results["finetune_peak"] = med(peaks)
 
@@ -577,7 +588,7 @@ def main(argv=None) -> None:
         print(json.dumps(pretrain_worker(args.root, args.worker, args.train_batch, args.train_seconds, args.steps)))
         return
     results = {"start": time.perf_counter(), "load_before": load_average(), "size": args.size}
-    results["onednn_default"] = mkl_row_too()
+    results["onednn_default"] = variant_rows() == [MKL]
     with tempfile.TemporaryDirectory() as tmp:
         root = save_checkpoints(Path(tmp), args.size)
         for name, section in (
