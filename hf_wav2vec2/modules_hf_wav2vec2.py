@@ -151,8 +151,9 @@ class FeatureEncoder(nn.Module):
         return not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
     def _frame_products(self, x) -> bool:
-        wanted = not onednn_default() if self.frame_products is None else self.frame_products
-        return wanted and eager_cpu_float32(x)
+        if not eager_cpu_float32(x):  # first: a compiler would trace the setting's environment lookup
+            return False
+        return not onednn_default() if self.frame_products is None else self.frame_products
 
     def _recomputes(self, x) -> bool:
         return (

@@ -16,6 +16,7 @@ from hf_wav2vec2 import (
     modeling_hf_wav2vec2,
     sample_negative_indices,
 )
+from hf_wav2vec2.modules_hf_wav2vec2 import FeatureEncoder
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -222,7 +223,9 @@ def test_layerdrop_keeps_every_parameter_in_the_graph():
             assert p.grad is not None and torch.count_nonzero(p.grad) == 0
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+def test_gradient_checkpointing_gives_the_same_gradients(monkeypatch):
+    # a checkpointed conv layer runs oneDNN's convolution: so does the plain model's here, for float32-exact sums
+    monkeypatch.setattr(FeatureEncoder, "frame_products", False)
     config = tiny_config(**NO_DROPOUT)
     plain = HfWav2Vec2ForCTC(config).train()
     ckpt = HfWav2Vec2ForCTC(config).train()

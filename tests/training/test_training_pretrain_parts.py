@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from hf_wav2vec2.modules_hf_wav2vec2 import FeatureEncoder
 from hf_wav2vec2.training.health import TrainingHealth
 from hf_wav2vec2.training.pretrain import UpdateStats
 from hf_wav2vec2.training.pretrain_args import PretrainArguments, parse_args
@@ -173,7 +174,9 @@ def _pretraining_step(parts):
     return sum(kept.values()), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}, out.loss, flags
 
 
-def test_activation_checkpointing_keeps_less_and_changes_no_gradient():
+def test_activation_checkpointing_keeps_less_and_changes_no_gradient(monkeypatch):
+    # a checkpointed conv layer runs oneDNN's convolution: so does the plain model's here, for float32-exact sums
+    monkeypatch.setattr(FeatureEncoder, "frame_products", False)
     plain_bytes, plain_grads, plain_loss, plain_flags = _pretraining_step(None)
     assert not any(plain_flags.values())
     kept = {}
