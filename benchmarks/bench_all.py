@@ -310,14 +310,6 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
         model.activation_checkpointing_enable() if theirs else enable_activation_checkpointing(model, "transformer")
     if impl.endswith(CONV_KEPT):
         model.wav2vec2.feature_extractor.recompute_activations = False
-    if impl.endswith(MKL):
-        from hf_wav2vec2.linear_hf_wav2vec2 import Linear
-
-        Linear.onednn = False
-    if impl.endswith(DNN_CONVS):
-        from hf_wav2vec2.modules_hf_wav2vec2 import FeatureEncoder
-
-        FeatureEncoder.frame_products = False
     model.train()
     torch.manual_seed(0)  # the same masks, distractors and Gumbel noise with and without checkpointing
     x = torch.randn(batch, int(seconds * SR), generator=torch.Generator().manual_seed(0))
@@ -327,13 +319,14 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
     if theirs:  # transformers' model takes its masks and distractors; ours samples them itself
         kwargs = dict(mask_time_indices=mask, sampled_negative_indices=hf_wav2vec2.sample_negative_indices(mask, 100))
     times, losses = [], []
-    for _ in range(steps + 1):
-        model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        out = model(x, **kwargs)
-        out.loss.backward()
-        times.append(time.perf_counter() - start)
-        losses.append(float(out.loss))
+    with variant_settings(impl):  # the MKL-products and oneDNN-convolutions rows
+        for _ in range(steps + 1):
+            model.zero_grad(set_to_none=True)
+            start = time.perf_counter()
+            out = model(x, **kwargs)
+            out.loss.backward()
+            times.append(time.perf_counter() - start)
+            losses.append(float(out.loss))
     return {"times": times[1:], "peak_rss_mb": peak_rss_mb(), "loss": losses[-1]}
 
 
