@@ -218,7 +218,7 @@ class ActivationThenConv(torch.autograd.Function):
             grad_weight = conv_frames_weight_grad(finished, grad_out, kernel, stride) if wanted[0] else None
             grads = [grad_weight] + [grad_out.sum((0, 1)) if wanted[1] else None] * has_bias
             del finished
-            return grads, conv_frames_input_grad(grad_out, conv.weight, y.shape[1], conv.stride[0])
+            return grads, conv_frames_input_grad(grad_out, conv.weight, y.shape[1], stride)
         weight, dtype = conv.weight, ctx.conv_dtype
         conv_args = (conv.stride, conv.padding, conv.dilation, False, [0], conv.groups)
         _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
