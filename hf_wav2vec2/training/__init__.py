@@ -4,7 +4,8 @@ Pre-training: :mod:`.data` (the data pipeline, a package), :mod:`.pretrain` (the
 :mod:`.pretrain_update` (one update: statistics, gradients, the logged record),
 :mod:`.pretrain_args` (its typed arguments and model config), :mod:`.checkpoints` (atomic, checked checkpoints),
 :mod:`.pretrain_log` (log, curves), :mod:`.health` (failure-mode warnings), :mod:`.synthetic` (speech-like test
-audio). Fine-tuning: :mod:`.finetune`, :mod:`.ctc_data`, :mod:`.vocab`, :mod:`.metrics`.
+audio), :mod:`.allocator` (glibc's mmap threshold, which sets how much of a step's peak memory is heap).
+Fine-tuning: :mod:`.finetune`, :mod:`.ctc_data`, :mod:`.vocab`, :mod:`.metrics`.
 
 The data pipeline's public names (its ``__all__``) and the synthetic audio generator are re-exported here; other
 submodules are imported on their own (``from hf_wav2vec2.training.<module> import ...``). The re-exports are

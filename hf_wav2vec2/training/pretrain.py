@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .allocator import set_mmap_threshold
 from .checkpoints import (
     RANK_KEYS,
     TRAINER_FILE,
@@ -526,6 +527,8 @@ def training_function(args: PretrainArguments) -> dict:
     # save_pretrained writes the auto_map and the code only for registered classes; the hf-wav2vec2 command defers
     # registration to here (see hf_wav2vec2.register)
     hf_wav2vec2.register()
+    # before the model and the data exist, so that every activation block is allocated under the fixed threshold
+    logger.info(set_mmap_threshold(args.malloc_mmap_threshold_kb))
     config = build_config(args)  # a bad config fails before anything starts
     check_mixed_precision(args)
     prepare_output_dir(args)

@@ -554,3 +554,16 @@ def test_pretraining_curves_are_drawn_by_the_shared_plotter(tmp_path):
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     plot_curves([], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_mmap_threshold_flag_reaches_the_allocator_before_the_model_exists(corpus, tmp_path, monkeypatch):
+    calls = []
+    real = pretrain.set_mmap_threshold
+
+    def recording(kb):
+        calls.append((kb, (tmp_path / "mmap").exists()))  # the output folder is made after the threshold is set
+        return real(kb)
+
+    monkeypatch.setattr(pretrain, "set_mmap_threshold", recording)
+    result = pretrain.main(_args(corpus, tmp_path / "mmap", "--malloc_mmap_threshold_kb", "2048", updates=1))
+    assert calls == [(2048, False)] and result["num_updates"] == 1
