@@ -6,7 +6,7 @@ and, by default, rises to the size of each mmapped block that is freed, up to 32
 activations of a few MB each (BASE: hidden states 3 MB, feed-forward and attention blocks about 12 MB), so after a
 few steps nearly all of them come from the heap, and the heap's free-but-fragmented space adds to the peak. On a
 BASE pre-training step (4 x 5 s, fp32, 2-core EPYC) a fixed 1 MiB threshold took the peak RSS from 2437 MB to
-1732 MB at a few per cent more system time (benchmarks/results/performance_cpu.md, the mmap-threshold rows).
+1732 MB at a few per cent more system time (benchmarks/results/performance_cpu.md, session 19).
 
 glibc reads ``MALLOC_MMAP_THRESHOLD_`` (and ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...``) at start-up; a user
 who set either keeps it. Other C libraries (musl, macOS) are left alone.
