@@ -13,9 +13,9 @@ are the numbers to read, not the seconds. Sections (``--skip`` any):
   (``onnx``: exported once, export time reported; int8 as ``export-onnx --int8`` writes it, conv stack fp32, and as
   ``--int8_conv_stack`` does), with the fraction of the matmul peak (analytic FLOPs);
 * ``pretrain``: ForPreTraining step (forward + backward), 4 x 5 s, each package in its own subprocess (run twice,
-  alternating) for its peak RSS; same masks and distractors count; also each with activation checkpointing of its
-  conv and transformer layers (transformers' ``activation_checkpointing_enable``, our
-  ``enable_activation_checkpointing(model, "all")``);
+  alternating) for its peak RSS; same masks and distractors count; also (``--pretrain-variants``) each with its
+  activation checkpointing, with the BASE recipe's dropouts, and with glibc's mmap threshold fixed at 1 MiB (what
+  ``hf-wav2vec2 pretrain`` does), and ours with its conv activations kept and with its other products;
 * ``finetune``: ForCTC step with the conv stack frozen, 4 x 5 s;
 * ``import``: ``import hf_wav2vec2`` and ``hf-wav2vec2 --help`` against ``from transformers import Wav2Vec2ForCTC``;
 * ``scaling``: our forward at 10, 30, 60 s (time, time per audio second, peak RSS, attention's FLOP share), then
@@ -43,7 +43,9 @@ from bench_all_report import (
     CONV_KEPT,
     DNN_CONVS,
     MKL,
+    MMAP,
     PRETRAIN_IMPLS,
+    PRETRAIN_VARIANTS,
     WITH_DROPOUT,
     accuracy_lines,
     forward_table,
@@ -293,6 +295,13 @@ INT8_CONV_STACK = "ONNX Runtime int8, conv stack too"
 
 def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: int) -> dict:
     """In a subprocess: ForPreTraining steps; the process's peak RSS is that package's."""
+    from hf_wav2vec2.training.allocator import environment_setting, set_mmap_threshold
+
+    if impl.endswith(MMAP):  # before anything large is allocated, as the pretrain CLI does
+        allocator = set_mmap_threshold(1024)
+    else:
+        variable = environment_setting()
+        allocator = f"malloc: the mmap threshold {variable} sets" if variable else "malloc: glibc's dynamic threshold"
     import hf_wav2vec2
     from hf_wav2vec2.training.pretrain import enable_activation_checkpointing
 
@@ -327,7 +336,7 @@ def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: in
             out.loss.backward()
             times.append(time.perf_counter() - start)
             losses.append(float(out.loss))
-    return {"times": times[1:], "peak_rss_mb": peak_rss_mb(), "loss": losses[-1]}
+    return {"times": times[1:], "peak_rss_mb": peak_rss_mb(), "loss": losses[-1], "allocator": allocator}
 
 
 def run_worker(root: Path, worker: str, argv: list[str]) -> dict:
@@ -339,9 +348,21 @@ def run_worker(root: Path, worker: str, argv: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def pretrain_rows(chosen: set[str]) -> list[str]:
+    """The pre-training rows a run measures: both packages plain, then those of the ``chosen`` variants
+    (``PRETRAIN_VARIANTS`` names); of ours's two other-products rows only the one that differs from ours here."""
+    products = tuple(f"hf-wav2vec2{suffix}" for suffix in variant_rows())
+    rows = []
+    for impl in PRETRAIN_IMPLS:
+        if impl.endswith((MKL, DNN_CONVS)) and impl not in products:
+            continue
+        if impl in ("transformers", "hf-wav2vec2") or any(impl.endswith(PRETRAIN_VARIANTS[name]) for name in chosen):
+            rows.append(impl)
+    return rows
+
+
 def bench_pretrain(root: Path, args, results: dict) -> None:
-    variants = tuple(f"hf-wav2vec2{suffix}" for suffix in variant_rows())
-    impls = [impl for impl in PRETRAIN_IMPLS if not impl.endswith((MKL, DNN_CONVS)) or impl in variants]
+    impls = pretrain_rows(args.pretrain_variants)
     runs: dict[str, list[dict]] = {impl: [] for impl in impls}
     peaks = []
     for _ in range(args.pretrain_rounds):  # alternate whole processes, so the load falls on both alike
@@ -354,6 +375,7 @@ def bench_pretrain(root: Path, args, results: dict) -> None:
             "runs": [t for r in rs for t in r["times"]],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
             "loss": rs[-1]["loss"],
+            "allocator": rs[-1]["allocator"],
         }
         for impl, rs in runs.items()
     }
@@ -550,6 +572,12 @@ def parse_args(argv=None):
     parser.add_argument("--train-seconds", type=float, default=5.0)
     parser.add_argument("--steps", type=int, default=1, help="timed pre-training steps per worker process")
     parser.add_argument("--pretrain-rounds", type=int, default=2)
+    parser.add_argument(
+        "--pretrain-variants",
+        type=lambda s: set(filter(None, s.split(","))),
+        default=set(PRETRAIN_VARIANTS),
+        help=f"pre-training rows beside the plain two (default all): {','.join(PRETRAIN_VARIANTS)}",
+    )
     parser.add_argument("--scaling-seconds", type=lambda s: [float(x) for x in s.split(",")], default=[10, 30, 60])
     parser.add_argument("--long-seconds", type=float, default=300.0)
     parser.add_argument("--chunk-lengths", type=lambda s: [float(x) for x in s.split(",")], default=[10, 20, 40])
@@ -564,6 +592,12 @@ def parse_args(argv=None):
     unknown = args.skip - set(SECTIONS)
     if unknown:
         parser.error(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    unknown = args.pretrain_variants - set(PRETRAIN_VARIANTS)
+    if unknown:
+        parser.error(
+            f"--pretrain-variants: unknown variant(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(PRETRAIN_VARIANTS)}"
+        )
     return args
 
 

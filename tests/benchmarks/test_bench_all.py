@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_all  # noqa: E402
 
 from hf_wav2vec2.linear_hf_wav2vec2 import onednn_default  # noqa: E402
+from hf_wav2vec2.training.allocator import environment_setting  # noqa: E402
 
 
 def test_tiny_run_writes_every_section(tmp_path):
@@ -89,6 +90,8 @@ def test_tiny_run_writes_every_section(tmp_path):
         "hf-wav2vec2, BASE dropouts",
         "hf-wav2vec2, MKL products",
         "hf-wav2vec2, oneDNN convolutions",
+        "transformers, 1 MiB mmap threshold",
+        "hf-wav2vec2, 1 MiB mmap threshold",
     }
     assert set(pretrain) == set(bench_all.PRETRAIN_IMPLS) - {
         "hf-wav2vec2, MKL products",
@@ -109,6 +112,13 @@ def test_tiny_run_writes_every_section(tmp_path):
         assert "Ours with the conv stack on oneDNN's convolutions (`FeatureEncoder.frame_products = False`)" in report
     for impl in ("transformers", "hf-wav2vec2"):  # the dropouts act: another loss than without
         assert pretrain[f"{impl}, BASE dropouts"]["loss"] != pretrain[impl]["loss"], impl
+    for impl in ("transformers", "hf-wav2vec2"):  # where memory comes from changes no arithmetic
+        fixed = pretrain[f"{impl}, 1 MiB mmap threshold"]
+        assert fixed["loss"] == pytest.approx(pretrain[impl]["loss"], rel=1e-5), impl
+        if environment_setting() is None:  # else the environment's threshold wins in every row
+            assert fixed["allocator"].startswith("malloc: blocks of 1024 KiB and more are mmapped"), impl
+            assert pretrain[impl]["allocator"] == "malloc: glibc's dynamic threshold", impl
+    assert "With glibc's mmap threshold fixed at 1 MiB in both processes" in report
 
 
 def test_flop_count_of_base_matches_the_known_figure():
@@ -122,6 +132,33 @@ def test_flop_count_of_base_matches_the_known_figure():
     assert 0.3 < ten["conv"] / ten["total"] < 0.36
     minute = bench_all.forward_flops(config, 60 * 160000 // 10)
     assert minute["attention"] / minute["total"] > 3 * ten["attention"] / ten["total"]
+
+
+def test_pretrain_variants_choose_the_rows():
+    products = "hf-wav2vec2, MKL products" if onednn_default() else "hf-wav2vec2, oneDNN convolutions"
+    assert bench_all.pretrain_rows(set()) == ["transformers", "hf-wav2vec2"]
+    assert bench_all.pretrain_rows({"mmap"}) == [
+        "transformers",
+        "hf-wav2vec2",
+        "transformers, 1 MiB mmap threshold",
+        "hf-wav2vec2, 1 MiB mmap threshold",
+    ]
+    assert bench_all.pretrain_rows({"products", "conv_kept"}) == [
+        "transformers",
+        "hf-wav2vec2",
+        "hf-wav2vec2, conv activations kept",
+        products,
+    ]
+    every = bench_all.pretrain_rows(set(bench_all.PRETRAIN_VARIANTS))
+    other_products = {"hf-wav2vec2, MKL products", "hf-wav2vec2, oneDNN convolutions"} - {products}
+    assert every == [r for r in bench_all.PRETRAIN_IMPLS if r not in other_products]
+    assert bench_all.parse_args([]).pretrain_variants == set(bench_all.PRETRAIN_VARIANTS)
+
+
+def test_unknown_pretrain_variant_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        bench_all.parse_args(["--pretrain-variants", "mmap,fast"])
+    assert "--pretrain-variants: unknown variant(s) fast" in capsys.readouterr().err
 
 
 def test_unknown_section_is_an_error(capsys):
