@@ -168,7 +168,8 @@ def training_tables(results: dict) -> list[str]:
         if tm and om:
             lines += [
                 "With glibc's mmap threshold fixed at 1 MiB in both processes (what `hf-wav2vec2 pretrain` does by "
-                f"default, `--malloc_mmap_threshold_kb 1024`; {om['allocator']}): ours {om['seconds']:.2f} s, "
+                f'default, `--malloc_mmap_threshold_kb 1024`; the worker: "{om["allocator"]}"): '
+                f"ours {om['seconds']:.2f} s, "
                 f"{om['peak_rss_mb']:.0f} MB, transformers {tm['seconds']:.2f} s, {tm['peak_rss_mb']:.0f} MB: "
                 f"**{tm['seconds'] / om['seconds']:.2f}x** at **{om['peak_rss_mb'] / tm['peak_rss_mb']:.2f}** of its "
                 f"peak memory; against transformers' plain step **{t['seconds'] / om['seconds']:.2f}x** at "
