@@ -47,6 +47,7 @@ from .adapter_finetune import (
     prepare_adapter_model,
     save_adapter_outputs,
 )
+from .allocator import set_mmap_threshold
 from .ctc_data import (
     DataCollatorCTCWithPadding,
     drop_unalignable,
@@ -313,6 +314,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: CTC
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
     )
     check_adapter_arguments(model_args, training_args)
+    logger.info(set_mmap_threshold(training_args.malloc_mmap_threshold_kb))  # before the data and the model exist
     push_to_hub = hub_pusher() if training_args.push_to_hub else None
     training_args.push_to_hub = False  # the Trainer's own uploading is replaced by hf_wav2vec2.hub
     set_seed(training_args.seed)

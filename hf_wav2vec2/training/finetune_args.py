@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from .allocator import check_mmap_threshold
 from .ctc_data import DEFAULT_MAX_BAD_AUDIO_FRACTION, load_labeled_dataset, load_labeled_folder
 from .vocab import TextNormalization
 
@@ -298,6 +299,16 @@ class CTCTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Batch utterances of similar length (train_sampling_strategy)."}
     )
     adam_beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (fairseq fine-tuning: 0.98)."})
+    # off by default: on a BASE step (4 x 5 s, frozen conv stack) 1 MiB took the peak RSS from 1.85 to 1.41 GB but
+    # cost 0-20 % in time (benchmarks/results/performance_cpu.md, session 19)
+    malloc_mmap_threshold_kb: int = field(
+        default=0,
+        metadata={
+            "help": "glibc serves blocks of this many KiB and more with mmap and returns them on free (1024: a "
+            "BASE step's peak RSS 1.85 -> 1.41 GB, 0-20 % slower); 0 keeps glibc's dynamic threshold, "
+            "MALLOC_MMAP_THRESHOLD_ in the environment wins (hf_wav2vec2.training.allocator)."
+        },
+    )
     length_column_name: str = field(default="input_length", metadata={"help": "Column of utterance lengths."})
     # The collator picks the columns it needs; removing the others would also remove input_length, which the
     # length-grouped sampler reads after the removal.
@@ -323,6 +334,7 @@ class CTCTrainingArguments(TrainingArguments):
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         parse_phase_ratios(self.tri_stage_ratios)  # fail at parse time, not after featurizing
+        check_mmap_threshold(self.malloc_mmap_threshold_kb)
 
     def _resolve_scheduler(self):
         """tri_stage unless Trainer's scheduler is asked for; both at once is an error, not a silent choice."""

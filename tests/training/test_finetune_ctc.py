@@ -22,6 +22,7 @@ from test_training_ctc_data import TorchcodecBlocker
 
 from hf_wav2vec2 import HfWav2Vec2ForCTC, HfWav2Vec2ForPreTraining
 from hf_wav2vec2.processing_hf_wav2vec2 import HfWav2Vec2Processor
+from hf_wav2vec2.training import finetune as finetune_module
 from hf_wav2vec2.training.finetune import (
     DataArguments,
     FreezeFinetuneCallback,
@@ -217,6 +218,17 @@ class TestArguments:
         *_, training_args = parse_args(["--output_dir", str(tmp_path), "--group_by_length"])
         assert training_args.train_sampling_strategy == "group_by_length"
 
+    def test_mmap_threshold_is_off_by_default_and_checked_at_parse_time(self, tmp_path):
+        *_, args = parse_args(["--output_dir", str(tmp_path)])
+        assert args.malloc_mmap_threshold_kb == 0  # glibc's own: fine-tuning pays time for the memory it saves
+        *_, args = parse_args(["--output_dir", str(tmp_path), "--malloc_mmap_threshold_kb", "1024"])
+        assert args.malloc_mmap_threshold_kb == 1024
+        with pytest.raises(ValueError) as error:
+            parse_args(["--output_dir", str(tmp_path), "--malloc_mmap_threshold_kb", "40000"])
+        message = str(error.value)
+        assert "--malloc_mmap_threshold_kb must be an integer from 0" in message and "40000" in message
+        assert "\n" not in message
+
     def test_bad_schedule_rejected_at_parse_time(self, tmp_path):
         with pytest.raises(ValueError):
             parse_args(["--output_dir", str(tmp_path), "--tri_stage_ratios", "0.5,0.5,0.5"])
@@ -334,10 +346,17 @@ def test_finetuning_lowers_the_loss(tone_corpus, pretrained_dir, tmp_path, capsy
     assert printed.count("REF: ") == 2 and printed.count("HYP: ") == 2
 
 
-def test_from_scratch_runs_and_reports_on_training_data(tone_corpus, tmp_path, capsys):
+def test_from_scratch_runs_and_reports_on_training_data(tone_corpus, tmp_path, capsys, monkeypatch):
     config_dir = tmp_path / "config"
     tiny_config().save_pretrained(config_dir)
     output_dir = tmp_path / "scratch"
+    calls = []  # recorded, not applied: glibc's threshold would stay changed for the rest of the test session
+
+    def recording(kb):
+        calls.append((kb, (output_dir / "vocab.json").exists()))
+        return f"malloc: {kb} KiB (test)"
+
+    monkeypatch.setattr(finetune_module, "set_mmap_threshold", recording)
     metrics = main(
         [
             "--from_scratch",
@@ -347,9 +366,13 @@ def test_from_scratch_runs_and_reports_on_training_data(tone_corpus, tmp_path, c
             str(tone_corpus),
             "--max_train_samples",
             "8",
+            "--malloc_mmap_threshold_kb",
+            "1024",
             *common_args(output_dir, 2),
         ]
     )
+    # once, before the vocabulary (and so the data and the model) exists
+    assert calls == [(1024, False)] and (output_dir / "vocab.json").exists()
     assert "train_eval_wer" in metrics and "train_eval_cer" in metrics  # no evaluation data given
     assert "training set (no evaluation data given)" in capsys.readouterr().out
     assert HfWav2Vec2ForCTC.from_pretrained(output_dir).config.hidden_size == 32
