@@ -299,13 +299,10 @@ INT8_CONV_STACK = "ONNX Runtime int8, conv stack too"
 
 def pretrain_worker(root: Path, impl: str, batch: int, seconds: float, steps: int) -> dict:
     """In a subprocess: ForPreTraining steps; the process's peak RSS is that package's."""
-    from hf_wav2vec2.training.allocator import environment_setting, set_mmap_threshold
+    from hf_wav2vec2.training.allocator import set_mmap_threshold
 
-    if impl.endswith(MMAP):  # before anything large is allocated, as the pretrain CLI does
-        allocator = set_mmap_threshold(1024)
-    else:
-        variable = environment_setting()
-        allocator = f"malloc: the mmap threshold {variable} sets" if variable else "malloc: glibc's dynamic threshold"
+    # before anything large is allocated, as the pretrain CLI does; 0 leaves glibc's dynamic threshold
+    allocator = set_mmap_threshold(1024 if impl.endswith(MMAP) else 0)
     import hf_wav2vec2
     from hf_wav2vec2.training.pretrain import enable_activation_checkpointing
 

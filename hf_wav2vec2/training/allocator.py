@@ -49,11 +49,11 @@ def set_mmap_threshold(kb: int) -> str:
     a C library other than glibc change nothing.
     """
     check_mmap_threshold(kb)
-    if kb == 0:
-        return "malloc: glibc's dynamic mmap threshold (--malloc_mmap_threshold_kb 0)"
-    variable = environment_setting()
+    variable = environment_setting()  # first: under the user's setting, even 0 does not mean glibc's dynamic threshold
     if variable:
         return f"malloc: the mmap threshold {variable} sets is kept"
+    if kb == 0:
+        return "malloc: glibc's dynamic mmap threshold (--malloc_mmap_threshold_kb 0)"
     if platform.libc_ver()[0] != "glibc":
         return "malloc: not glibc, the allocator is left as it is"
     libc = ctypes.CDLL(None)  # the C library this Python already runs on

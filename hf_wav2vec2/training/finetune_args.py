@@ -47,6 +47,21 @@ def config_name_field(more_help: str = ""):
     return field(default=None, metadata={"help": f"{text} {more_help}" if more_help else text})
 
 
+def mmap_threshold_field():
+    """``--malloc_mmap_threshold_kb`` of both fine-tuning scripts (checked by :func:`~.allocator.check_mmap_threshold`
+    in ``__post_init__``, applied by ``run`` before the data and the model exist)."""
+    # off by default: on a BASE CTC step (4 x 5 s, frozen conv stack) 1 MiB took the peak RSS from 1.85 to 1.41 GB
+    # but cost 0-20 % in time (benchmarks/results/performance_cpu.md, session 19)
+    return field(
+        default=0,
+        metadata={
+            "help": "glibc serves blocks of this many KiB and more with mmap and returns them on free (1024: a "
+            "BASE step's peak RSS 1.85 -> 1.41 GB, 0-20 %% slower); 0 keeps glibc's dynamic threshold, "
+            "MALLOC_MMAP_THRESHOLD_ in the environment wins (hf_wav2vec2.training.allocator)."
+        },
+    )
+
+
 @dataclass
 class StartingModelArguments:
     """The model fine-tuning starts from: a pre-trained checkpoint, or a fresh one from a preset or a config (the
@@ -299,16 +314,7 @@ class CTCTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Batch utterances of similar length (train_sampling_strategy)."}
     )
     adam_beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (fairseq fine-tuning: 0.98)."})
-    # off by default: on a BASE step (4 x 5 s, frozen conv stack) 1 MiB took the peak RSS from 1.85 to 1.41 GB but
-    # cost 0-20 % in time (benchmarks/results/performance_cpu.md, session 19)
-    malloc_mmap_threshold_kb: int = field(
-        default=0,
-        metadata={
-            "help": "glibc serves blocks of this many KiB and more with mmap and returns them on free (1024: a "
-            "BASE step's peak RSS 1.85 -> 1.41 GB, 0-20 % slower); 0 keeps glibc's dynamic threshold, "
-            "MALLOC_MMAP_THRESHOLD_ in the environment wins (hf_wav2vec2.training.allocator)."
-        },
-    )
+    malloc_mmap_threshold_kb: int = mmap_threshold_field()
     length_column_name: str = field(default="input_length", metadata={"help": "Column of utterance lengths."})
     # The collator picks the columns it needs; removing the others would also remove input_length, which the
     # length-grouped sampler reads after the removal.

@@ -38,6 +38,7 @@ from ..configuration_hf_wav2vec2 import HfWav2Vec2Config
 from ..feature_extraction_hf_wav2vec2 import HfWav2Vec2FeatureExtractor
 from ..modeling_hf_wav2vec2_classification import HfWav2Vec2ForSequenceClassification
 from ..pipeline_audio_classification import save_classification_pipeline_code
+from .allocator import check_mmap_threshold, set_mmap_threshold
 from .ctc_data import AUDIO, TEXT, decode_audio
 from .finetune_args import (
     LabeledDataArguments,
@@ -45,6 +46,7 @@ from .finetune_args import (
     config_name_field,
     feature_encoder_frozen,
     load_raw_splits,
+    mmap_threshold_field,
     parse_training_args,
     preset_field,
 )
@@ -112,6 +114,11 @@ class ClassificationTrainingArguments(TrainingArguments):
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Linear warm-up: updates, or a fraction of them when below 1."}
     )
+    malloc_mmap_threshold_kb: int = mmap_threshold_field()
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_mmap_threshold(self.malloc_mmap_threshold_kb)  # a usage error at parse time, not after featurizing
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -324,6 +331,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Cla
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
     )
+    logger.info(set_mmap_threshold(training_args.malloc_mmap_threshold_kb))  # before the data and the model exist
     set_seed(training_args.seed)
     raw_train, raw_eval = raw_datasets(data_args, model_args.cache_dir)
     id2label, label2id = label_mapping(raw_train[LABEL], None if raw_eval is None else raw_eval[LABEL])

@@ -381,6 +381,16 @@ def test_convert_and_push_are_wired(capsys):
         assert exit_info.value.code == 0 and expected in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [module.NAME for module in cli.COMMANDS])
+def test_every_help_page_renders(command, capsys):
+    # argparse %-formats each help text: a bare "%" prints the option's whole dict (or raises) instead of the text
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "usage:" in out
+    assert "option_strings" not in out and "%(" not in out
+
+
 def test_missing_modules_make_commands_unavailable_not_broken(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "hf_wav2vec2.convert", None)  # import fails
     assert cli.main(["convert", str(tmp_path), "b"]) == 1

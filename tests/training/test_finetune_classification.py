@@ -12,6 +12,7 @@ import transformers
 from conftest import NO_DROPOUT
 from transformers import pipeline
 
+import hf_wav2vec2.training.finetune_classification as classification_module
 from hf_wav2vec2 import HfWav2Vec2Config, HfWav2Vec2ForSequenceClassification
 from hf_wav2vec2.training.finetune_classification import (
     DataCollatorForAudioClassification,
@@ -21,6 +22,7 @@ from hf_wav2vec2.training.finetune_classification import (
     build_model,
     label_mapping,
     main,
+    parse_args,
 )
 
 # the real 7-layer conv geometry (20 ms frames) with few channels: a 0.4 s clip is 20 frames, so training is fast
@@ -64,10 +66,14 @@ def fast_config_dir(tmp_path):
     return tmp_path / "config"
 
 
-def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_path, fast_config_dir):
+def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_path, fast_config_dir, monkeypatch):
     train = write_folder(tmp_path / "train", per_label=6, seed=0)
     test = write_folder(tmp_path / "test", per_label=3, seed=1)
     out = tmp_path / "out"
+    calls = []  # recorded, not applied: glibc's threshold would stay changed for the rest of the test session
+    monkeypatch.setattr(
+        classification_module, "set_mmap_threshold", lambda kb: calls.append((kb, out.exists())) or "malloc: test"
+    )
     metrics = main(
         [
             "--from_scratch",
@@ -93,8 +99,11 @@ def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_pat
             "0",
             "--dataloader_pin_memory",
             "false",
+            "--malloc_mmap_threshold_kb",
+            "2048",
         ]
     )
+    assert calls == [(2048, False)]  # once, before anything was written
     assert metrics["eval_samples"] == 9 and metrics["train_samples"] == 18
     assert metrics["eval_accuracy"] >= 8 / 9, metrics  # chance is 1/3
     assert set(metrics["eval_accuracy_per_label"]) == set(TONES)
@@ -116,6 +125,13 @@ def test_finetune_learns_labelled_clips_and_saves_a_pipeline_ready_model(tmp_pat
     card_info = json.loads((out / "card_info.json").read_text())
     assert card_info["results"][0]["accuracy"] == round(100 * metrics["eval_accuracy"], 2)
     assert card_info["results"][0]["dataset_name"] == "test" and card_info["base_model"] is None
+
+
+def test_mmap_threshold_is_off_by_default_and_checked_at_parse_time(tmp_path):
+    *_, args = parse_args(["--output_dir", str(tmp_path)])
+    assert args.malloc_mmap_threshold_kb == 0  # glibc's own, as for CTC fine-tuning
+    with pytest.raises(ValueError, match=r"^--malloc_mmap_threshold_kb must be an integer from 0 .*40000$"):
+        parse_args(["--output_dir", str(tmp_path), "--malloc_mmap_threshold_kb", "40000"])
 
 
 def test_labels_and_their_errors(tmp_path):

@@ -71,6 +71,9 @@ def test_a_fixed_threshold_stops_glibc_moving_freed_blocks_onto_the_heap():
 def test_a_threshold_set_in_the_environment_is_kept():
     lines = _run("print(set_mmap_threshold(1024)); print(mmapped(2 << 20))", {"MALLOC_MMAP_THRESHOLD_": "8388608"})
     assert lines[0] == "malloc: the mmap threshold MALLOC_MMAP_THRESHOLD_ sets is kept" and lines[1] == "False"
+    # 0 under the user's setting is not glibc's dynamic threshold either: the description says whose it is
+    zero = _run("print(set_mmap_threshold(0)); print(mmapped(2 << 20))", {"MALLOC_MMAP_THRESHOLD_": "1048576"})
+    assert zero[0] == "malloc: the mmap threshold MALLOC_MMAP_THRESHOLD_ sets is kept" and zero[1] == "True"
 
 
 @pytest.mark.parametrize("bad", [-1, 32 * 1024 + 1, True, "1", 1.5])
