@@ -126,7 +126,7 @@ class FeatureEncoder(nn.Module):
         layers, x = self.conv_layers, input_values[:, None]
         frames = self._frame_products(input_values)
         if self._without_gradients(input_values):  # inference, or a frozen encoder in fine-tuning
-            if frames and self.channels_last is not True:
+            if frames and self.exact_gelu and self.channels_last is not True:  # it applies the GELU in place
                 return conv_stack_frames(layers, input_values)
             if onednn_wanted(self.channels_last):
                 x = layers[0].finish(first_conv_channels_last(input_values, layers[0].conv))

@@ -18,6 +18,7 @@ from hf_wav2vec2.convolution_hf_wav2vec2 import (
     conv_frames,
     conv_frames_input_grad,
     conv_frames_weight_grad,
+    first_conv_normed_frames,
 )
 from hf_wav2vec2.modules_hf_wav2vec2 import (
     Attention,
@@ -228,6 +229,27 @@ def test_channel_norm_and_its_backward_are_group_norms():
     torch.testing.assert_close(grad_bias, norm.bias.grad, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+def test_the_first_norm_folds_into_the_first_product(bias):
+    """Conv then a group norm of one group per channel, from the patches' statistics: each row its own."""
+    conv = torch.nn.Conv1d(1, 6, 10, stride=5, bias=bias).double()
+    norm = torch.nn.GroupNorm(6, 6).double()
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    # rows of different level and offset (one silent but for its offset): the statistics are per row
+    x = torch.randn(3, 4003, dtype=torch.float64) * torch.tensor([[1.0], [30.0], [0.0]]) + torch.tensor(
+        [[0.5], [-2.0], [1e-3]]
+    )
+    x[2, 100] = 1e-3 + 1e-4  # a nearly constant row: its variance is tiny, eps keeps it finite as group norm's
+    with torch.no_grad():
+        reference = norm(conv(x[:, None])).transpose(1, 2)  # (B, T, C)
+        folded = first_conv_normed_frames(x, conv, norm)
+    torch.testing.assert_close(folded, reference, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():  # float32: to float32 rounding of the outputs' scale
+        single = first_conv_normed_frames(x.float(), conv.float(), norm.float())
+    assert (single.double() - reference).abs().max() <= 1e-5 * reference.abs().max()
+
+
 def frame_products_step(encoder, x, weights, on, monkeypatch):
     monkeypatch.setattr(FeatureEncoder, "frame_products", on)
     encoder.zero_grad(set_to_none=True)
@@ -306,6 +328,19 @@ def test_frame_products_inference_equals_the_plain_conv_stack(variant, monkeypat
         calls = frame_product_calls(monkeypatch)
         ours = encoder(x)
     assert len(calls) == len(FOUR_LAYERS["conv_dim"]) - 1 and ours.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_frame_products_inference_keeps_an_activation_other_than_gelu(monkeypatch, onednn_convs):
+    # the products' path applies the exact GELU in place: any other activation takes the plain path
+    encoder = FeatureEncoder(tiny_config("base", feat_extract_activation="relu", **FOUR_LAYERS)).eval()
+    x = torch.randn(2, 1999)
+    monkeypatch.setattr(FeatureEncoder, "channels_last", False)
+    with torch.no_grad():
+        plain = encoder(x)
+        monkeypatch.setattr(FeatureEncoder, "frame_products", True)
+        ours = encoder(x)
+    assert (plain == 0).any()  # a ReLU's zeros: the activation really is the config's
     torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-6)
 
 
