@@ -25,6 +25,7 @@ from hf_wav2vec2.modules_hf_wav2vec2 import (
     DropoutAttention,
     EncoderLayer,
     FeatureEncoder,
+    FeedForward,
     GroupedTimeConv,
     PositionalConvEmbedding,
 )
@@ -342,6 +343,30 @@ def test_frame_products_inference_keeps_an_activation_other_than_gelu(monkeypatc
         ours = encoder(x)
     assert (plain == 0).any()  # a ReLU's zeros: the activation really is the config's
     torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- the feed-forward
+
+
+def test_the_feed_forward_runs_in_chunks_of_rows_only_without_gradients(monkeypatch):
+    feed_forward = FeedForward(tiny_config()).eval()
+    calls = []
+    feed_forward.intermediate_dense.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    monkeypatch.setattr(FeedForward, "chunk_rows", 7)
+    x = torch.randn(3, 11, feed_forward.intermediate_dense.in_features)  # 33 positions: 4 chunks of 7, one of 5
+    with torch.no_grad():
+        chunked = feed_forward(x)
+    assert calls == [7, 7, 7, 7, 5]
+    calls.clear()
+    whole = feed_forward(x)  # with gradients: one product over the batch, which autograd keeps for backward
+    assert calls == [3] and whole.requires_grad
+    torch.testing.assert_close(chunked, whole.detach(), rtol=1e-6, atol=1e-6)
+    calls.clear()
+    with torch.no_grad():
+        feed_forward(x[:, :2])  # 6 positions: one chunk's worth, the plain call
+        monkeypatch.setattr(FeedForward, "chunk_rows", None)
+        feed_forward(x)
+    assert calls == [3, 3]
 
 
 # ------------------------------------------------------------------------------------------- the attention core
