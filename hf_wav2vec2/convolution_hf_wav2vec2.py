@@ -155,7 +155,8 @@ def conv_stack_frames(layers, x):  # (B, L) -> (B, C, T) over (B, T, C) memory, 
         y = ActivationThenConv.finish(first, first_conv_frames(x, first.conv), True, in_place=True)
     for layer in layers[1:]:
         conv = layer.conv
-        y = ActivationThenConv.finish(layer, conv_frames(y, conv.weight, conv.bias, conv.stride[0]), True, True)
+        y = conv_frames(y, conv.weight, conv.bias, conv.stride[0])
+        y = ActivationThenConv.finish(layer, y, True, in_place=True)
     return y.transpose(1, 2)
 
 

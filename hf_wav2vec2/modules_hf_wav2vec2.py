@@ -419,7 +419,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x):  # (B, T, D) -> (B, T, D)
         rows = self.chunk_rows
-        if rows is None or torch.is_grad_enabled() or not eager_cpu_float32(x) or x[..., 0].numel() <= rows:
+        if rows is None or torch.is_grad_enabled() or not eager_cpu_float32(x) or x.shape[:-1].numel() <= rows:
             return self._rows(x)
         flat = x.reshape(-1, x.shape[-1])  # (B T, D)
         out = torch.empty_like(flat)

@@ -18,7 +18,7 @@ import ctypes
 import os
 import platform
 
-#: ``hf-wav2vec2 pretrain``'s default (``--malloc_mmap_threshold_kb``; ``finetune``'s is 0, glibc's dynamic threshold)
+#: ``hf-wav2vec2 pretrain``'s default (``--malloc_mmap_threshold_kb``); the fine-tuning commands' is 0, glibc's own
 DEFAULT_MMAP_THRESHOLD_KB = 1024
 #: glibc refuses thresholds above its DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB on 64-bit systems
 MAX_MMAP_THRESHOLD_KB = 32 * 1024

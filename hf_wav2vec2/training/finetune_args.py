@@ -56,7 +56,7 @@ def mmap_threshold_field():
         default=0,
         metadata={
             "help": "glibc serves blocks of this many KiB and more with mmap and returns them on free (1024: a "
-            "BASE step's peak RSS 1.85 -> 1.41 GB, 0-20 %% slower); 0 keeps glibc's dynamic threshold, "
+            "BASE CTC step's peak RSS 1.85 -> 1.41 GB, 0-20 %% slower); 0 keeps glibc's dynamic threshold, "
             "MALLOC_MMAP_THRESHOLD_ in the environment wins (hf_wav2vec2.training.allocator)."
         },
     )
